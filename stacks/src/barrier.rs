@@ -1,0 +1,332 @@
+//! Stack barriers: install, hit, unwind, re-scan bound, removal (Go's `mstkbar.go`).
+//!
+//! Stack barriers let mark termination re-scan only the part of a goroutine's stack that may have
+//! changed since its concurrent scan. While scanning a stack concurrently, the marker overwrites
+//! selected return-PC slots with the PC of the `stackBarrier` trampoline and records each
+//! `(slot, original PC)` in the goroutine's stkbar array. A frame that later returns through such a
+//! slot "returns" into the trampoline, which records the hit (`stkbar_pos += 1`) and continues at the
+//! original PC. At mark termination, every frame above the lowest barrier not yet hit has not been
+//! returned into since the scan, so the re-scan stops at the frame holding that barrier's slot.
+//!
+//! Placement. The first barrier goes on the first frame whose return-PC slot lies at least
+//! `first_offset` bytes above the SP at scan time, the next on the first frame at least twice that
+//! far, and so on (`first_offset·2^n`), so the stkbar array grows logarithmically with the stack and
+//! is carved from the top of the stack allocation (see `stack`). `first_offset = 0` puts a barrier on
+//! every frame (Go's debugging mode) and mode `Off` installs none. The outermost frame (whose return
+//! PC is `goexit`) never gets one, and installation stops when the array is full.
+//!
+//! Correctness (the invariant the re-scan relies on). After a concurrent scan a stack changes in
+//! three ways. (1) The running frame writes its own slots without a write barrier: it is below the
+//! lowest un-hit barrier, since reaching a frame means returning into it or calling it, and the re-scan
+//! covers everything from the SP up to and including the frame holding that barrier. (2) Writes
+//! through up-pointers into outer frames: they carry write barriers. (3) The runtime's bulk writes into
+//! the stack (a channel receive into `&local`) and multi-frame unwinds (panic): both call
+//! [`GStack::unwind_barriers`] first, which restores and counts as hit every barrier below the
+//! destination, so the re-scan bound moves above it. Let `sp0` be the SP at the scan, `x` the highest
+//! return-PC slot returned through since, relative to `sp0`, and `size` the frame holding the lowest
+//! un-hit barrier. The re-scan then covers at most `max(2x, first_offset) + size` bytes above `sp0`:
+//! barrier `k` sits on the first frame whose slot is at least `first_offset·2^k` up, having hit
+//! barrier `k-1` means `x ≥ first_offset·2^(k-1)`, and the frame holding barrier `k` starts no higher
+//! than `max(first_offset·2^k, x + 8)`. That is Go's "at most twice as much stack as necessary", plus
+//! the frame granularity Go's comment leaves out.
+//!
+//! Gotchas. Everything that reads return PCs must understand barriers: the unwinder translates the
+//! barrier PC back through the stkbar array, and `copystack` migrates the array, adjusting each
+//! `saved_lr_ptr` by the move (Go's `adjuststkbar`).
+//!
+//! Synchronization. Installing, removing and unwinding barriers hold the goroutine's stack-barrier
+//! lock, which a profiler only tries; the hit handler takes no lock, since it runs on every return
+//! through a barrier, and the unwinder repairs a traceback that starts inside the trampoline.
+//!
+//! Counting. Every barrier installed ends exactly one way — hit by a return, passed by an unwind, or
+//! removed — so `installed = hit + unwound + removed` once a stack has no barriers left.
+
+use std::fmt;
+
+use crate::addr::{Addr, Pc, WORD};
+use crate::code::Program;
+use crate::error::StackError;
+use crate::stack::{GStack, Stkbar, max_stack_barriers};
+use crate::unwind::Frame;
+
+/// Whether and where the concurrent scan installs stack barriers.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum StackBarrierMode {
+    /// No stack barriers, and no stkbar array reserved (Go's `gcstackbarrieroff`, with the array
+    /// not carved either, so the configuration costs nothing).
+    Off,
+    /// Barriers at `first_offset·2^n` bytes above the scan-time SP; `first_offset = 0` means every
+    /// frame (Go's `gcstackbarrierall`).
+    On {
+        /// Go's `firstStackBarrierOffset`.
+        first_offset: usize,
+    },
+}
+
+impl StackBarrierMode {
+    /// Go's setting: the first barrier 1 KiB above the SP.
+    pub const GO: StackBarrierMode = StackBarrierMode::On { first_offset: 1024 };
+    /// A barrier on every frame.
+    pub const EVERY_FRAME: StackBarrierMode = StackBarrierMode::On { first_offset: 0 };
+
+    /// Stkbar entries a stack of `stack_size` bytes reserves under this mode.
+    pub fn max_stack_barriers(self, stack_size: usize) -> usize {
+        match self {
+            StackBarrierMode::Off => 0,
+            StackBarrierMode::On { first_offset } => max_stack_barriers(stack_size, first_offset),
+        }
+    }
+
+    /// The first offset, if barriers are on.
+    pub fn first_offset(self) -> Option<usize> {
+        match self {
+            StackBarrierMode::Off => None,
+            StackBarrierMode::On { first_offset } => Some(first_offset),
+        }
+    }
+}
+
+impl fmt::Display for StackBarrierMode {
+    /// `off`, `all`, or the first offset in bytes.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.first_offset() {
+            None => f.write_str("off"),
+            Some(0) => f.write_str("all"),
+            Some(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// Barrier events on one stack. Each installed barrier ends as exactly one of hit, unwound, removed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct StkbarCounters {
+    /// Barriers installed by scans.
+    pub installed: u64,
+    /// Barriers hit by a return through the trampoline.
+    pub hit: u64,
+    /// Barriers passed by a multi-frame unwind or a runtime bulk write (Go's `gcUnwindBarriers`).
+    pub unwound: u64,
+    /// Barriers removed un-hit (end of a cycle, or stale ones before a new scan).
+    pub removed: u64,
+}
+
+impl StkbarCounters {
+    /// Adds another set of counters.
+    pub fn add(&mut self, o: &StkbarCounters) {
+        self.installed += o.installed;
+        self.hit += o.hit;
+        self.unwound += o.unwound;
+        self.removed += o.removed;
+    }
+}
+
+/// Decides, frame by frame from the innermost, which return-PC slots get a barrier.
+#[derive(Debug)]
+pub(crate) struct BarrierPlacement {
+    /// Barriers go at or above this address; `None` once no more can be placed.
+    next_barrier: Option<u64>,
+    sp0: Addr,
+    offset: usize,
+    goexit_ret: Pc,
+    room: usize,
+}
+
+impl BarrierPlacement {
+    /// Placement for a scan of a stack whose SP is `sp0`, with `room` free stkbar entries.
+    pub(crate) fn new(mode: StackBarrierMode, sp0: Addr, room: usize, prog: &Program) -> Self {
+        let (next_barrier, offset) = match mode {
+            StackBarrierMode::Off => (None, 0),
+            StackBarrierMode::On { first_offset } => {
+                (sp0.0.checked_add(first_offset as u64), first_offset)
+            }
+        };
+        BarrierPlacement {
+            next_barrier,
+            sp0,
+            offset,
+            goexit_ret: prog.goexit_return_pc(),
+            room,
+        }
+    }
+
+    /// Whether `frame`'s return-PC slot gets a barrier; advances to the next offset if so.
+    #[inline]
+    pub(crate) fn wants(&mut self, frame: &Frame) -> bool {
+        let Some(next) = self.next_barrier else {
+            return false;
+        };
+        if self.room == 0 || frame.lr == self.goexit_ret || frame.lr_slot().0 < next {
+            return false;
+        }
+        self.room -= 1;
+        self.offset = self.offset.saturating_mul(2);
+        self.next_barrier = self.sp0.0.checked_add(self.offset as u64);
+        true
+    }
+}
+
+impl GStack {
+    /// Barriers recorded, low to high (hit ones first).
+    pub fn stkbar(&self) -> impl ExactSizeIterator<Item = Stkbar> + '_ {
+        (0..self.stkbar_len).map(|i| self.stack.stkbar(i))
+    }
+
+    /// Number of barriers recorded.
+    pub fn stkbar_len(&self) -> usize {
+        self.stkbar_len
+    }
+
+    /// Index of the lowest barrier not yet hit.
+    pub fn stkbar_pos(&self) -> usize {
+        self.stkbar_pos
+    }
+
+    /// Barrier events since the last [`GStack::take_counters`].
+    pub fn counters(&self) -> StkbarCounters {
+        self.counters
+    }
+
+    /// Returns the barrier counters and zeroes them (the collector folds them into cycle stats).
+    pub fn take_counters(&mut self) -> StkbarCounters {
+        std::mem::take(&mut self.counters)
+    }
+
+    /// The re-scan bound: the return-PC slot of the lowest barrier not yet hit. A mark-termination
+    /// re-scan walks frames up to and including the one holding this slot. `None` when every barrier
+    /// was hit or there were none: the whole stack must be re-scanned.
+    pub fn rescan_limit(&self) -> Option<Addr> {
+        (self.stkbar_pos < self.stkbar_len).then(|| self.stack.stkbar(self.stkbar_pos).saved_lr_ptr)
+    }
+
+    /// Installs a barrier over the return-PC slot at `slot` (Go's `gcInstallStackBarrier`): records
+    /// the slot and its PC, writes the trampoline's PC. Barriers must be installed from low to high
+    /// addresses; the caller holds the stack-barrier lock and has checked there is room.
+    pub(crate) fn install_stack_barrier(
+        &mut self,
+        prog: &Program,
+        slot: Addr,
+    ) -> Result<(), StackError> {
+        let saved = self.read(slot)?;
+        debug_assert!(self.stkbar_len < self.stack.stkbar_cap());
+        self.stack.set_stkbar(
+            self.stkbar_len,
+            Stkbar {
+                saved_lr_ptr: slot,
+                saved_lr_val: Pc(saved),
+            },
+        );
+        self.stkbar_len += 1;
+        self.write(slot, prog.stack_barrier_pc().0)?;
+        self.counters.installed += 1;
+        Ok(())
+    }
+
+    /// Removes every barrier not yet hit, restoring the original return PCs, and empties the stkbar
+    /// array (Go's `gcRemoveStackBarriers`). The live stack is then byte-identical to one that never
+    /// had barriers. Returns how many were removed.
+    pub fn remove_stack_barriers(&mut self, prog: &Program) -> Result<usize, StackError> {
+        self.with_stack_lock(|gs| gs.remove_stack_barriers_locked(prog))
+    }
+
+    /// [`GStack::remove_stack_barriers`] for a caller that already holds the stack-barrier lock.
+    pub(crate) fn remove_stack_barriers_locked(
+        &mut self,
+        prog: &Program,
+    ) -> Result<usize, StackError> {
+        let n = self.stkbar_len - self.stkbar_pos;
+        for i in self.stkbar_pos..self.stkbar_len {
+            self.remove_stack_barrier(prog, i)?;
+        }
+        self.counters.removed += n as u64;
+        self.stkbar_pos = 0;
+        self.stkbar_len = 0;
+        Ok(n)
+    }
+
+    /// Restores barrier `i`'s return PC (Go's `gcRemoveStackBarrier`); the slot must still hold the
+    /// trampoline's PC.
+    fn remove_stack_barrier(&mut self, prog: &Program, i: usize) -> Result<(), StackError> {
+        let bar = self.stack.stkbar(i);
+        let found = self.stack.read(bar.saved_lr_ptr);
+        if found != Some(prog.stack_barrier_pc().0) {
+            let found = found.map_or("an address outside the stack".into(), |v| format!("{v:#x}"));
+            return Err(self.barrier_lost(format!(
+                "at *{} expected stack barrier PC {}, found {found}",
+                bar.saved_lr_ptr,
+                prog.stack_barrier_pc()
+            )));
+        }
+        self.stack.write(bar.saved_lr_ptr, bar.saved_lr_val.0);
+        Ok(())
+    }
+
+    /// Marks every barrier whose slot lies below `sp` as hit and restores its return PC (Go's
+    /// `gcUnwindBarriers`). Called before a multi-frame unwind to `sp`, and before the runtime
+    /// writes into the stack at `sp` without a pointer bitmap, so the re-scan covers what changes.
+    /// Returns how many barriers were passed.
+    pub fn unwind_barriers(&mut self, prog: &Program, sp: Addr) -> Result<usize, StackError> {
+        self.with_stack_lock(|gs| {
+            let before = gs.stkbar_pos;
+            while gs.stkbar_pos < gs.stkbar_len && gs.stack.stkbar(gs.stkbar_pos).saved_lr_ptr < sp
+            {
+                gs.remove_stack_barrier(prog, gs.stkbar_pos)?;
+                gs.stkbar_pos += 1;
+                gs.counters.unwound += 1;
+            }
+            Ok(gs.stkbar_pos - before)
+        })
+    }
+
+    /// The trampoline (Go's `stackBarrier`): a return has just popped a frame and landed on the
+    /// barrier PC with the SP at `sp`. Checks that `stkbar[stkbar_pos]` names the slot just popped
+    /// (`saved_lr_ptr + 8 == sp`), records the hit and returns the PC to continue at. Takes no lock.
+    #[inline]
+    pub fn stack_barrier_hit(&mut self, sp: Addr) -> Result<Pc, StackError> {
+        if self.stkbar_pos < self.stkbar_len {
+            let bar = self.stack.stkbar(self.stkbar_pos);
+            if bar.saved_lr_ptr.add(WORD) == sp {
+                self.stkbar_pos += 1;
+                self.counters.hit += 1;
+                return Ok(bar.saved_lr_val);
+            }
+        }
+        Err(self.barrier_lost(format!(
+            "a return to the stack barrier at sp={sp} does not match stkbar[{}]",
+            self.stkbar_pos
+        )))
+    }
+
+    /// The stkbar array in Go's `gcPrintStkbars` notation: `[*slot=pc …]`, `@@@ ` before the lowest
+    /// un-hit barrier, and `==> ` before entry `marker` if given.
+    pub fn stkbars_string(&self, marker: Option<usize>) -> String {
+        let mut s = String::from("[");
+        for (i, b) in self.stkbar().enumerate() {
+            if i > 0 {
+                s.push(' ');
+            }
+            if i == self.stkbar_pos {
+                s.push_str("@@@ ");
+            }
+            if Some(i) == marker {
+                s.push_str("==> ");
+            }
+            s.push_str(&format!("*{}={}", b.saved_lr_ptr, b.saved_lr_val));
+        }
+        if self.stkbar_pos == self.stkbar_len {
+            s.push_str(" @@@");
+        }
+        if marker == Some(self.stkbar_len) {
+            s.push_str(" ==>");
+        }
+        s.push(']');
+        s
+    }
+
+    pub(crate) fn barrier_lost(&self, detail: String) -> StackError {
+        StackError::StackBarrierLost {
+            stack: self.id(),
+            detail,
+            stkbars: self.stkbars_string(None),
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! The simulated calling convention: call, return, local slots, multi-frame unwind, runtime bulk
+//! writes.
+//!
+//! Invariant: between operations a goroutine stack is a well-formed chain of frames from `sp` to
+//! `hi` (what `gentraceback` walks), and every way these operations change it keeps the stack-barrier
+//! invariant of `barrier`: a frame changes only when it is the running frame (calls, returns and
+//! local stores happen at the bottom), through an up-pointer store (the caller runs the write
+//! barrier), or by a multi-frame unwind or a runtime bulk write, which unwind the barriers below
+//! their target first.
+//!
+//! * `call` (amd64 shape): the callee's frame is pushed below the SP; its top word gets the return PC
+//!   of the caller's call site; its other words are zeroed (Go's compiler zeroes pointer slots before
+//!   a safe point can see them). A call that does not fit reports [`Call::MoreStack`], and the caller
+//!   grows the stack with `newstack` (copystack) and calls again — Go's `morestack` path.
+//! * `ret`: pops the running frame and continues at the return PC in its top word; if that is the
+//!   `stackBarrier` PC, the trampoline runs ([`GStack::stack_barrier_hit`]) and supplies the real
+//!   PC. Returning to `goexit + 1` ends the goroutine.
+//! * `unwind_frames`: a panic unwinding several frames at once. The frames vanish without returning,
+//!   so the barriers on them are first marked hit (`gcUnwindBarriers`).
+//! * `runtime_bulk_write`: the runtime copying words into an outer frame without a pointer bitmap
+//!   (a channel receive into `&local` through `typedmemmove`); barriers below the destination are
+//!   unwound first so the re-scan covers it.
+
+use crate::addr::{Addr, WORD};
+use crate::code::{Func, FuncId, FuncKind, Program};
+use crate::error::StackError;
+use crate::stack::{GStack, Gobuf};
+
+/// The outcome of a call.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[must_use]
+pub enum Call {
+    /// The callee's frame was pushed and the callee is running.
+    Pushed,
+    /// The frame does not fit: the stack must grow by at least `needed` bytes below the SP
+    /// (`newstack`), then the call is repeated.
+    MoreStack {
+        /// Bytes the callee's frame needs below the SP.
+        needed: usize,
+    },
+}
+
+/// The outcome of a return.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Ret {
+    /// Execution continues in the caller.
+    Returned {
+        /// Whether the return went through a stack barrier.
+        hit_barrier: bool,
+    },
+    /// The outermost frame returned to `goexit`: the goroutine is finished.
+    Exited,
+}
+
+impl GStack {
+    /// The running function, or `None` when the stack has no frames.
+    #[inline]
+    pub fn current_func(&self, prog: &Program) -> Result<Option<FuncId>, StackError> {
+        if self.is_empty() {
+            return Ok(None);
+        }
+        let id = self.running_func(prog)?;
+        Ok(Some(id))
+    }
+
+    fn running_func(&self, prog: &Program) -> Result<FuncId, StackError> {
+        let Gobuf { pc, sp } = self.sched;
+        let id = prog.findfunc(pc).ok_or(StackError::UnknownPc {
+            stack: self.id(),
+            frame: 0,
+            sp,
+            pc,
+        })?;
+        let f = prog.func(id);
+        if f.kind != FuncKind::User {
+            return Err(StackError::FramelessPc {
+                stack: self.id(),
+                frame: 0,
+                sp,
+                pc,
+                func: f.name.clone(),
+            });
+        }
+        Ok(id)
+    }
+
+    fn frame_op_error(&self, what: impl Into<String>) -> StackError {
+        StackError::BadFrameOp {
+            stack: self.id(),
+            what: what.into(),
+        }
+    }
+
+    /// Calls `callee` from call site `site` of the running function (or as the outermost frame of an
+    /// empty stack).
+    pub fn call(&mut self, prog: &Program, callee: FuncId, site: u32) -> Result<Call, StackError> {
+        let ret_pc = if self.is_empty() {
+            prog.goexit_return_pc()
+        } else {
+            prog.func(self.running_func(prog)?).return_pc(site)
+        };
+        let f = prog.func(callee);
+        if f.kind != FuncKind::User {
+            return Err(self.frame_op_error(format!("cannot call runtime function {}", f.name)));
+        }
+        let sp = self.sched.sp;
+        let room = sp.offset_from(self.stack.lo());
+        if room < f.frame_size {
+            return Ok(Call::MoreStack {
+                needed: f.frame_size,
+            });
+        }
+        let new_sp = sp.sub(f.frame_size);
+        let frame = self
+            .stack
+            .words_mut(new_sp, sp)
+            .expect("the frame fits below sp");
+        let (lr, locals) = frame
+            .split_last_mut()
+            .expect("frames have at least two words");
+        locals.fill(0);
+        *lr = ret_pc.0;
+        self.sched = Gobuf {
+            pc: f.entry,
+            sp: new_sp,
+        };
+        Ok(Call::Pushed)
+    }
+
+    /// Returns from the running frame, through the stack-barrier trampoline if its return PC was
+    /// replaced.
+    #[inline]
+    pub fn ret(&mut self, prog: &Program) -> Result<Ret, StackError> {
+        if self.is_empty() {
+            return Err(self.frame_op_error("return from a goroutine with no frames"));
+        }
+        let f = prog.func(self.running_func(prog)?);
+        let fp = self.sched.sp.add(f.frame_size);
+        let slot = fp.sub(WORD);
+        let raw = self
+            .stack
+            .read(slot)
+            .ok_or_else(|| self.bad_address(slot))?;
+        let hit_barrier = raw == prog.stack_barrier_pc().0;
+        let pc = if hit_barrier {
+            self.stack_barrier_hit(fp)?
+        } else {
+            crate::addr::Pc(raw)
+        };
+        self.sched = Gobuf { pc, sp: fp };
+        if pc == prog.goexit_return_pc() {
+            if fp != self.stack.hi() {
+                return Err(self
+                    .frame_op_error(format!("return to goexit at sp={fp}, below the stack top")));
+            }
+            return Ok(Ret::Exited);
+        }
+        Ok(Ret::Returned { hit_barrier })
+    }
+
+    /// The address of word `slot` of the running frame; the top word (the return PC) is not a local.
+    pub fn local_addr(&self, prog: &Program, slot: usize) -> Result<Addr, StackError> {
+        if self.is_empty() {
+            return Err(self.frame_op_error("no running frame"));
+        }
+        let f: &Func = prog.func(self.running_func(prog)?);
+        if slot >= f.lr_word() {
+            return Err(StackError::BadLocal {
+                stack: self.id(),
+                func: f.name.clone(),
+                sp: self.sched.sp,
+                slot,
+                words: f.frame_words(),
+            });
+        }
+        Ok(self.sched.sp.add(slot * WORD))
+    }
+
+    /// Reads word `slot` of the running frame.
+    pub fn read_local(&self, prog: &Program, slot: usize) -> Result<u64, StackError> {
+        self.read(self.local_addr(prog, slot)?)
+    }
+
+    /// Writes word `slot` of the running frame: a store to the frame's own local, which has no
+    /// write barrier (the whole reason stacks must be re-scanned).
+    pub fn write_local(
+        &mut self,
+        prog: &Program,
+        slot: usize,
+        value: u64,
+    ) -> Result<(), StackError> {
+        let addr = self.local_addr(prog, slot)?;
+        self.write(addr, value)
+    }
+
+    /// Pops `n` frames at once, as a panic recovered `n` frames up does, leaving frame `n` running at
+    /// its call site. Barriers on the popped frames are marked hit first. `n` must leave at least one
+    /// frame. Returns the number of barriers passed.
+    pub fn unwind_frames(&mut self, prog: &Program, n: usize) -> Result<usize, StackError> {
+        if n == 0 {
+            return Ok(0);
+        }
+        let mut last = None;
+        for frame in self.frames(prog).take(n) {
+            last = Some(frame?);
+        }
+        let last =
+            last.ok_or_else(|| self.frame_op_error("unwind on a goroutine with no frames"))?;
+        if last.index + 1 < n || last.fp == self.stack.hi() {
+            return Err(self.frame_op_error(format!(
+                "cannot unwind {n} frames: only {} frames, and unwinding must leave one",
+                last.index + 1
+            )));
+        }
+        let passed = self.unwind_barriers(prog, last.fp)?;
+        self.sched = Gobuf {
+            pc: last.lr,
+            sp: last.fp,
+        };
+        Ok(passed)
+    }
+
+    /// The runtime writes `words` into the live stack at `dst` without a pointer bitmap (Go's
+    /// `typedmemmove` for a channel receive into `&local`). The destination must lie within the
+    /// locals of one frame. Barriers below `dst` are unwound first, so the frame holding `dst` lies
+    /// within the re-scan bound. Returns the number of barriers passed.
+    pub fn runtime_bulk_write(
+        &mut self,
+        prog: &Program,
+        dst: Addr,
+        words: &[u64],
+    ) -> Result<usize, StackError> {
+        let end = dst.add(words.len() * WORD);
+        let mut target = None;
+        for frame in self.frames(prog) {
+            let frame = frame?;
+            if frame.fp > dst {
+                target = Some(frame);
+                break;
+            }
+        }
+        match target {
+            Some(f) if dst >= f.sp && dst.is_word_aligned() && end <= f.lr_slot() => {}
+            _ => {
+                return Err(self.frame_op_error(format!(
+                    "bulk write to [{dst}, {end}) does not lie within one frame's locals"
+                )));
+            }
+        }
+        let passed = self.unwind_barriers(prog, dst)?;
+        self.stack
+            .words_mut(dst, end)
+            .expect("checked to lie in a frame")
+            .copy_from_slice(words);
+        Ok(passed)
+    }
+}

@@ -1,0 +1,42 @@
+//! Simulated goroutine stacks with Go 1.6–1.7-style stack barriers.
+//!
+//! This crate is the stack half of the stkbar testbed. A goroutine stack here is real memory — 8-byte
+//! words at real simulated addresses — holding frames laid out as on amd64: each frame `[sp, sp +
+//! frame_size)` has its return PC in its top word, pointer slots named by its function's pointer map,
+//! and the goroutine's outermost frame returns to `goexit`. On top of that memory the crate rebuilds
+//! the machinery of Go's `mstkbar.go` and `stack.go`: the stkbar array carved from the top of every
+//! stack allocation (seed 002), barrier installation during a concurrent scan, the trampoline's hit
+//! handler, `gcUnwindBarriers`, the re-scan bound, removal, an unwinder that sees through barriers,
+//! and `copystack` that migrates barriers when a stack moves.
+//!
+//! Modules, in the order a reader meets the concepts:
+//! * [`addr`] — `Addr` and `Pc`, the two kinds of word;
+//! * [`code`] — the text segment: functions, frame sizes, pointer maps, `findfunc`;
+//! * [`stack`] — stack memory, the pool, the carved stkbar array, a goroutine's stack fields;
+//! * [`unwind`] — `gentraceback`;
+//! * [`call`] — the calling convention: call, return, local stores, panic unwinds, runtime bulk writes;
+//! * [`barrier`] — stack barriers and the invariant that makes partial re-scans sound;
+//! * [`scan`] — `scanstack`: pointer slots for the collector, barriers installed on the way;
+//! * [`copystack`] — growing and shrinking stacks with barriers in them.
+//!
+//! Every operation that reads stack contents returns a [`StackError`] naming the goroutine's stack,
+//! the frame and the address when the contents do not make sense; nothing panics on bad data.
+
+pub mod addr;
+pub mod barrier;
+pub mod call;
+pub mod code;
+pub mod copystack;
+pub mod error;
+pub mod scan;
+pub mod stack;
+pub mod unwind;
+
+pub use addr::{Addr, Pc, WORD};
+pub use barrier::{StackBarrierMode, StkbarCounters};
+pub use call::{Call, Ret};
+pub use code::{Func, FuncId, FuncKind, Program, RandomProgram};
+pub use error::{StackError, StackId};
+pub use scan::{ScanKind, ScanStats, scan_frames, scanstack};
+pub use stack::{GStack, Gobuf, Stack, StackPool, Stkbar, max_stack_barriers};
+pub use unwind::{Frame, Gentraceback, gentraceback};

@@ -1,0 +1,137 @@
+//! Stack scanning (Go's `scanstack`): every pointer slot of every frame, or of the frames below the
+//! re-scan bound, handed to the collector through a callback.
+//!
+//! Invariant: a scan visits exactly the words that the frames' pointer maps name, for exactly the
+//! frames `gentraceback` yields (up to the bound), and reports the bytes of stack it covered. The GC is
+//! precise: scalar slots are never visited, even when their bits look like pointers.
+//!
+//! Three kinds of scan, as Go's `scanstack` distinguishes them by GC phase:
+//! * [`ScanKind::Mark`] — the concurrent scan. It first removes any stale barriers a previous cycle
+//!   left, scans every frame, and installs new barriers where [`StackBarrierMode`] places them
+//!   (`first_offset·2^n` above the SP). The frames are walked once; the placement notes which
+//!   return-PC slots to take, and the barriers are written after the walk, under the stack-barrier
+//!   lock held throughout.
+//! * [`ScanKind::Rescan`] — mark termination after a concurrent scan: the frames up to and including
+//!   the one holding the lowest un-hit barrier's slot, or all of them if every barrier was hit. It
+//!   installs nothing.
+//! * [`ScanKind::Whole`] — every frame, barriers untouched: a stop-the-world scan (after the caller
+//!   removed stale barriers), the start-of-cycle scan of a snapshot design, or a checkmark pass.
+//!
+//! The frame walk itself, [`scan_frames`], takes `&GStack` and never writes.
+
+use smallvec::SmallVec;
+
+use crate::addr::{Addr, WORD};
+use crate::barrier::{BarrierPlacement, StackBarrierMode};
+use crate::code::Program;
+use crate::error::StackError;
+use crate::stack::GStack;
+use crate::unwind::Frame;
+
+/// What a scan covers and whether it installs barriers.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ScanKind {
+    /// Concurrent mark: remove stale barriers, scan the whole stack, install barriers.
+    Mark(StackBarrierMode),
+    /// Mark-termination re-scan up to the re-scan bound.
+    Rescan,
+    /// The whole stack, barriers untouched.
+    Whole,
+}
+
+/// What one scan covered.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct ScanStats {
+    /// Frames scanned.
+    pub frames: usize,
+    /// Bytes of stack covered: from the SP to the end of the last frame scanned.
+    pub bytes: usize,
+    /// Pointer slots visited.
+    pub ptr_slots: usize,
+    /// Barriers installed by this scan.
+    pub barriers_installed: usize,
+    /// Stale barriers removed before this scan.
+    pub stale_barriers_removed: usize,
+}
+
+/// Walks the frames of `gs` from its saved PC and SP, innermost first, calling `on_slot(addr,
+/// value)` for every pointer slot and `on_frame` after each frame. With `limit`, stops after the
+/// frame whose return-PC slot is at or above `limit`. Never writes to the stack.
+pub fn scan_frames(
+    prog: &Program,
+    gs: &GStack,
+    limit: Option<Addr>,
+    mut on_frame: impl FnMut(&Frame),
+    mut on_slot: impl FnMut(Addr, u64),
+) -> Result<ScanStats, StackError> {
+    let mut stats = ScanStats::default();
+    for frame in gs.frames(prog) {
+        let frame = frame?;
+        let f = prog.func(frame.func);
+        let words = gs
+            .stack()
+            .words(frame.sp, frame.fp)
+            .expect("the unwinder checked the frame");
+        // Walk the pointer map one 64-bit chunk at a time: find set bits with trailing_zeros.
+        for (chunk_index, &chunk) in f.ptr_map.as_raw_slice().iter().enumerate() {
+            let mut bits = chunk;
+            while bits != 0 {
+                let i = chunk_index * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                on_slot(frame.sp.add(i * WORD), words[i]);
+                stats.ptr_slots += 1;
+            }
+        }
+        stats.frames += 1;
+        stats.bytes = frame.fp.offset_from(gs.sp());
+        on_frame(&frame);
+        if limit.is_some_and(|l| frame.lr_slot() >= l) {
+            break;
+        }
+    }
+    Ok(stats)
+}
+
+/// Scans `gs` as `kind` says, calling `visit(addr, value)` for every pointer slot covered.
+pub fn scanstack(
+    prog: &Program,
+    gs: &mut GStack,
+    kind: ScanKind,
+    visit: impl FnMut(Addr, u64),
+) -> Result<ScanStats, StackError> {
+    match kind {
+        ScanKind::Whole => scan_frames(prog, gs, None, |_| {}, visit),
+        ScanKind::Rescan => scan_frames(prog, gs, gs.rescan_limit(), |_| {}, visit),
+        ScanKind::Mark(mode) => gs.with_stack_lock(|gs| scan_and_install(prog, gs, mode, visit)),
+    }
+}
+
+/// The concurrent scan; the caller holds the stack-barrier lock.
+fn scan_and_install(
+    prog: &Program,
+    gs: &mut GStack,
+    mode: StackBarrierMode,
+    visit: impl FnMut(Addr, u64),
+) -> Result<ScanStats, StackError> {
+    let stale = gs.remove_stack_barriers_locked(prog)?;
+
+    let mut placement = BarrierPlacement::new(mode, gs.sp(), gs.stack().stkbar_cap(), prog);
+    let mut slots: SmallVec<[Addr; 24]> = SmallVec::new();
+    let mut stats = scan_frames(
+        prog,
+        gs,
+        None,
+        |frame| {
+            if placement.wants(frame) {
+                slots.push(frame.lr_slot());
+            }
+        },
+        visit,
+    )?;
+    for &slot in &slots {
+        gs.install_stack_barrier(prog, slot)?;
+    }
+    stats.barriers_installed = slots.len();
+    stats.stale_barriers_removed = stale;
+    Ok(stats)
+}

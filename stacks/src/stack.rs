@@ -1,0 +1,679 @@
+//! Stack memory: the simulated stack segment, the stack pool, and the stack fields of a goroutine.
+//!
+//! Invariant: a stack is an allocation of `2^k` bytes (at least [`FIXED_STACK`]) at a real simulated
+//! address `lo`, backed by real words. As seed 002 does (`stackalloc` returning `(stack, []stkbar)`),
+//! the stkbar array is *stolen from the top* of the allocation: with `m = max_stack_barriers(n,
+//! first_offset)` the usable stack is `[lo, hi)` with `hi = lo + n - m·16`, and the `m` stkbar
+//! entries (`saved_lr_ptr`, `saved_lr_val`: two words each) live in `[hi, lo + n)`. Carving the array
+//! out of the stack allocation means installing barriers never allocates — Go could not call
+//! `mallocgc` there, since it may itself grow the stack — and its size is logarithmic in `n`, so it
+//! costs little stack.
+//!
+//! Frames live in `[sp, hi)`: the goroutine's outermost frame ends exactly at `hi`, its return-PC slot
+//! (`hi - 8`) holding `goexit + 1`. Every word of `[lo, lo + n)` is readable and writable in O(1) by
+//! index arithmetic on the word array; the live part `[sp, hi)` is what scans and copies see.
+//!
+//! The pool (`stackalloc`/`stackfree`) keeps one free list per order (size `FIXED_STACK << order`),
+//! reuses freed stacks of the same order, and carves new ones from a bump pointer in the stack
+//! segment, each aligned to its size. How many stkbar entries to reserve is a property of the pool
+//! (its [`StackBarrierMode`]): every stack it hands out carries the same, size-determined array.
+//!
+//! Ownership (the concurrency contract). A [`GStack`] is plain data with no interior mutability
+//! except its stack-barrier lock. The runtime built on this crate must give exactly one party `&mut`
+//! access at a time: the running goroutine, or the marker that holds the goroutine's `Scan` status
+//! bit ("the status is the lock on the stack"). The only thing another thread may touch is the
+//! stack-barrier lock, through the shared handle [`GStack::stack_barrier_lock`] (a profiler tries it
+//! before tracing a stack). Nothing here uses `unsafe`.
+//!
+//! Freeing or reusing a goroutine's stack resets its barriers (seed 002's `gfput` change): a stack
+//! returns to the pool with its stkbar array logically empty, and [`GStack::reset`] empties it for a
+//! goroutine that keeps its stack.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::addr::{Addr, Pc, WORD};
+use crate::barrier::{StackBarrierMode, StkbarCounters};
+use crate::code::Program;
+use crate::error::{StackError, StackId};
+
+/// Base of the simulated stack segment.
+pub const STACK_BASE: Addr = Addr(0xc8_0000_0000);
+/// End of the simulated stack segment (64 GiB of address space).
+pub const STACK_END: Addr = Addr(0xd8_0000_0000);
+/// Smallest stack allocation (Go's `_FixedStack` on linux/amd64).
+pub const FIXED_STACK: usize = 2048;
+/// Default largest stack allocation (Go's `maxstacksize` on 64-bit systems).
+pub const DEFAULT_MAX_STACK_SIZE: usize = 1 << 30;
+/// Bytes in one stkbar entry: two words.
+pub const STKBAR_SIZE: usize = 2 * WORD;
+
+/// One stack barrier: where it was installed and the return PC it replaced (Go's `stkbar`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Stkbar {
+    /// The return-PC slot overwritten by the barrier PC.
+    pub saved_lr_ptr: Addr,
+    /// The return PC that was there.
+    pub saved_lr_val: Pc,
+}
+
+/// The number of stack barriers a stack of `stack_size` bytes can hold when the first barrier goes
+/// `first_offset` bytes above the SP and each next one at twice the offset (Go's
+/// `gcMaxStackBarriers`). Offset 0 means a barrier at every frame; the array then takes half the
+/// stack (frames of at least two words, so at most one return PC per 16 bytes; Go's own comment
+/// notes that a stack of nothing but return PCs would need two thirds, which does not happen).
+pub fn max_stack_barriers(stack_size: usize, first_offset: usize) -> usize {
+    if first_offset == 0 {
+        return stack_size / 2 / STKBAR_SIZE;
+    }
+    let mut n = 0;
+    let mut offset = first_offset;
+    while offset < stack_size {
+        n += 1;
+        offset = offset.saturating_mul(2);
+    }
+    n + 1
+}
+
+/// One stack allocation: the usable stack `[lo, hi)` and the stkbar array `[hi, lo + size)`.
+#[derive(Debug)]
+pub struct Stack {
+    lo: Addr,
+    hi: Addr,
+    words: Box<[u64]>,
+}
+
+impl Stack {
+    /// Lowest address.
+    #[inline]
+    pub fn lo(&self) -> Addr {
+        self.lo
+    }
+
+    /// Top of the usable stack; the stkbar array starts here.
+    #[inline]
+    pub fn hi(&self) -> Addr {
+        self.hi
+    }
+
+    /// Bytes allocated, stkbar array included (a power of two).
+    #[inline]
+    pub fn alloc_size(&self) -> usize {
+        self.words.len() * WORD
+    }
+
+    /// Usable bytes, `hi - lo`.
+    #[inline]
+    pub fn usable(&self) -> usize {
+        self.hi.offset_from(self.lo)
+    }
+
+    /// Entries in the stkbar array.
+    #[inline]
+    pub fn stkbar_cap(&self) -> usize {
+        (self.alloc_size() - self.usable()) / STKBAR_SIZE
+    }
+
+    /// Whether `addr` lies in the usable stack.
+    #[inline]
+    pub fn contains(&self, addr: Addr) -> bool {
+        self.lo <= addr && addr < self.hi
+    }
+
+    /// The word at `addr`, if `addr` is an aligned address of the usable stack.
+    #[inline]
+    pub fn read(&self, addr: Addr) -> Option<u64> {
+        if addr >= self.hi {
+            return None;
+        }
+        self.words.get(addr.word_index_from(self.lo)?).copied()
+    }
+
+    /// Writes the word at `addr`; `false` (and no write) if `addr` is not an aligned address of the
+    /// usable stack.
+    #[inline]
+    pub fn write(&mut self, addr: Addr, value: u64) -> bool {
+        if addr >= self.hi {
+            return false;
+        }
+        match addr
+            .word_index_from(self.lo)
+            .and_then(|i| self.words.get_mut(i))
+        {
+            Some(w) => {
+                *w = value;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The words of `[from, to)`, if that is an aligned range of the usable stack.
+    #[inline]
+    pub fn words(&self, from: Addr, to: Addr) -> Option<&[u64]> {
+        let (a, b) = self.word_range(from, to)?;
+        Some(&self.words[a..b])
+    }
+
+    /// The words of `[from, to)` for writing, if that is an aligned range of the usable stack.
+    #[inline]
+    pub fn words_mut(&mut self, from: Addr, to: Addr) -> Option<&mut [u64]> {
+        let (a, b) = self.word_range(from, to)?;
+        Some(&mut self.words[a..b])
+    }
+
+    fn word_range(&self, from: Addr, to: Addr) -> Option<(usize, usize)> {
+        if from > to || to > self.hi {
+            return None;
+        }
+        Some((from.word_index_from(self.lo)?, to.word_index_from(self.lo)?))
+    }
+
+    /// Stkbar entry `i`, read from the array at the top of the allocation.
+    #[inline]
+    pub(crate) fn stkbar(&self, i: usize) -> Stkbar {
+        let w = self.stkbar_word(i);
+        Stkbar {
+            saved_lr_ptr: Addr(self.words[w]),
+            saved_lr_val: Pc(self.words[w + 1]),
+        }
+    }
+
+    /// Writes stkbar entry `i`; `i` must be below [`Stack::stkbar_cap`].
+    #[inline]
+    pub(crate) fn set_stkbar(&mut self, i: usize, s: Stkbar) {
+        let w = self.stkbar_word(i);
+        self.words[w] = s.saved_lr_ptr.0;
+        self.words[w + 1] = s.saved_lr_val.0;
+    }
+
+    #[inline]
+    fn stkbar_word(&self, i: usize) -> usize {
+        assert!(
+            i < self.stkbar_cap(),
+            "stkbar index {i} past the array's capacity {}",
+            self.stkbar_cap()
+        );
+        (self.usable() + i * STKBAR_SIZE) / WORD
+    }
+}
+
+/// Occupancy of a [`StackPool`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct PoolStats {
+    /// Bytes of stacks handed out and not yet freed.
+    pub in_use_bytes: usize,
+    /// Of those, bytes carved for stkbar arrays.
+    pub stkbar_reserved_bytes: usize,
+    /// Bytes of freed stacks waiting on the free lists.
+    pub free_bytes: usize,
+    /// Stacks handed out and not yet freed.
+    pub stacks_in_use: usize,
+}
+
+/// The stack allocator: per-order free lists over the simulated stack segment.
+#[derive(Debug)]
+pub struct StackPool {
+    mode: StackBarrierMode,
+    max_stack_size: usize,
+    free: Vec<Vec<Stack>>,
+    next_base: Addr,
+    stats: PoolStats,
+}
+
+impl StackPool {
+    /// A pool whose stacks reserve stkbar arrays for `mode`, with Go's 1 GiB maximum stack size.
+    pub fn new(mode: StackBarrierMode) -> Self {
+        Self::with_max_stack_size(mode, DEFAULT_MAX_STACK_SIZE)
+    }
+
+    /// A pool with a different maximum stack size (rounded down to a power of two, at least
+    /// [`FIXED_STACK`]).
+    pub fn with_max_stack_size(mode: StackBarrierMode, max_stack_size: usize) -> Self {
+        let max = if max_stack_size.is_power_of_two() {
+            max_stack_size
+        } else {
+            max_stack_size
+                .checked_next_power_of_two()
+                .map_or(1 << 62, |p| p / 2)
+        }
+        .max(FIXED_STACK);
+        let orders = (max / FIXED_STACK).trailing_zeros() as usize + 1;
+        StackPool {
+            mode,
+            max_stack_size: max,
+            free: (0..orders).map(|_| Vec::new()).collect(),
+            next_base: STACK_BASE,
+            stats: PoolStats::default(),
+        }
+    }
+
+    /// The barrier mode the stkbar arrays are sized for.
+    pub fn mode(&self) -> StackBarrierMode {
+        self.mode
+    }
+
+    /// The largest stack this pool hands out.
+    pub fn max_stack_size(&self) -> usize {
+        self.max_stack_size
+    }
+
+    /// Current occupancy.
+    pub fn stats(&self) -> PoolStats {
+        self.stats
+    }
+
+    /// Stkbar entries reserved in a stack of `n` bytes.
+    pub fn stkbar_cap(&self, n: usize) -> usize {
+        self.mode.max_stack_barriers(n)
+    }
+
+    /// Usable bytes of a stack of `n` bytes.
+    pub fn usable_size(&self, n: usize) -> usize {
+        n - self.stkbar_cap(n) * STKBAR_SIZE
+    }
+
+    /// Allocates a stack of `n` bytes, `n` a power of two in `FIXED_STACK..=max_stack_size` (Go's
+    /// `stackalloc`), with its stkbar array carved from the top.
+    pub fn stackalloc(&mut self, n: usize) -> Result<Stack, StackError> {
+        let order = self.order(n)?;
+        let mut stack = match self.free[order].pop() {
+            Some(s) => {
+                self.stats.free_bytes -= n;
+                s
+            }
+            None => {
+                let lo = Addr(self.next_base.0.next_multiple_of(n as u64));
+                let end = lo.0.checked_add(n as u64).filter(|&e| e <= STACK_END.0);
+                let Some(end) = end else {
+                    return Err(StackError::OutOfStackSpace { size: n });
+                };
+                self.next_base = Addr(end);
+                Stack {
+                    lo,
+                    hi: lo.add(n),
+                    words: vec![0u64; n / WORD].into_boxed_slice(),
+                }
+            }
+        };
+        stack.hi = stack.lo.add(self.usable_size(n));
+        self.stats.in_use_bytes += n;
+        self.stats.stkbar_reserved_bytes += n - stack.usable();
+        self.stats.stacks_in_use += 1;
+        Ok(stack)
+    }
+
+    /// Returns a stack to its free list (Go's `stackfree`).
+    pub fn stackfree(&mut self, stack: Stack) {
+        let n = stack.alloc_size();
+        let order = self
+            .order(n)
+            .expect("a stack from this pool has a valid size");
+        self.stats.in_use_bytes -= n;
+        self.stats.stkbar_reserved_bytes -= n - stack.usable();
+        self.stats.stacks_in_use -= 1;
+        self.stats.free_bytes += n;
+        self.free[order].push(stack);
+    }
+
+    fn order(&self, n: usize) -> Result<usize, StackError> {
+        if !n.is_power_of_two() || n < FIXED_STACK || n > self.max_stack_size {
+            return Err(StackError::BadStackSize {
+                size: n,
+                min: FIXED_STACK,
+                max: self.max_stack_size,
+            });
+        }
+        Ok((n / FIXED_STACK).trailing_zeros() as usize)
+    }
+}
+
+/// Saved execution context of a goroutine (the part of Go's `gobuf` stacks care about).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Gobuf {
+    /// The PC: inside the running frame's function, or `goexit + 1` when the stack is empty.
+    pub pc: Pc,
+    /// The SP: the running frame's lowest address, or `hi` when the stack is empty.
+    pub sp: Addr,
+}
+
+/// The per-goroutine stack-barrier lock (Go's `g.stackLock`, `gcLockStackBarriers`).
+///
+/// Installing and removing barriers and `gcUnwindBarriers` hold it; a profiler only *tries* it and
+/// records a `System` sample when it fails, so it never walks a stack whose stkbar array disagrees
+/// with the return-PC slots. The barrier hit handler does not take it (it is on the return path);
+/// the unwinder instead repairs a traceback that starts inside `stackBarrier`.
+#[derive(Debug, Default)]
+pub struct StackBarrierLock {
+    locked: AtomicBool,
+}
+
+impl StackBarrierLock {
+    /// Blocks until the lock is free, then takes it.
+    pub fn lock(&self) {
+        while self
+            .locked
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            std::thread::yield_now();
+        }
+    }
+
+    /// Takes the lock if it is free; the guard releases it.
+    pub fn try_lock(&self) -> Option<StackBarrierGuard<'_>> {
+        self.locked
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .ok()
+            .map(|_| StackBarrierGuard { lock: self })
+    }
+
+    /// Releases a lock taken with [`StackBarrierLock::lock`].
+    pub fn unlock(&self) {
+        self.locked.store(false, Ordering::Release);
+    }
+
+    /// Whether someone holds the lock now.
+    pub fn is_locked(&self) -> bool {
+        self.locked.load(Ordering::Relaxed)
+    }
+}
+
+/// Holds a [`StackBarrierLock`] taken with `try_lock`; releases it on drop.
+#[derive(Debug)]
+pub struct StackBarrierGuard<'a> {
+    lock: &'a StackBarrierLock,
+}
+
+impl Drop for StackBarrierGuard<'_> {
+    fn drop(&mut self) {
+        self.lock.unlock();
+    }
+}
+
+/// The stack fields of a goroutine (Go's `g.stack`, `g.sched`, `g.stkbar`, `g.stkbarPos`,
+/// `g.stackLock`), with the operations of this crate as methods.
+#[derive(Debug)]
+pub struct GStack {
+    goid: u64,
+    pub(crate) stack: Stack,
+    pub(crate) sched: Gobuf,
+    /// Barriers recorded in the stkbar array, `stkbar[0..stkbar_len]`, from low to high addresses.
+    pub(crate) stkbar_len: usize,
+    /// Index of the lowest barrier not yet hit.
+    pub(crate) stkbar_pos: usize,
+    pub(crate) stack_lock: Arc<StackBarrierLock>,
+    /// Barrier events on this stack since the counters were last taken.
+    pub(crate) counters: StkbarCounters,
+}
+
+impl GStack {
+    /// A goroutine stack with no frames: `sp = hi`, `pc = goexit + 1`. Its first call pushes the
+    /// outermost frame, whose return PC is `goexit + 1`.
+    pub fn new(goid: u64, stack: Stack, prog: &Program) -> Self {
+        let sched = Gobuf {
+            pc: prog.goexit_return_pc(),
+            sp: stack.hi(),
+        };
+        GStack {
+            goid,
+            stack,
+            sched,
+            stkbar_len: 0,
+            stkbar_pos: 0,
+            stack_lock: Arc::default(),
+            counters: StkbarCounters::default(),
+        }
+    }
+
+    /// Reuses this stack for a new goroutine: no frames, no barriers (seed 002's `gfput`).
+    pub fn reset(&mut self, goid: u64, prog: &Program) {
+        self.goid = goid;
+        self.sched = Gobuf {
+            pc: prog.goexit_return_pc(),
+            sp: self.stack.hi(),
+        };
+        self.stkbar_len = 0;
+        self.stkbar_pos = 0;
+    }
+
+    /// Gives the stack memory back, for `stackfree`; the barriers go with the goroutine.
+    pub fn into_stack(self) -> Stack {
+        self.stack
+    }
+
+    /// The goroutine id.
+    pub fn goid(&self) -> u64 {
+        self.goid
+    }
+
+    /// The stack memory.
+    pub fn stack(&self) -> &Stack {
+        &self.stack
+    }
+
+    /// The saved PC and SP.
+    #[inline]
+    pub fn sched(&self) -> Gobuf {
+        self.sched
+    }
+
+    /// The SP.
+    #[inline]
+    pub fn sp(&self) -> Addr {
+        self.sched.sp
+    }
+
+    /// The PC.
+    #[inline]
+    pub fn pc(&self) -> Pc {
+        self.sched.pc
+    }
+
+    /// Bytes of stack in use, `hi - sp`.
+    #[inline]
+    pub fn used(&self) -> usize {
+        self.stack.hi().offset_from(self.sched.sp)
+    }
+
+    /// Whether the goroutine has no frames left.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.sched.sp == self.stack.hi()
+    }
+
+    /// What errors call this stack.
+    pub fn id(&self) -> StackId {
+        StackId {
+            goid: self.goid,
+            lo: self.stack.lo(),
+            hi: self.stack.hi(),
+        }
+    }
+
+    /// A shared handle to the stack-barrier lock, for profilers on other threads.
+    pub fn stack_barrier_lock(&self) -> Arc<StackBarrierLock> {
+        Arc::clone(&self.stack_lock)
+    }
+
+    /// Runs `f` holding the stack-barrier lock.
+    pub(crate) fn with_stack_lock<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
+        self.stack_lock.lock();
+        let r = f(self);
+        self.stack_lock.unlock();
+        r
+    }
+
+    /// The word at `addr` in the live stack `[sp, hi)`.
+    #[inline]
+    pub fn read(&self, addr: Addr) -> Result<u64, StackError> {
+        if addr < self.sched.sp {
+            return Err(self.bad_address(addr));
+        }
+        self.stack.read(addr).ok_or_else(|| self.bad_address(addr))
+    }
+
+    /// Writes the word at `addr` in the live stack `[sp, hi)`. This is a store through an
+    /// up-pointer into an outer frame; the runtime must run its write barrier first.
+    #[inline]
+    pub fn write(&mut self, addr: Addr, value: u64) -> Result<(), StackError> {
+        if addr < self.sched.sp || !self.stack.write(addr, value) {
+            return Err(self.bad_address(addr));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn bad_address(&self, addr: Addr) -> StackError {
+        StackError::BadAddress {
+            stack: self.id(),
+            addr,
+            sp: self.sched.sp,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Go's `gcMaxStackBarriers`, written as the closed form its loop computes:
+    /// `1 + ceil(log2(size / offset))` for offset > 0, half the stack in entries for offset 0.
+    fn table() -> Vec<(usize, usize, usize)> {
+        vec![
+            // (stack size, first offset, barriers)
+            (2048, 0, 64),
+            (8192, 0, 256),
+            (1 << 20, 0, 32768),
+            (2048, 1024, 2),     // 1024 < 2048 → 1, then 2048 stops: 1 + 1
+            (4096, 1024, 3),     // 1024, 2048 → 2, + 1
+            (8192, 1024, 4),     // 1024, 2048, 4096 → 3, + 1
+            (8192, 1000, 5),     // 1000, 2000, 4000, 8000 → 4, + 1
+            (2048, 4096, 1),     // offset above the stack: no loop, + 1
+            (2048, 2048, 1),     // offset == size: loop condition is strict
+            (1 << 30, 1024, 21), // 2^10 .. 2^29 → 20, + 1
+            (1 << 20, 256, 13),  // 2^8 .. 2^19 → 12, + 1
+            (1 << 20, 8192, 8),  // 2^13 .. 2^19 → 7, + 1
+            (3000, 1024, 3),     // 1024, 2048 → 2, + 1 (non-power-of-two sizes too)
+        ]
+    }
+
+    #[test]
+    fn max_stack_barriers_matches_go_formula() {
+        for (size, offset, want) in table() {
+            assert_eq!(
+                max_stack_barriers(size, offset),
+                want,
+                "size {size} offset {offset}"
+            );
+        }
+        // Against the closed form over a grid.
+        for size in (11..=30).map(|k| 1usize << k) {
+            for offset in [1usize, 8, 100, 256, 512, 1000, 1024, 4096, 8192, 1 << 20] {
+                let closed = if offset >= size {
+                    1
+                } else {
+                    1 + (size as f64 / offset as f64).log2().ceil() as usize
+                };
+                assert_eq!(
+                    max_stack_barriers(size, offset),
+                    closed,
+                    "size {size} offset {offset}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn stackalloc_carves_the_stkbar_array_from_the_top() {
+        let mut pool = StackPool::new(StackBarrierMode::GO);
+        let s = pool.stackalloc(8192).unwrap();
+        assert_eq!(s.alloc_size(), 8192);
+        assert_eq!(s.stkbar_cap(), 4);
+        assert_eq!(s.usable(), 8192 - 4 * 16);
+        assert_eq!(s.hi(), s.lo().add(8192 - 64));
+        assert_eq!(s.lo().0 % 8192, 0, "stacks are aligned to their size");
+        assert!(s.lo() >= STACK_BASE);
+        assert_eq!(pool.stats().stkbar_reserved_bytes, 64);
+
+        let mut all = StackPool::new(StackBarrierMode::EVERY_FRAME);
+        let s = all.stackalloc(4096).unwrap();
+        assert_eq!(s.stkbar_cap(), 128);
+        assert_eq!(s.usable(), 2048, "offset 0 steals half the stack");
+
+        let mut off = StackPool::new(StackBarrierMode::Off);
+        let s = off.stackalloc(4096).unwrap();
+        assert_eq!((s.stkbar_cap(), s.usable()), (0, 4096));
+    }
+
+    #[test]
+    fn stackfree_reuses_by_order_and_accounts_bytes() {
+        let mut pool = StackPool::new(StackBarrierMode::GO);
+        let a = pool.stackalloc(2048).unwrap();
+        let b = pool.stackalloc(4096).unwrap();
+        let (a_lo, b_lo) = (a.lo(), b.lo());
+        assert_ne!(a_lo, b_lo);
+        assert_eq!(pool.stats().in_use_bytes, 6144);
+        pool.stackfree(a);
+        assert_eq!(pool.stats().free_bytes, 2048);
+        let c = pool.stackalloc(4096).unwrap();
+        assert_ne!(c.lo(), a_lo, "a 4 KiB request does not take a 2 KiB stack");
+        let d = pool.stackalloc(2048).unwrap();
+        assert_eq!(d.lo(), a_lo, "the freed 2 KiB stack is reused");
+        assert_eq!(pool.stats().free_bytes, 0);
+        assert_eq!(pool.stats().stacks_in_use, 3);
+        pool.stackfree(b);
+        pool.stackfree(c);
+        pool.stackfree(d);
+        assert_eq!(pool.stats().in_use_bytes, 0);
+        assert_eq!(pool.stats().stkbar_reserved_bytes, 0);
+    }
+
+    #[test]
+    fn stackalloc_rejects_bad_sizes_and_exhaustion() {
+        let mut pool = StackPool::with_max_stack_size(StackBarrierMode::GO, 1 << 20);
+        for n in [0, 1000, 1024, 3000, 1 << 21] {
+            assert!(
+                matches!(pool.stackalloc(n), Err(StackError::BadStackSize { .. })),
+                "{n}"
+            );
+        }
+        let mut big = StackPool::with_max_stack_size(StackBarrierMode::GO, 1 << 40);
+        let segment = STACK_END.offset_from(STACK_BASE);
+        // Address space only; nothing is touched, so the zeroed memory is never faulted in.
+        assert!(matches!(
+            big.stackalloc(segment * 2),
+            Err(StackError::OutOfStackSpace { .. })
+        ));
+    }
+
+    #[test]
+    fn stack_words_are_bounds_checked() {
+        let mut pool = StackPool::new(StackBarrierMode::GO);
+        let mut s = pool.stackalloc(2048).unwrap();
+        let (lo, hi) = (s.lo(), s.hi());
+        assert!(s.write(lo, 7));
+        assert_eq!(s.read(lo), Some(7));
+        assert_eq!(
+            s.read(hi),
+            None,
+            "the stkbar array is not part of the usable stack"
+        );
+        assert_eq!(s.read(lo.sub(8)), None);
+        assert_eq!(s.read(lo.add(4)), None, "misaligned");
+        assert!(!s.write(hi, 1));
+        assert_eq!(s.words(lo, lo.add(16)).map(<[u64]>::len), Some(2));
+        assert_eq!(s.words(lo, hi.add(8)), None);
+    }
+
+    #[test]
+    fn stack_barrier_lock_try_lock_fails_while_held() {
+        let lock = StackBarrierLock::default();
+        lock.lock();
+        assert!(lock.try_lock().is_none());
+        lock.unlock();
+        let g = lock.try_lock().expect("free");
+        assert!(lock.is_locked());
+        drop(g);
+        assert!(!lock.is_locked());
+    }
+}
