@@ -330,3 +330,311 @@ impl GStack {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::call::Ret;
+    use crate::code::FuncId;
+    use crate::scan::{ScanKind, scanstack};
+    use crate::testutil::{f, goroutine, live_words, pool, program};
+
+    fn mark(prog: &Program, gs: &mut GStack, mode: StackBarrierMode) -> usize {
+        scanstack(prog, gs, ScanKind::Mark(mode), |_, _| {})
+            .unwrap()
+            .barriers_installed
+    }
+
+    /// The return-PC slots of the barriers, as offsets above `sp`.
+    fn barrier_offsets(gs: &GStack, sp: Addr) -> Vec<usize> {
+        gs.stkbar()
+            .skip(gs.stkbar_pos())
+            .map(|b| b.saved_lr_ptr.offset_from(sp))
+            .collect()
+    }
+
+    fn chain_of(prog: &Program, name: &str, n: usize) -> Vec<FuncId> {
+        vec![f(prog, name); n]
+    }
+
+    #[test]
+    fn barriers_go_at_first_offset_times_powers_of_two() {
+        let prog = program();
+        let mut pool = pool(StackBarrierMode::On { first_offset: 256 });
+        // 200 frames of 32 bytes: frame i is [sp+32i, sp+32i+32), its slot at sp+32i+24.
+        let mut gs = goroutine(&prog, &mut pool, &chain_of(&prog, "main.leaf", 200));
+        let sp0 = gs.sp();
+        assert_eq!(
+            mark(&prog, &mut gs, StackBarrierMode::On { first_offset: 256 }),
+            5
+        );
+        // First slots at or above 256, 512, 1024, 2048, 4096: frames 8, 16, 32, 64, 128.
+        assert_eq!(barrier_offsets(&gs, sp0), vec![280, 536, 1048, 2072, 4120]);
+        assert_eq!(gs.counters().installed, 5);
+        for b in gs.stkbar() {
+            assert_eq!(gs.read(b.saved_lr_ptr).unwrap(), prog.stack_barrier_pc().0);
+            assert_eq!(prog.findfunc(b.saved_lr_val), Some(f(&prog, "main.leaf")));
+        }
+    }
+
+    #[test]
+    fn offset_zero_puts_a_barrier_on_every_frame_but_the_outermost() {
+        let prog = program();
+        let mut pool = pool(StackBarrierMode::EVERY_FRAME);
+        let mut gs = goroutine(&prog, &mut pool, &chain_of(&prog, "main.mid", 30));
+        assert_eq!(mark(&prog, &mut gs, StackBarrierMode::EVERY_FRAME), 29);
+        let sp0 = gs.sp();
+        let want: Vec<usize> = (0..29).map(|i| 64 * i + 56).collect();
+        assert_eq!(barrier_offsets(&gs, sp0), want);
+    }
+
+    #[test]
+    fn mode_off_installs_nothing_and_reserves_nothing() {
+        let prog = program();
+        let mut pool = pool(StackBarrierMode::Off);
+        let mut gs = goroutine(&prog, &mut pool, &chain_of(&prog, "main.mid", 30));
+        assert_eq!(gs.stack().stkbar_cap(), 0);
+        assert_eq!(mark(&prog, &mut gs, StackBarrierMode::Off), 0);
+        assert_eq!(gs.rescan_limit(), None);
+    }
+
+    #[test]
+    fn the_outermost_frame_never_gets_a_barrier() {
+        let prog = program();
+        let mut pool = pool(StackBarrierMode::EVERY_FRAME);
+        let mut gs = goroutine(&prog, &mut pool, &[f(&prog, "main.big")]);
+        assert_eq!(mark(&prog, &mut gs, StackBarrierMode::EVERY_FRAME), 0);
+        let mut gs = goroutine(
+            &prog,
+            &mut pool,
+            &[f(&prog, "main.big"), f(&prog, "main.tiny")],
+        );
+        assert_eq!(
+            mark(&prog, &mut gs, StackBarrierMode::On { first_offset: 512 }),
+            0,
+            "the only frame past the offset is the outermost"
+        );
+    }
+
+    #[test]
+    fn installation_stops_when_the_stkbar_array_is_full() {
+        let prog = program();
+        // A pool sized for offset 4096 gives a 2 KiB stack a single entry...
+        let mut pool = pool(StackBarrierMode::On { first_offset: 4096 });
+        let mut gs = goroutine(&prog, &mut pool, &chain_of(&prog, "main.leaf", 60));
+        let cap = gs.stack().stkbar_cap();
+        assert_eq!(cap, 1);
+        // ...so a scan that would put one on every frame installs exactly one.
+        assert_eq!(mark(&prog, &mut gs, StackBarrierMode::EVERY_FRAME), cap);
+        assert_eq!(gs.stkbar_len(), cap);
+        assert_eq!(
+            gs.frames(&prog)
+                .filter(|fr| fr.as_ref().unwrap().stkbar.is_some())
+                .count(),
+            cap
+        );
+    }
+
+    #[test]
+    fn a_return_through_a_barrier_hits_it_and_continues_at_the_saved_pc() {
+        let prog = program();
+        let mut pool = pool(StackBarrierMode::EVERY_FRAME);
+        let chain = [
+            f(&prog, "main.mid"),
+            f(&prog, "main.leaf"),
+            f(&prog, "main.tiny"),
+        ];
+        let mut gs = goroutine(&prog, &mut pool, &chain);
+        mark(&prog, &mut gs, StackBarrierMode::EVERY_FRAME);
+        let saved = gs.stkbar().next().unwrap().saved_lr_val;
+        assert_eq!(gs.ret(&prog).unwrap(), Ret::Returned { hit_barrier: true });
+        assert_eq!(gs.pc(), saved);
+        assert_eq!(gs.stkbar_pos(), 1);
+        assert_eq!(gs.ret(&prog).unwrap(), Ret::Returned { hit_barrier: true });
+        assert_eq!(gs.stkbar_pos(), 2);
+        assert_eq!(gs.rescan_limit(), None, "every barrier hit: re-scan all");
+        assert_eq!(gs.ret(&prog).unwrap(), Ret::Exited);
+        let c = gs.counters();
+        assert_eq!((c.installed, c.hit, c.unwound, c.removed), (2, 2, 0, 0));
+    }
+
+    #[test]
+    fn a_hit_that_does_not_match_stkbar_pos_is_a_lost_barrier() {
+        let prog = program();
+        let mut pool = pool(StackBarrierMode::EVERY_FRAME);
+        let chain = [
+            f(&prog, "main.mid"),
+            f(&prog, "main.leaf"),
+            f(&prog, "main.tiny"),
+        ];
+        let mut gs = goroutine(&prog, &mut pool, &chain);
+        mark(&prog, &mut gs, StackBarrierMode::EVERY_FRAME);
+        let err = gs.stack_barrier_hit(gs.sp()).unwrap_err();
+        assert!(matches!(err, StackError::StackBarrierLost { .. }), "{err}");
+        // A stkbar_pos pointing at the wrong entry makes the next return fail the same way.
+        gs.stkbar_pos = 1;
+        let err = gs.ret(&prog).unwrap_err();
+        assert!(err.to_string().contains("stack barrier lost"), "{err}");
+        assert!(err.to_string().contains(&gs.id().to_string()));
+    }
+
+    #[test]
+    fn removal_restores_the_stack_byte_for_byte() {
+        let prog = program();
+        for mode in [
+            StackBarrierMode::EVERY_FRAME,
+            StackBarrierMode::On { first_offset: 64 },
+        ] {
+            let mut pool = pool(mode);
+            let chain: Vec<_> = (0..40).map(|i| prog.user_func(i).unwrap()).collect();
+            let mut gs = goroutine(&prog, &mut pool, &chain);
+            let before = live_words(&gs);
+            let n = mark(&prog, &mut gs, mode);
+            assert!(n > 2);
+            assert_ne!(live_words(&gs), before);
+            assert_eq!(
+                gs.ret(&prog).unwrap(),
+                Ret::Returned {
+                    hit_barrier: mode == StackBarrierMode::EVERY_FRAME
+                }
+            );
+            let twin_before: Vec<u64> = before[before.len() - live_words(&gs).len()..].to_vec();
+            assert_eq!(
+                gs.remove_stack_barriers(&prog).unwrap(),
+                n - gs.counters().hit as usize
+            );
+            assert_eq!(live_words(&gs), twin_before);
+            assert_eq!((gs.stkbar_len(), gs.stkbar_pos()), (0, 0));
+            let c = gs.counters();
+            assert_eq!(c.installed, c.hit + c.unwound + c.removed);
+        }
+    }
+
+    #[test]
+    fn removal_of_an_overwritten_barrier_is_a_lost_barrier() {
+        let prog = program();
+        let mut pool = pool(StackBarrierMode::EVERY_FRAME);
+        let mut gs = goroutine(&prog, &mut pool, &chain_of(&prog, "main.mid", 5));
+        mark(&prog, &mut gs, StackBarrierMode::EVERY_FRAME);
+        let slot = gs.stkbar().nth(2).unwrap().saved_lr_ptr;
+        gs.write(slot, 0x1234).unwrap();
+        let err = gs.remove_stack_barriers(&prog).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&format!("at *{slot} expected stack barrier PC"))
+                && msg.contains("found 0x1234"),
+            "{msg}"
+        );
+        assert!(
+            !gs.stack_barrier_lock().is_locked(),
+            "the lock is released on the error path"
+        );
+    }
+
+    #[test]
+    fn unwind_barriers_marks_everything_below_sp_hit() {
+        let prog = program();
+        let mut pool = pool(StackBarrierMode::EVERY_FRAME);
+        let mut gs = goroutine(&prog, &mut pool, &chain_of(&prog, "main.mid", 10));
+        mark(&prog, &mut gs, StackBarrierMode::EVERY_FRAME);
+        let slots: Vec<Addr> = gs.stkbar().map(|b| b.saved_lr_ptr).collect();
+        // Unwinding to just above the fourth slot passes four barriers.
+        assert_eq!(gs.unwind_barriers(&prog, slots[3].add(8)).unwrap(), 4);
+        assert_eq!(gs.stkbar_pos(), 4);
+        assert_eq!(gs.rescan_limit(), Some(slots[4]));
+        for &s in &slots[..4] {
+            assert_ne!(gs.read(s).unwrap(), prog.stack_barrier_pc().0, "restored");
+        }
+        assert_eq!(
+            gs.unwind_barriers(&prog, slots[3].add(8)).unwrap(),
+            0,
+            "idempotent"
+        );
+        assert_eq!(gs.counters().unwound, 4);
+    }
+
+    #[test]
+    fn a_new_scan_removes_stale_barriers_first() {
+        let prog = program();
+        let mode = StackBarrierMode::On { first_offset: 128 };
+        let mut pool = pool(mode);
+        let mut gs = goroutine(&prog, &mut pool, &chain_of(&prog, "main.mid", 40));
+        let first = mark(&prog, &mut gs, mode);
+        let stats = scanstack(&prog, &mut gs, ScanKind::Mark(mode), |_, _| {}).unwrap();
+        assert_eq!(stats.stale_barriers_removed, first);
+        assert_eq!(
+            stats.barriers_installed, first,
+            "same stack, same placement"
+        );
+        assert_eq!(gs.counters().removed, first as u64);
+        assert_eq!(
+            gs.frames(&prog)
+                .filter(|fr| fr.as_ref().unwrap().stkbar.is_some())
+                .count(),
+            first
+        );
+    }
+
+    #[test]
+    fn stkbars_string_uses_go_notation() {
+        let prog = program();
+        let mut pool = pool(StackBarrierMode::EVERY_FRAME);
+        let mut gs = goroutine(&prog, &mut pool, &chain_of(&prog, "main.mid", 3));
+        assert_eq!(gs.stkbars_string(None), "[ @@@]");
+        mark(&prog, &mut gs, StackBarrierMode::EVERY_FRAME);
+        gs.ret(&prog).unwrap();
+        let s = gs.stkbars_string(Some(0));
+        let b: Vec<Stkbar> = gs.stkbar().collect();
+        assert_eq!(
+            s,
+            format!(
+                "[==> *{}={} @@@ *{}={}]",
+                b[0].saved_lr_ptr, b[0].saved_lr_val, b[1].saved_lr_ptr, b[1].saved_lr_val
+            )
+        );
+    }
+
+    #[test]
+    fn barrier_operations_wait_for_a_profiler_holding_the_lock() {
+        let prog = program();
+        let mut pool = pool(StackBarrierMode::EVERY_FRAME);
+        let mut gs = goroutine(&prog, &mut pool, &chain_of(&prog, "main.mid", 3));
+        mark(&prog, &mut gs, StackBarrierMode::EVERY_FRAME);
+        let lock = gs.stack_barrier_lock();
+        let released = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let holder = {
+            let (lock, released) = (Arc::clone(&lock), Arc::clone(&released));
+            std::thread::spawn(move || {
+                let guard = lock.try_lock().expect("free");
+                tx.send(()).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                released.store(true, Ordering::SeqCst);
+                drop(guard);
+            })
+        };
+        rx.recv().unwrap();
+        gs.remove_stack_barriers(&prog).unwrap();
+        assert!(
+            released.load(Ordering::SeqCst),
+            "removal ran only after the holder released the lock"
+        );
+        holder.join().unwrap();
+        assert!(!lock.is_locked());
+    }
+
+    #[test]
+    fn mode_display_and_reservation() {
+        assert_eq!(StackBarrierMode::Off.to_string(), "off");
+        assert_eq!(StackBarrierMode::EVERY_FRAME.to_string(), "all");
+        assert_eq!(StackBarrierMode::GO.to_string(), "1024");
+        assert_eq!(StackBarrierMode::Off.max_stack_barriers(1 << 20), 0);
+        assert_eq!(
+            StackBarrierMode::GO.max_stack_barriers(8192),
+            max_stack_barriers(8192, 1024)
+        );
+    }
+}

@@ -255,3 +255,175 @@ impl GStack {
         Ok(passed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::addr::Pc;
+    use crate::barrier::StackBarrierMode;
+    use crate::scan::{ScanKind, scanstack};
+    use crate::stack::GStack;
+    use crate::testutil::{f, goroutine, pool, program};
+
+    #[test]
+    fn call_pushes_a_zeroed_frame_with_the_call_sites_return_pc() {
+        let prog = program();
+        let mut pool = pool(StackBarrierMode::GO);
+        let (mid, leaf) = (f(&prog, "main.mid"), f(&prog, "main.leaf"));
+        let mut gs = goroutine(&prog, &mut pool, &[mid]);
+        gs.write_local(&prog, 1, 0xc0_0000_1000).unwrap();
+        let sp = gs.sp();
+        // Dirty the memory the callee will occupy, to see it zeroed.
+        for a in (0..32).step_by(8) {
+            assert!(gs.stack.write(sp.sub(32).add(a), 0xffff));
+        }
+        assert_eq!(gs.call(&prog, leaf, 3).unwrap(), Call::Pushed);
+        assert_eq!(gs.sp(), sp.sub(32));
+        assert_eq!(gs.pc(), prog.func(leaf).entry);
+        assert_eq!(gs.read(sp.sub(8)).unwrap(), prog.func(mid).return_pc(3).0);
+        for slot in 0..3 {
+            assert_eq!(gs.read_local(&prog, slot).unwrap(), 0);
+        }
+        assert_eq!(gs.ret(&prog).unwrap(), Ret::Returned { hit_barrier: false });
+        assert_eq!((gs.sp(), gs.pc()), (sp, prog.func(mid).return_pc(3)));
+        assert_eq!(
+            gs.read_local(&prog, 1).unwrap(),
+            0xc0_0000_1000,
+            "the caller's locals survive"
+        );
+        assert_eq!(gs.ret(&prog).unwrap(), Ret::Exited);
+        assert!(gs.is_empty());
+        assert!(matches!(gs.ret(&prog), Err(StackError::BadFrameOp { .. })));
+    }
+
+    #[test]
+    fn a_call_that_does_not_fit_asks_for_more_stack() {
+        let prog = program();
+        let mut pool = pool(StackBarrierMode::GO);
+        let big = f(&prog, "main.big");
+        let mut gs = GStack::new(9, pool.stackalloc(2048).unwrap(), &prog);
+        assert_eq!(gs.call(&prog, big, 0).unwrap(), Call::Pushed);
+        let sp = gs.sp();
+        assert_eq!(
+            gs.call(&prog, big, 0).unwrap(),
+            Call::MoreStack { needed: 1024 }
+        );
+        assert_eq!(gs.sp(), sp, "nothing was pushed");
+        let size = gs.newstack(&mut pool, &prog, 1024).unwrap();
+        assert_eq!(size, 4096);
+        assert_eq!(gs.call(&prog, big, 0).unwrap(), Call::Pushed);
+        assert_eq!(gs.traceback(&prog).unwrap(), vec![big, big]);
+    }
+
+    #[test]
+    fn runtime_functions_cannot_be_called_and_the_return_pc_slot_is_not_a_local() {
+        let prog = program();
+        let mut pool = pool(StackBarrierMode::GO);
+        let mut gs = goroutine(&prog, &mut pool, &[f(&prog, "main.leaf")]);
+        assert!(matches!(
+            gs.call(&prog, prog.gogo(), 0),
+            Err(StackError::BadFrameOp { .. })
+        ));
+        let err = gs.write_local(&prog, 3, 1).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StackError::BadLocal {
+                    slot: 3,
+                    words: 4,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(gs.write_local(&prog, 2, 1).is_ok());
+        let empty = goroutine(&prog, &mut pool, &[]);
+        assert!(matches!(
+            empty.read_local(&prog, 0),
+            Err(StackError::BadFrameOp { .. })
+        ));
+        assert!(
+            matches!(gs.read(gs.sp().sub(8)), Err(StackError::BadAddress { .. })),
+            "below sp is dead"
+        );
+    }
+
+    #[test]
+    fn unwind_frames_pops_frames_and_passes_their_barriers() {
+        let prog = program();
+        let mode = StackBarrierMode::EVERY_FRAME;
+        let mut pool = pool(mode);
+        let chain: Vec<_> = (0..8).map(|i| prog.user_func(i).unwrap()).collect();
+        let mut gs = goroutine(&prog, &mut pool, &chain);
+        scanstack(&prog, &mut gs, ScanKind::Mark(mode), |_, _| {}).unwrap();
+        let frames: Vec<_> = gs.frames(&prog).map(Result::unwrap).collect();
+        assert_eq!(gs.unwind_frames(&prog, 3).unwrap(), 3);
+        assert_eq!((gs.sp(), gs.pc()), (frames[3].sp, frames[3].pc));
+        assert_eq!(gs.stkbar_pos(), 3);
+        assert_eq!(
+            gs.traceback(&prog).unwrap(),
+            frames[3..].iter().map(|fr| fr.func).collect::<Vec<_>>()
+        );
+        // The remaining frames still return through their barriers.
+        assert_eq!(gs.ret(&prog).unwrap(), Ret::Returned { hit_barrier: true });
+        assert!(
+            matches!(
+                gs.unwind_frames(&prog, 4),
+                Err(StackError::BadFrameOp { .. })
+            ),
+            "must leave a frame"
+        );
+        assert_eq!(gs.unwind_frames(&prog, 0).unwrap(), 0);
+        let c = gs.counters();
+        assert_eq!((c.unwound, c.hit), (3, 1));
+    }
+
+    #[test]
+    fn a_runtime_bulk_write_unwinds_the_barriers_below_its_destination() {
+        let prog = program();
+        let mode = StackBarrierMode::EVERY_FRAME;
+        let mut pool = pool(mode);
+        let chain = vec![f(&prog, "main.mid"); 6];
+        let mut gs = goroutine(&prog, &mut pool, &chain);
+        scanstack(&prog, &mut gs, ScanKind::Mark(mode), |_, _| {}).unwrap();
+        let frames: Vec<_> = gs.frames(&prog).map(Result::unwrap).collect();
+        // Write two words into frame 3's locals [sp+8, sp+24).
+        let dst = frames[3].sp.add(8);
+        assert_eq!(
+            gs.runtime_bulk_write(&prog, dst, &[0xc0_0000_0010, 7])
+                .unwrap(),
+            3
+        );
+        assert_eq!(gs.read(dst).unwrap(), 0xc0_0000_0010);
+        assert_eq!(
+            gs.rescan_limit(),
+            Some(frames[3].lr_slot()),
+            "frame 3 is now inside the re-scan"
+        );
+        // A write that would cover a return-PC slot is refused.
+        let err = gs
+            .runtime_bulk_write(&prog, frames[4].lr_slot().sub(8), &[1, 2])
+            .unwrap_err();
+        assert!(matches!(err, StackError::BadFrameOp { .. }), "{err}");
+        assert_eq!(
+            gs.frames(&prog).filter(Result::is_ok).count(),
+            6,
+            "the stack is intact"
+        );
+    }
+
+    #[test]
+    fn current_func_tracks_calls_and_returns() {
+        let prog = program();
+        let mut pool = pool(StackBarrierMode::GO);
+        let (mid, leaf) = (f(&prog, "main.mid"), f(&prog, "main.leaf"));
+        let mut gs = goroutine(&prog, &mut pool, &[mid, leaf]);
+        assert_eq!(gs.current_func(&prog).unwrap(), Some(leaf));
+        gs.ret(&prog).unwrap();
+        assert_eq!(gs.current_func(&prog).unwrap(), Some(mid));
+        gs.ret(&prog).unwrap();
+        assert_eq!(gs.current_func(&prog).unwrap(), None);
+        assert_eq!(gs.pc(), prog.goexit_return_pc());
+        let _ = Pc(0);
+    }
+}

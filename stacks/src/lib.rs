@@ -32,6 +32,9 @@ pub mod scan;
 pub mod stack;
 pub mod unwind;
 
+#[cfg(test)]
+mod testutil;
+
 pub use addr::{Addr, Pc, WORD};
 pub use barrier::{StackBarrierMode, StkbarCounters};
 pub use call::{Call, Ret};

@@ -135,3 +135,108 @@ fn scan_and_install(
     stats.stale_barriers_removed = stale;
     Ok(stats)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::call::Ret;
+    use crate::testutil::{f, goroutine, pool, program};
+
+    #[test]
+    fn a_scan_visits_exactly_the_pointer_slots() {
+        let prog = program();
+        let mut pool = pool(StackBarrierMode::GO);
+        let (mid, leaf, tiny) = (
+            f(&prog, "main.mid"),
+            f(&prog, "main.leaf"),
+            f(&prog, "main.tiny"),
+        );
+        let mut gs = goroutine(&prog, &mut pool, &[mid, leaf, tiny]);
+        // Fill every word of every frame but the return PCs with a recognisable value; scalars too,
+        // including one that looks like a heap pointer.
+        let frames: Vec<_> = gs.frames(&prog).map(Result::unwrap).collect();
+        for fr in &frames {
+            for a in (fr.sp.0..fr.lr_slot().0).step_by(8) {
+                gs.write(Addr(a), 0xc0_0000_0000 + a).unwrap();
+            }
+        }
+        let mut seen = Vec::new();
+        let stats = scanstack(&prog, &mut gs, ScanKind::Whole, |a, v| seen.push((a, v))).unwrap();
+        let (sp_leaf, sp_mid) = (frames[1].sp, frames[2].sp);
+        let want: Vec<(Addr, u64)> = [sp_leaf, sp_leaf.add(16), sp_mid.add(8)]
+            .into_iter()
+            .map(|a| (a, 0xc0_0000_0000 + a.0))
+            .collect();
+        assert_eq!(
+            seen, want,
+            "leaf's slots 0 and 2, mid's slot 1; tiny has none"
+        );
+        assert_eq!(
+            stats,
+            ScanStats {
+                frames: 3,
+                bytes: 16 + 32 + 64,
+                ptr_slots: 3,
+                ..Default::default()
+            }
+        );
+    }
+
+    #[test]
+    fn a_rescan_stops_at_the_frame_holding_the_lowest_unhit_barrier() {
+        // One goroutine scanned at depth 1,000 that then oscillates 3 frames: the re-scan covers
+        // exactly the frames up to its first barrier.
+        let prog = program();
+        let mode = StackBarrierMode::GO;
+        let mut pool = pool(mode);
+        let leaf = f(&prog, "main.leaf");
+        let mut gs = goroutine(&prog, &mut pool, &vec![leaf; 1000]);
+        let sp0 = gs.sp();
+        let stats = scanstack(&prog, &mut gs, ScanKind::Mark(mode), |_, _| {}).unwrap();
+        assert_eq!((stats.frames, stats.bytes), (1000, 32_000));
+        // 32-byte frames: the first slot at or above sp0+1024 is frame 32's, at sp0+1048.
+        let first = gs.rescan_limit().unwrap();
+        assert_eq!(first, sp0.add(1048));
+        for _ in 0..50 {
+            for _ in 0..3 {
+                assert_eq!(gs.ret(&prog).unwrap(), Ret::Returned { hit_barrier: false });
+            }
+            for site in 0..3 {
+                crate::testutil::call(&prog, &mut pool, &mut gs, leaf, site);
+            }
+        }
+        let rescan = scanstack(&prog, &mut gs, ScanKind::Rescan, |_, _| {}).unwrap();
+        assert_eq!(rescan.frames, 33);
+        assert_eq!(
+            rescan.bytes,
+            33 * 32,
+            "from the SP to the end of the frame holding the barrier"
+        );
+        assert_eq!(rescan.barriers_installed, 0);
+        let whole = scanstack(&prog, &mut gs, ScanKind::Whole, |_, _| {}).unwrap();
+        assert_eq!(whole.bytes, 32_000);
+    }
+
+    #[test]
+    fn a_rescan_after_every_barrier_was_hit_covers_the_whole_stack() {
+        let prog = program();
+        let mode = StackBarrierMode::On { first_offset: 256 };
+        let mut pool = pool(mode);
+        let leaf = f(&prog, "main.leaf");
+        let mut gs = goroutine(&prog, &mut pool, &vec![leaf; 40]);
+        let n = scanstack(&prog, &mut gs, ScanKind::Mark(mode), |_, _| {})
+            .unwrap()
+            .barriers_installed;
+        assert_eq!(
+            n, 3,
+            "slots at sp0+280, sp0+536 and sp0+1048 of a 1280-byte stack"
+        );
+        for _ in 0..33 {
+            gs.ret(&prog).unwrap();
+        }
+        assert_eq!(gs.counters().hit, 3);
+        assert_eq!(gs.rescan_limit(), None);
+        let rescan = scanstack(&prog, &mut gs, ScanKind::Rescan, |_, _| {}).unwrap();
+        assert_eq!((rescan.frames, rescan.bytes), (7, 224));
+    }
+}

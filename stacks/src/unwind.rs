@@ -278,3 +278,252 @@ impl Iterator for Gentraceback<'_> {
 }
 
 impl std::iter::FusedIterator for Gentraceback<'_> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::barrier::StackBarrierMode;
+    use crate::scan::{ScanKind, scanstack};
+    use crate::testutil::{f, goroutine, pool, program};
+
+    #[test]
+    fn frames_of_a_call_chain_come_innermost_first_with_their_return_pcs() {
+        let prog = program();
+        let mut pool = pool(StackBarrierMode::GO);
+        let chain = [
+            f(&prog, "main.mid"),
+            f(&prog, "main.leaf"),
+            f(&prog, "main.tiny"),
+        ];
+        let gs = goroutine(&prog, &mut pool, &chain);
+        let frames: Vec<Frame> = gs.frames(&prog).map(Result::unwrap).collect();
+        assert_eq!(frames.len(), 3);
+        let hi = gs.stack().hi();
+        // Outermost: mid [hi-64, hi), returns to goexit.
+        assert_eq!(frames[2].func, chain[0]);
+        assert_eq!((frames[2].sp, frames[2].fp), (hi.sub(64), hi));
+        assert_eq!(frames[2].lr, prog.goexit_return_pc());
+        // leaf was called from mid's call site 1, tiny from leaf's call site 2.
+        assert_eq!(frames[1].func, chain[1]);
+        assert_eq!(frames[1].lr, prog.func(chain[0]).return_pc(1));
+        assert_eq!(frames[1].pc, prog.func(chain[1]).return_pc(2));
+        assert_eq!(frames[0].func, chain[2]);
+        assert_eq!(frames[0].pc, prog.func(chain[2]).entry);
+        assert_eq!(frames[0].sp, gs.sp());
+        for (i, fr) in frames.iter().enumerate() {
+            assert_eq!(fr.index, i);
+            assert_eq!(fr.stkbar, None);
+        }
+        assert_eq!(
+            gs.traceback(&prog).unwrap(),
+            vec![chain[2], chain[1], chain[0]]
+        );
+    }
+
+    #[test]
+    fn an_empty_stack_has_no_frames() {
+        let prog = program();
+        let mut pool = pool(StackBarrierMode::GO);
+        let gs = goroutine(&prog, &mut pool, &[]);
+        assert_eq!(gs.frames(&prog).count(), 0);
+    }
+
+    #[test]
+    fn unwinder_sees_through_barriers() {
+        let prog = program();
+        let mut pool = pool(StackBarrierMode::EVERY_FRAME);
+        let chain: Vec<_> = (0..20).map(|i| prog.user_func(i).unwrap()).collect();
+        let mut gs = goroutine(&prog, &mut pool, &chain);
+        let before: Vec<Frame> = gs.frames(&prog).map(Result::unwrap).collect();
+        let stats = scanstack(
+            &prog,
+            &mut gs,
+            ScanKind::Mark(StackBarrierMode::EVERY_FRAME),
+            |_, _| {},
+        )
+        .unwrap();
+        assert_eq!(
+            stats.barriers_installed, 19,
+            "every frame but the outermost"
+        );
+        let after: Vec<Frame> = gs.frames(&prog).map(Result::unwrap).collect();
+        assert_eq!(after.len(), before.len());
+        for (b, a) in before.iter().zip(&after) {
+            assert_eq!(
+                (a.func, a.pc, a.sp, a.fp, a.lr),
+                (b.func, b.pc, b.sp, b.fp, b.lr)
+            );
+            assert_eq!(
+                gs.read(a.lr_slot()).unwrap() == prog.stack_barrier_pc().0,
+                a.stkbar.is_some()
+            );
+        }
+        assert_eq!(after[0].stkbar, Some(0));
+        assert_eq!(after[18].stkbar, Some(18));
+        assert_eq!(after[19].stkbar, None);
+    }
+
+    fn corrupt(gs: &mut GStack, addr: Addr, value: u64) {
+        assert!(gs.stack.write(addr, value));
+    }
+
+    #[test]
+    fn corrupt_return_pcs_are_errors_naming_the_frame() {
+        let prog = program();
+        let mut pool = pool(StackBarrierMode::GO);
+        let chain = [
+            f(&prog, "main.mid"),
+            f(&prog, "main.leaf"),
+            f(&prog, "main.tiny"),
+        ];
+        let cases: Vec<(u64, fn(&StackError) -> bool)> = vec![
+            (0xdead, |e| {
+                matches!(e, StackError::UnknownPc { frame: 1, .. })
+            }),
+            (prog.func(prog.gogo()).entry.0 + 4, |e| {
+                matches!(e, StackError::FramelessPc { frame: 1, .. })
+            }),
+            (prog.goexit_return_pc().0, |e| {
+                matches!(e, StackError::EarlyGoexit { frame: 0, .. })
+            }),
+            (prog.stack_barrier_pc().0, |e| {
+                matches!(e, StackError::MissedStackBarrier { frame: 0, .. })
+            }),
+            // big's 1 KiB frame runs past the top from leaf's SP.
+            (prog.func(f(&prog, "main.big")).return_pc(0).0, |e| {
+                matches!(e, StackError::FramePastTop { frame: 1, .. })
+            }),
+        ];
+        for (value, is_expected) in cases {
+            let mut gs = goroutine(&prog, &mut pool, &chain);
+            let slot = gs.frames(&prog).next().unwrap().unwrap().lr_slot();
+            corrupt(&mut gs, slot, value);
+            let results: Vec<_> = gs.frames(&prog).collect();
+            let err = results.last().unwrap().as_ref().unwrap_err();
+            assert!(is_expected(err), "{value:#x}: {err}");
+            assert!(err.to_string().contains("goroutine 1 stack ["), "{err}");
+            assert!(results[..results.len() - 1].iter().all(Result::is_ok));
+        }
+        // The outermost frame must return to goexit.
+        let mut gs = goroutine(&prog, &mut pool, &chain);
+        let top_slot = gs.stack().hi().sub(8);
+        corrupt(&mut gs, top_slot, prog.func(chain[0]).return_pc(0).0);
+        let err = gs.frames(&prog).find_map(Result::err).unwrap();
+        assert!(
+            matches!(err, StackError::NoGoexit { frame: 2, .. }),
+            "{err}"
+        );
+        // A bad starting SP.
+        let gs = goroutine(&prog, &mut pool, &chain);
+        let err = gentraceback(&prog, &gs, gs.pc(), gs.sp().add(4))
+            .find_map(Result::err)
+            .unwrap();
+        assert!(matches!(err, StackError::BadSp { frame: 0, .. }), "{err}");
+    }
+
+    #[test]
+    fn a_recorded_barrier_whose_slot_was_overwritten_is_lost() {
+        let prog = program();
+        let mut pool = pool(StackBarrierMode::EVERY_FRAME);
+        let chain = [
+            f(&prog, "main.mid"),
+            f(&prog, "main.leaf"),
+            f(&prog, "main.tiny"),
+        ];
+        let mut gs = goroutine(&prog, &mut pool, &chain);
+        scanstack(
+            &prog,
+            &mut gs,
+            ScanKind::Mark(StackBarrierMode::EVERY_FRAME),
+            |_, _| {},
+        )
+        .unwrap();
+        let slot = gs.stkbar().next().unwrap().saved_lr_ptr;
+        corrupt(&mut gs, slot, prog.func(chain[1]).return_pc(0).0);
+        let err = gs.frames(&prog).find_map(Result::err).unwrap();
+        assert!(matches!(err, StackError::StackBarrierLost { .. }), "{err}");
+        assert!(
+            err.to_string().contains("@@@"),
+            "the stkbar dump marks stkbar_pos: {err}"
+        );
+    }
+
+    #[test]
+    fn a_traceback_starting_inside_the_trampoline_simulates_the_hit() {
+        let prog = program();
+        let mut pool = pool(StackBarrierMode::EVERY_FRAME);
+        let chain = [
+            f(&prog, "main.mid"),
+            f(&prog, "main.leaf"),
+            f(&prog, "main.tiny"),
+        ];
+        let mut gs = goroutine(&prog, &mut pool, &chain);
+        scanstack(
+            &prog,
+            &mut gs,
+            ScanKind::Mark(StackBarrierMode::EVERY_FRAME),
+            |_, _| {},
+        )
+        .unwrap();
+        let frames: Vec<Frame> = gs.frames(&prog).map(Result::unwrap).collect();
+        // tiny has just returned into the trampoline: SP is leaf's, PC is stackBarrier.
+        gs.sched = crate::stack::Gobuf {
+            pc: prog.stack_barrier_pc(),
+            sp: frames[0].fp,
+        };
+        let want: Vec<(FuncId, Pc)> = frames[1..].iter().map(|fr| (fr.func, fr.pc)).collect();
+        let got = |gs: &GStack| -> Vec<(FuncId, Pc)> {
+            gs.frames(&prog)
+                .map(|fr| fr.map(|fr| (fr.func, fr.pc)).unwrap())
+                .collect()
+        };
+        assert_eq!(got(&gs), want, "before stkbar_pos moved");
+        gs.stkbar_pos = 1;
+        assert_eq!(got(&gs), want, "after stkbar_pos moved");
+        // Neither neighbour of stkbar_pos lies below the SP: inconsistent.
+        gs.sched.sp = frames[0].sp;
+        let err = gs.frames(&prog).find_map(Result::err).unwrap();
+        assert!(
+            matches!(err, StackError::InconsistentStackBarrier { .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_unwinder_terminates_on_arbitrary_garbage() {
+        let prog = program();
+        let mut pool = pool(StackBarrierMode::GO);
+        let chain: Vec<_> = (0..12).map(|i| prog.user_func(i).unwrap()).collect();
+        let clean = goroutine(&prog, &mut pool, &chain);
+        let words = clean.used() / 8;
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for trial in 0..2000 {
+            let mut gs = goroutine(&prog, &mut pool, &chain);
+            for _ in 0..1 + trial % 4 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let addr = gs.sp().add((x as usize % words) * 8);
+                let hi = gs.stack().hi().0;
+                let value = match x % 4 {
+                    0 => x,
+                    1 => prog.stack_barrier_pc().0,
+                    2 => {
+                        prog.func(prog.user_func(x as usize).unwrap())
+                            .return_pc(0)
+                            .0
+                    }
+                    _ => hi,
+                };
+                corrupt(&mut gs, addr, value);
+            }
+            // At most one frame per 16 bytes, then one error at most.
+            assert!(gs.frames(&prog).count() <= words / 2 + 1);
+            let results: Vec<_> = gs.frames(&prog).collect();
+            assert!(
+                results.iter().rev().skip(1).all(Result::is_ok),
+                "only the last item may be an error"
+            );
+        }
+    }
+}

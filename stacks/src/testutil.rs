@@ -1,0 +1,59 @@
+//! Fixtures shared by the unit tests: a small program with known frames and goroutines built by
+//! calling through it.
+
+use crate::barrier::StackBarrierMode;
+use crate::call::Call;
+use crate::code::{FuncId, Program};
+use crate::stack::{GStack, StackPool};
+
+/// `main.leaf` 32 B (pointer slots 0, 2), `main.mid` 64 B (pointer slot 1), `main.big` 1 KiB
+/// (pointer slots 0..4), `main.tiny` 16 B (no pointers).
+pub(crate) fn program() -> Program {
+    Program::builder()
+        .func_with_pointers("main.leaf", 32, &[0, 2])
+        .func_with_pointers("main.mid", 64, &[1])
+        .func_with_pointers("main.big", 1024, &[0, 1, 2, 3])
+        .func_with_pointers("main.tiny", 16, &[])
+        .build()
+        .expect("valid program")
+}
+
+pub(crate) fn f(prog: &Program, name: &str) -> FuncId {
+    prog.lookup(name).expect("known function")
+}
+
+/// A goroutine that has called `chain` in order (outermost first), growing its stack as needed.
+pub(crate) fn goroutine(prog: &Program, pool: &mut StackPool, chain: &[FuncId]) -> GStack {
+    let mut gs = GStack::new(1, pool.stackalloc(2048).expect("stack"), prog);
+    for (i, &callee) in chain.iter().enumerate() {
+        call(prog, pool, &mut gs, callee, i as u32);
+    }
+    gs
+}
+
+/// Calls `callee`, growing the stack first if the frame does not fit.
+pub(crate) fn call(
+    prog: &Program,
+    pool: &mut StackPool,
+    gs: &mut GStack,
+    callee: FuncId,
+    site: u32,
+) {
+    if let Call::MoreStack { needed } = gs.call(prog, callee, site).expect("call") {
+        gs.newstack(pool, prog, needed).expect("grow");
+        assert_eq!(gs.call(prog, callee, site).expect("call"), Call::Pushed);
+    }
+}
+
+/// A pool for `mode` with Go's limits.
+pub(crate) fn pool(mode: StackBarrierMode) -> StackPool {
+    StackPool::new(mode)
+}
+
+/// The live words `[sp, hi)` of a goroutine.
+pub(crate) fn live_words(gs: &GStack) -> Vec<u64> {
+    gs.stack()
+        .words(gs.sp(), gs.stack().hi())
+        .expect("live stack")
+        .to_vec()
+}
