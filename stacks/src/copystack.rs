@@ -235,11 +235,8 @@ mod tests {
         );
         check_linked(&prog, &gs);
         let mut hits = 0;
-        loop {
-            match gs.ret(&prog).unwrap() {
-                Ret::Returned { hit_barrier } => hits += usize::from(hit_barrier),
-                Ret::Exited => break,
-            }
+        while let Ret::Returned { hit_barrier } = gs.ret(&prog).unwrap() {
+            hits += usize::from(hit_barrier);
         }
         assert_eq!(
             hits,

@@ -223,7 +223,7 @@ mod tests {
         let mode = StackBarrierMode::On { first_offset: 256 };
         let mut pool = pool(mode);
         let leaf = f(&prog, "main.leaf");
-        let mut gs = goroutine(&prog, &mut pool, &vec![leaf; 40]);
+        let mut gs = goroutine(&prog, &mut pool, &[leaf; 40]);
         let n = scanstack(&prog, &mut gs, ScanKind::Mark(mode), |_, _| {})
             .unwrap()
             .barriers_installed;

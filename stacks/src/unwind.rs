@@ -376,7 +376,8 @@ mod tests {
             f(&prog, "main.leaf"),
             f(&prog, "main.tiny"),
         ];
-        let cases: Vec<(u64, fn(&StackError) -> bool)> = vec![
+        type Expect = fn(&StackError) -> bool;
+        let cases: Vec<(u64, Expect)> = vec![
             (0xdead, |e| {
                 matches!(e, StackError::UnknownPc { frame: 1, .. })
             }),
