@@ -218,7 +218,7 @@ impl<'p> Harness<'p> {
                     }
                 }
             }
-        } else if kind % 2 == 0 {
+        } else if kind.is_multiple_of(2) {
             MVal::Raw(value)
         } else {
             MVal::Raw(self.gs.stack().lo().0 + (value % 4096) * 8)
@@ -352,11 +352,7 @@ impl<'p> Harness<'p> {
                 self.gs.newstack(&mut self.pool, prog, extra).unwrap();
                 self.follow_move();
             }
-            Op::Shrink => {
-                if self.gs.shrinkstack(&mut self.pool, prog).unwrap() {
-                    self.follow_move();
-                }
-            }
+            Op::Shrink if self.gs.shrinkstack(&mut self.pool, prog).unwrap() => self.follow_move(),
             Op::Scan => self.scan(),
             Op::Rescan => self.check_rescan(),
             Op::Remove => {
