@@ -63,25 +63,33 @@ impl GStack {
         Ok(Some(id))
     }
 
-    fn running_func(&self, prog: &Program) -> Result<FuncId, StackError> {
+    /// The running frame's function and frame size.
+    #[inline]
+    fn running_frame(&self, prog: &Program) -> Result<(FuncId, usize), StackError> {
         let Gobuf { pc, sp } = self.sched;
-        let id = prog.findfunc(pc).ok_or(StackError::UnknownPc {
-            stack: self.id(),
-            frame: 0,
-            sp,
-            pc,
-        })?;
-        let f = prog.func(id);
-        if f.kind != FuncKind::User {
+        let Some((id, frame_size)) = prog.findframe(pc) else {
+            return Err(StackError::UnknownPc {
+                stack: self.id(),
+                frame: 0,
+                sp,
+                pc,
+            });
+        };
+        if frame_size == 0 {
+            let func = prog.func(id).name.clone();
             return Err(StackError::FramelessPc {
                 stack: self.id(),
                 frame: 0,
                 sp,
                 pc,
-                func: f.name.clone(),
+                func,
             });
         }
-        Ok(id)
+        Ok((id, frame_size))
+    }
+
+    fn running_func(&self, prog: &Program) -> Result<FuncId, StackError> {
+        self.running_frame(prog).map(|(id, _)| id)
     }
 
     fn frame_op_error(&self, what: impl Into<String>) -> StackError {
@@ -134,8 +142,8 @@ impl GStack {
         if self.is_empty() {
             return Err(self.frame_op_error("return from a goroutine with no frames"));
         }
-        let f = prog.func(self.running_func(prog)?);
-        let fp = self.sched.sp.add(f.frame_size);
+        let (_, frame_size) = self.running_frame(prog)?;
+        let fp = self.sched.sp.add(frame_size);
         let slot = fp.sub(WORD);
         let raw = self
             .stack

@@ -22,9 +22,13 @@
 //! return PC of call site `k` is `entry + 16·(k+1)`, the address just past that call, so a return PC
 //! always maps back to its caller.
 //!
-//! `findfunc` follows Go's `findfunctab`: a table with one entry per 64-byte bucket of text holding
-//! the index of the last function starting at or before the bucket; a lookup indexes the table and
-//! steps forward at most a few functions.
+//! `findfunc` follows Go's `findfunctab`: a table indexed by bucket of text. Go's buckets are 256
+//! bytes and hold the index of the first candidate function, from which a lookup steps forward. Ours
+//! are 16 bytes, the function alignment, so a bucket lies in at most one function and its entry can
+//! hold that function's index, end and frame size outright: a lookup is one table load and one
+//! compare (the table costs 16 bytes per 16 bytes of text). Unwinding is a chain of dependent loads —
+//! return PC, function, frame size, next return PC — and [`Program::findframe`] collapses the middle
+//! of that chain into one load.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -46,7 +50,7 @@ pub const MAX_FRAME_SIZE: usize = 1 << 20;
 
 const FUNC_ALIGN: u64 = 16;
 const CALL_INSN_BYTES: u64 = 16;
-const FUNCTAB_BUCKET: u64 = 64;
+const FUNCTAB_BUCKET: u64 = FUNC_ALIGN;
 
 /// The pointer map of a frame: bit `i` set when frame word `i` (counted from the frame's SP) is a
 /// pointer slot.
@@ -84,7 +88,7 @@ pub struct Func {
     pub len: u64,
     /// Whole frame in bytes, return-PC slot included; 0 for runtime functions without a frame.
     pub frame_size: usize,
-    /// Which frame words are pointer slots.
+    /// Which frame words are pointer slots; the storage past its length is zero.
     pub ptr_map: PtrMap,
     /// Number of call sites (each a distinct return PC).
     pub call_sites: u32,
@@ -189,7 +193,7 @@ pub enum CodeError {
 #[derive(Debug)]
 pub struct Program {
     funcs: Vec<Func>,
-    functab: Vec<u32>,
+    functab: Vec<FunctabEntry>,
     by_name: HashMap<Box<str>, FuncId>,
     goexit: FuncId,
     stack_barrier: FuncId,
@@ -282,7 +286,9 @@ impl ProgramBuilder {
             PtrMap::new(),
             0,
         );
-        for s in self.specs {
+        for mut s in self.specs {
+            // The scanner walks the map's raw words; bits past its length must be clear.
+            s.ptr_map.set_uninitialized(false);
             let len = CALL_INSN_BYTES * (u64::from(s.call_sites) + 1);
             place(
                 &s.name,
@@ -342,21 +348,41 @@ fn validate(s: &FuncSpec) -> Result<(), CodeError> {
     Ok(())
 }
 
-/// `functab[b]` is the index of the last function whose entry is at or before the start of bucket `b`.
-fn build_functab(funcs: &[Func]) -> Vec<u32> {
+/// One bucket of the function table: the function the bucket lies in (if `pc < end`).
+#[derive(Clone, Copy, Debug)]
+struct FunctabEntry {
+    /// End of the function's code; 0 for a bucket of padding between functions.
+    end: u64,
+    func: u32,
+    /// The function's frame size, 0 for runtime functions.
+    frame_size: u32,
+}
+
+/// One entry per `FUNCTAB_BUCKET` bytes of text, from `TEXT_BASE` to the end of the last function.
+fn build_functab(funcs: &[Func]) -> Vec<FunctabEntry> {
     let last = funcs
         .last()
         .expect("the runtime functions are always present");
     let text_len = last.entry.0 + last.len - TEXT_BASE.0;
-    let buckets = text_len.div_ceil(FUNCTAB_BUCKET) as usize;
-    let mut tab = Vec::with_capacity(buckets);
-    let mut i = 0usize;
-    for b in 0..buckets as u64 {
-        let start = TEXT_BASE.0 + b * FUNCTAB_BUCKET;
-        while i + 1 < funcs.len() && funcs[i + 1].entry.0 <= start {
-            i += 1;
+    let mut tab = vec![
+        FunctabEntry {
+            end: 0,
+            func: 0,
+            frame_size: 0
+        };
+        text_len.div_ceil(FUNCTAB_BUCKET) as usize
+    ];
+    for (i, f) in funcs.iter().enumerate() {
+        let entry = FunctabEntry {
+            end: f.entry.0 + f.len,
+            func: i as u32,
+            frame_size: f.frame_size as u32,
+        };
+        let first = (f.entry.0 - TEXT_BASE.0) / FUNCTAB_BUCKET;
+        let last = (f.entry.0 + f.len - 1 - TEXT_BASE.0) / FUNCTAB_BUCKET;
+        for b in first..=last {
+            tab[b as usize] = entry;
         }
-        tab.push(i as u32);
     }
     tab
 }
@@ -370,15 +396,15 @@ impl Program {
     /// The function containing `pc`, if any (Go's `findfunc`).
     #[inline]
     pub fn findfunc(&self, pc: Pc) -> Option<FuncId> {
+        self.findframe(pc).map(|(id, _)| id)
+    }
+
+    /// The function containing `pc` and its frame size (0 for a runtime function), in one lookup.
+    #[inline]
+    pub fn findframe(&self, pc: Pc) -> Option<(FuncId, usize)> {
         let off = pc.0.checked_sub(TEXT_BASE.0)?;
-        let mut i = *self.functab.get((off / FUNCTAB_BUCKET) as usize)? as usize;
-        while let Some(next) = self.funcs.get(i + 1) {
-            if next.entry > pc {
-                break;
-            }
-            i += 1;
-        }
-        self.funcs[i].contains(pc).then_some(FuncId(i as u32))
+        let e = self.functab.get((off / FUNCTAB_BUCKET) as usize)?;
+        (pc.0 < e.end).then_some((FuncId(e.func), e.frame_size as usize))
     }
 
     /// The function with this id.
@@ -623,6 +649,25 @@ mod tests {
         assert_eq!(
             p.lookup("main.c").map(|id| p.func(id).frame_size),
             Some(4096)
+        );
+    }
+
+    #[test]
+    fn pointer_map_storage_past_the_frame_is_clear() {
+        let mut ptr_map = bitvec![u64, Lsb0; 1; 8];
+        ptr_map.set(7, false);
+        let spec = FuncSpec {
+            name: "main.dense".into(),
+            frame_size: 64,
+            ptr_map,
+            call_sites: 1,
+        };
+        let p = Program::builder().func(spec).build().unwrap();
+        let f = p.func(p.lookup("main.dense").unwrap());
+        assert_eq!(
+            f.ptr_map.as_raw_slice(),
+            &[0x7f],
+            "seven pointer slots and nothing beyond"
         );
     }
 

@@ -169,6 +169,14 @@ impl Stack {
         Some((from.word_index_from(self.lo)?, to.word_index_from(self.lo)?))
     }
 
+    /// The word at `addr`, which the caller has checked is an aligned address of the usable stack
+    /// (the unwinder's hot path; an address outside the allocation is a bug and panics).
+    #[inline]
+    pub(crate) fn word(&self, addr: Addr) -> u64 {
+        debug_assert!(self.contains(addr) && addr.is_word_aligned());
+        self.words[addr.offset_from(self.lo) / WORD]
+    }
+
     /// Stkbar entry `i`, read from the array at the top of the allocation.
     #[inline]
     pub(crate) fn stkbar(&self, i: usize) -> Stkbar {

@@ -21,7 +21,7 @@
 //! the SP and simulates the rest of the hit.
 
 use crate::addr::{Addr, Pc, WORD};
-use crate::code::{FuncId, FuncKind, Program};
+use crate::code::{FuncId, Program};
 use crate::error::StackError;
 use crate::stack::GStack;
 
@@ -77,6 +77,11 @@ pub struct Gentraceback<'a> {
     stkbar_next: usize,
     index: usize,
     state: State,
+    // Constants of the walk, looked up once.
+    lo: Addr,
+    hi: Addr,
+    goexit_ret: Pc,
+    barrier_pc: Pc,
 }
 
 /// The frames of `gs` starting from `(pc, sp)`, innermost first.
@@ -89,6 +94,10 @@ pub fn gentraceback<'a>(prog: &'a Program, gs: &'a GStack, pc: Pc, sp: Addr) -> 
         stkbar_next: gs.stkbar_pos,
         index: 0,
         state: State::Start,
+        lo: gs.stack.lo(),
+        hi: gs.stack.hi(),
+        goexit_ret: prog.goexit_return_pc(),
+        barrier_pc: prog.stack_barrier_pc(),
     }
 }
 
@@ -102,6 +111,19 @@ impl GStack {
     pub fn traceback(&self, prog: &Program) -> Result<Vec<FuncId>, StackError> {
         self.frames(prog).map(|f| f.map(|f| f.func)).collect()
     }
+}
+
+/// Why a step could not produce a frame; turned into a [`StackError`] off the hot path.
+enum Fault {
+    BadSp,
+    UnknownPc,
+    Frameless(FuncId),
+    PastTop(FuncId, Addr),
+    MissedBarrier(Addr),
+    LostBarrier(Addr, u64),
+    EarlyGoexit(FuncId, Addr),
+    StrayBarriers,
+    NoGoexit(FuncId, Addr, Pc),
 }
 
 impl Gentraceback<'_> {
@@ -127,106 +149,55 @@ impl Gentraceback<'_> {
         Ok(())
     }
 
-    fn step(&mut self) -> Result<Option<Frame>, StackError> {
-        let (prog, gs) = (self.prog, self.gs);
-        let stack = gs.id();
-        let (pc, sp, index) = (self.pc, self.sp, self.index);
-        let goexit_ret = prog.goexit_return_pc();
-        if sp == stack.hi && pc == goexit_ret {
+    /// One frame at `(self.pc, self.sp)`; `Ok(None)` at the end of an empty stack.
+    #[inline]
+    fn step(&mut self) -> Result<Option<Frame>, Fault> {
+        let (pc, sp) = (self.pc, self.sp);
+        if sp == self.hi && pc == self.goexit_ret {
             return Ok(None); // an empty stack
         }
-        if sp < stack.lo || sp >= stack.hi || !sp.is_word_aligned() {
-            return Err(StackError::BadSp {
-                stack,
-                frame: index,
-                sp,
-            });
+        if sp < self.lo || sp >= self.hi || !sp.is_word_aligned() {
+            return Err(Fault::BadSp);
         }
-        let func = prog.findfunc(pc).ok_or(StackError::UnknownPc {
-            stack,
-            frame: index,
-            sp,
-            pc,
-        })?;
-        let f = prog.func(func);
-        if f.kind != FuncKind::User {
-            return Err(StackError::FramelessPc {
-                stack,
-                frame: index,
-                sp,
-                pc,
-                func: f.name.clone(),
-            });
+        // Only user functions have frames: runtime functions report a frame size of 0.
+        let (func, frame_size) = self.prog.findframe(pc).ok_or(Fault::UnknownPc)?;
+        if frame_size == 0 {
+            return Err(Fault::Frameless(func));
         }
-        let fp = sp.add(f.frame_size);
-        if fp > stack.hi {
-            return Err(StackError::FramePastTop {
-                stack,
-                frame: index,
-                func: f.name.clone(),
-                sp,
-                fp,
-            });
+        let fp = sp.add(frame_size);
+        if fp > self.hi {
+            return Err(Fault::PastTop(func, fp));
         }
         let slot = fp.sub(WORD);
-        let raw = gs
-            .stack
-            .read(slot)
-            .expect("slot lies in [sp, hi), checked above");
+        let raw = self.gs.stack.word(slot);
+        let gs = self.gs;
         let next_bar =
             (self.stkbar_next < gs.stkbar_len).then(|| gs.stack.stkbar(self.stkbar_next));
-        let (lr, stkbar) = if Pc(raw) == prog.stack_barrier_pc() {
+        let (lr, stkbar) = if raw == self.barrier_pc.0 {
             match next_bar {
                 Some(b) if b.saved_lr_ptr == slot => {
                     self.stkbar_next += 1;
                     (b.saved_lr_val, Some(self.stkbar_next - 1))
                 }
-                _ => {
-                    return Err(StackError::MissedStackBarrier {
-                        stack,
-                        frame: index,
-                        slot,
-                        stkbars: gs.stkbars_string(Some(self.stkbar_next)),
-                    });
-                }
+                _ => return Err(Fault::MissedBarrier(slot)),
             }
         } else {
-            if let Some(b) = next_bar.filter(|b| b.saved_lr_ptr <= slot) {
-                return Err(gs.barrier_lost(format!(
-                    "stkbar[{}] names {} but frame {index} has its return PC {} at {slot}",
-                    self.stkbar_next,
-                    b.saved_lr_ptr,
-                    Pc(raw)
-                )));
+            if next_bar.is_some_and(|b| b.saved_lr_ptr <= slot) {
+                return Err(Fault::LostBarrier(slot, raw));
             }
             (Pc(raw), None)
         };
-        if lr == goexit_ret {
-            if fp != stack.hi {
-                return Err(StackError::EarlyGoexit {
-                    stack,
-                    frame: index,
-                    func: f.name.clone(),
-                    sp,
-                    fp,
-                });
+        if lr == self.goexit_ret {
+            if fp != self.hi {
+                return Err(Fault::EarlyGoexit(func, fp));
             }
             if self.stkbar_next != gs.stkbar_len {
-                return Err(gs.barrier_lost(format!(
-                    "stkbar[{}..{}] lie above the outermost frame",
-                    self.stkbar_next, gs.stkbar_len
-                )));
+                return Err(Fault::StrayBarriers);
             }
-        } else if fp == stack.hi {
-            return Err(StackError::NoGoexit {
-                stack,
-                frame: index,
-                func: f.name.clone(),
-                sp,
-                fp,
-                lr,
-            });
+        } else if fp == self.hi {
+            return Err(Fault::NoGoexit(func, fp, lr));
         }
+        let index = self.index;
         self.pc = lr;
         self.sp = fp;
         self.index += 1;
@@ -240,11 +211,79 @@ impl Gentraceback<'_> {
             stkbar,
         }))
     }
+
+    /// The error for a fault at the current frame.
+    #[cold]
+    #[inline(never)]
+    fn error(&self, fault: Fault) -> StackError {
+        let (gs, prog) = (self.gs, self.prog);
+        let stack = gs.id();
+        let (frame, sp, pc) = (self.index, self.sp, self.pc);
+        let name = |id: FuncId| prog.func(id).name.clone();
+        match fault {
+            Fault::BadSp => StackError::BadSp { stack, frame, sp },
+            Fault::UnknownPc => StackError::UnknownPc {
+                stack,
+                frame,
+                sp,
+                pc,
+            },
+            Fault::Frameless(id) => StackError::FramelessPc {
+                stack,
+                frame,
+                sp,
+                pc,
+                func: name(id),
+            },
+            Fault::PastTop(id, fp) => StackError::FramePastTop {
+                stack,
+                frame,
+                func: name(id),
+                sp,
+                fp,
+            },
+            Fault::MissedBarrier(slot) => StackError::MissedStackBarrier {
+                stack,
+                frame,
+                slot,
+                stkbars: gs.stkbars_string(Some(self.stkbar_next)),
+            },
+            Fault::LostBarrier(slot, raw) => {
+                let b = gs.stack.stkbar(self.stkbar_next);
+                gs.barrier_lost(format!(
+                    "stkbar[{}] names {} but frame {frame} has its return PC {} at {slot}",
+                    self.stkbar_next,
+                    b.saved_lr_ptr,
+                    Pc(raw)
+                ))
+            }
+            Fault::EarlyGoexit(id, fp) => StackError::EarlyGoexit {
+                stack,
+                frame,
+                func: name(id),
+                sp,
+                fp,
+            },
+            Fault::StrayBarriers => gs.barrier_lost(format!(
+                "stkbar[{}..{}] lie above the outermost frame",
+                self.stkbar_next, gs.stkbar_len
+            )),
+            Fault::NoGoexit(id, fp, lr) => StackError::NoGoexit {
+                stack,
+                frame,
+                func: name(id),
+                sp,
+                fp,
+                lr,
+            },
+        }
+    }
 }
 
 impl Iterator for Gentraceback<'_> {
     type Item = Result<Frame, StackError>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.state == State::Start {
             self.state = State::Walking;
@@ -260,7 +299,7 @@ impl Iterator for Gentraceback<'_> {
         }
         match self.step() {
             Ok(Some(frame)) => {
-                if frame.lr == self.prog.goexit_return_pc() {
+                if frame.lr == self.goexit_ret {
                     self.state = State::Done;
                 }
                 Some(Ok(frame))
@@ -269,9 +308,9 @@ impl Iterator for Gentraceback<'_> {
                 self.state = State::Done;
                 None
             }
-            Err(e) => {
+            Err(fault) => {
                 self.state = State::Done;
-                Some(Err(e))
+                Some(Err(self.error(fault)))
             }
         }
     }
