@@ -674,6 +674,49 @@ mod tests {
     }
 
     #[test]
+    fn freeing_or_reusing_a_stack_resets_its_barriers() {
+        use crate::scan::{ScanKind, scanstack};
+        use crate::testutil::{f, goroutine, program};
+        let prog = program();
+        let mode = StackBarrierMode::EVERY_FRAME;
+        let mut pool = StackPool::new(mode);
+        let mid = f(&prog, "main.mid");
+        // Reuse (gfput keeping a fixed-size stack): the new goroutine starts with no barriers.
+        let mut gs = goroutine(&prog, &mut pool, &[mid; 4]);
+        scanstack(&prog, &mut gs, ScanKind::Mark(mode), |_, _| {}).unwrap();
+        while gs.ret(&prog).unwrap() != crate::call::Ret::Exited {}
+        assert_eq!((gs.stkbar_len(), gs.stkbar_pos()), (3, 3));
+        gs.reset(2, &prog);
+        assert_eq!(
+            (gs.goid(), gs.stkbar_len(), gs.stkbar_pos(), gs.is_empty()),
+            (2, 0, 0, true)
+        );
+        assert_eq!(gs.rescan_limit(), None);
+        // The reused stack scans and barriers cleanly again.
+        for site in 0..4 {
+            assert_eq!(
+                gs.call(&prog, mid, site).unwrap(),
+                crate::call::Call::Pushed
+            );
+        }
+        assert_eq!(
+            scanstack(&prog, &mut gs, ScanKind::Mark(mode), |_, _| {})
+                .unwrap()
+                .stale_barriers_removed,
+            0
+        );
+        assert_eq!(gs.stkbar_len(), 3);
+        // Free (gfput releasing the stack): the memory returns to the pool, the barriers go with
+        // the goroutine, and the next goroutine on that memory has none.
+        let lo = gs.stack().lo();
+        pool.stackfree(gs.into_stack());
+        let fresh = GStack::new(3, pool.stackalloc(2048).unwrap(), &prog);
+        assert_eq!(fresh.stack().lo(), lo, "same memory");
+        assert_eq!((fresh.stkbar_len(), fresh.stkbar_pos()), (0, 0));
+        assert_eq!(fresh.frames(&prog).count(), 0);
+    }
+
+    #[test]
     fn stack_barrier_lock_try_lock_fails_while_held() {
         let lock = StackBarrierLock::default();
         lock.lock();
