@@ -340,13 +340,9 @@ mod tests {
     use crate::call::Ret;
     use crate::code::FuncId;
     use crate::scan::{ScanKind, scanstack};
-    use crate::testutil::{f, goroutine, live_words, pool, program};
-
-    fn mark(prog: &Program, gs: &mut GStack, mode: StackBarrierMode) -> usize {
-        scanstack(prog, gs, ScanKind::Mark(mode), |_, _| {})
-            .unwrap()
-            .barriers_installed
-    }
+    use crate::testutil::{
+        barriered_frames, f, goroutine, live_words, mark, pool, program, three_frames,
+    };
 
     /// The return-PC slots of the barriers, as offsets above `sp`.
     fn barrier_offsets(gs: &GStack, sp: Addr) -> Vec<usize> {
@@ -430,24 +426,13 @@ mod tests {
         // ...so a scan that would put one on every frame installs exactly one.
         assert_eq!(mark(&prog, &mut gs, StackBarrierMode::EVERY_FRAME), cap);
         assert_eq!(gs.stkbar_len(), cap);
-        assert_eq!(
-            gs.frames(&prog)
-                .filter(|fr| fr.as_ref().unwrap().stkbar.is_some())
-                .count(),
-            cap
-        );
+        assert_eq!(barriered_frames(&prog, &gs), cap);
     }
 
     #[test]
     fn a_return_through_a_barrier_hits_it_and_continues_at_the_saved_pc() {
         let prog = program();
-        let mut pool = pool(StackBarrierMode::EVERY_FRAME);
-        let chain = [
-            f(&prog, "main.mid"),
-            f(&prog, "main.leaf"),
-            f(&prog, "main.tiny"),
-        ];
-        let mut gs = goroutine(&prog, &mut pool, &chain);
+        let (_pool, mut gs) = three_frames(&prog, StackBarrierMode::EVERY_FRAME);
         mark(&prog, &mut gs, StackBarrierMode::EVERY_FRAME);
         let saved = gs.stkbar().next().unwrap().saved_lr_val;
         assert_eq!(gs.ret(&prog).unwrap(), Ret::Returned { hit_barrier: true });
@@ -464,13 +449,7 @@ mod tests {
     #[test]
     fn a_hit_that_does_not_match_stkbar_pos_is_a_lost_barrier() {
         let prog = program();
-        let mut pool = pool(StackBarrierMode::EVERY_FRAME);
-        let chain = [
-            f(&prog, "main.mid"),
-            f(&prog, "main.leaf"),
-            f(&prog, "main.tiny"),
-        ];
-        let mut gs = goroutine(&prog, &mut pool, &chain);
+        let (_pool, mut gs) = three_frames(&prog, StackBarrierMode::EVERY_FRAME);
         mark(&prog, &mut gs, StackBarrierMode::EVERY_FRAME);
         let err = gs.stack_barrier_hit(gs.sp()).unwrap_err();
         assert!(matches!(err, StackError::StackBarrierLost { .. }), "{err}");
@@ -570,12 +549,7 @@ mod tests {
             "same stack, same placement"
         );
         assert_eq!(gs.counters().removed, first as u64);
-        assert_eq!(
-            gs.frames(&prog)
-                .filter(|fr| fr.as_ref().unwrap().stkbar.is_some())
-                .count(),
-            first
-        );
+        assert_eq!(barriered_frames(&prog, &gs), first);
     }
 
     #[test]

@@ -269,9 +269,8 @@ mod tests {
     use super::*;
     use crate::addr::Pc;
     use crate::barrier::StackBarrierMode;
-    use crate::scan::{ScanKind, scanstack};
     use crate::stack::GStack;
-    use crate::testutil::{f, goroutine, pool, program};
+    use crate::testutil::{f, goroutine, mark, pool, program};
 
     #[test]
     fn call_pushes_a_zeroed_frame_with_the_call_sites_return_pc() {
@@ -363,7 +362,7 @@ mod tests {
         let mut pool = pool(mode);
         let chain: Vec<_> = (0..8).map(|i| prog.user_func(i).unwrap()).collect();
         let mut gs = goroutine(&prog, &mut pool, &chain);
-        scanstack(&prog, &mut gs, ScanKind::Mark(mode), |_, _| {}).unwrap();
+        mark(&prog, &mut gs, mode);
         let frames: Vec<_> = gs.frames(&prog).map(Result::unwrap).collect();
         assert_eq!(gs.unwind_frames(&prog, 3).unwrap(), 3);
         assert_eq!((gs.sp(), gs.pc()), (frames[3].sp, frames[3].pc));
@@ -393,7 +392,7 @@ mod tests {
         let mut pool = pool(mode);
         let chain = vec![f(&prog, "main.mid"); 6];
         let mut gs = goroutine(&prog, &mut pool, &chain);
-        scanstack(&prog, &mut gs, ScanKind::Mark(mode), |_, _| {}).unwrap();
+        mark(&prog, &mut gs, mode);
         let frames: Vec<_> = gs.frames(&prog).map(Result::unwrap).collect();
         // Write two words into frame 3's locals [sp+8, sp+24).
         let dst = frames[3].sp.add(8);

@@ -4,6 +4,7 @@
 use crate::barrier::StackBarrierMode;
 use crate::call::Call;
 use crate::code::{FuncId, Program};
+use crate::scan::{ScanKind, scanstack};
 use crate::stack::{GStack, StackPool};
 
 /// `main.leaf` 32 B (pointer slots 0, 2), `main.mid` 64 B (pointer slot 1), `main.big` 1 KiB
@@ -56,4 +57,30 @@ pub(crate) fn live_words(gs: &GStack) -> Vec<u64> {
         .words(gs.sp(), gs.stack().hi())
         .expect("live stack")
         .to_vec()
+}
+
+/// `main.mid` → `main.leaf` → `main.tiny` (outermost first), on a pool for `mode`.
+pub(crate) fn three_frames(prog: &Program, mode: StackBarrierMode) -> (StackPool, GStack) {
+    let mut pool = pool(mode);
+    let chain = [
+        f(prog, "main.mid"),
+        f(prog, "main.leaf"),
+        f(prog, "main.tiny"),
+    ];
+    let gs = goroutine(prog, &mut pool, &chain);
+    (pool, gs)
+}
+
+/// A concurrent scan that visits nothing; returns the number of barriers installed.
+pub(crate) fn mark(prog: &Program, gs: &mut GStack, mode: StackBarrierMode) -> usize {
+    scanstack(prog, gs, ScanKind::Mark(mode), |_, _| {})
+        .expect("scan")
+        .barriers_installed
+}
+
+/// Frames whose return-PC slot holds a barrier, as the unwinder reports them.
+pub(crate) fn barriered_frames(prog: &Program, gs: &GStack) -> usize {
+    gs.frames(prog)
+        .filter(|fr| fr.as_ref().expect("frame").stkbar.is_some())
+        .count()
 }

@@ -322,19 +322,13 @@ impl std::iter::FusedIterator for Gentraceback<'_> {}
 mod tests {
     use super::*;
     use crate::barrier::StackBarrierMode;
-    use crate::scan::{ScanKind, scanstack};
-    use crate::testutil::{f, goroutine, pool, program};
+    use crate::testutil::{f, goroutine, mark, pool, program, three_frames};
 
     #[test]
     fn frames_of_a_call_chain_come_innermost_first_with_their_return_pcs() {
         let prog = program();
-        let mut pool = pool(StackBarrierMode::GO);
-        let chain = [
-            f(&prog, "main.mid"),
-            f(&prog, "main.leaf"),
-            f(&prog, "main.tiny"),
-        ];
-        let gs = goroutine(&prog, &mut pool, &chain);
+        let (_pool, gs) = three_frames(&prog, StackBarrierMode::GO);
+        let chain: Vec<FuncId> = gs.traceback(&prog).unwrap().into_iter().rev().collect();
         let frames: Vec<Frame> = gs.frames(&prog).map(Result::unwrap).collect();
         assert_eq!(frames.len(), 3);
         let hi = gs.stack().hi();
@@ -374,17 +368,8 @@ mod tests {
         let chain: Vec<_> = (0..20).map(|i| prog.user_func(i).unwrap()).collect();
         let mut gs = goroutine(&prog, &mut pool, &chain);
         let before: Vec<Frame> = gs.frames(&prog).map(Result::unwrap).collect();
-        let stats = scanstack(
-            &prog,
-            &mut gs,
-            ScanKind::Mark(StackBarrierMode::EVERY_FRAME),
-            |_, _| {},
-        )
-        .unwrap();
-        assert_eq!(
-            stats.barriers_installed, 19,
-            "every frame but the outermost"
-        );
+        let installed = mark(&prog, &mut gs, StackBarrierMode::EVERY_FRAME);
+        assert_eq!(installed, 19, "every frame but the outermost");
         let after: Vec<Frame> = gs.frames(&prog).map(Result::unwrap).collect();
         assert_eq!(after.len(), before.len());
         for (b, a) in before.iter().zip(&after) {
@@ -464,20 +449,9 @@ mod tests {
     #[test]
     fn a_recorded_barrier_whose_slot_was_overwritten_is_lost() {
         let prog = program();
-        let mut pool = pool(StackBarrierMode::EVERY_FRAME);
-        let chain = [
-            f(&prog, "main.mid"),
-            f(&prog, "main.leaf"),
-            f(&prog, "main.tiny"),
-        ];
-        let mut gs = goroutine(&prog, &mut pool, &chain);
-        scanstack(
-            &prog,
-            &mut gs,
-            ScanKind::Mark(StackBarrierMode::EVERY_FRAME),
-            |_, _| {},
-        )
-        .unwrap();
+        let (_pool, mut gs) = three_frames(&prog, StackBarrierMode::EVERY_FRAME);
+        let chain: Vec<FuncId> = gs.traceback(&prog).unwrap().into_iter().rev().collect();
+        mark(&prog, &mut gs, StackBarrierMode::EVERY_FRAME);
         let slot = gs.stkbar().next().unwrap().saved_lr_ptr;
         corrupt(&mut gs, slot, prog.func(chain[1]).return_pc(0).0);
         let err = gs.frames(&prog).find_map(Result::err).unwrap();
@@ -491,20 +465,8 @@ mod tests {
     #[test]
     fn a_traceback_starting_inside_the_trampoline_simulates_the_hit() {
         let prog = program();
-        let mut pool = pool(StackBarrierMode::EVERY_FRAME);
-        let chain = [
-            f(&prog, "main.mid"),
-            f(&prog, "main.leaf"),
-            f(&prog, "main.tiny"),
-        ];
-        let mut gs = goroutine(&prog, &mut pool, &chain);
-        scanstack(
-            &prog,
-            &mut gs,
-            ScanKind::Mark(StackBarrierMode::EVERY_FRAME),
-            |_, _| {},
-        )
-        .unwrap();
+        let (_pool, mut gs) = three_frames(&prog, StackBarrierMode::EVERY_FRAME);
+        mark(&prog, &mut gs, StackBarrierMode::EVERY_FRAME);
         let frames: Vec<Frame> = gs.frames(&prog).map(Result::unwrap).collect();
         // tiny has just returned into the trampoline: SP is leaf's, PC is stackBarrier.
         gs.sched = crate::stack::Gobuf {
