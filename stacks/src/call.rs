@@ -21,8 +21,8 @@
 //!   (a channel receive into `&local` through `typedmemmove`); barriers below the destination are
 //!   unwound first so the re-scan covers it.
 
-use crate::addr::{Addr, WORD};
-use crate::code::{Func, FuncId, FuncKind, Program};
+use crate::addr::{Addr, Pc, WORD};
+use crate::code::{FuncId, FuncKind, Program};
 use crate::error::StackError;
 use crate::stack::{GStack, Gobuf};
 
@@ -59,8 +59,7 @@ impl GStack {
         if self.is_empty() {
             return Ok(None);
         }
-        let id = self.running_func(prog)?;
-        Ok(Some(id))
+        self.running_func(prog).map(Some)
     }
 
     /// The running frame's function and frame size.
@@ -153,7 +152,7 @@ impl GStack {
         let pc = if hit_barrier {
             self.stack_barrier_hit(fp)?
         } else {
-            crate::addr::Pc(raw)
+            Pc(raw)
         };
         self.sched = Gobuf { pc, sp: fp };
         if pc == prog.goexit_return_pc() {
@@ -171,7 +170,7 @@ impl GStack {
         if self.is_empty() {
             return Err(self.frame_op_error("no running frame"));
         }
-        let f: &Func = prog.func(self.running_func(prog)?);
+        let f = prog.func(self.running_func(prog)?);
         if slot >= f.lr_word() {
             return Err(StackError::BadLocal {
                 stack: self.id(),
@@ -267,7 +266,6 @@ impl GStack {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::addr::Pc;
     use crate::barrier::StackBarrierMode;
     use crate::stack::GStack;
     use crate::testutil::{f, goroutine, mark, pool, program};
@@ -431,6 +429,5 @@ mod tests {
         gs.ret(&prog).unwrap();
         assert_eq!(gs.current_func(&prog).unwrap(), None);
         assert_eq!(gs.pc(), prog.goexit_return_pc());
-        let _ = Pc(0);
     }
 }
