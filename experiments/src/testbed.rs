@@ -1,0 +1,395 @@
+//! One configuration end to end: the `testbed` flags, their validation into a [`Resolved`]
+//! configuration, the run, and the report of DESIGN §7.
+//!
+//! Invariant: every flag combination either resolves to a configuration the runtime can run, or is
+//! rejected here with a one-line message (the binary exits 2); nothing the user typed reaches the
+//! runtime unchecked. The report's `config` holds every resolved option, defaults included, so a
+//! row of results names everything needed to reproduce it.
+
+use clap::Parser;
+use gc::wbarrier::{self, StackPolicy};
+use gc::{CycleStats, DebugKnobs, Deterministic, GcConfig, RunResult, RuntimeError, Totals};
+use serde::Serialize;
+use stacks::StackBarrierMode;
+
+use crate::workload::{self, Workload, WorkloadParams};
+
+/// `testbed`: run one configuration of the collector on one workload.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "testbed",
+    version,
+    about = "Run one configuration of the simulated Go collector on one workload and report its re-scan figures.",
+    after_help = "Example:\n  testbed --workload deep-oscillate --goroutines 64 --depth 1000 --json\n  testbed --workload mixed --barrier hybrid --debug gctrace=1,gccheckmark=1\n\n\
+Debug knobs (--debug or STKBAR_DEBUG, comma-separated name=value):\n  gctrace=1            one line per cycle on stderr, Go's shape plus re-scan figures\n  gccheckmark=1        re-mark from every root after mark termination; a missed object exits 3\n  gcstackbarrieroff=1  no stack barriers (same as --stack-barriers off)\n  gcstackbarrierall=1  a barrier on every frame (same as --stack-barriers all)\n  invalidptr=0|1       (default 1) a bad pointer in a pointer slot is fatal\n\n\
+Exit codes: 0 success, 2 bad input, 3 a checker found a violation, 1 the run could not complete."
+)]
+pub struct TestbedArgs {
+    /// Workload: deep-oscillate, deep-unwind, many-shallow, mixed, adversarial.
+    #[arg(long)]
+    pub workload: String,
+    /// Goroutines to start.
+    #[arg(long, default_value_t = 64)]
+    pub goroutines: usize,
+    /// Stack depth in frames the workload works at.
+    #[arg(long, default_value_t = 1000)]
+    pub depth: usize,
+    /// Seed for the workload and the schedule.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// GC cycles to complete.
+    #[arg(long, default_value_t = 10)]
+    pub cycles: u32,
+    /// Write-barrier design: dijkstra, hybrid, yuasa.
+    #[arg(long, default_value = "dijkstra")]
+    pub barrier: String,
+    /// Stack barriers (dijkstra only): on, off, all [default: on].
+    #[arg(long)]
+    pub stack_barriers: Option<String>,
+    /// Bytes above the SP of the first stack barrier (Go's firstStackBarrierOffset) [default: 1024].
+    #[arg(long)]
+    pub first_offset: Option<usize>,
+    /// Engine: deterministic (one thread, seeded schedule, exact counters).
+    #[arg(long, default_value = "deterministic", value_parser = ["deterministic"])]
+    pub engine: String,
+    /// Ps (processors) the engine schedules goroutines on.
+    #[arg(long, default_value_t = 4)]
+    pub procs: usize,
+    /// Fraction of scheduling steps the collector gets while it has work, in (0, 1).
+    #[arg(long, default_value_t = 0.25)]
+    pub gc_share: f64,
+    /// GOGC: heap growth percent that triggers a cycle, or `off`.
+    #[arg(long, default_value = "100")]
+    pub gogc: String,
+    /// Smallest heap goal in bytes (Go's heapminimum).
+    #[arg(long, default_value_t = 4 << 20)]
+    pub heap_minimum: u64,
+    /// Force a cycle after this many mutator operations without one.
+    #[arg(long)]
+    pub force_gc_every: Option<u64>,
+    /// Give up after this many mutator operations.
+    #[arg(long, default_value_t = 2_000_000_000)]
+    pub max_ops: u64,
+    /// Debug knobs, e.g. gctrace=1,gccheckmark=1 (overrides STKBAR_DEBUG).
+    #[arg(long)]
+    pub debug: Option<String>,
+    /// Print one JSON object (config, totals, cycles) on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The configuration every option resolves to, as the report's `config` prints it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ConfigReport {
+    /// Workload name.
+    pub workload: &'static str,
+    /// Goroutines.
+    pub goroutines: usize,
+    /// Depth.
+    pub depth: usize,
+    /// Seed.
+    pub seed: u64,
+    /// Cycles.
+    pub cycles: u32,
+    /// Write-barrier design.
+    pub barrier: &'static str,
+    /// `on`, `off` or `all`.
+    pub stack_barriers: &'static str,
+    /// First barrier offset in bytes, `null` unless `on`.
+    pub first_offset: Option<usize>,
+    /// Engine.
+    pub engine: &'static str,
+    /// Ps.
+    pub procs: usize,
+    /// Collector share.
+    pub gc_share: f64,
+    /// GOGC, `null` for off.
+    pub gogc: Option<u32>,
+    /// Heap minimum.
+    pub heap_minimum: u64,
+    /// Forced-cycle interval.
+    pub force_gc_every: Option<u64>,
+    /// Operation limit.
+    pub max_ops: u64,
+    /// Maximum stack size.
+    pub max_stack_size: usize,
+    /// The debug knobs, in knob syntax.
+    pub debug: String,
+}
+
+/// A validated configuration.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    /// The workload.
+    pub workload: &'static dyn Workload,
+    /// Its parameters.
+    pub params: WorkloadParams,
+    /// The collector's configuration.
+    pub config: GcConfig,
+    /// Cycles to complete.
+    pub cycles: u32,
+    /// Operation limit.
+    pub max_ops: u64,
+    /// The report's `config`.
+    pub report: ConfigReport,
+}
+
+impl std::fmt::Debug for dyn Workload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The testbed's report (`--json`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// Every resolved option.
+    pub config: ConfigReport,
+    /// Summed counters and summaries.
+    pub totals: Totals,
+    /// One row per cycle.
+    pub cycles: Vec<CycleStats>,
+}
+
+/// Resolves and validates the flags; the error is the one-line message for exit code 2.
+pub fn resolve(args: &TestbedArgs) -> Result<Resolved, String> {
+    let workload = workload::workload(&args.workload).ok_or_else(|| {
+        format!(
+            "unknown workload {:?} (valid: {})",
+            args.workload,
+            workload::workload_names()
+        )
+    })?;
+    let design = wbarrier::design(&args.barrier).ok_or_else(|| {
+        format!(
+            "unknown --barrier {:?} (valid: {})",
+            args.barrier,
+            wbarrier::design_names()
+        )
+    })?;
+    let debug = DebugKnobs::from_flag_or_env(args.debug.as_deref()).map_err(|e| e.to_string())?;
+    if !(1..=1_000_000).contains(&args.goroutines) {
+        return Err(format!(
+            "--goroutines {} must be between 1 and 1000000",
+            args.goroutines
+        ));
+    }
+    if args.depth == 0 {
+        return Err("--depth must be at least 1".into());
+    }
+    if args.cycles == 0 {
+        return Err("--cycles must be at least 1".into());
+    }
+    if !(1..=256).contains(&args.procs) {
+        return Err(format!("--procs {} must be between 1 and 256", args.procs));
+    }
+    if !(args.gc_share > 0.0 && args.gc_share < 1.0) {
+        return Err(format!(
+            "--gc-share {} must lie strictly between 0 and 1",
+            args.gc_share
+        ));
+    }
+    let gogc = match args.gogc.as_str() {
+        "off" => None,
+        s => match s.parse::<u32>() {
+            Ok(n) if n > 0 => Some(n),
+            _ => return Err(format!("--gogc {s:?} must be a positive integer or off")),
+        },
+    };
+    if gogc.is_none() && args.force_gc_every.is_none() {
+        return Err("--gogc off needs --force-gc-every OPS, or no cycle would ever start".into());
+    }
+    if args.force_gc_every == Some(0) {
+        return Err("--force-gc-every must be at least 1".into());
+    }
+    let stack_barriers = resolve_stack_barriers(args, &debug, design.stack_policy())?;
+    let params = WorkloadParams {
+        goroutines: args.goroutines,
+        depth: args.depth,
+        seed: args.seed,
+    };
+    let config = GcConfig {
+        design,
+        stack_barriers,
+        gogc,
+        heap_minimum: args.heap_minimum.max(1),
+        procs: args.procs,
+        gc_share: args.gc_share,
+        force_gc_ops: args.force_gc_every,
+        seed: args.seed,
+        debug,
+        ..GcConfig::default()
+    };
+    check_depth_fits(workload, &params, &config)?;
+    let report = ConfigReport {
+        workload: workload.name(),
+        goroutines: args.goroutines,
+        depth: args.depth,
+        seed: args.seed,
+        cycles: args.cycles,
+        barrier: design.name(),
+        stack_barriers: match stack_barriers {
+            StackBarrierMode::Off => "off",
+            StackBarrierMode::On { first_offset: 0 } => "all",
+            StackBarrierMode::On { .. } => "on",
+        },
+        first_offset: match stack_barriers {
+            StackBarrierMode::On { first_offset } if first_offset > 0 => Some(first_offset),
+            _ => None,
+        },
+        engine: "deterministic",
+        procs: args.procs,
+        gc_share: args.gc_share,
+        gogc,
+        heap_minimum: config.heap_minimum,
+        force_gc_every: args.force_gc_every,
+        max_ops: args.max_ops,
+        max_stack_size: config.max_stack_size,
+        debug: debug.to_string(),
+    };
+    Ok(Resolved {
+        workload,
+        params,
+        config,
+        cycles: args.cycles,
+        max_ops: args.max_ops,
+        report,
+    })
+}
+
+/// `--stack-barriers`, `--first-offset` and the two knobs, reconciled.
+fn resolve_stack_barriers(
+    args: &TestbedArgs,
+    debug: &DebugKnobs,
+    policy: StackPolicy,
+) -> Result<StackBarrierMode, String> {
+    if policy != StackPolicy::ConcurrentScanRescan {
+        if args.stack_barriers.as_deref().is_some_and(|s| s != "off")
+            || args.first_offset.is_some()
+            || debug.gcstackbarrierall
+        {
+            return Err(format!(
+                "stack barriers apply only to --barrier dijkstra; --barrier {} never re-scans stacks",
+                args.barrier
+            ));
+        }
+        return Ok(StackBarrierMode::Off);
+    }
+    let from_knobs = if debug.gcstackbarrieroff {
+        Some("off")
+    } else if debug.gcstackbarrierall {
+        Some("all")
+    } else {
+        None
+    };
+    let choice = match (args.stack_barriers.as_deref(), from_knobs) {
+        (Some(f), Some(k)) if f != k => {
+            return Err(format!(
+                "--stack-barriers {f} contradicts the debug knob gcstackbarrier{k}=1"
+            ));
+        }
+        (Some(f), _) => f,
+        (None, Some(k)) => k,
+        (None, None) => "on",
+    };
+    match choice {
+        "on" => {
+            let off = args.first_offset.unwrap_or(1024);
+            if off == 0 || !off.is_multiple_of(8) || off > 1 << 30 {
+                return Err(format!(
+                    "--first-offset {off} must be a positive multiple of 8 up to 1 GiB (use --stack-barriers all for every frame)"
+                ));
+            }
+            Ok(StackBarrierMode::On { first_offset: off })
+        }
+        "off" | "all" if args.first_offset.is_some() => Err(format!(
+            "--first-offset applies only to --stack-barriers on, not {choice}"
+        )),
+        "off" => Ok(StackBarrierMode::Off),
+        "all" => Ok(StackBarrierMode::EVERY_FRAME),
+        other => Err(format!("--stack-barriers {other:?} must be on, off or all")),
+    }
+}
+
+/// Rejects a depth whose deepest stack could not fit the maximum stack size.
+fn check_depth_fits(
+    workload: &dyn Workload,
+    params: &WorkloadParams,
+    config: &GcConfig,
+) -> Result<(), String> {
+    let image = workload.build(&WorkloadParams {
+        goroutines: 1,
+        ..*params
+    });
+    let max_frame = image
+        .program
+        .funcs()
+        .iter()
+        .map(|f| f.frame_size)
+        .max()
+        .unwrap_or(0);
+    let need = workload.max_depth(params).saturating_mul(max_frame);
+    let pool = stacks::StackPool::with_max_stack_size(config.stack_barriers, config.max_stack_size);
+    let usable = pool.usable_size(pool.max_stack_size());
+    if need > usable {
+        return Err(format!(
+            "--depth {} may need {need} bytes of stack ({max_frame}-byte frames), over the {usable} usable bytes of a {}-byte stack",
+            params.depth,
+            pool.max_stack_size()
+        ));
+    }
+    Ok(())
+}
+
+/// Runs a resolved configuration to completion.
+pub fn run(r: &Resolved) -> Result<Report, RuntimeError> {
+    let image = r.workload.build(&r.params);
+    let mut engine = Deterministic::new(r.config.clone(), image)?;
+    let RunResult { cycles, totals, .. } = engine.run(r.cycles, r.max_ops)?;
+    Ok(Report {
+        config: r.report.clone(),
+        totals,
+        cycles,
+    })
+}
+
+/// The human-readable summary `testbed` prints without `--json`.
+pub fn summary(report: &Report) -> String {
+    let t = &report.totals;
+    let c = &report.config;
+    let kib = |b: u64| b as f64 / 1024.0;
+    let oracle_ratio = if t.sum.oracle_rescan_bytes == 0 {
+        0.0
+    } else {
+        t.sum.rescan_bytes as f64 / t.sum.oracle_rescan_bytes as f64
+    };
+    format!(
+        "workload {} ({} goroutines, depth {}), barrier {}, stack barriers {}{}, seed {}\n\
+         cycles {}, mutator ops {}\n\
+         re-scanned {:.1} KiB of {:.1} KiB full ({:.2}% avoided), oracle {:.1} KiB ({:.2}x)\n\
+         barriers installed {}, hit {}, removed {}; stkbar reserved {:.1} KiB (summed over cycles)\n\
+         mark termination p50 {:.3} ms, max {:.3} ms; checkmark failures {}",
+        c.workload,
+        c.goroutines,
+        c.depth,
+        c.barrier,
+        c.stack_barriers,
+        c.first_offset
+            .map_or(String::new(), |o| format!(" at {o} B")),
+        c.seed,
+        t.cycles,
+        t.mutator_ops,
+        kib(t.sum.rescan_bytes),
+        kib(t.sum.full_rescan_bytes),
+        100.0 * t.rescan_avoided,
+        kib(t.sum.oracle_rescan_bytes),
+        oracle_ratio,
+        t.sum.barriers_installed,
+        t.sum.barriers_hit,
+        t.sum.barriers_removed,
+        kib(t.sum.stkbar_reserved_bytes),
+        t.mark_term_ns_p50 as f64 / 1e6,
+        t.mark_term_ns_max as f64 / 1e6,
+        t.sum.checkmark_failures
+    )
+}

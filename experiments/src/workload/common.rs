@@ -1,0 +1,202 @@
+//! What every workload shares: the program shape, the object types, and the mix of heap
+//! operations behaviours draw from.
+//!
+//! Invariant: every operation sequence [`HeapMix`] queues refers to the frame running when it was
+//! queued, and behaviours drain the queue before they call or return, so a sequence's slots always
+//! name the frame the sequence was planned for.
+
+use std::collections::VecDeque;
+
+use gc::{ObjType, Op, Rng, TypeId};
+use rand::RngExt;
+use stacks::{FuncId, Program, RandomProgram};
+
+/// The object types: a node with two pointer fields and two scalars, a pointer-free leaf, and a
+/// 512-byte object with eight pointer fields.
+pub fn types() -> Vec<ObjType> {
+    vec![
+        ObjType::new("main.node", 4, &[0, 1]),
+        ObjType::new("main.leaf", 2, &[]),
+        ObjType::new("main.table", 64, &[0, 8, 16, 24, 32, 40, 48, 56]),
+    ]
+}
+
+/// [`types`]' node.
+pub const NODE: TypeId = TypeId(0);
+/// [`types`]' leaf.
+pub const LEAF: TypeId = TypeId(1);
+/// [`types`]' table.
+pub const TABLE: TypeId = TypeId(2);
+
+/// A seeded program of `funcs` functions with frames of `min_frame..=max_frame` bytes
+/// (log-uniform) whose words are pointer slots with probability 30–70 %.
+pub fn program(seed: u64, funcs: usize, min_frame: usize, max_frame: usize) -> Program {
+    Program::random(
+        seed,
+        &RandomProgram {
+            funcs,
+            min_frame_size: min_frame,
+            max_frame_size: max_frame,
+            min_ptr_density: 0.3,
+            max_ptr_density: 0.7,
+            call_sites: 4,
+        },
+    )
+    .expect("the workload's program spec is valid")
+}
+
+/// A random user function of `prog`.
+pub fn random_func(prog_funcs: &[FuncId], rng: &mut Rng) -> FuncId {
+    prog_funcs[rng.random_range(0..prog_funcs.len())]
+}
+
+/// Globals per goroutine (its roots), plus [`SHARED_GLOBALS`] shared by all.
+pub const GLOBALS_PER_G: usize = 2;
+/// Globals every goroutine may use.
+pub const SHARED_GLOBALS: usize = 8;
+
+/// The number of globals for `goroutines` goroutines.
+pub fn globals(goroutines: usize) -> usize {
+    goroutines * GLOBALS_PER_G + SHARED_GLOBALS
+}
+
+/// A call to a random function.
+pub fn call(funcs: &[FuncId], rng: &mut Rng) -> Op {
+    Op::Call {
+        func: random_func(funcs, rng),
+        site: rng.random_range(0..4),
+    }
+}
+
+/// The heap operations a goroutine mixes into its work, including the hiding pattern (load a heap
+/// pointer into a local, then delete it from the heap) and stores through `&local` into outer
+/// frames.
+#[derive(Clone, Debug)]
+pub struct HeapMix {
+    own_global: u32,
+    nglobals: u32,
+    queue: VecDeque<Op>,
+    /// Percent of heap operations that start a hiding sequence.
+    pub hide_percent: u32,
+}
+
+fn slot(rng: &mut Rng) -> u8 {
+    rng.random_range(0..8)
+}
+
+impl HeapMix {
+    /// The mix for goroutine number `id` of `goroutines`.
+    pub fn new(id: usize, goroutines: usize) -> HeapMix {
+        HeapMix {
+            own_global: (id * GLOBALS_PER_G) as u32,
+            nglobals: globals(goroutines) as u32,
+            queue: VecDeque::new(),
+            hide_percent: 8,
+        }
+    }
+
+    /// The next queued operation of a sequence in progress.
+    pub fn pending(&mut self) -> Option<Op> {
+        self.queue.pop_front()
+    }
+
+    /// Queues the start of the goroutine's life: a root object in its global.
+    pub fn init(&mut self) {
+        self.queue.extend([
+            Op::Alloc { ty: NODE, dst: 0 },
+            Op::StoreGlobal {
+                global: self.own_global,
+                src: Some(0),
+            },
+        ]);
+    }
+
+    fn global(&self, rng: &mut Rng) -> u32 {
+        if rng.random_bool(0.8) {
+            self.own_global + rng.random_range(0..GLOBALS_PER_G as u32)
+        } else {
+            rng.random_range(0..self.nglobals)
+        }
+    }
+
+    /// A hiding sequence: `dst = obj.field; obj.field = nil`.
+    pub fn hide(&mut self, rng: &mut Rng) -> Op {
+        let obj = slot(rng);
+        let dst = (obj + 1 + rng.random_range(0..7)) % 8;
+        let field = rng.random_range(0..2);
+        self.queue.push_back(Op::StoreField {
+            obj,
+            field,
+            src: None,
+        });
+        Op::LoadField { obj, field, dst }
+    }
+
+    /// A store into an outer frame through `&local`: take the address of a slot `1..=max_up`
+    /// frames up, then store a local through it, either with a write barrier or as a runtime
+    /// bulk write (a channel receive).
+    pub fn up_store(&mut self, rng: &mut Rng, depth: usize, max_up: usize) -> Option<Op> {
+        if depth < 2 {
+            return None;
+        }
+        let up = rng.random_range(1..=max_up.min(depth - 1)) as u16;
+        let ptr = slot(rng);
+        let src = (ptr + 1 + rng.random_range(0..7)) % 8;
+        self.queue.push_back(if rng.random_bool(0.5) {
+            Op::StoreThrough {
+                ptr,
+                src: Some(src),
+            }
+        } else {
+            Op::BulkWrite { ptr, src }
+        });
+        Some(Op::TakeAddr {
+            up,
+            slot: slot(rng),
+            dst: ptr,
+        })
+    }
+
+    /// One heap operation (or the start of a sequence).
+    pub fn next(&mut self, rng: &mut Rng) -> Op {
+        if let Some(op) = self.queue.pop_front() {
+            return op;
+        }
+        let (a, b, c) = (slot(rng), slot(rng), slot(rng));
+        let field = rng.random_range(0..2);
+        let roll = rng.random_range(0..100);
+        if roll < self.hide_percent {
+            return self.hide(rng);
+        }
+        match roll {
+            0..22 => Op::Alloc { ty: NODE, dst: a },
+            22..36 => Op::StoreField {
+                obj: a,
+                field,
+                src: Some(b),
+            },
+            36..52 => Op::LoadField {
+                obj: a,
+                field,
+                dst: c,
+            },
+            52..60 => Op::LoadGlobal {
+                global: self.global(rng),
+                dst: a,
+            },
+            60..64 => Op::StoreGlobal {
+                global: self.global(rng),
+                src: Some(a),
+            },
+            64..74 => Op::Copy { src: a, dst: b },
+            74..78 => Op::Clear { dst: a },
+            78..84 => Op::Alloc { ty: LEAF, dst: a },
+            84..86 => Op::Alloc { ty: TABLE, dst: a },
+            _ => Op::StoreField {
+                obj: a,
+                field,
+                src: None,
+            },
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! Workloads: seeded goroutine behaviours that stress a collector's handling of stacks.
+//!
+//! Invariant: a workload is a function of its [`WorkloadParams`] — the same goroutine count,
+//! depth and seed give the same program, types, globals and behaviours, so a run under the
+//! deterministic engine is reproducible. Every workload hides heap objects on stacks: it loads a
+//! pointer from a heap object into a local and then deletes it from the heap, so the object stays
+//! reachable only from that stack, exactly what a wrong re-scan bound would miss (and what a
+//! checkmark pass then catches).
+//!
+//! Each workload is one file and one line in [`WORKLOADS`]. They share [`common`]: one program
+//! shape (functions of a few frame sizes, the first half of each frame's words pointer slots), one
+//! object type, and [`common::HeapMix`], the mix of heap operations every behaviour draws from.
+
+pub mod adversarial;
+pub mod common;
+pub mod deep_oscillate;
+pub mod deep_unwind;
+pub mod many_shallow;
+pub mod mixed;
+
+use gc::WorkloadImage;
+
+/// How a workload is sized.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct WorkloadParams {
+    /// Goroutines to start.
+    pub goroutines: usize,
+    /// The stack depth (frames) the workload works at.
+    pub depth: usize,
+    /// The seed.
+    pub seed: u64,
+}
+
+/// A workload: a named recipe for a [`WorkloadImage`].
+pub trait Workload: Sync {
+    /// Its `--workload` name.
+    fn name(&self) -> &'static str;
+    /// One line saying what it does.
+    fn about(&self) -> &'static str;
+    /// The program, types, globals and goroutines for `params`.
+    fn build(&self, params: &WorkloadParams) -> WorkloadImage;
+    /// The deepest stack (frames) a goroutine reaches, for checking it fits the stack limit.
+    fn max_depth(&self, params: &WorkloadParams) -> usize {
+        params.depth
+    }
+}
+
+/// Every workload, by name.
+pub static WORKLOADS: &[&dyn Workload] = &[
+    &deep_oscillate::DeepOscillate,
+    &deep_unwind::DeepUnwind,
+    &many_shallow::ManyShallow,
+    &mixed::Mixed,
+    &adversarial::Adversarial,
+];
+
+/// The workload called `name`.
+pub fn workload(name: &str) -> Option<&'static dyn Workload> {
+    WORKLOADS.iter().copied().find(|w| w.name() == name)
+}
+
+/// The workload names, comma-separated.
+pub fn workload_names() -> String {
+    WORKLOADS
+        .iter()
+        .map(|w| w.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}

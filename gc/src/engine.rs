@@ -1,0 +1,195 @@
+//! The deterministic engine: one OS thread interleaves every P's mutator steps with the
+//! collector's steps by a seeded schedule.
+//!
+//! Invariant: the same configuration, workload and seed give the same sequence of steps, and so
+//! the same counters, bit for bit; only the `_ns` timings differ between runs. Nothing here is a
+//! model of the runtime: each step calls the runtime functions the threaded engine calls
+//! ([`Runtime::mutator_step`], [`Runtime::mark_step`], [`Runtime::sweep_step`],
+//! [`Runtime::stop_p`], [`Runtime::gc_start`], [`Runtime::mark_termination`]).
+//!
+//! Schedule. While the collector has concurrent work (marking or sweeping), each step goes to it
+//! with probability `gc_share` (Go's 25 % background mark utilisation); otherwise a P chosen at
+//! random runs one operation of its goroutine. Every step boundary is a safe point. A requested
+//! cycle starts at the next boundary with a stop-the-world (every P stopped through `stop_p`);
+//! when a mark step finds nothing to do, the engine flushes every P's work buffer (Go's ragged
+//! `forEachP` barrier in `gcMarkDone`) and, if marking is then complete, stops the world for mark
+//! termination. When no goroutine can run, a blocked one is woken (the engine's timer), and when
+//! none is left alive, cycles are forced so a run always completes.
+
+use rand::{RngExt, SeedableRng};
+
+use crate::error::RuntimeError;
+use crate::mgc::{MarkProgress, Phase};
+use crate::mutator::Rng;
+use crate::runtime::{GcConfig, Runtime, Step, WorkloadImage};
+use crate::sched::P;
+use crate::stats::{CycleStats, RescanRecord, Totals};
+use crate::workbuf::GcWork;
+
+/// What a run produced.
+#[derive(Clone, Debug)]
+pub struct RunResult {
+    /// One row per completed cycle.
+    pub cycles: Vec<CycleStats>,
+    /// Sums and summaries.
+    pub totals: Totals,
+    /// Per-goroutine re-scan records, if the configuration asked for them.
+    pub rescans: Vec<RescanRecord>,
+}
+
+/// The deterministic engine.
+#[derive(Debug)]
+pub struct Deterministic {
+    rt: Runtime,
+    ps: Vec<P>,
+    worker: GcWork,
+    rng: Rng,
+    ops_since_cycle: u64,
+    ops: u64,
+}
+
+impl Deterministic {
+    /// An engine running `image` under `config` (with `config.procs` Ps).
+    pub fn new(config: GcConfig, image: WorkloadImage) -> Result<Deterministic, RuntimeError> {
+        let mut ps: Vec<P> = (0..config.procs.max(1)).map(P::new).collect();
+        let seed = config.seed;
+        let rt = Runtime::new(config, image, &mut ps)?;
+        Ok(Deterministic {
+            rt,
+            ps,
+            worker: GcWork::new(),
+            rng: Rng::seed_from_u64(seed.wrapping_add(0x5eed)),
+            ops_since_cycle: 0,
+            ops: 0,
+        })
+    }
+
+    /// The runtime.
+    pub fn runtime(&self) -> &Runtime {
+        &self.rt
+    }
+
+    /// Runs until `cycles` more cycles have completed; fails with [`RuntimeError::Stalled`]
+    /// after `max_ops` mutator operations without getting there.
+    pub fn run(&mut self, cycles: u32, max_ops: u64) -> Result<RunResult, RuntimeError> {
+        let target = self.rt.gc.history().len() + cycles as usize;
+        let start_ops = self.ops;
+        while self.rt.gc.history().len() < target {
+            if self.ops - start_ops > max_ops {
+                return Err(RuntimeError::Stalled {
+                    completed: (self.rt.gc.history().len() + cycles as usize - target) as u32,
+                    wanted: cycles,
+                    ops: self.ops - start_ops,
+                });
+            }
+            self.step()?;
+        }
+        for p in &mut self.ps {
+            self.rt.stop_p(p);
+        }
+        let history = self.rt.gc.history();
+        let cycles = history[target - cycles as usize..].to_vec();
+        Ok(RunResult {
+            totals: Totals::of(&cycles, self.rt.gc.total_ops()),
+            cycles,
+            rescans: self.rt.gc.rescan_records(),
+        })
+    }
+
+    /// Runs `n` mutator operations with the collector idle unless a cycle is triggered (the
+    /// interpreter benchmark's loop).
+    pub fn run_ops(&mut self, n: u64) -> Result<(), RuntimeError> {
+        let end = self.ops + n;
+        while self.ops < end {
+            self.step()?;
+        }
+        Ok(())
+    }
+
+    /// One scheduling decision.
+    pub fn step(&mut self) -> Result<(), RuntimeError> {
+        let rt = &self.rt;
+        if rt.gc.start_requested() && rt.gc.phase() != Phase::Mark {
+            self.stop_the_world();
+            self.ops_since_cycle = 0;
+            return self.rt.gc_start(&mut self.worker);
+        }
+        let r: f64 = self.rng.random();
+        let collector_turn = r < rt.config.gc_share;
+        match rt.gc.phase() {
+            Phase::Mark if collector_turn => self.mark_step(),
+            Phase::Sweep if collector_turn => {
+                rt.sweep_step();
+                Ok(())
+            }
+            _ => self.mutator_step(),
+        }
+    }
+
+    fn mark_step(&mut self) -> Result<(), RuntimeError> {
+        if self.rt.mark_step(&mut self.worker)? != MarkProgress::Done {
+            return Ok(());
+        }
+        // Ragged barrier: every P publishes its grey objects (forEachP(dispose)).
+        for p in &mut self.ps {
+            p.gcw.dispose(&self.rt.gc.pool);
+        }
+        self.worker.dispose(&self.rt.gc.pool);
+        if self.rt.mark_complete() {
+            self.stop_the_world();
+            match self.rt.mark_termination(&mut self.worker) {
+                Ok(_) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn mutator_step(&mut self) -> Result<(), RuntimeError> {
+        let i = self.rng.random_range(0..self.ps.len());
+        match self.rt.mutator_step(&mut self.ps[i])? {
+            Step::Ran | Step::Switched => {
+                self.ops += 1;
+                self.ops_since_cycle += 1;
+                if self
+                    .rt
+                    .config
+                    .force_gc_ops
+                    .is_some_and(|n| self.ops_since_cycle >= n)
+                {
+                    self.rt.gc.request_start();
+                }
+            }
+            Step::Idle => {
+                let all_idle = self
+                    .ps
+                    .iter()
+                    .all(|p| p.curg.is_none() && p.runq.is_empty())
+                    && self.rt.globrunq_is_empty();
+                if all_idle
+                    && !self
+                        .rt
+                        .wake_one_if_all_blocked(&mut self.ps[i], &mut self.rng)
+                {
+                    // Nobody left alive: only forced cycles can make progress.
+                    if self.rt.live_goroutines() == 0 {
+                        match self.rt.gc.phase() {
+                            Phase::Mark => self.mark_step()?,
+                            Phase::Sweep => {
+                                self.rt.sweep_step();
+                            }
+                            Phase::Off => self.rt.gc.request_start(),
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn stop_the_world(&mut self) {
+        for p in &mut self.ps {
+            self.rt.stop_p(p);
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! A simulated Go 1.5–1.8 garbage collector: heap, scheduler, mutator interpreter, concurrent mark
+//! with stack barriers, the mark-termination re-scan, sweep, checkmark, and three write-barrier
+//! designs, driven by a deterministic engine.
+//!
+//! This crate is the runtime half of the stkbar testbed; the `stacks` crate supplies goroutine
+//! stacks, stack barriers, the unwinder and copystack. The collector here is Go's 1.5–1.7 design:
+//! the world stops briefly at sweep termination, goroutine stacks and the heap are marked
+//! concurrently while mutators run behind a write barrier, and the world stops again for mark
+//! termination, which — because the `dijkstra` insertion barrier does not cover stack writes —
+//! re-scans every stack that ran since its scan, only up to its lowest stack barrier not hit. The
+//! `hybrid` (Go 1.8) and `yuasa` designs sit beside it for comparison.
+//!
+//! Modules, in the order a reader meets the concepts:
+//! * [`heap`] — spans, size classes, mcaches, mark bits, sweep, the globals;
+//! * [`workbuf`] — grey-object work buffers on lock-free lists (Go's `gcWork`, `lfstack`);
+//! * [`sched`] — goroutines, Ps, and the status word that is the lock on a stack;
+//! * [`mutator`] — behaviours and the operations they issue;
+//! * [`runtime`] — the shared runtime: scheduler operations, the interpreter, the write barrier;
+//! * [`wbarrier`] — the write-barrier designs;
+//! * [`mgc`] — cycle phases, root marking, concurrent stack scan, mark termination, checkmark;
+//! * [`stats`] — what every cycle reports;
+//! * [`debug`] — the `GODEBUG`-style knobs;
+//! * [`engine`] — the deterministic engine.
+
+pub mod debug;
+pub mod engine;
+pub mod error;
+pub mod heap;
+pub mod mgc;
+pub mod mutator;
+pub mod runtime;
+pub mod sched;
+pub mod stats;
+pub mod wbarrier;
+pub mod workbuf;
+
+pub use debug::{DebugKnobs, KnobError};
+pub use engine::{Deterministic, RunResult};
+pub use error::RuntimeError;
+pub use heap::{ObjType, TypeId};
+pub use mgc::Phase;
+pub use mutator::{Behaviour, Ctx, Op, Rng};
+pub use runtime::{Faults, GcConfig, Runtime, Step, WorkloadImage};
+pub use stats::{CycleStats, RescanRecord, Totals};
+pub use wbarrier::{BarrierDesign, StackPolicy};

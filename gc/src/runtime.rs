@@ -1,0 +1,746 @@
+//! The runtime: the state every P, M and mark worker shares, the scheduler's operations, the
+//! mutator interpreter and the one write-barrier entry point.
+//!
+//! Invariant: everything in [`Runtime`] is shared (`Sync`) and reached through `&self`; what a
+//! thread owns alone — a [`P`], a mark worker's [`GcWork`] — is passed in by `&mut`. Both engines
+//! drive the same functions: [`Runtime::mutator_step`] runs one operation of a P's current
+//! goroutine (a safe point before and after), the collector's steps live in `mgc`. A goroutine's
+//! stack is touched only under its [`GOwner`] (see `sched`).
+//!
+//! The interpreter keeps, for a goroutine scanned in this cycle, the watermark of DESIGN §4 (the
+//! highest frame that has run since the scan): returns, unwinds and runtime bulk writes raise it;
+//! calls and local stores happen below it. Mark termination turns it into `oracle_rescan_bytes`.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use rand::{RngExt, SeedableRng};
+use smallvec::SmallVec;
+use stacks::{Addr, Call, FuncKind, Program, Ret, StackBarrierMode, StackPool, WORD};
+
+use crate::debug::DebugKnobs;
+use crate::error::{RuntimeError, stack_place};
+use crate::heap::{Globals, Heap, Lookup, MIN_VALID_POINTER, ObjType, lock};
+use crate::mgc::GcState;
+use crate::mutator::{Behaviour, Ctx, Op, Rng};
+use crate::sched::{G, GIndex, GOwner, GState, P, ScanTrack, status};
+use crate::wbarrier::{BarrierDesign, Dijkstra, StackPolicy};
+use crate::workbuf::GcWork;
+
+/// Test-only faults that make the collector wrong on purpose, so tests can show the checkers
+/// catch it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Faults {
+    /// A wrong re-scan bound: stop the mark-termination re-scan one frame before the frame holding
+    /// the lowest un-hit barrier.
+    pub rescan_stop_one_frame_short: bool,
+}
+
+/// Everything that configures a run of the collector.
+#[derive(Clone, Debug)]
+pub struct GcConfig {
+    /// The write-barrier design.
+    pub design: &'static dyn BarrierDesign,
+    /// Stack barriers for the `dijkstra` re-scan (`Off` for designs that never re-scan).
+    pub stack_barriers: StackBarrierMode,
+    /// GOGC; `None` is `off` (cycles only when forced).
+    pub gogc: Option<u32>,
+    /// The smallest heap goal (Go's `heapminimum`, 4 MiB).
+    pub heap_minimum: u64,
+    /// The heap's address-space limit.
+    pub heap_max: usize,
+    /// The largest goroutine stack.
+    pub max_stack_size: usize,
+    /// Number of Ps.
+    pub procs: usize,
+    /// Fraction of scheduling steps given to the collector while it has work (Go's 25 %).
+    pub gc_share: f64,
+    /// Force a cycle after this many mutator operations without one.
+    pub force_gc_ops: Option<u64>,
+    /// The seed.
+    pub seed: u64,
+    /// Debug knobs.
+    pub debug: DebugKnobs,
+    /// Deliberate bugs, for testing the checkers.
+    pub faults: Faults,
+    /// Keep a [`crate::RescanRecord`] per re-scanned goroutine.
+    pub record_rescans: bool,
+}
+
+impl Default for GcConfig {
+    fn default() -> Self {
+        GcConfig {
+            design: &Dijkstra,
+            stack_barriers: StackBarrierMode::GO,
+            gogc: Some(100),
+            heap_minimum: 4 << 20,
+            heap_max: 1 << 30,
+            max_stack_size: stacks::stack::DEFAULT_MAX_STACK_SIZE,
+            procs: 4,
+            gc_share: 0.25,
+            force_gc_ops: None,
+            seed: 1,
+            debug: DebugKnobs::default(),
+            faults: Faults::default(),
+            record_rescans: false,
+        }
+    }
+}
+
+/// What a workload gives the runtime: its code, its types, its globals and its first goroutines.
+#[derive(Debug)]
+pub struct WorkloadImage {
+    /// The simulated program.
+    pub program: Program,
+    /// Object types.
+    pub types: Vec<ObjType>,
+    /// Number of global pointer words.
+    pub globals: usize,
+    /// The goroutines to start, in order.
+    pub goroutines: Vec<Box<dyn Behaviour>>,
+}
+
+/// What a mutator step did to its goroutine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// An operation ran; the goroutine is still current.
+    Ran,
+    /// The goroutine left the P (yield, block, exit, preemption).
+    Switched,
+    /// The P had nothing to run.
+    Idle,
+}
+
+/// The shared runtime.
+#[derive(Debug)]
+pub struct Runtime {
+    /// The simulated program.
+    pub prog: Program,
+    /// The heap.
+    pub heap: Heap,
+    /// The globals.
+    pub globals: Globals,
+    /// The configuration.
+    pub config: GcConfig,
+    /// Collector state.
+    pub gc: GcState,
+    /// Pointer-slot word indices per function (by `FuncId`).
+    ptr_slots: Vec<SmallVec<[u16; 8]>>,
+    pub(crate) stackpool: Mutex<StackPool>,
+    pub(crate) allg: boxcar::Vec<G>,
+    gfree: Mutex<Vec<GIndex>>,
+    pub(crate) globrunq: Mutex<VecDeque<GIndex>>,
+    parked: Mutex<Vec<GIndex>>,
+    next_goid: AtomicU64,
+    live_gs: AtomicUsize,
+    shade_old: bool,
+    shade_new: bool,
+    pub(crate) wb_on: AtomicBool,
+}
+
+impl Runtime {
+    /// A runtime for `image`, its goroutines created and queued round-robin on `ps`.
+    pub fn new(
+        config: GcConfig,
+        image: WorkloadImage,
+        ps: &mut [P],
+    ) -> Result<Runtime, RuntimeError> {
+        let ptr_slots = image
+            .program
+            .funcs()
+            .iter()
+            .map(|f| f.ptr_map.iter_ones().map(|w| w as u16).collect())
+            .collect();
+        let design = config.design;
+        let rt = Runtime {
+            heap: Heap::new(image.types, config.heap_max),
+            globals: Globals::new(image.globals),
+            gc: GcState::new(&config),
+            ptr_slots,
+            stackpool: Mutex::new(StackPool::with_max_stack_size(
+                config.stack_barriers,
+                config.max_stack_size,
+            )),
+            allg: boxcar::Vec::new(),
+            gfree: Mutex::default(),
+            globrunq: Mutex::default(),
+            parked: Mutex::default(),
+            next_goid: AtomicU64::new(1),
+            live_gs: AtomicUsize::new(0),
+            shade_old: design.shades_old(),
+            shade_new: design.shades_new(),
+            wb_on: AtomicBool::new(false),
+            prog: image.program,
+            config,
+        };
+        for (i, b) in image.goroutines.into_iter().enumerate() {
+            let n = ps.len();
+            rt.newproc(b, &mut ps[i % n])?;
+        }
+        Ok(rt)
+    }
+
+    /// The goroutine at `index`.
+    #[inline]
+    pub fn g(&self, index: GIndex) -> &G {
+        &self.allg[index as usize]
+    }
+
+    /// Number of `G`s ever created (live, dead or reusable).
+    pub fn allglen(&self) -> usize {
+        self.allg.count()
+    }
+
+    /// Goroutines alive now.
+    pub fn live_goroutines(&self) -> usize {
+        self.live_gs.load(Ordering::Relaxed)
+    }
+
+    /// Whether the global run queue is empty.
+    pub fn globrunq_is_empty(&self) -> bool {
+        lock(&self.globrunq).is_empty()
+    }
+
+    /// Goroutines blocked now.
+    pub fn parked_goroutines(&self) -> usize {
+        lock(&self.parked).len()
+    }
+
+    /// The write-barrier design's stack policy.
+    pub fn stack_policy(&self) -> StackPolicy {
+        self.config.design.stack_policy()
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Scheduler.
+
+    /// Creates a goroutine running `behaviour` and queues it on `p` (Go's `newproc`).
+    pub fn newproc(&self, behaviour: Box<dyn Behaviour>, p: &mut P) -> Result<(), RuntimeError> {
+        let index = match lock(&self.gfree).pop() {
+            Some(i) => i,
+            None => {
+                let i = self.allg.count() as GIndex;
+                let pushed = self.allg.push(G::new(i));
+                debug_assert_eq!(pushed as GIndex, i);
+                pushed as GIndex
+            }
+        };
+        let g = self.g(index);
+        let mut owner = g
+            .try_own(status::DEAD, status::IDLE)
+            .expect("a free G is dead and unowned");
+        let goid = self.next_goid.fetch_add(1, Ordering::Relaxed);
+        g.set_goid(goid);
+        let stack = lock(&self.stackpool).stackalloc(stacks::stack::FIXED_STACK)?;
+        let rng = Rng::seed_from_u64(self.config.seed ^ goid.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        *g.state(&mut owner) = Some(GState {
+            gs: stacks::GStack::new(goid, stack, &self.prog),
+            depth: 0,
+            behaviour,
+            rng,
+            gcscanvalid: false,
+            track: None,
+        });
+        self.live_gs.fetch_add(1, Ordering::Relaxed);
+        p.counters.spawned += 1;
+        self.gc.note_new_goroutine(self, index);
+        g.release(owner, status::RUNNABLE);
+        p.runq.push_back(index);
+        Ok(())
+    }
+
+    /// Makes the next runnable goroutine `p`'s current one; false if there is none.
+    pub fn schedule(&self, p: &mut P) -> bool {
+        debug_assert!(p.curg.is_none());
+        for _ in 0..p.runq.len() + 1 {
+            let next = p
+                .runq
+                .pop_front()
+                .or_else(|| lock(&self.globrunq).pop_front());
+            let Some(index) = next else { return false };
+            let g = self.g(index);
+            let Some(mut owner) = g.try_own(status::RUNNABLE, status::RUNNING) else {
+                // A marker holds its stack: try it again later.
+                p.runq.push_back(index);
+                continue;
+            };
+            let st = g
+                .state(&mut owner)
+                .as_mut()
+                .expect("a runnable goroutine has state");
+            if st.gcscanvalid {
+                // It runs again after its scan: its stack is no longer known good (queueRescan).
+                st.gcscanvalid = false;
+                self.gc.queue_rescan(index);
+            }
+            p.curg = Some(owner);
+            return true;
+        }
+        false
+    }
+
+    /// Takes `p`'s current goroutine off it, leaving it runnable at the front of `p`'s queue
+    /// (preemption at a safe point, and stopping the world).
+    pub fn deschedule(&self, p: &mut P) {
+        if let Some(owner) = p.curg.take() {
+            let index = owner.index();
+            self.g(index).release(owner, status::RUNNABLE);
+            p.runq.push_front(index);
+        }
+    }
+
+    /// Wakes one blocked goroutine, if the P has nothing to do and no goroutine can run anywhere
+    /// (the engine's stand-in for a timer or the network poller). Returns whether it did.
+    pub fn wake_one_if_all_blocked(&self, p: &mut P, rng: &mut Rng) -> bool {
+        let mut parked = lock(&self.parked);
+        if parked.is_empty() {
+            return false;
+        }
+        let i = rng.random_range(0..parked.len());
+        let index = parked.swap_remove(i);
+        drop(parked);
+        self.ready(index, p);
+        true
+    }
+
+    /// Moves a blocked goroutine to `p`'s run queue (Go's `ready`).
+    fn ready(&self, index: GIndex, p: &mut P) {
+        let g = self.g(index);
+        loop {
+            if let Some(owner) = g.try_own(status::WAITING, status::RUNNABLE) {
+                g.release(owner, status::RUNNABLE);
+                break;
+            }
+            // A marker is scanning it; it releases the stack in a bounded time.
+            std::hint::spin_loop();
+            std::thread::yield_now();
+        }
+        p.runq.push_back(index);
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // The mutator.
+
+    /// Runs one operation of `p`'s current goroutine, scheduling one first if there is none.
+    pub fn mutator_step(&self, p: &mut P) -> Result<Step, RuntimeError> {
+        if p.curg.is_none() && !self.schedule(p) {
+            return Ok(Step::Idle);
+        }
+        let mut owner = p.curg.take().expect("scheduled");
+        let g = self.g(owner.index());
+        if g.preempt_scan.load(Ordering::Acquire) {
+            // A marker asked us to scan our own stack at this safe point (Go's preemptscan).
+            g.preempt_scan.store(false, Ordering::Relaxed);
+            self.gc.self_scan(self, &mut owner, p)?;
+        }
+        let st = g
+            .state(&mut owner)
+            .as_mut()
+            .expect("a running goroutine has state");
+        let op = st.behaviour.next_op(&Ctx { depth: st.depth }, &mut st.rng);
+        p.counters.ops += 1;
+        match self.exec(op, st, p) {
+            Ok(Flow::Continue) => {
+                p.curg = Some(owner);
+                Ok(Step::Ran)
+            }
+            Ok(Flow::Yield) => {
+                let index = owner.index();
+                g.release(owner, status::RUNNABLE);
+                p.runq.push_back(index);
+                Ok(Step::Switched)
+            }
+            Ok(Flow::Block) => {
+                let index = owner.index();
+                g.release(owner, status::WAITING);
+                lock(&self.parked).push(index);
+                Ok(Step::Switched)
+            }
+            Ok(Flow::Exit) => {
+                self.goexit(owner, p)?;
+                Ok(Step::Switched)
+            }
+            Ok(Flow::Spawn) => {
+                let child = st.behaviour.spawn(&mut st.rng);
+                p.curg = Some(owner);
+                if let Some(child) = child {
+                    self.newproc(child, p)?;
+                }
+                Ok(Step::Ran)
+            }
+            Err(e) => {
+                p.curg = Some(owner);
+                Err(e)
+            }
+        }
+    }
+
+    /// Ends the owned goroutine: its remaining barriers are passed, its stack returns to the pool
+    /// and its `G` to the free list (seed 002's `gfput`: the barriers go with the goroutine).
+    fn goexit(&self, mut owner: GOwner, p: &mut P) -> Result<(), RuntimeError> {
+        let index = owner.index();
+        let g = self.g(index);
+        let mut st = g
+            .state(&mut owner)
+            .take()
+            .expect("a running goroutine has state");
+        let hi = st.gs.stack().hi();
+        st.gs.unwind_barriers(&self.prog, hi)?;
+        self.gc.note_goroutine_exit(&st.gs.take_counters());
+        lock(&self.stackpool).stackfree(st.gs.into_stack());
+        self.live_gs.fetch_sub(1, Ordering::Relaxed);
+        g.release(owner, status::DEAD);
+        lock(&self.gfree).push(index);
+        let _ = p;
+        Ok(())
+    }
+
+    /// The word index of pointer slot `k` (modulo their number) of the running frame.
+    #[inline]
+    fn ptr_slot(&self, st: &GState, k: u8) -> Option<usize> {
+        let f = self.prog.findfunc(st.gs.pc())?;
+        let slots = &self.ptr_slots[f.0 as usize];
+        (!slots.is_empty()).then(|| slots[k as usize % slots.len()] as usize)
+    }
+
+    #[inline]
+    fn read_slot(&self, st: &GState, k: u8) -> Result<Option<(Addr, u64)>, RuntimeError> {
+        let Some(w) = self.ptr_slot(st, k) else {
+            return Ok(None);
+        };
+        let addr = st.gs.sp().add(w * WORD);
+        Ok(Some((addr, st.gs.read(addr)?)))
+    }
+
+    #[inline]
+    fn write_slot(&self, st: &mut GState, k: u8, v: u64) -> Result<(), RuntimeError> {
+        if let Some(w) = self.ptr_slot(st, k) {
+            st.gs.write_local(&self.prog, w, v)?;
+        }
+        Ok(())
+    }
+
+    /// Whether `v` points into the goroutine's live stack.
+    #[inline]
+    fn is_stack_ptr(st: &GState, v: u64) -> bool {
+        let s = st.gs.stack();
+        v >= st.gs.sp().0 && v < s.hi().0
+    }
+
+    /// Whether `v` is a stack address: such a value is never stored outside the frame holding it
+    /// (Go's escape analysis would have moved the local to the heap), so the store does nothing.
+    #[inline]
+    fn escapes(v: u64) -> bool {
+        (stacks::stack::STACK_BASE.0..stacks::stack::STACK_END.0).contains(&v)
+    }
+
+    /// The value of optional source slot `src` (nil if `None` or no slot).
+    fn source(&self, st: &GState, src: Option<u8>) -> Result<u64, RuntimeError> {
+        Ok(match src {
+            Some(k) => self.read_slot(st, k)?.map_or(0, |(_, v)| v),
+            None => 0,
+        })
+    }
+
+    /// The heap object `v` points to; `None` for nil and non-heap values; an error for a dangling
+    /// heap pointer.
+    fn deref(
+        &self,
+        st: &GState,
+        v: u64,
+        place: Addr,
+    ) -> Result<Option<crate::heap::ObjRef>, RuntimeError> {
+        if v == 0 {
+            return Ok(None);
+        }
+        match self.heap.find_object(v) {
+            Lookup::Object(o) => Ok(Some(o)),
+            Lookup::NotHeap => Ok(None),
+            Lookup::Free(_) => Err(RuntimeError::BadPointer {
+                value: v,
+                place: stack_place(st.gs.goid(), place),
+                why: "the mutator dereferenced a freed object (use after free: the collector freed a reachable object)",
+            }),
+        }
+    }
+
+    /// Executes one operation.
+    #[inline]
+    fn exec(&self, op: Op, st: &mut GState, p: &mut P) -> Result<Flow, RuntimeError> {
+        let prog = &self.prog;
+        match op {
+            Op::Call { func, site } => {
+                if prog.func(func).kind != FuncKind::User {
+                    return Err(RuntimeError::Mutator {
+                        goid: st.gs.goid(),
+                        what: format!("calls runtime function {}", prog.func(func).name),
+                    });
+                }
+                if let Call::MoreStack { needed } = st.gs.call(prog, func, u32::from(site))? {
+                    st.gs.newstack(&mut lock(&self.stackpool), prog, needed)?;
+                    p.counters.copystacks += 1;
+                    let again = st.gs.call(prog, func, u32::from(site))?;
+                    debug_assert_eq!(again, Call::Pushed);
+                }
+                st.depth += 1;
+            }
+            Op::Ret => {
+                if st.depth == 0 {
+                    return Ok(Flow::Exit);
+                }
+                match st.gs.ret(prog)? {
+                    Ret::Exited => return Ok(Flow::Exit),
+                    Ret::Returned { .. } => {
+                        st.depth -= 1;
+                        self.note_return(st);
+                    }
+                }
+            }
+            Op::Alloc { ty, dst } => {
+                if self.ptr_slot(st, dst).is_some() {
+                    let black = self.gc.allocate_black();
+                    let a = self.heap.alloc(&mut p.mcache, ty, black)?;
+                    self.write_slot(st, dst, a.0)?;
+                    self.gc.note_alloc(self);
+                }
+            }
+            Op::Copy { src, dst } => {
+                if let Some((_, v)) = self.read_slot(st, src)? {
+                    self.write_slot(st, dst, v)?;
+                }
+            }
+            Op::Clear { dst } => self.write_slot(st, dst, 0)?,
+            Op::LoadField { obj, field, dst } => {
+                let Some((place, v)) = self.read_slot(st, obj)? else {
+                    return Ok(Flow::Continue);
+                };
+                if let Some(o) = self.deref(st, v, place)? {
+                    let t = self.heap.type_of(self.heap.object_type(o));
+                    if !t.ptr_fields.is_empty() {
+                        let w = t.ptr_fields[field as usize % t.ptr_fields.len()] as usize;
+                        let loaded = self.heap.read_word(o, w);
+                        self.write_slot(st, dst, loaded)?;
+                    }
+                }
+            }
+            Op::StoreField { obj, field, src } => {
+                let Some((place, v)) = self.read_slot(st, obj)? else {
+                    return Ok(Flow::Continue);
+                };
+                if let Some(o) = self.deref(st, v, place)? {
+                    let t = self.heap.type_of(self.heap.object_type(o));
+                    if !t.ptr_fields.is_empty() {
+                        let w = t.ptr_fields[field as usize % t.ptr_fields.len()] as usize;
+                        let new = self.source(st, src)?;
+                        if Self::escapes(new) {
+                            return Ok(Flow::Continue);
+                        }
+                        let old = self.heap.read_word(o, w);
+                        self.write_barrier(p, old, new)?;
+                        self.heap.write_word(o, w, new);
+                    }
+                }
+            }
+            Op::LoadGlobal { global, dst } => {
+                if !self.globals.is_empty() {
+                    let v = self.globals.read(global as usize % self.globals.len());
+                    self.write_slot(st, dst, v)?;
+                }
+            }
+            Op::StoreGlobal { global, src } => {
+                if !self.globals.is_empty() {
+                    let i = global as usize % self.globals.len();
+                    let new = self.source(st, src)?;
+                    if Self::escapes(new) {
+                        return Ok(Flow::Continue);
+                    }
+                    let old = self.globals.read(i);
+                    self.write_barrier(p, old, new)?;
+                    self.globals.write(i, new);
+                }
+            }
+            Op::TakeAddr { up, slot, dst } => {
+                if up == 0 || usize::from(up) >= st.depth || self.ptr_slot(st, dst).is_none() {
+                    return Ok(Flow::Continue);
+                }
+                let frame = st
+                    .gs
+                    .frames(prog)
+                    .nth(usize::from(up))
+                    .expect("depth counts the frames")?;
+                let slots = &self.ptr_slots[frame.func.0 as usize];
+                if !slots.is_empty() {
+                    let w = slots[slot as usize % slots.len()] as usize;
+                    self.write_slot(st, dst, frame.sp.add(w * WORD).0)?;
+                }
+            }
+            Op::StoreThrough { ptr, src } => {
+                let Some((_, target)) = self.read_slot(st, ptr)? else {
+                    return Ok(Flow::Continue);
+                };
+                if Self::is_stack_ptr(st, target) {
+                    let new = self.source(st, src)?;
+                    if Self::escapes(new) {
+                        return Ok(Flow::Continue);
+                    }
+                    let old = st.gs.read(Addr(target))?;
+                    self.write_barrier(p, old, new)?;
+                    st.gs.write(Addr(target), new)?;
+                }
+            }
+            Op::BulkWrite { ptr, src } => {
+                let Some((_, target)) = self.read_slot(st, ptr)? else {
+                    return Ok(Flow::Continue);
+                };
+                if Self::is_stack_ptr(st, target) {
+                    let v = self.source(st, Some(src))?;
+                    if Self::escapes(v) {
+                        return Ok(Flow::Continue);
+                    }
+                    st.gs.runtime_bulk_write(prog, Addr(target), &[v])?;
+                    self.note_bulk_write(st, Addr(target))?;
+                }
+            }
+            Op::Unwind { frames } => {
+                let n = usize::from(frames).min(st.depth.saturating_sub(1));
+                if n > 0 {
+                    st.gs.unwind_frames(prog, n)?;
+                    st.depth -= n;
+                    self.note_return(st);
+                }
+            }
+            Op::Spawn => return Ok(Flow::Spawn),
+            Op::Yield => return Ok(Flow::Yield),
+            Op::Block => return Ok(Flow::Block),
+            Op::Wake => {
+                let woken = {
+                    let mut parked = lock(&self.parked);
+                    (!parked.is_empty()).then(|| {
+                        let i = st.rng.random_range(0..parked.len());
+                        parked.swap_remove(i)
+                    })
+                };
+                if let Some(index) = woken {
+                    self.ready(index, p);
+                }
+            }
+            Op::Exit => return Ok(Flow::Exit),
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// The watermark after a return or unwind: the frame now running has run since the scan.
+    #[inline]
+    fn note_return(&self, st: &mut GState) {
+        let Some(t) = st.track.as_mut() else { return };
+        let depth = st.gs.used();
+        t.ret_slot_depth = t.ret_slot_depth.min(depth + WORD);
+        if depth < t.changed_sp_depth {
+            let size = self.prog.findframe(st.gs.pc()).map_or(0, |(_, s)| s);
+            t.changed_sp_depth = depth;
+            t.changed_top_depth = depth - size;
+        }
+    }
+
+    /// The watermark after a runtime bulk write at `dst`: the frame holding it has changed.
+    fn note_bulk_write(&self, st: &mut GState, dst: Addr) -> Result<(), RuntimeError> {
+        let Some(mut t) = st.track else {
+            return Ok(());
+        };
+        let hi = st.gs.stack().hi();
+        for frame in st.gs.frames(&self.prog) {
+            let frame = frame?;
+            if frame.fp > dst {
+                let sp_depth = hi.offset_from(frame.sp);
+                t.ret_slot_depth = t.ret_slot_depth.min(hi.offset_from(dst) + WORD);
+                if sp_depth < t.changed_sp_depth {
+                    t.changed_sp_depth = sp_depth;
+                    t.changed_top_depth = hi.offset_from(frame.fp);
+                }
+                break;
+            }
+        }
+        st.track = Some(t);
+        Ok(())
+    }
+
+    /// The write barrier: every store into a heap object, a global or an outer frame comes here
+    /// first with the slot's old value and the value being stored.
+    #[inline]
+    pub fn write_barrier(&self, p: &mut P, old: u64, new: u64) -> Result<(), RuntimeError> {
+        if !self.wb_on.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        p.counters.wb_calls += 1;
+        if self.shade_old {
+            self.shade(old, &mut p.gcw, "a slot's old value in the write barrier")?;
+        }
+        if self.shade_new {
+            self.shade(new, &mut p.gcw, "a stored value in the write barrier")?;
+        }
+        Ok(())
+    }
+
+    /// Greys the object `v` points to, if it is white (Go's `shade`/`greyobject`). Nil and
+    /// non-heap values (stack addresses, globals) are ignored; with `invalidptr`, values in the
+    /// first page and heap addresses outside every object are fatal.
+    #[inline]
+    pub fn shade(&self, v: u64, gcw: &mut GcWork, place: &str) -> Result<(), RuntimeError> {
+        if v == 0 {
+            return Ok(());
+        }
+        if v < MIN_VALID_POINTER {
+            return self.bad_pointer(v, place, "a pointer into the first page");
+        }
+        match self.heap.find_object(v) {
+            Lookup::NotHeap => Ok(()),
+            Lookup::Free(_) => {
+                self.bad_pointer(v, place, "a heap address outside every allocated object")
+            }
+            Lookup::Object(o) => {
+                if self.heap.try_mark(o) {
+                    gcw.put(&self.gc.pool, o.base);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn bad_pointer(&self, value: u64, place: &str, why: &'static str) -> Result<(), RuntimeError> {
+        if self.config.debug.invalidptr {
+            Err(RuntimeError::BadPointer {
+                value,
+                place: place.to_owned(),
+                why,
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Starts a scan track for a goroutine whose stack was just scanned.
+    pub(crate) fn begin_track(&self, st: &mut GState) {
+        let used = st.gs.used();
+        let top = if st.gs.is_empty() {
+            used
+        } else {
+            used - self.prog.findframe(st.gs.pc()).map_or(0, |(_, s)| s)
+        };
+        st.track = Some(ScanTrack {
+            sp0_depth: used,
+            changed_top_depth: top,
+            changed_sp_depth: used,
+            ret_slot_depth: usize::MAX,
+        });
+    }
+}
+
+/// What the interpreter tells the scheduler after an operation.
+enum Flow {
+    Continue,
+    Yield,
+    Block,
+    Exit,
+    Spawn,
+}

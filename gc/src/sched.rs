@@ -1,0 +1,229 @@
+//! Goroutines and processors (Go's `g` and `p`), and the status word that is the lock on a stack.
+//!
+//! Invariant: a goroutine's stack and mutator state ([`GState`]) are touched by exactly one party
+//! at a time, and that party holds a [`GOwner`] token for it. A token is minted only by a successful
+//! compare-and-swap on the goroutine's atomic status ([`G::try_own`]) and given up only by storing
+//! a new status ([`G::release`]): the running goroutine's P owns it while the status is `Running`,
+//! and a marker owns it while the status carries the `SCAN` bit (Go's `_Gscan`), which it can only
+//! set from `Runnable` or `Waiting`. "The status is the lock on the stack", as in Go's
+//! `casgstatus`/`castogscanstatus`. The release is a `Release` store and the acquire a CAS with
+//! `Acquire` ordering, so whatever the previous owner wrote to the stack is visible to the next.
+//!
+//! Status transitions: `Dead → Idle` (being created, owned by its creator) `→ Runnable`;
+//! `Runnable → Running` (scheduled on a P) `→ Runnable` (yield, preemption, stop-the-world) or
+//! `→ Waiting` (blocked) or `→ Dead` (exit); `Waiting → Runnable` (woken); and, for a marker,
+//! `Runnable|Waiting → +SCAN → back`. A dead goroutine's `G` stays in `allg` and is reused
+//! (Go's `gfget`/`gfput`); its stack went back to the pool when it died.
+//!
+//! A [`P`] is plain data owned by the thread running it: its run queue, its current goroutine's
+//! token, its mcache and the gcWork its write barriers shade into.
+
+use std::cell::UnsafeCell;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use stacks::GStack;
+
+use crate::heap::MCache;
+use crate::mutator::{Behaviour, Rng};
+use crate::workbuf::GcWork;
+
+/// Goroutine status values (Go's `_Grunnable`, …).
+pub mod status {
+    /// Being created by its spawner.
+    pub const IDLE: u32 = 0;
+    /// On a run queue.
+    pub const RUNNABLE: u32 = 1;
+    /// The current goroutine of a P.
+    pub const RUNNING: u32 = 2;
+    /// Blocked.
+    pub const WAITING: u32 = 3;
+    /// Finished; the `G` may be reused.
+    pub const DEAD: u32 = 4;
+    /// Added to `RUNNABLE` or `WAITING` while a marker owns the stack.
+    pub const SCAN: u32 = 0x1000;
+}
+
+/// Index of a goroutine in `allg`.
+pub type GIndex = u32;
+
+/// A goroutine.
+#[derive(Debug)]
+pub struct G {
+    index: GIndex,
+    status: AtomicU32,
+    goid: AtomicU64,
+    /// A marker asked this running goroutine to scan its own stack at its next safe point (Go's
+    /// `preemptscan`).
+    pub(crate) preempt_scan: AtomicBool,
+    /// The cycle whose concurrent (or start-of-cycle) scan covered this goroutine (Go's
+    /// `gcscandone`, as a cycle number so it never needs resetting).
+    pub(crate) scan_done_cycle: AtomicU32,
+    state: UnsafeCell<Option<GState>>,
+}
+
+// SAFETY: `state` is only reached through `G::state`, which requires a `&mut GOwner` for this `G`.
+// A `GOwner` is minted only by a successful CAS on `status` and consumed by `release`, so at most
+// one token exists per `G` at a time, and the CAS (Acquire) / release store (Release) pair orders
+// every access by one owner before every access by the next.
+unsafe impl Sync for G {}
+
+/// Proof of exclusive ownership of a goroutine's stack and state; see the module comment.
+#[derive(Debug)]
+#[must_use = "a GOwner must be released"]
+pub struct GOwner {
+    index: GIndex,
+}
+
+impl GOwner {
+    /// The goroutine owned.
+    pub fn index(&self) -> GIndex {
+        self.index
+    }
+}
+
+impl G {
+    pub(crate) fn new(index: GIndex) -> G {
+        G {
+            index,
+            status: AtomicU32::new(status::DEAD),
+            goid: AtomicU64::new(0),
+            preempt_scan: AtomicBool::new(false),
+            scan_done_cycle: AtomicU32::new(0),
+            state: UnsafeCell::new(None),
+        }
+    }
+
+    /// Its index in `allg`.
+    pub fn index(&self) -> GIndex {
+        self.index
+    }
+
+    /// The current goroutine id (changes when the `G` is reused).
+    pub fn goid(&self) -> u64 {
+        self.goid.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_goid(&self, goid: u64) {
+        self.goid.store(goid, Ordering::Relaxed);
+    }
+
+    /// The status now (it may change at once unless the caller owns the goroutine).
+    pub fn status(&self) -> u32 {
+        self.status.load(Ordering::Acquire)
+    }
+
+    /// Takes ownership by moving the status from `from` to `to`; `None` if it was not `from`.
+    pub fn try_own(&self, from: u32, to: u32) -> Option<GOwner> {
+        self.status
+            .compare_exchange(from, to, Ordering::Acquire, Ordering::Relaxed)
+            .ok()
+            .map(|_| GOwner { index: self.index })
+    }
+
+    /// Takes ownership for a marker: `Runnable` or `Waiting` plus the `SCAN` bit. Returns the
+    /// token and the status to restore, or `None` if the goroutine is running, dead or being
+    /// created.
+    pub fn try_own_for_scan(&self) -> Option<(GOwner, u32)> {
+        for s in [status::RUNNABLE, status::WAITING] {
+            if let Some(o) = self.try_own(s, s | status::SCAN) {
+                return Some((o, s));
+            }
+        }
+        None
+    }
+
+    /// Gives up ownership, leaving status `to`.
+    pub fn release(&self, owner: GOwner, to: u32) {
+        assert_eq!(owner.index, self.index, "a GOwner releases its own G");
+        self.status.store(to, Ordering::Release);
+    }
+
+    /// The goroutine's state, for its owner.
+    #[inline]
+    pub fn state<'a>(&'a self, owner: &'a mut GOwner) -> &'a mut Option<GState> {
+        assert_eq!(owner.index, self.index, "a GOwner opens its own G");
+        // SAFETY: `owner` is the unique token for this G (see the `Sync` impl), borrowed mutably
+        // for the lifetime of the returned reference, so no other reference to `state` exists.
+        unsafe { &mut *self.state.get() }
+    }
+}
+
+/// What the collector remembers about a goroutine's stack between its concurrent scan and mark
+/// termination, kept up to date by the mutator (DESIGN §4's watermark). Depths are bytes below
+/// the stack top, so they survive copystack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScanTrack {
+    /// Depth of the SP at the scan (`hi - sp0`).
+    pub sp0_depth: usize,
+    /// Depth of the top (end) of the highest frame that has run or been written since the scan:
+    /// every byte that can have changed without a write barrier lies below it.
+    pub changed_top_depth: usize,
+    /// Depth of the SP of that frame.
+    pub changed_sp_depth: usize,
+    /// Depth of the highest return-PC slot returned (or unwound) through since the scan;
+    /// `usize::MAX` if none.
+    pub ret_slot_depth: usize,
+}
+
+/// The state of a live goroutine: its stack and its behaviour.
+#[derive(Debug)]
+pub struct GState {
+    /// The stack and its barriers.
+    pub gs: GStack,
+    /// Frames on the stack.
+    pub depth: usize,
+    /// What the goroutine does next.
+    pub behaviour: Box<dyn Behaviour>,
+    /// The goroutine's own random stream.
+    pub rng: Rng,
+    /// True while the goroutine has not run since its stack was scanned in this cycle (Go's
+    /// `gcscanvalid`).
+    pub gcscanvalid: bool,
+    /// Set by the concurrent scan, cleared at mark termination.
+    pub track: Option<ScanTrack>,
+}
+
+/// Mutator counters of one P, folded into the cycle's stats at each stop-the-world.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PCounters {
+    /// Mutator operations executed.
+    pub ops: u64,
+    /// Write barriers executed while the barrier was on.
+    pub wb_calls: u64,
+    /// Stack moves (growth and shrink).
+    pub copystacks: u64,
+    /// Goroutines created.
+    pub spawned: u64,
+}
+
+/// A processor: the right to run goroutines (Go's `p`).
+#[derive(Debug)]
+pub struct P {
+    /// Its id.
+    pub id: usize,
+    /// Local run queue.
+    pub runq: VecDeque<GIndex>,
+    /// The running goroutine, owned.
+    pub curg: Option<GOwner>,
+    /// Allocation cache.
+    pub mcache: MCache,
+    /// Where this P's write barriers and self-scans put grey objects.
+    pub gcw: GcWork,
+    /// Counters since the last stop-the-world.
+    pub counters: PCounters,
+}
+
+impl P {
+    /// A P with nothing to run.
+    pub fn new(id: usize) -> P {
+        P {
+            id,
+            runq: VecDeque::new(),
+            curg: None,
+            mcache: MCache::new(),
+            gcw: GcWork::new(),
+            counters: PCounters::default(),
+        }
+    }
+}

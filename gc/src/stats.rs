@@ -1,0 +1,227 @@
+//! What every cycle reports (DESIGN §4), and the per-goroutine re-scan records tests check the
+//! re-scan bound with.
+//!
+//! Invariant: every counter of a [`CycleStats`] except the `_ns` timings is a function of the
+//! configuration and the seed under the deterministic engine. Re-scan figures obey, per cycle,
+//! `oracle_rescan_bytes ≤ rescan_bytes ≤ full_rescan_bytes` whenever the re-scan bound is sound, and
+//! barrier counters obey `barriers_installed = barriers_hit + barriers_removed` (every barrier
+//! installed in a cycle is hit by a return, passed by an unwind — which Go's `gcUnwindBarriers`
+//! counts as a hit — or removed at mark termination).
+
+use serde::Serialize;
+
+/// One GC cycle's figures.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CycleStats {
+    /// Cycle number, from 1.
+    pub cycle: u32,
+    /// Heap bytes marked live by this cycle.
+    pub heap_live_bytes: u64,
+    /// Bytes of goroutine stack in use at mark termination.
+    pub stack_bytes_used: u64,
+    /// Stacks scanned concurrently (or, for `yuasa`, at the start).
+    pub stacks_scanned: u64,
+    /// Bytes those scans covered.
+    pub scan_bytes: u64,
+    /// Bytes of stack re-scanned at mark termination.
+    pub rescan_bytes: u64,
+    /// Frames re-scanned at mark termination.
+    pub rescan_frames: u64,
+    /// What re-scanning every stack that needed it in full would have cost.
+    pub full_rescan_bytes: u64,
+    /// The least any re-scan could have cost (the mutator's watermark).
+    pub oracle_rescan_bytes: u64,
+    /// Stack barriers installed.
+    pub barriers_installed: u64,
+    /// Stack barriers hit by a return or passed by an unwind.
+    pub barriers_hit: u64,
+    /// Stack barriers removed un-hit at mark termination.
+    pub barriers_removed: u64,
+    /// Bytes of stack allocations carved for stkbar arrays, at mark termination.
+    pub stkbar_reserved_bytes: u64,
+    /// Stack moves (growth and shrink) during the cycle.
+    pub copystacks: u64,
+    /// Write barriers executed.
+    pub wb_calls: u64,
+    /// Sweep-termination pause.
+    pub sweep_term_ns: u64,
+    /// Concurrent mark, wall time.
+    pub mark_ns: u64,
+    /// Mark-termination pause.
+    pub mark_term_ns: u64,
+    /// Reachable objects the mark missed (checkmark).
+    pub checkmark_failures: u64,
+    /// Missed write barriers found by wbshadow (always 0 until wbshadow exists).
+    pub wbshadow_violations: u64,
+}
+
+/// A goroutine re-scanned at mark termination, recorded when the configuration asks for it.
+/// Depths are bytes below the stack top.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct RescanRecord {
+    /// The cycle.
+    pub cycle: u32,
+    /// The goroutine.
+    pub goid: u64,
+    /// Whether it had been scanned concurrently (else it was re-scanned whole as never scanned).
+    pub scanned: bool,
+    /// Whether the re-scan stopped at a barrier (else it covered the whole stack).
+    pub bounded: bool,
+    /// Stack in use at mark termination (the full re-scan).
+    pub used: usize,
+    /// Depth of the SP at the concurrent scan.
+    pub sp0_depth: usize,
+    /// Depth of the highest return-PC slot returned or unwound through since; `usize::MAX` if none.
+    pub ret_slot_depth: usize,
+    /// Bytes re-scanned.
+    pub rescan_bytes: usize,
+    /// The oracle's bytes.
+    pub oracle_bytes: usize,
+    /// Size of the last (outermost) frame the re-scan covered.
+    pub last_frame_size: usize,
+}
+
+impl RescanRecord {
+    /// DESIGN §4's bound, with the frame granularity the `stacks` crate proves: with `x` the
+    /// height of the highest return-PC slot returned through above the scan-time SP, the re-scan
+    /// covers at most `(sp0 - sp) + max(2x, first_offset) + last_frame_size` bytes. `true` for a
+    /// re-scan that was not bounded by a barrier.
+    pub fn within_bound(&self, first_offset: usize) -> bool {
+        if !self.bounded {
+            return true;
+        }
+        let below = self.used as i64 - self.sp0_depth as i64;
+        let x = if self.ret_slot_depth == usize::MAX {
+            0
+        } else {
+            (self.sp0_depth as i64 - self.ret_slot_depth as i64).max(0)
+        };
+        self.rescan_bytes as i64
+            <= below + (2 * x).max(first_offset as i64) + self.last_frame_size as i64
+    }
+}
+
+/// Sums and summaries over a run's cycles (the `totals` of `testbed --json`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Totals {
+    /// Cycles completed.
+    pub cycles: u64,
+    /// Summed counters (`cycle` and the `_ns` fields are summed too).
+    #[serde(flatten)]
+    pub sum: CycleStats,
+    /// Median mark-termination pause.
+    pub mark_term_ns_p50: u64,
+    /// Longest mark-termination pause.
+    pub mark_term_ns_max: u64,
+    /// Median sweep-termination pause.
+    pub sweep_term_ns_p50: u64,
+    /// `1 - rescan_bytes / full_rescan_bytes`, 1 when nothing needed re-scanning.
+    pub rescan_avoided: f64,
+    /// Mutator operations executed.
+    pub mutator_ops: u64,
+}
+
+impl Totals {
+    /// Totals over `cycles`, with `mutator_ops` executed.
+    pub fn of(cycles: &[CycleStats], mutator_ops: u64) -> Totals {
+        let mut s = CycleStats::default();
+        for c in cycles {
+            s.heap_live_bytes += c.heap_live_bytes;
+            s.stack_bytes_used += c.stack_bytes_used;
+            s.stacks_scanned += c.stacks_scanned;
+            s.scan_bytes += c.scan_bytes;
+            s.rescan_bytes += c.rescan_bytes;
+            s.rescan_frames += c.rescan_frames;
+            s.full_rescan_bytes += c.full_rescan_bytes;
+            s.oracle_rescan_bytes += c.oracle_rescan_bytes;
+            s.barriers_installed += c.barriers_installed;
+            s.barriers_hit += c.barriers_hit;
+            s.barriers_removed += c.barriers_removed;
+            s.stkbar_reserved_bytes += c.stkbar_reserved_bytes;
+            s.copystacks += c.copystacks;
+            s.wb_calls += c.wb_calls;
+            s.sweep_term_ns += c.sweep_term_ns;
+            s.mark_ns += c.mark_ns;
+            s.mark_term_ns += c.mark_term_ns;
+            s.checkmark_failures += c.checkmark_failures;
+            s.wbshadow_violations += c.wbshadow_violations;
+        }
+        s.cycle = cycles.len() as u32;
+        let pct = |mut v: Vec<u64>, q: f64| -> u64 {
+            if v.is_empty() {
+                return 0;
+            }
+            v.sort_unstable();
+            v[((v.len() - 1) as f64 * q).round() as usize]
+        };
+        let rescan_avoided = if s.full_rescan_bytes == 0 {
+            1.0
+        } else {
+            1.0 - s.rescan_bytes as f64 / s.full_rescan_bytes as f64
+        };
+        Totals {
+            cycles: cycles.len() as u64,
+            mark_term_ns_p50: pct(cycles.iter().map(|c| c.mark_term_ns).collect(), 0.5),
+            mark_term_ns_max: cycles.iter().map(|c| c.mark_term_ns).max().unwrap_or(0),
+            sweep_term_ns_p50: pct(cycles.iter().map(|c| c.sweep_term_ns).collect(), 0.5),
+            rescan_avoided,
+            mutator_ops,
+            sum: s,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn totals_sum_counters_and_take_percentiles() {
+        let c = |n, term, full, re| CycleStats {
+            cycle: n,
+            mark_term_ns: term,
+            full_rescan_bytes: full,
+            rescan_bytes: re,
+            ..Default::default()
+        };
+        let t = Totals::of(&[c(1, 30, 100, 10), c(2, 10, 100, 0), c(3, 20, 0, 0)], 7);
+        assert_eq!(
+            (t.cycles, t.mark_term_ns_p50, t.mark_term_ns_max),
+            (3, 20, 30)
+        );
+        assert_eq!(t.sum.full_rescan_bytes, 200);
+        assert!((t.rescan_avoided - 0.95).abs() < 1e-12);
+        assert_eq!(Totals::of(&[], 0).rescan_avoided, 1.0);
+    }
+
+    #[test]
+    fn the_bound_allows_twice_the_return_height_plus_a_frame() {
+        let r = RescanRecord {
+            cycle: 1,
+            goid: 1,
+            scanned: true,
+            bounded: true,
+            used: 10_000,
+            sp0_depth: 9_000,
+            ret_slot_depth: 8_000,
+            rescan_bytes: 1_000 + 2_000 + 64,
+            oracle_bytes: 2_000,
+            last_frame_size: 64,
+        };
+        assert!(r.within_bound(1024));
+        assert!(
+            !RescanRecord {
+                rescan_bytes: r.rescan_bytes + 8,
+                ..r
+            }
+            .within_bound(1024)
+        );
+        assert!(
+            RescanRecord {
+                rescan_bytes: 1_000 + 4_096 + 64,
+                ..r
+            }
+            .within_bound(4096)
+        );
+    }
+}
