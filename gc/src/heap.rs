@@ -865,6 +865,8 @@ mod tests {
         };
         h.write_word(o, 3, 77);
         assert_eq!(h.read_word(o, 3), 77);
+        // 64 KiB holds two 32 KiB objects: the third allocation finds no room.
+        assert!(h.alloc(&mut mc, TypeId(0), false).is_ok());
         assert!(matches!(
             h.alloc(&mut mc, TypeId(0), false),
             Err(HeapError::OutOfMemory { .. })
