@@ -1,0 +1,255 @@
+//! Exact counters on hand-built scenarios: one goroutine, scripted operation by operation, with the
+//! collector's steps called in a chosen order, so every re-scan figure is known in advance.
+//!
+//! The program has one function, `main.leaf`, a 32-byte frame whose words 0 and 2 are pointer slots.
+//! A goroutine recurses 1,000 frames deep (32,000 bytes), is scanned concurrently there (the
+//! scan-time SP `sp0`), then oscillates: three returns and three calls, fifty times.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use gc::mgc::MarkProgress;
+use gc::sched::P;
+use gc::workbuf::GcWork;
+use gc::{
+    Behaviour, Ctx, CycleStats, Faults, GcConfig, ObjType, Op, Rng, Runtime, RuntimeError, TypeId,
+    WorkloadImage,
+};
+use stacks::{FuncId, Program, StackBarrierMode};
+
+/// Plays the operations the test queues, and yields when there are none.
+#[derive(Debug)]
+struct Script(Arc<Mutex<VecDeque<Op>>>);
+
+impl Behaviour for Script {
+    fn next_op(&mut self, _: &Ctx, _: &mut Rng) -> Op {
+        self.0.lock().unwrap().pop_front().unwrap_or(Op::Yield)
+    }
+}
+
+const LEAF: FuncId = FuncId(4); // the first user function follows the four runtime functions
+const NODE: TypeId = TypeId(0);
+
+fn call() -> Op {
+    Op::Call {
+        func: LEAF,
+        site: 0,
+    }
+}
+
+struct World {
+    script: Arc<Mutex<VecDeque<Op>>>,
+    rt: Runtime,
+    p: P,
+    worker: GcWork,
+}
+
+impl World {
+    fn new(mode: StackBarrierMode, faults: Faults, checkmark: bool, script: Vec<Op>) -> World {
+        let queue = Arc::new(Mutex::new(VecDeque::from(script)));
+        let program = Program::builder()
+            .func_with_pointers("main.leaf", 32, &[0, 2])
+            .build()
+            .unwrap();
+        assert_eq!(program.lookup("main.leaf"), Some(LEAF));
+        let image = WorkloadImage {
+            program,
+            types: vec![ObjType::new("main.node", 4, &[0, 1])],
+            globals: 2,
+            goroutines: vec![Box::new(Script(Arc::clone(&queue)))],
+        };
+        let mut config = GcConfig {
+            stack_barriers: mode,
+            gogc: None,
+            procs: 1,
+            faults,
+            record_rescans: true,
+            ..GcConfig::default()
+        };
+        config.debug.gccheckmark = checkmark;
+        let mut ps = vec![P::new(0)];
+        let rt = Runtime::new(config, image, &mut ps).unwrap();
+        World {
+            script: queue,
+            rt,
+            p: ps.pop().unwrap(),
+            worker: GcWork::new(),
+        }
+    }
+
+    /// Queues `ops` and runs them.
+    fn play(&mut self, ops: Vec<Op>) {
+        let n = ops.len();
+        self.script.lock().unwrap().extend(ops);
+        self.ops(n);
+    }
+
+    fn ops(&mut self, n: usize) {
+        for _ in 0..n {
+            self.rt.mutator_step(&mut self.p).unwrap();
+        }
+    }
+
+    /// Sweep termination; then the marker takes the globals and the goroutine's stack.
+    fn start_and_scan_roots(&mut self) {
+        self.rt.stop_p(&mut self.p);
+        self.rt.gc_start(&mut self.worker).unwrap();
+        assert_eq!(
+            self.rt.mark_step(&mut self.worker).unwrap(),
+            MarkProgress::Worked
+        ); // globals
+        assert_eq!(
+            self.rt.mark_step(&mut self.worker).unwrap(),
+            MarkProgress::Worked
+        ); // the stack
+    }
+
+    /// Drains, then mark termination.
+    fn finish(&mut self) -> Result<CycleStats, RuntimeError> {
+        while self.rt.mark_step(&mut self.worker)? != MarkProgress::Done {}
+        self.rt.stop_p(&mut self.p);
+        self.worker.dispose(&self.rt.gc.pool);
+        assert!(self.rt.mark_complete());
+        self.rt.mark_termination(&mut self.worker)
+    }
+}
+
+/// Recurse 1,000 frames; after the scan, oscillate 3 frames 50 times.
+fn oscillation_cycle(mode: StackBarrierMode) -> CycleStats {
+    let mut w = World::new(mode, Faults::default(), true, vec![call(); 1000]);
+    w.ops(1000);
+    w.start_and_scan_roots();
+    let mut script = Vec::new();
+    for _ in 0..50 {
+        script.extend([Op::Ret, Op::Ret, Op::Ret, call(), call(), call()]);
+    }
+    w.play(script);
+    let stats = w.finish().unwrap();
+    let recs = w.rt.gc.rescan_records();
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].rescan_bytes as u64, stats.rescan_bytes);
+    if let StackBarrierMode::On { first_offset } = mode {
+        assert!(recs[0].within_bound(first_offset), "{:?}", recs[0]);
+    }
+    stats
+}
+
+#[test]
+fn a_rescan_at_depth_1000_covers_exactly_the_frames_up_to_the_first_barrier() {
+    let s = oscillation_cycle(StackBarrierMode::GO);
+    // 32-byte frames: the first return-PC slot at least 1,024 bytes above sp0 is frame 32's (at
+    // sp0 + 1,048), so the re-scan covers frames 0..=32: 33 frames, 1,056 bytes.
+    assert_eq!((s.rescan_frames, s.rescan_bytes), (33, 1056));
+    assert_eq!(s.full_rescan_bytes, 32_000);
+    // The oracle: the three frames pushed again and the frame returned into, 4 × 32 bytes.
+    assert_eq!(s.oracle_rescan_bytes, 128);
+    // Barriers at the first slots ≥ 1, 2, 4, 8, 16 KiB above sp0; the oscillation hits none.
+    assert_eq!(
+        (s.barriers_installed, s.barriers_hit, s.barriers_removed),
+        (5, 0, 5)
+    );
+    assert_eq!((s.stacks_scanned, s.scan_bytes), (1, 32_000));
+    assert_eq!(s.checkmark_failures, 0);
+}
+
+#[test]
+fn without_barriers_the_rescan_covers_the_whole_stack() {
+    let s = oscillation_cycle(StackBarrierMode::Off);
+    assert_eq!((s.rescan_frames, s.rescan_bytes), (1000, 32_000));
+    assert_eq!(s.oracle_rescan_bytes, 128);
+    assert_eq!(s.barriers_installed, 0);
+}
+
+#[test]
+fn barriers_on_every_frame_rescan_exactly_the_oracle() {
+    let s = oscillation_cycle(StackBarrierMode::EVERY_FRAME);
+    assert_eq!((s.rescan_frames, s.rescan_bytes), (4, 128));
+    assert_eq!(s.oracle_rescan_bytes, 128);
+    // Every frame but the outermost; the first three returns hit three of them.
+    assert_eq!(
+        (s.barriers_installed, s.barriers_hit, s.barriers_removed),
+        (999, 3, 996)
+    );
+}
+
+/// A goroutine at depth 1,000 hides an object: after its scan it returns three frames, loads
+/// `global0.f0` into a local of the frame it returned into, deletes it from the heap, and calls
+/// three frames deeper. Only that frame holds the object at mark termination.
+fn hidden_object_cycle(mode: StackBarrierMode, faults: Faults) -> Result<CycleStats, RuntimeError> {
+    let mut setup = vec![
+        call(),
+        Op::Alloc { ty: NODE, dst: 0 },
+        Op::StoreGlobal {
+            global: 0,
+            src: Some(0),
+        },
+        Op::Alloc { ty: NODE, dst: 1 },
+        Op::StoreField {
+            obj: 0,
+            field: 0,
+            src: Some(1),
+        },
+        Op::Clear { dst: 0 },
+        Op::Clear { dst: 1 },
+    ];
+    setup.extend(vec![call(); 999]);
+    let n = setup.len();
+    let mut w = World::new(mode, faults, true, setup);
+    w.ops(n);
+    w.start_and_scan_roots();
+    let hide = vec![
+        Op::Ret,
+        Op::Ret,
+        Op::Ret,
+        Op::LoadGlobal { global: 0, dst: 0 },
+        Op::LoadField {
+            obj: 0,
+            field: 0,
+            dst: 1,
+        },
+        Op::StoreField {
+            obj: 0,
+            field: 0,
+            src: None,
+        },
+        Op::Clear { dst: 0 },
+        call(),
+        call(),
+        call(),
+    ];
+    w.play(hide);
+    w.finish()
+}
+
+#[test]
+fn a_correct_bound_finds_the_object_hidden_in_the_frame_holding_the_barrier() {
+    for mode in [
+        StackBarrierMode::EVERY_FRAME,
+        StackBarrierMode::GO,
+        StackBarrierMode::Off,
+    ] {
+        let s = hidden_object_cycle(mode, Faults::default()).unwrap();
+        assert_eq!(s.checkmark_failures, 0, "{mode}");
+    }
+}
+
+#[test]
+fn a_rescan_one_frame_short_is_caught_by_checkmark() {
+    let faults = Faults {
+        rescan_stop_one_frame_short: true,
+    };
+    let err = hidden_object_cycle(StackBarrierMode::EVERY_FRAME, faults).unwrap_err();
+    match &err {
+        RuntimeError::CheckmarkFailed {
+            failures, report, ..
+        } => {
+            assert_eq!(*failures, 1);
+            assert!(
+                report.contains("main.node object") && report.contains("goroutine 1 stack slot"),
+                "{report}"
+            );
+        }
+        e => panic!("expected a checkmark failure, got {e}"),
+    }
+    assert!(err.is_checker_violation());
+}
