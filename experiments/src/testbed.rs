@@ -56,7 +56,7 @@ pub struct TestbedArgs {
     #[arg(long, default_value_t = 4)]
     pub procs: usize,
     /// Fraction of scheduling steps the collector gets while it has work, in (0, 1).
-    #[arg(long, default_value_t = 0.25)]
+    #[arg(long, default_value_t = 0.25, allow_hyphen_values = true)]
     pub gc_share: f64,
     /// GOGC: heap growth percent that triggers a cycle, or `off`.
     #[arg(long, default_value = "100")]
@@ -199,6 +199,12 @@ pub fn resolve(args: &TestbedArgs) -> Result<Resolved, String> {
     if gogc.is_none() && args.force_gc_every.is_none() {
         return Err("--gogc off needs --force-gc-every OPS, or no cycle would ever start".into());
     }
+    if args.heap_minimum == 0 {
+        return Err("--heap-minimum must be at least 1 byte".into());
+    }
+    if args.max_ops == 0 {
+        return Err("--max-ops must be at least 1".into());
+    }
     if args.force_gc_every == Some(0) {
         return Err("--force-gc-every must be at least 1".into());
     }
@@ -212,7 +218,7 @@ pub fn resolve(args: &TestbedArgs) -> Result<Resolved, String> {
         design,
         stack_barriers,
         gogc,
-        heap_minimum: args.heap_minimum.max(1),
+        heap_minimum: args.heap_minimum,
         procs: args.procs,
         gc_share: args.gc_share,
         force_gc_ops: args.force_gc_every,

@@ -75,7 +75,7 @@ impl Deterministic {
         let target = self.rt.gc.history().len() + cycles as usize;
         let start_ops = self.ops;
         while self.rt.gc.history().len() < target {
-            if self.ops - start_ops > max_ops {
+            if self.ops - start_ops >= max_ops {
                 return Err(RuntimeError::Stalled {
                     completed: (self.rt.gc.history().len() + cycles as usize - target) as u32,
                     wanted: cycles,

@@ -16,9 +16,15 @@ fn main() -> ExitCode {
                 let _ = e.print();
                 return ExitCode::SUCCESS;
             }
+            // clap's message, up to its usage block, folded onto one line.
             let msg = e.to_string();
-            let first = msg.lines().next().unwrap_or("bad arguments");
-            eprintln!("testbed: {}", first.trim_start_matches("error: "));
+            let line = msg
+                .lines()
+                .take_while(|l| !l.trim().is_empty() && !l.starts_with("Usage:"))
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join(" ");
+            eprintln!("testbed: {}", line.trim_start_matches("error: "));
             return ExitCode::from(2);
         }
     };
@@ -45,7 +51,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("testbed: {e}");
             ExitCode::from(if e.is_checker_violation() { 3 } else { 1 })
         }
     }

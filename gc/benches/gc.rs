@@ -1,0 +1,439 @@
+//! Benchmarks of the collector's hot paths, with the DESIGN §6 targets they answer to:
+//! * `mutator/gc_off/*` — the mutator interpreter with GC off, one goroutine on one P, ops per
+//!   second (target ≥ 80 M ops/s per thread). `stack_ops/*` runs calls and returns oscillating
+//!   within three frames plus local copies and clears; `heap_ops/*` mixes in global loads, heap
+//!   loads and stores (`LoadField`/`StoreField`) and an occasional `Alloc`. Each runs under the
+//!   deterministic engine (`…/engine`, `Deterministic::run_ops`: the engine's schedule draws
+//!   included) and by calling `Runtime::mutator_step` directly (`…/mutator_step`), which separates
+//!   the engine's overhead from the interpreter's cost;
+//! * `write_barrier/*` — one barriered store (`Runtime::write_barrier`), ns each: `off` outside a
+//!   cycle, then each design (`dijkstra`, `hybrid`, `yuasa`) during a cycle's mark with old and new
+//!   values that are heap objects already marked (the common case: `find_object` and a
+//!   test-and-set that finds the bit set), and with nil values (`*_nil`). DESIGN §6 sets no
+//!   target; the barrier install / hit targets (≤ 10 ns / ≤ 5 ns) are the scale it should match;
+//! * `mark/heap_MB_per_s/*` — mark throughput over a 50,000-object random graph of 32-byte `node`s
+//!   (two pointer fields) reachable from one global, bytes marked per second, one fresh cycle per
+//!   iteration: `mark_step` loops `Runtime::mark_step` (roots, then 4 KiB drains) until done, as
+//!   the engines do; `drain` times one unbounded `Runtime::drain` after the root step. DESIGN §6
+//!   sets no target; the stack scan's ≥ 4 GB/s is the figure to compare with.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use gc::heap::Lookup;
+use gc::mgc::MarkProgress;
+use gc::sched::P;
+use gc::wbarrier::{BarrierDesign, Dijkstra, Hybrid, Yuasa};
+use gc::workbuf::GcWork;
+use gc::{
+    Behaviour, Ctx, Deterministic, GcConfig, ObjType, Op, Phase, Rng, Runtime, Step, TypeId,
+    WorkloadImage,
+};
+use stacks::{FuncId, Program};
+
+/// Mutator operations per benchmark iteration.
+const OPS: u64 = 10_000;
+
+/// The `node` type: 4 words, pointer fields 0 and 1.
+const NODE: TypeId = TypeId(0);
+
+/// Four functions of assorted frame sizes and pointer slots.
+fn program() -> Program {
+    Program::builder()
+        .func_with_pointers("bench.a", 64, &[0, 1, 2, 3])
+        .func_with_pointers("bench.b", 32, &[0, 2])
+        .func_with_pointers("bench.c", 128, &[0, 1, 3, 5, 8, 11])
+        .func_with_pointers("bench.d", 48, &[1, 2, 4])
+        .build()
+        .unwrap()
+}
+
+fn types() -> Vec<ObjType> {
+    vec![ObjType::new("node", 4, &[0, 1])]
+}
+
+/// GC off: no GOGC trigger, no forced cycles, one P. A large heap limit, since nothing is freed.
+fn gc_off() -> GcConfig {
+    GcConfig {
+        gogc: None,
+        procs: 1,
+        force_gc_ops: None,
+        heap_max: 8 << 30,
+        ..Default::default()
+    }
+}
+
+/// A goroutine that runs `prefix` once, then `body` forever: no random draws.
+#[derive(Debug)]
+struct Script {
+    ops: Box<[Op]>,
+    loop_start: usize,
+    next: usize,
+}
+
+impl Script {
+    fn new(prefix: Vec<Op>, body: Vec<Op>) -> Script {
+        let loop_start = prefix.len();
+        let mut ops = prefix;
+        ops.extend(body);
+        Script {
+            ops: ops.into(),
+            loop_start,
+            next: 0,
+        }
+    }
+}
+
+impl Behaviour for Script {
+    #[inline]
+    fn next_op(&mut self, _: &Ctx, _: &mut Rng) -> Op {
+        let op = self.ops[self.next];
+        self.next += 1;
+        if self.next == self.ops.len() {
+            self.next = self.loop_start;
+        }
+        op
+    }
+}
+
+fn call(f: FuncId, site: u8) -> Op {
+    Op::Call { func: f, site }
+}
+fn copy(src: u8, dst: u8) -> Op {
+    Op::Copy { src, dst }
+}
+fn clear(dst: u8) -> Op {
+    Op::Clear { dst }
+}
+fn load_field(obj: u8, field: u8, dst: u8) -> Op {
+    Op::LoadField { obj, field, dst }
+}
+fn store_field(obj: u8, field: u8, src: u8) -> Op {
+    Op::StoreField {
+        obj,
+        field,
+        src: Some(src),
+    }
+}
+fn load_global(global: u32, dst: u8) -> Op {
+    Op::LoadGlobal { global, dst }
+}
+
+/// Calls and returns within three frames of the outermost one, and local copies and clears:
+/// 4 calls, 4 returns and 10 local operations per round.
+fn stack_ops(prog: &Program) -> Script {
+    let f = |i| prog.user_func(i).unwrap();
+    let (a, b, c, d) = (f(0), f(1), f(2), f(3));
+    Script::new(
+        vec![call(a, 0)],
+        vec![
+            call(b, 0),
+            copy(0, 1),
+            clear(1),
+            call(c, 1),
+            copy(1, 2),
+            copy(0, 3),
+            Op::Ret,
+            copy(1, 0),
+            call(d, 2),
+            call(a, 3),
+            clear(2),
+            copy(3, 1),
+            Op::Ret,
+            Op::Ret,
+            clear(0),
+            Op::Ret,
+            copy(2, 3),
+            clear(1),
+        ],
+    )
+}
+
+/// Two objects A and B in globals 0 and 1 (and the outermost frame's slots 0 and 1); each round
+/// of 18 operations calls two frames down, loads the objects through the globals and each other,
+/// stores them into each other's fields and returns; one round in four also allocates a node and
+/// links it to A. Per 74 operations: 16 calls and returns, 24 local copies and clears, 8 global
+/// loads, 16 field loads, 9 field stores, 1 allocation.
+fn heap_ops(prog: &Program) -> Script {
+    let f = |i| prog.user_func(i).unwrap();
+    let (a, b, c) = (f(0), f(1), f(2));
+    let round = |alloc: bool| {
+        let mut ops = vec![
+            call(b, 0),
+            load_global(0, 0),    // b.0 = A
+            load_field(0, 0, 1),  // b.1 = A.f0 = B
+            store_field(1, 1, 0), // B.f1 = A
+            call(c, 1),           //
+            load_global(1, 0),    // c.0 = B
+            load_field(0, 1, 1),  // c.1 = B.f1 = A
+            store_field(1, 1, 0), // A.f1 = B
+            copy(1, 2),           // c.2 = A
+            clear(3),             //
+        ];
+        if alloc {
+            ops.push(Op::Alloc { ty: NODE, dst: 3 }); // c.3 = new node
+            ops.push(store_field(3, 0, 2)); // new.f0 = A
+        }
+        ops.extend([
+            Op::Ret,
+            copy(0, 1),          // b.1 = A
+            load_field(1, 0, 0), // b.0 = A.f0 = B
+            Op::Ret,
+            copy(0, 2),          // a.2 = A
+            load_field(1, 1, 3), // a.3 = B.f1 = A
+            clear(2),
+            clear(3),
+        ]);
+        ops
+    };
+    let mut body = round(true);
+    for _ in 0..3 {
+        body.extend(round(false));
+    }
+    Script::new(
+        vec![
+            call(a, 0),
+            Op::Alloc { ty: NODE, dst: 0 }, // a.0 = A
+            Op::StoreGlobal {
+                global: 0,
+                src: Some(0),
+            },
+            Op::Alloc { ty: NODE, dst: 1 }, // a.1 = B
+            store_field(0, 0, 1),           // A.f0 = B
+            Op::StoreGlobal {
+                global: 1,
+                src: Some(1),
+            },
+        ],
+        body,
+    )
+}
+
+fn image(script: fn(&Program) -> Script) -> WorkloadImage {
+    let program = program();
+    let g = Box::new(script(&program)) as Box<dyn Behaviour>;
+    WorkloadImage {
+        program,
+        types: types(),
+        globals: 2,
+        goroutines: vec![g],
+    }
+}
+
+/// Checks the heap workload really reached the heap: B.f1 = A was stored through two loads.
+fn check_heap_ops(rt: &Runtime) {
+    let (a, b) = (rt.globals.read(0), rt.globals.read(1));
+    let Lookup::Object(ob) = rt.heap.find_object(b) else {
+        panic!("global 1 holds no object")
+    };
+    assert_eq!(rt.heap.read_word(ob, 1), a, "B.f1 = A");
+    assert!(rt.heap.allocated_objects() > 2, "the workload allocates");
+}
+
+fn bench_mutator(c: &mut Criterion) {
+    let mut g = c.benchmark_group("mutator/gc_off");
+    g.throughput(Throughput::Elements(OPS));
+    let workloads: [(&str, fn(&Program) -> Script); 2] =
+        [("stack_ops", stack_ops), ("heap_ops", heap_ops)];
+    for (name, script) in workloads {
+        let mut engine = Deterministic::new(gc_off(), image(script)).unwrap();
+        engine.run_ops(100_000).unwrap();
+        assert_eq!(engine.runtime().live_goroutines(), 1);
+        assert_eq!(engine.runtime().gc.phase(), Phase::Off);
+        if name == "heap_ops" {
+            check_heap_ops(engine.runtime());
+        }
+        g.bench_function(format!("{name}/engine"), |b| {
+            b.iter(|| engine.run_ops(black_box(OPS)).unwrap())
+        });
+
+        let mut ps = [P::new(0)];
+        let rt = Runtime::new(gc_off(), image(script), &mut ps).unwrap();
+        let [p] = &mut ps;
+        for _ in 0..100_000 {
+            assert_eq!(rt.mutator_step(p).unwrap(), Step::Ran);
+        }
+        if name == "heap_ops" {
+            check_heap_ops(&rt);
+        }
+        g.bench_function(format!("{name}/mutator_step"), |b| {
+            b.iter(|| {
+                for _ in 0..OPS {
+                    black_box(rt.mutator_step(p).unwrap());
+                }
+            })
+        });
+    }
+    g.finish();
+}
+
+/// A runtime with no goroutines and one P.
+fn bare_runtime(
+    design: &'static dyn BarrierDesign,
+    globals: usize,
+    p: &mut P,
+) -> Result<Runtime, gc::RuntimeError> {
+    let config = GcConfig { design, ..gc_off() };
+    let image = WorkloadImage {
+        program: program(),
+        types: types(),
+        globals,
+        goroutines: Vec::new(),
+    };
+    Runtime::new(config, image, std::slice::from_mut(p))
+}
+
+fn bench_write_barrier(c: &mut Criterion) {
+    const N: usize = 1024;
+    let mut g = c.benchmark_group("write_barrier");
+    g.throughput(Throughput::Elements(N as u64));
+    let designs: [(&str, &'static dyn BarrierDesign, bool, bool); 7] = [
+        ("off", &Dijkstra, false, false),
+        ("dijkstra", &Dijkstra, true, false),
+        ("hybrid", &Hybrid, true, false),
+        ("yuasa", &Yuasa, true, false),
+        ("dijkstra_nil", &Dijkstra, true, true),
+        ("hybrid_nil", &Hybrid, true, true),
+        ("yuasa_nil", &Yuasa, true, true),
+    ];
+    for (name, design, cycle, nil) in designs {
+        let mut p = P::new(0);
+        let rt = bare_runtime(design, 0, &mut p).unwrap();
+        let objs: Vec<u64> = (0..N)
+            .map(|_| rt.heap.alloc(&mut p.mcache, NODE, false).unwrap().0)
+            .collect();
+        if cycle {
+            // Stop the world and start a cycle: the barrier goes on. Then mark every object, so
+            // the barrier's shade finds them marked.
+            let mut worker = GcWork::new();
+            rt.stop_p(&mut p);
+            rt.gc_start(&mut worker).unwrap();
+            for &o in &objs {
+                rt.shade(o, &mut worker, "").unwrap();
+            }
+            rt.drain(&mut worker, u64::MAX).unwrap();
+            assert_eq!(rt.gc.phase(), Phase::Mark);
+            assert_eq!(rt.heap.marked_bytes(), 32 * N as u64);
+        }
+        // Visit the objects out of address order.
+        let vals: Vec<u64> = (0..N)
+            .map(|i| if nil { 0 } else { objs[i * 421 % N] })
+            .collect();
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let vals = black_box(&vals[..]);
+                for i in 0..N {
+                    rt.write_barrier(&mut p, vals[i], vals[(i + 1) % N])
+                        .unwrap();
+                }
+            })
+        });
+        assert!(p.gcw.is_empty(), "every shaded object was already marked");
+    }
+    g.finish();
+}
+
+/// A heap of `NODES` nodes linked into a random graph reachable from global 0.
+struct MarkBed {
+    rt: Runtime,
+    p: P,
+    worker: GcWork,
+}
+
+const NODES: usize = 50_000;
+
+impl MarkBed {
+    fn new() -> MarkBed {
+        let mut p = P::new(0);
+        let rt = bare_runtime(&Dijkstra, 1, &mut p).unwrap();
+        let objs: Vec<u64> = (0..NODES)
+            .map(|_| rt.heap.alloc(&mut p.mcache, NODE, false).unwrap().0)
+            .collect();
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut rand = |n: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n as u64) as usize
+        };
+        // A random Hamiltonian path through field 0 (so everything is reachable), random edges
+        // in field 1.
+        let mut perm: Vec<usize> = (0..NODES).collect();
+        for i in (1..NODES).rev() {
+            perm.swap(i, rand(i + 1));
+        }
+        let obj = |a: u64| match rt.heap.find_object(a) {
+            Lookup::Object(o) => o,
+            l => panic!("{l:?}"),
+        };
+        for k in 0..NODES {
+            let o = obj(objs[perm[k]]);
+            if k + 1 < NODES {
+                rt.heap.write_word(o, 0, objs[perm[k + 1]]);
+            }
+            rt.heap.write_word(o, 1, objs[rand(NODES)]);
+        }
+        rt.globals.write(0, objs[perm[0]]);
+        rt.stop_p(&mut p);
+        let mut bed = MarkBed {
+            rt,
+            p,
+            worker: GcWork::new(),
+        };
+        bed.cycle(false);
+        bed
+    }
+
+    /// One complete cycle; returns the time spent marking (all of `mark_step` to done, or the
+    /// drain after the root step).
+    fn cycle(&mut self, drain_only: bool) -> Duration {
+        let rt = &self.rt;
+        rt.gc_start(&mut self.worker).unwrap();
+        if drain_only {
+            assert_eq!(
+                rt.mark_step(&mut self.worker).unwrap(),
+                MarkProgress::Worked
+            );
+        }
+        let t = Instant::now();
+        if drain_only {
+            black_box(rt.drain(&mut self.worker, u64::MAX).unwrap());
+        } else {
+            while rt.mark_step(&mut self.worker).unwrap() != MarkProgress::Done {}
+        }
+        let elapsed = t.elapsed();
+        self.worker.dispose(&rt.gc.pool);
+        rt.stop_p(&mut self.p);
+        assert!(rt.mark_complete());
+        let stats = rt.mark_termination(&mut self.worker).unwrap();
+        assert_eq!(stats.heap_live_bytes, (32 * NODES) as u64);
+        elapsed
+    }
+}
+
+fn bench_mark(c: &mut Criterion) {
+    let mut g = c.benchmark_group("mark/heap_MB_per_s");
+    g.throughput(Throughput::Bytes((32 * NODES) as u64));
+    let mut bed = MarkBed::new();
+    for (name, drain_only) in [("mark_step", false), ("drain", true)] {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| bed.cycle(drain_only)).sum())
+        });
+    }
+    g.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+}
+
+criterion_group!(
+    name = benches;
+    config = config();
+    targets = bench_mutator, bench_write_barrier, bench_mark
+);
+criterion_main!(benches);
