@@ -210,7 +210,10 @@ fn heap_ops(prog: &Program) -> Script {
     )
 }
 
-fn image(script: fn(&Program) -> Script) -> WorkloadImage {
+/// A workload's one goroutine, built for its program.
+type MakeScript = fn(&Program) -> Script;
+
+fn image(script: MakeScript) -> WorkloadImage {
     let program = program();
     let g = Box::new(script(&program)) as Box<dyn Behaviour>;
     WorkloadImage {
@@ -234,8 +237,7 @@ fn check_heap_ops(rt: &Runtime) {
 fn bench_mutator(c: &mut Criterion) {
     let mut g = c.benchmark_group("mutator/gc_off");
     g.throughput(Throughput::Elements(OPS));
-    let workloads: [(&str, fn(&Program) -> Script); 2] =
-        [("stack_ops", stack_ops), ("heap_ops", heap_ops)];
+    let workloads: [(&str, MakeScript); 2] = [("stack_ops", stack_ops), ("heap_ops", heap_ops)];
     for (name, script) in workloads {
         let mut engine = Deterministic::new(gc_off(), image(script)).unwrap();
         engine.run_ops(100_000).unwrap();

@@ -113,7 +113,9 @@ impl Bits {
     #[inline]
     fn test_and_set(&self, i: usize) -> bool {
         let bit = 1u64 << (i % 64);
-        self.0.as_raw_slice()[i / 64].fetch_or(bit, Ordering::AcqRel) & bit == 0
+        let word = &self.0.as_raw_slice()[i / 64];
+        // Most shades find the object already marked: a plain load avoids the locked RMW then.
+        word.load(Ordering::Relaxed) & bit == 0 && word.fetch_or(bit, Ordering::AcqRel) & bit == 0
     }
     fn clear_all(&self) {
         for w in self.0.as_raw_slice() {

@@ -426,7 +426,7 @@ impl Runtime {
             let Some(obj) = gcw.try_get(&self.gc.pool) else {
                 break;
             };
-            scanned += self.scanobject(obj, |v, place| self.shade(v, gcw, place))?;
+            scanned += self.scanobject(obj, |v| self.shade(v, gcw, ""))?;
         }
         Ok(scanned)
     }
@@ -435,7 +435,7 @@ impl Runtime {
     fn scanobject(
         &self,
         base: Addr,
-        mut shade: impl FnMut(u64, &str) -> Result<(), RuntimeError>,
+        mut shade: impl FnMut(u64) -> Result<(), RuntimeError>,
     ) -> Result<u64, RuntimeError> {
         let Lookup::Object(o) = self.heap.find_object(base.0) else {
             return Err(RuntimeError::BadPointer {
@@ -448,7 +448,16 @@ impl Runtime {
         for &w in t.ptr_fields.iter() {
             let v = self.heap.read_word(o, w as usize);
             if v != 0 {
-                shade(v, &format!("field {w} of {} object {}", t.name, o.base))?;
+                // The field is named only on the error path: formatting it per field costs more
+                // than the shade.
+                shade(v).map_err(|e| match e {
+                    RuntimeError::BadPointer { value, why, .. } => RuntimeError::BadPointer {
+                        value,
+                        place: format!("field {w} of {} object {}", t.name, o.base),
+                        why,
+                    },
+                    e => e,
+                })?;
             }
         }
         Ok(self.heap.span(o).elem_size() as u64)
@@ -725,7 +734,7 @@ impl Runtime {
         }
         while let Some(base) = work.pop() {
             let mut fields = Vec::new();
-            self.scanobject(base, |v, _| {
+            self.scanobject(base, |v| {
                 fields.push(v);
                 Ok(())
             })?;
