@@ -24,17 +24,9 @@ impl Workload for Adversarial {
         "hide heap objects on the stack (load, delete from the heap), move them across frames"
     }
     fn build(&self, params: &WorkloadParams) -> WorkloadImage {
-        let program = common::program(params.seed, 16, 32, 512);
-        let funcs: Arc<[FuncId]> = program.user_funcs().collect();
-        let goroutines = (0..params.goroutines)
-            .map(|id| Box::new(Hider::new(id, params, Arc::clone(&funcs))) as Box<dyn Behaviour>)
-            .collect();
-        WorkloadImage {
-            program,
-            types: common::types(),
-            globals: common::globals(params.goroutines),
-            goroutines,
-        }
+        common::image(params, (16, 32, 512), |id, funcs| {
+            Box::new(Hider::new(id, params, funcs))
+        })
     }
 }
 

@@ -7,9 +7,13 @@
 
 use std::collections::VecDeque;
 
-use gc::{ObjType, Op, Rng, TypeId};
+use std::sync::Arc;
+
+use gc::{Behaviour, ObjType, Op, Rng, TypeId, WorkloadImage};
 use rand::RngExt;
 use stacks::{FuncId, Program, RandomProgram};
+
+use super::WorkloadParams;
 
 /// The object types: a node with two pointer fields and two scalars, a pointer-free leaf, and a
 /// 512-byte object with eight pointer fields.
@@ -198,5 +202,25 @@ impl HeapMix {
                 src: None,
             },
         }
+    }
+}
+
+/// A workload image: a seeded program of `funcs` functions with frames of `min_frame..=max_frame`
+/// bytes, the shared types and globals, and goroutine `id`'s behaviour from `behaviour(id, funcs)`.
+pub fn image(
+    params: &WorkloadParams,
+    (funcs, min_frame, max_frame): (usize, usize, usize),
+    mut behaviour: impl FnMut(usize, Arc<[FuncId]>) -> Box<dyn Behaviour>,
+) -> WorkloadImage {
+    let program = program(params.seed, funcs, min_frame, max_frame);
+    let funcs: Arc<[FuncId]> = program.user_funcs().collect();
+    let goroutines = (0..params.goroutines)
+        .map(|id| behaviour(id, Arc::clone(&funcs)))
+        .collect();
+    WorkloadImage {
+        program,
+        types: types(),
+        globals: globals(params.goroutines),
+        goroutines,
     }
 }

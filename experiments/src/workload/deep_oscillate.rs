@@ -26,19 +26,9 @@ impl Workload for DeepOscillate {
         "recurse to depth D, then oscillate 3 frames near the innermost end of the stack"
     }
     fn build(&self, params: &WorkloadParams) -> WorkloadImage {
-        let program = common::program(params.seed, 16, 32, 256);
-        let funcs: Arc<[FuncId]> = program.user_funcs().collect();
-        let goroutines = (0..params.goroutines)
-            .map(|id| {
-                Box::new(Oscillator::new(id, params, Arc::clone(&funcs))) as Box<dyn Behaviour>
-            })
-            .collect();
-        WorkloadImage {
-            program,
-            types: common::types(),
-            globals: common::globals(params.goroutines),
-            goroutines,
-        }
+        common::image(params, (16, 32, 256), |id, funcs| {
+            Box::new(Oscillator::new(id, params, funcs))
+        })
     }
 }
 

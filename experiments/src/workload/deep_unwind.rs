@@ -24,17 +24,9 @@ impl Workload for DeepUnwind {
         "recurse to depth D, work, then return or panic-unwind to the bottom and recurse again"
     }
     fn build(&self, params: &WorkloadParams) -> WorkloadImage {
-        let program = common::program(params.seed, 16, 32, 256);
-        let funcs: Arc<[FuncId]> = program.user_funcs().collect();
-        let goroutines = (0..params.goroutines)
-            .map(|id| Box::new(Unwinder::new(id, params, Arc::clone(&funcs))) as Box<dyn Behaviour>)
-            .collect();
-        WorkloadImage {
-            program,
-            types: common::types(),
-            globals: common::globals(params.goroutines),
-            goroutines,
-        }
+        common::image(params, (16, 32, 256), |id, funcs| {
+            Box::new(Unwinder::new(id, params, funcs))
+        })
     }
 }
 

@@ -23,17 +23,9 @@ impl Workload for ManyShallow {
         "many goroutines of depth ~D (use a small D such as 10), mostly blocked, waking each other"
     }
     fn build(&self, params: &WorkloadParams) -> WorkloadImage {
-        let program = common::program(params.seed, 16, 32, 256);
-        let funcs: Arc<[FuncId]> = program.user_funcs().collect();
-        let goroutines = (0..params.goroutines)
-            .map(|id| Box::new(Shallow::new(id, params, Arc::clone(&funcs))) as Box<dyn Behaviour>)
-            .collect();
-        WorkloadImage {
-            program,
-            types: common::types(),
-            globals: common::globals(params.goroutines),
-            goroutines,
-        }
+        common::image(params, (16, 32, 256), |id, funcs| {
+            Box::new(Shallow::new(id, params, funcs))
+        })
     }
 }
 
