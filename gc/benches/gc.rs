@@ -3,9 +3,11 @@
 //!   second (target ≥ 80 M ops/s per thread). `stack_ops/*` runs calls and returns oscillating
 //!   within three frames plus local copies and clears; `heap_ops/*` mixes in global loads, heap
 //!   loads and stores (`LoadField`/`StoreField`) and an occasional `Alloc`. Each runs under the
-//!   deterministic engine (`…/engine`, `Deterministic::run_ops`: the engine's schedule draws
-//!   included) and by calling `Runtime::mutator_step` directly (`…/mutator_step`), which separates
-//!   the engine's overhead from the interpreter's cost;
+//!   deterministic engine (`…/engine`, `Deterministic::run_ops`: the engine's schedule draw per
+//!   operation included), by calling `Runtime::mutator_step` once per operation
+//!   (`…/mutator_step`: the goroutine is looked up and put back each time), and by one
+//!   `Runtime::mutator_run` of 10,000 operations (`…/mutator_run`: the interpreter loop a P's
+//!   thread runs, polling for a scan request at every operation boundary);
 //! * `write_barrier/*` — one barriered store (`Runtime::write_barrier`), ns each: `off` outside a
 //!   cycle, then each design (`dijkstra`, `hybrid`, `yuasa`) during a cycle's mark with old and new
 //!   values that are heap objects already marked (the common case: `find_object` and a
@@ -265,6 +267,9 @@ fn bench_mutator(c: &mut Criterion) {
                     black_box(rt.mutator_step(p).unwrap());
                 }
             })
+        });
+        g.bench_function(format!("{name}/mutator_run"), |b| {
+            b.iter(|| assert_eq!(rt.mutator_run(p, black_box(OPS)).unwrap(), Step::Ran))
         });
     }
     g.finish();

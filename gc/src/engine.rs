@@ -44,6 +44,8 @@ pub struct Deterministic {
     ps: Vec<P>,
     worker: GcWork,
     rng: Rng,
+    /// `gc_share` as a fraction of 2^32: the collector's turn is a 32-bit draw below it.
+    gc_share_threshold: u64,
     ops_since_cycle: u64,
     ops: u64,
 }
@@ -53,12 +55,14 @@ impl Deterministic {
     pub fn new(config: GcConfig, image: WorkloadImage) -> Result<Deterministic, RuntimeError> {
         let mut ps: Vec<P> = (0..config.procs.max(1)).map(P::new).collect();
         let seed = config.seed;
+        let gc_share = config.gc_share.clamp(0.0, 1.0);
         let rt = Runtime::new(config, image, &mut ps)?;
         Ok(Deterministic {
             rt,
             ps,
             worker: GcWork::new(),
             rng: Rng::seed_from_u64(seed.wrapping_add(0x5eed)),
+            gc_share_threshold: (gc_share * 4_294_967_296.0) as u64,
             ops_since_cycle: 0,
             ops: 0,
         })
@@ -114,15 +118,16 @@ impl Deterministic {
             self.ops_since_cycle = 0;
             return self.rt.gc_start(&mut self.worker);
         }
-        let r: f64 = self.rng.random();
-        let collector_turn = r < rt.config.gc_share;
+        // One draw per step: the high half decides the collector's turn, the low half picks the P.
+        let r: u64 = self.rng.random();
+        let collector_turn = (r >> 32) < self.gc_share_threshold;
         match rt.gc.phase() {
             Phase::Mark if collector_turn => self.mark_step(),
             Phase::Sweep if collector_turn => {
                 rt.sweep_step();
                 Ok(())
             }
-            _ => self.mutator_step(),
+            _ => self.mutator_step(r as u32),
         }
     }
 
@@ -145,8 +150,9 @@ impl Deterministic {
         Ok(())
     }
 
-    fn mutator_step(&mut self) -> Result<(), RuntimeError> {
-        let i = self.rng.random_range(0..self.ps.len());
+    /// Runs one operation on the P that `r`, uniform over `u32`, picks.
+    fn mutator_step(&mut self, r: u32) -> Result<(), RuntimeError> {
+        let i = ((u64::from(r) * self.ps.len() as u64) >> 32) as usize;
         match self.rt.mutator_step(&mut self.ps[i])? {
             Step::Ran | Step::Switched => {
                 self.ops += 1;

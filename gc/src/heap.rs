@@ -10,9 +10,10 @@
 //! Layout (Go's `mheap`, much simplified). The heap is a range of 8 KiB pages from [`HEAP_BASE`]. A
 //! span is a run of pages holding objects of one size class (Go's class table, 8 B to 32 KiB); a
 //! larger object gets a span of its own. `spans` maps every page to its span, so finding the object
-//! under an address (`find_object`, Go's `findObject`) is a shift, a table load and a division. Each
-//! object slot has a type id beside it (Go keeps a heap bitmap instead); the type's pointer map says
-//! which of its words are pointer fields. Object words, alloc bits, mark bits and checkmark bits are
+//! under an address (`find_object`, Go's `findObject`) is a shift, a table load and a multiply by
+//! the span's `div_mul` (Go's reciprocal trick, not a division). Each object slot has a type id
+//! beside it (Go keeps a heap bitmap instead); the type's pointer map says which of its words are
+//! pointer fields. Object words, alloc bits, mark bits and checkmark bits are
 //! all atomics, so mutators, mark workers and the sweeper may touch them from different threads with
 //! no lock (relaxed word accesses compile to plain loads and stores).
 //!
@@ -136,6 +137,10 @@ pub struct Span {
     /// Size class index; `None` for a large-object span.
     class: Option<u8>,
     elem_size: usize,
+    /// Go's `divMul`, `⌊(2^32 − 1) / elem_size⌋ + 1`: the index of the object at byte offset `off`
+    /// is `off · div_mul >> 32`, a multiply instead of a division, exact for every offset of a
+    /// small-class span (a test checks them all); 0 in a large span, whose one object covers it.
+    div_mul: u32,
     nelems: usize,
     words: Box<[AtomicU64]>,
     types: Box<[AtomicU32]>,
@@ -157,6 +162,11 @@ impl Span {
     /// Object slots.
     pub fn nelems(&self) -> usize {
         self.nelems
+    }
+    /// The index of the object slot holding byte offset `off` of the span.
+    #[inline]
+    fn object_index(&self, off: u64) -> usize {
+        ((off * u64::from(self.div_mul)) >> 32) as usize
     }
     fn slot_addr(&self, i: usize) -> Addr {
         self.base.add(i * self.elem_size)
@@ -450,6 +460,10 @@ impl Heap {
             npages,
             class,
             elem_size,
+            div_mul: match class {
+                Some(_) => (u32::MAX / elem_size as u32) + 1,
+                None => 0,
+            },
             nelems,
             words: (0..npages * PAGE_SIZE / WORD)
                 .map(|_| AtomicU64::new(0))
@@ -485,7 +499,7 @@ impl Heap {
             return Lookup::Free(Addr(addr));
         }
         let s = &self.spans[span as usize - 1];
-        let slot = ((addr - s.base.0) / s.elem_size as u64) as usize;
+        let slot = s.object_index(addr - s.base.0);
         if slot >= s.nelems || !s.alloc.get(slot) {
             return Lookup::Free(Addr(addr));
         }
@@ -770,6 +784,20 @@ mod tests {
         for c in 0..CLASS_SIZES.len() as u8 {
             let n = Heap::class_npages(c) * PAGE_SIZE;
             assert!(n % CLASS_SIZES[c as usize] <= n / 8);
+        }
+    }
+
+    #[test]
+    fn div_mul_divides_exactly_at_every_offset_of_every_class_span() {
+        for (c, &size) in CLASS_SIZES.iter().enumerate() {
+            let div_mul = u32::MAX / size as u32 + 1;
+            for off in 0..(Heap::class_npages(c as u8) * PAGE_SIZE) as u64 {
+                assert_eq!(
+                    (off * u64::from(div_mul)) >> 32,
+                    off / size as u64,
+                    "class {c} ({size} B), offset {off}"
+                );
+            }
         }
     }
 

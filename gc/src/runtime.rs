@@ -3,8 +3,8 @@
 //!
 //! Invariant: everything in [`Runtime`] is shared (`Sync`) and reached through `&self`; what a
 //! thread owns alone — a [`P`], a mark worker's [`GcWork`] — is passed in by `&mut`. Both engines
-//! drive the same functions: [`Runtime::mutator_step`] runs one operation of a P's current
-//! goroutine (a safe point before and after), the collector's steps live in `mgc`. A goroutine's
+//! drive the same functions: [`Runtime::mutator_run`] runs a P's current goroutine operation by
+//! operation (every boundary a safe point), the collector's steps live in `mgc`. A goroutine's
 //! stack is touched only under its [`GOwner`] (see `sched`).
 //!
 //! The interpreter keeps, for a goroutine scanned in this cycle, the watermark of DESIGN §4 (the
@@ -16,8 +16,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use rand::{RngExt, SeedableRng};
-use smallvec::SmallVec;
-use stacks::{Addr, Call, FuncKind, Program, Ret, StackBarrierMode, StackPool, WORD};
+use stacks::{Addr, Call, FuncId, FuncKind, Program, Ret, StackBarrierMode, StackPool, WORD};
 
 use crate::debug::DebugKnobs;
 use crate::error::{RuntimeError, stack_place};
@@ -125,8 +124,10 @@ pub struct Runtime {
     pub config: GcConfig,
     /// Collector state.
     pub gc: GcState,
-    /// Pointer-slot word indices per function (by `FuncId`).
-    ptr_slots: Vec<SmallVec<[u16; 8]>>,
+    /// Pointer-slot word indices of every function, back to back; function `f`'s are
+    /// `ptr_slot_words[ptr_slot_range[f]]`.
+    ptr_slot_words: Box<[u16]>,
+    ptr_slot_range: Box<[(u32, u32)]>,
     pub(crate) stackpool: Mutex<StackPool>,
     pub(crate) allg: boxcar::Vec<G>,
     gfree: Mutex<Vec<GIndex>>,
@@ -146,18 +147,20 @@ impl Runtime {
         image: WorkloadImage,
         ps: &mut [P],
     ) -> Result<Runtime, RuntimeError> {
-        let ptr_slots = image
-            .program
-            .funcs()
-            .iter()
-            .map(|f| f.ptr_map.iter_ones().map(|w| w as u16).collect())
-            .collect();
+        let mut ptr_slot_words = Vec::new();
+        let mut ptr_slot_range = Vec::new();
+        for f in image.program.funcs() {
+            let start = ptr_slot_words.len() as u32;
+            ptr_slot_words.extend(f.ptr_map.iter_ones().map(|w| w as u16));
+            ptr_slot_range.push((start, ptr_slot_words.len() as u32));
+        }
         let design = config.design;
         let rt = Runtime {
             heap: Heap::new(image.types, config.heap_max),
             globals: Globals::new(image.globals),
             gc: GcState::new(&config),
-            ptr_slots,
+            ptr_slot_words: ptr_slot_words.into(),
+            ptr_slot_range: ptr_slot_range.into(),
             stackpool: Mutex::new(StackPool::with_max_stack_size(
                 config.stack_barriers,
                 config.max_stack_size,
@@ -323,57 +326,69 @@ impl Runtime {
     // The mutator.
 
     /// Runs one operation of `p`'s current goroutine, scheduling one first if there is none.
+    #[inline]
     pub fn mutator_step(&self, p: &mut P) -> Result<Step, RuntimeError> {
+        self.mutator_run(p, 1)
+    }
+
+    /// Runs up to `max_ops` operations of `p`'s current goroutine (scheduling one first if there
+    /// is none), stopping early when it leaves the P. Every operation boundary is a safe point:
+    /// a marker's request to scan the stack (Go's preemptscan) is honoured there. Returns
+    /// [`Step::Ran`] if the goroutine is still current; `p.counters.ops` counts what ran.
+    pub fn mutator_run(&self, p: &mut P, max_ops: u64) -> Result<Step, RuntimeError> {
         if p.curg.is_none() && !self.schedule(p) {
             return Ok(Step::Idle);
         }
         let mut owner = p.curg.take().expect("scheduled");
         let g = self.g(owner.index());
-        if g.preempt_scan.load(Ordering::Acquire) {
-            // A marker asked us to scan our own stack at this safe point (Go's preemptscan).
-            g.preempt_scan.store(false, Ordering::Relaxed);
-            self.gc.self_scan(self, &mut owner, p)?;
-        }
-        let st = g
-            .state(&mut owner)
-            .as_mut()
-            .expect("a running goroutine has state");
-        let op = st.behaviour.next_op(&Ctx { depth: st.depth }, &mut st.rng);
-        p.counters.ops += 1;
-        match self.exec(op, st, p) {
-            Ok(Flow::Continue) => {
-                p.curg = Some(owner);
-                Ok(Step::Ran)
-            }
-            Ok(Flow::Yield) => {
-                let index = owner.index();
-                g.release(owner, status::RUNNABLE);
-                p.runq.push_back(index);
-                Ok(Step::Switched)
-            }
-            Ok(Flow::Block) => {
-                let index = owner.index();
-                g.release(owner, status::WAITING);
-                lock(&self.parked).push(index);
-                Ok(Step::Switched)
-            }
-            Ok(Flow::Exit) => {
-                self.goexit(owner, p)?;
-                Ok(Step::Switched)
-            }
-            Ok(Flow::Spawn) => {
-                let child = st.behaviour.spawn(&mut st.rng);
-                p.curg = Some(owner);
-                if let Some(child) = child {
-                    self.newproc(child, p)?;
+        for _ in 0..max_ops {
+            if g.preempt_scan.load(Ordering::Acquire) {
+                // A marker asked us to scan our own stack at this safe point.
+                g.preempt_scan.store(false, Ordering::Relaxed);
+                if let Err(e) = self.gc.self_scan(self, &mut owner, p) {
+                    p.curg = Some(owner);
+                    return Err(e);
                 }
-                Ok(Step::Ran)
             }
-            Err(e) => {
-                p.curg = Some(owner);
-                Err(e)
+            let st = g
+                .state(&mut owner)
+                .as_mut()
+                .expect("a running goroutine has state");
+            let op = st.behaviour.next_op(&Ctx { depth: st.depth }, &mut st.rng);
+            p.counters.ops += 1;
+            let leave = match self.exec(op, st, p) {
+                Ok(Flow::Continue) => continue,
+                Ok(Flow::Spawn) => {
+                    if let Some(child) = st.behaviour.spawn(&mut st.rng)
+                        && let Err(e) = self.newproc(child, p)
+                    {
+                        p.curg = Some(owner);
+                        return Err(e);
+                    }
+                    continue;
+                }
+                Ok(Flow::Leave(leave)) => leave,
+                Err(e) => {
+                    p.curg = Some(owner);
+                    return Err(e);
+                }
+            };
+            let index = owner.index();
+            match leave {
+                Leave::Yield => {
+                    g.release(owner, status::RUNNABLE);
+                    p.runq.push_back(index);
+                }
+                Leave::Block => {
+                    g.release(owner, status::WAITING);
+                    lock(&self.parked).push(index);
+                }
+                Leave::Exit => self.goexit(owner, p)?,
             }
+            return Ok(Step::Switched);
         }
+        p.curg = Some(owner);
+        Ok(Step::Ran)
     }
 
     /// Ends the owned goroutine: its remaining barriers are passed, its stack returns to the pool
@@ -396,29 +411,31 @@ impl Runtime {
         Ok(())
     }
 
-    /// The word index of pointer slot `k` (modulo their number) of the running frame.
+    /// The word indices of `f`'s pointer slots.
     #[inline]
-    fn ptr_slot(&self, st: &GState, k: u8) -> Option<usize> {
-        let f = self.prog.findfunc(st.gs.pc())?;
-        let slots = &self.ptr_slots[f.0 as usize];
-        (!slots.is_empty()).then(|| slots[k as usize % slots.len()] as usize)
+    fn ptr_slots(&self, f: FuncId) -> &[u16] {
+        let (start, end) = self.ptr_slot_range[f.0 as usize];
+        &self.ptr_slot_words[start as usize..end as usize]
     }
 
+    /// The running frame's pointer slots: one frame lookup per operation, however many slots it
+    /// reads and writes. A goroutine with no frames has none.
     #[inline]
-    fn read_slot(&self, st: &GState, k: u8) -> Result<Option<(Addr, u64)>, RuntimeError> {
-        let Some(w) = self.ptr_slot(st, k) else {
-            return Ok(None);
-        };
-        let addr = st.gs.sp().add(w * WORD);
-        Ok(Some((addr, st.gs.read(addr)?)))
-    }
-
-    #[inline]
-    fn write_slot(&self, st: &mut GState, k: u8, v: u64) -> Result<(), RuntimeError> {
-        if let Some(w) = self.ptr_slot(st, k) {
-            st.gs.write_local(&self.prog, w, v)?;
+    fn locals<'s>(&'s self, st: &'s mut GState) -> Result<Locals<'s>, RuntimeError> {
+        let sp = st.gs.sp();
+        if st.gs.is_empty() {
+            return Ok(Locals {
+                sp,
+                words: &mut [],
+                slots: &[],
+            });
         }
-        Ok(())
+        let (f, words) = st.gs.running_locals_mut(&self.prog)?;
+        Ok(Locals {
+            sp,
+            words,
+            slots: self.ptr_slots(f),
+        })
     }
 
     /// Whether `v` points into the goroutine's live stack.
@@ -435,19 +452,11 @@ impl Runtime {
         (stacks::stack::STACK_BASE.0..stacks::stack::STACK_END.0).contains(&v)
     }
 
-    /// The value of optional source slot `src` (nil if `None` or no slot).
-    fn source(&self, st: &GState, src: Option<u8>) -> Result<u64, RuntimeError> {
-        Ok(match src {
-            Some(k) => self.read_slot(st, k)?.map_or(0, |(_, v)| v),
-            None => 0,
-        })
-    }
-
     /// The heap object `v` points to; `None` for nil and non-heap values; an error for a dangling
     /// heap pointer.
     fn deref(
         &self,
-        st: &GState,
+        goid: u64,
         v: u64,
         place: Addr,
     ) -> Result<Option<crate::heap::ObjRef>, RuntimeError> {
@@ -459,7 +468,7 @@ impl Runtime {
             Lookup::NotHeap => Ok(None),
             Lookup::Free(_) => Err(RuntimeError::BadPointer {
                 value: v,
-                place: stack_place(st.gs.goid(), place),
+                place: stack_place(goid, place),
                 why: "the mutator dereferenced a freed object (use after free: the collector freed a reachable object)",
             }),
         }
@@ -487,10 +496,10 @@ impl Runtime {
             }
             Op::Ret => {
                 if st.depth == 0 {
-                    return Ok(Flow::Exit);
+                    return Ok(Flow::Leave(Leave::Exit));
                 }
                 match st.gs.ret(prog)? {
-                    Ret::Exited => return Ok(Flow::Exit),
+                    Ret::Exited => return Ok(Flow::Leave(Leave::Exit)),
                     Ret::Returned { .. } => {
                         st.depth -= 1;
                         self.note_return(st);
@@ -498,41 +507,46 @@ impl Runtime {
                 }
             }
             Op::Alloc { ty, dst } => {
-                if self.ptr_slot(st, dst).is_some() {
+                let mut locals = self.locals(st)?;
+                if locals.has_slots() {
                     let black = self.gc.allocate_black();
                     let a = self.heap.alloc(&mut p.mcache, ty, black)?;
-                    self.write_slot(st, dst, a.0)?;
+                    locals.set(dst, a.0);
                     self.gc.note_alloc(self);
                 }
             }
             Op::Copy { src, dst } => {
-                if let Some((_, v)) = self.read_slot(st, src)? {
-                    self.write_slot(st, dst, v)?;
+                let mut locals = self.locals(st)?;
+                if let Some((_, v)) = locals.get(src) {
+                    locals.set(dst, v);
                 }
             }
-            Op::Clear { dst } => self.write_slot(st, dst, 0)?,
+            Op::Clear { dst } => self.locals(st)?.set(dst, 0),
             Op::LoadField { obj, field, dst } => {
-                let Some((place, v)) = self.read_slot(st, obj)? else {
+                let goid = st.gs.goid();
+                let mut locals = self.locals(st)?;
+                let Some((place, v)) = locals.get(obj) else {
                     return Ok(Flow::Continue);
                 };
-                if let Some(o) = self.deref(st, v, place)? {
+                if let Some(o) = self.deref(goid, v, place)? {
                     let t = self.heap.type_of(self.heap.object_type(o));
                     if !t.ptr_fields.is_empty() {
                         let w = t.ptr_fields[field as usize % t.ptr_fields.len()] as usize;
-                        let loaded = self.heap.read_word(o, w);
-                        self.write_slot(st, dst, loaded)?;
+                        locals.set(dst, self.heap.read_word(o, w));
                     }
                 }
             }
             Op::StoreField { obj, field, src } => {
-                let Some((place, v)) = self.read_slot(st, obj)? else {
+                let goid = st.gs.goid();
+                let locals = self.locals(st)?;
+                let Some((place, v)) = locals.get(obj) else {
                     return Ok(Flow::Continue);
                 };
-                if let Some(o) = self.deref(st, v, place)? {
+                if let Some(o) = self.deref(goid, v, place)? {
                     let t = self.heap.type_of(self.heap.object_type(o));
                     if !t.ptr_fields.is_empty() {
                         let w = t.ptr_fields[field as usize % t.ptr_fields.len()] as usize;
-                        let new = self.source(st, src)?;
+                        let new = locals.source(src);
                         if Self::escapes(new) {
                             return Ok(Flow::Continue);
                         }
@@ -545,13 +559,13 @@ impl Runtime {
             Op::LoadGlobal { global, dst } => {
                 if !self.globals.is_empty() {
                     let v = self.globals.read(global as usize % self.globals.len());
-                    self.write_slot(st, dst, v)?;
+                    self.locals(st)?.set(dst, v);
                 }
             }
             Op::StoreGlobal { global, src } => {
                 if !self.globals.is_empty() {
                     let i = global as usize % self.globals.len();
-                    let new = self.source(st, src)?;
+                    let new = self.locals(st)?.source(src);
                     if Self::escapes(new) {
                         return Ok(Flow::Continue);
                     }
@@ -561,7 +575,7 @@ impl Runtime {
                 }
             }
             Op::TakeAddr { up, slot, dst } => {
-                if up == 0 || usize::from(up) >= st.depth || self.ptr_slot(st, dst).is_none() {
+                if up == 0 || usize::from(up) >= st.depth || !self.locals(st)?.has_slots() {
                     return Ok(Flow::Continue);
                 }
                 let frame = st
@@ -569,35 +583,35 @@ impl Runtime {
                     .frames(prog)
                     .nth(usize::from(up))
                     .expect("depth counts the frames")?;
-                let slots = &self.ptr_slots[frame.func.0 as usize];
+                let slots = self.ptr_slots(frame.func);
                 if !slots.is_empty() {
                     let w = slots[slot as usize % slots.len()] as usize;
-                    self.write_slot(st, dst, frame.sp.add(w * WORD).0)?;
+                    self.locals(st)?.set(dst, frame.sp.add(w * WORD).0);
                 }
             }
             Op::StoreThrough { ptr, src } => {
-                let Some((_, target)) = self.read_slot(st, ptr)? else {
-                    return Ok(Flow::Continue);
-                };
-                if Self::is_stack_ptr(st, target) {
-                    let new = self.source(st, src)?;
-                    if Self::escapes(new) {
+                let (target, new) = {
+                    let locals = self.locals(st)?;
+                    let Some((_, target)) = locals.get(ptr) else {
                         return Ok(Flow::Continue);
-                    }
+                    };
+                    (target, locals.source(src))
+                };
+                if Self::is_stack_ptr(st, target) && !Self::escapes(new) {
                     let old = st.gs.read(Addr(target))?;
                     self.write_barrier(p, old, new)?;
                     st.gs.write(Addr(target), new)?;
                 }
             }
             Op::BulkWrite { ptr, src } => {
-                let Some((_, target)) = self.read_slot(st, ptr)? else {
-                    return Ok(Flow::Continue);
-                };
-                if Self::is_stack_ptr(st, target) {
-                    let v = self.source(st, Some(src))?;
-                    if Self::escapes(v) {
+                let (target, v) = {
+                    let locals = self.locals(st)?;
+                    let Some((_, target)) = locals.get(ptr) else {
                         return Ok(Flow::Continue);
-                    }
+                    };
+                    (target, locals.source(Some(src)))
+                };
+                if Self::is_stack_ptr(st, target) && !Self::escapes(v) {
                     st.gs.runtime_bulk_write(prog, Addr(target), &[v])?;
                     self.note_bulk_write(st, Addr(target))?;
                 }
@@ -611,8 +625,8 @@ impl Runtime {
                 }
             }
             Op::Spawn => return Ok(Flow::Spawn),
-            Op::Yield => return Ok(Flow::Yield),
-            Op::Block => return Ok(Flow::Block),
+            Op::Yield => return Ok(Flow::Leave(Leave::Yield)),
+            Op::Block => return Ok(Flow::Leave(Leave::Block)),
             Op::Wake => {
                 let woken = {
                     let mut parked = lock(&self.parked);
@@ -625,7 +639,7 @@ impl Runtime {
                     self.ready(index, p);
                 }
             }
-            Op::Exit => return Ok(Flow::Exit),
+            Op::Exit => return Ok(Flow::Leave(Leave::Exit)),
         }
         Ok(Flow::Continue)
     }
@@ -736,11 +750,62 @@ impl Runtime {
     }
 }
 
+/// The running frame's pointer slots as the interpreter sees them: slot `k` of an operation is the
+/// frame's `k`-th pointer slot, modulo their number; a frame without pointer slots ignores every
+/// local operation.
+struct Locals<'s> {
+    sp: Addr,
+    words: &'s mut [u64],
+    slots: &'s [u16],
+}
+
+impl Locals<'_> {
+    /// The word index of slot `k`.
+    #[inline]
+    fn word(&self, k: u8) -> Option<usize> {
+        (!self.slots.is_empty()).then(|| usize::from(self.slots[usize::from(k) % self.slots.len()]))
+    }
+
+    /// Whether the frame has pointer slots (then every slot number names one).
+    #[inline]
+    fn has_slots(&self) -> bool {
+        !self.slots.is_empty()
+    }
+
+    /// Slot `k`'s address and value.
+    #[inline]
+    fn get(&self, k: u8) -> Option<(Addr, u64)> {
+        self.word(k).map(|w| (self.sp.add(w * WORD), self.words[w]))
+    }
+
+    /// The value of optional source slot `src`: nil for `None` or a frame without slots.
+    #[inline]
+    fn source(&self, src: Option<u8>) -> u64 {
+        src.and_then(|k| self.get(k)).map_or(0, |(_, v)| v)
+    }
+
+    /// Stores `v` into slot `k`: a store to the frame's own local, with no write barrier.
+    #[inline]
+    fn set(&mut self, k: u8, v: u64) {
+        if let Some(w) = self.word(k) {
+            self.words[w] = v;
+        }
+    }
+}
+
 /// What the interpreter tells the scheduler after an operation.
 enum Flow {
+    /// The goroutine keeps the P.
     Continue,
+    /// The goroutine keeps the P and starts a child (its behaviour says which).
+    Spawn,
+    /// The goroutine leaves the P.
+    Leave(Leave),
+}
+
+/// How a goroutine leaves its P.
+enum Leave {
     Yield,
     Block,
     Exit,
-    Spawn,
 }

@@ -165,6 +165,30 @@ impl GStack {
         Ok(Ret::Returned { hit_barrier })
     }
 
+    /// The running function and its frame's locals, every word below the return-PC slot, from SP
+    /// up: the interpreter's view of the frame, one `findframe` however many locals an operation
+    /// touches. Stores through it are stores to the frame's own locals, with no write barrier.
+    #[inline]
+    pub fn running_locals_mut(
+        &mut self,
+        prog: &Program,
+    ) -> Result<(FuncId, &mut [u64]), StackError> {
+        if self.is_empty() {
+            return Err(self.frame_op_error("no running frame"));
+        }
+        let (id, frame_size) = self.running_frame(prog)?;
+        let sp = self.sched.sp;
+        let lr_slot = sp.add(frame_size - WORD);
+        if lr_slot >= self.stack.hi() {
+            return Err(self.bad_address(lr_slot));
+        }
+        let locals = self
+            .stack
+            .words_mut(sp, lr_slot)
+            .expect("sp is an aligned address of the stack and the frame ends below hi");
+        Ok((id, locals))
+    }
+
     /// The address of word `slot` of the running frame; the top word (the return PC) is not a local.
     pub fn local_addr(&self, prog: &Program, slot: usize) -> Result<Addr, StackError> {
         if self.is_empty() {
