@@ -8,7 +8,9 @@
 
 use clap::Parser;
 use gc::wbarrier::{self, StackPolicy};
-use gc::{CycleStats, DebugKnobs, Deterministic, GcConfig, RunResult, RuntimeError, Totals};
+use gc::{
+    CycleStats, DebugKnobs, Deterministic, GcConfig, RescanBound, RunResult, RuntimeError, Totals,
+};
 use serde::Serialize;
 use stacks::StackBarrierMode;
 
@@ -149,6 +151,8 @@ pub struct Report {
     pub totals: Totals,
     /// One row per cycle.
     pub cycles: Vec<CycleStats>,
+    /// DESIGN §4's per-goroutine bound over every barrier-bounded re-scan.
+    pub rescan_bound: RescanBound,
 }
 
 /// Resolves and validates the flags; the error is the one-line message for exit code 2.
@@ -351,11 +355,17 @@ fn check_depth_fits(
 pub fn run(r: &Resolved) -> Result<Report, RuntimeError> {
     let image = r.workload.build(&r.params);
     let mut engine = Deterministic::new(r.config.clone(), image)?;
-    let RunResult { cycles, totals, .. } = engine.run(r.cycles, r.max_ops)?;
+    let RunResult {
+        cycles,
+        totals,
+        rescan_bound,
+        ..
+    } = engine.run(r.cycles, r.max_ops)?;
     Ok(Report {
         config: r.report.clone(),
         totals,
         cycles,
+        rescan_bound,
     })
 }
 
@@ -374,6 +384,7 @@ pub fn summary(report: &Report) -> String {
          cycles {}, mutator ops {}\n\
          re-scanned {:.1} KiB of {:.1} KiB full ({:.2}% avoided), oracle {:.1} KiB ({:.2}x)\n\
          barriers installed {}, hit {}, removed {}; stkbar reserved {:.1} KiB (summed over cycles)\n\
+         {}\n\
          mark termination p50 {:.3} ms, max {:.3} ms; checkmark failures {}",
         c.workload,
         c.goroutines,
@@ -394,8 +405,26 @@ pub fn summary(report: &Report) -> String {
         t.sum.barriers_hit,
         t.sum.barriers_removed,
         kib(t.sum.stkbar_reserved_bytes),
+        bound_line(&report.rescan_bound),
         t.mark_term_ns_p50 as f64 / 1e6,
         t.mark_term_ns_max as f64 / 1e6,
         t.sum.checkmark_failures
+    )
+}
+
+/// The summary's line on DESIGN §4's bound.
+fn bound_line(b: &RescanBound) -> String {
+    let past = if b.past_first_offset == 0 {
+        "none returned past the first offset".to_owned()
+    } else {
+        format!(
+            "{} returned past the first offset, re-scan reach at most {:.2}x the return height",
+            b.past_first_offset, b.max_reach_ratio
+        )
+    };
+    format!(
+        "bounded re-scans {}, {} within the DESIGN §4 bound; {past}",
+        b.bounded_rescans,
+        b.bounded_rescans - b.outside_bound
     )
 }

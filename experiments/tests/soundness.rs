@@ -80,6 +80,10 @@ fn every_workload_design_and_seed_marks_everything_reachable() {
                     );
                     assert!(rec.within_bound(first_offset), "{what}: {rec:?}");
                 }
+                let b = r.rescan_bound;
+                let bounded = r.rescans.iter().filter(|rec| rec.bounded).count() as u64;
+                assert_eq!((b.bounded_rescans, b.outside_bound), (bounded, 0), "{what}");
+                assert!(b.max_reach_ratio <= 2.0, "{what}: {b:?}");
             }
         }
     }

@@ -275,7 +275,7 @@ fn json_report_has_config_totals_and_one_row_per_cycle() {
     let top = v.as_object().expect("top level is an object");
     let mut keys: Vec<&str> = top.keys().map(String::as_str).collect();
     keys.sort_unstable();
-    assert_eq!(keys, ["config", "cycles", "totals"], "{v}");
+    assert_eq!(keys, ["config", "cycles", "rescan_bound", "totals"], "{v}");
 
     let config = obj(&v, "config");
     for k in CONFIG_KEYS {
@@ -313,6 +313,16 @@ fn json_report_has_config_totals_and_one_row_per_cycle() {
         }
         assert_eq!(u(row, "cycle"), i as u64 + 1, "{row}");
     }
+    let bound = obj(&v, "rescan_bound");
+    for k in [
+        "bounded_rescans",
+        "outside_bound",
+        "past_first_offset",
+        "max_reach_ratio",
+    ] {
+        assert!(bound.contains_key(k), "rescan_bound lacks {k}: {v}");
+    }
+    assert_eq!(u(&v["rescan_bound"], "outside_bound"), 0, "{v}");
     // Summed counters in totals are the sums of the rows.
     for k in CYCLE_KEYS.iter().filter(|k| **k != "cycle") {
         let sum: u64 = cycles.iter().map(|r| u(r, k)).sum();

@@ -23,7 +23,7 @@ use crate::mgc::{MarkProgress, Phase};
 use crate::mutator::Rng;
 use crate::runtime::{GcConfig, Runtime, Step, WorkloadImage};
 use crate::sched::P;
-use crate::stats::{CycleStats, RescanRecord, Totals};
+use crate::stats::{CycleStats, RescanBound, RescanRecord, Totals};
 use crate::workbuf::GcWork;
 
 /// What a run produced.
@@ -35,6 +35,8 @@ pub struct RunResult {
     pub totals: Totals,
     /// Per-goroutine re-scan records, if the configuration asked for them.
     pub rescans: Vec<RescanRecord>,
+    /// DESIGN §4's bound over every re-scan of the run.
+    pub rescan_bound: RescanBound,
 }
 
 /// The deterministic engine.
@@ -97,6 +99,7 @@ impl Deterministic {
             totals: Totals::of(&cycles, self.rt.gc.total_ops()),
             cycles,
             rescans: self.rt.gc.rescan_records(),
+            rescan_bound: self.rt.gc.rescan_bound(),
         })
     }
 

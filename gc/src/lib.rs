@@ -41,5 +41,5 @@ pub use heap::{ObjType, TypeId};
 pub use mgc::Phase;
 pub use mutator::{Behaviour, Ctx, Op, Rng};
 pub use runtime::{Faults, GcConfig, Runtime, Step, WorkloadImage};
-pub use stats::{CycleStats, RescanRecord, Totals};
+pub use stats::{CycleStats, RescanBound, RescanRecord, Totals};
 pub use wbarrier::{BarrierDesign, StackPolicy};

@@ -38,7 +38,7 @@ use crate::error::{RuntimeError, stack_place};
 use crate::heap::{Lookup, lock};
 use crate::runtime::{GcConfig, Runtime};
 use crate::sched::{GIndex, GOwner, GState, P, PCounters, status};
-use crate::stats::{CycleStats, RescanRecord};
+use crate::stats::{CycleStats, RescanBound, RescanRecord};
 use crate::wbarrier::StackPolicy;
 use crate::workbuf::{GcWork, WorkbufPool};
 
@@ -100,6 +100,7 @@ pub struct GcState {
     start_requested: AtomicBool,
     history: Mutex<Vec<CycleStats>>,
     rescans: Mutex<Vec<RescanRecord>>,
+    rescan_bound: Mutex<RescanBound>,
     mark_start: Mutex<Option<Instant>>,
     started: Instant,
     gc_ns: AtomicU64,
@@ -121,6 +122,7 @@ impl GcState {
             start_requested: AtomicBool::new(false),
             history: Mutex::default(),
             rescans: Mutex::default(),
+            rescan_bound: Mutex::default(),
             mark_start: Mutex::default(),
             started: Instant::now(),
             gc_ns: AtomicU64::new(0),
@@ -172,6 +174,11 @@ impl GcState {
     /// The per-goroutine re-scan records (when `record_rescans` is on).
     pub fn rescan_records(&self) -> Vec<RescanRecord> {
         lock(&self.rescans).clone()
+    }
+
+    /// DESIGN §4's bound over every re-scan so far.
+    pub fn rescan_bound(&self) -> RescanBound {
+        *lock(&self.rescan_bound)
     }
 
     /// Mutator operations folded in from stopped Ps.
@@ -554,6 +561,13 @@ impl Runtime {
         gc.gc_ns
             .fetch_add(mark_term_ns + mark_cpu, Ordering::Relaxed);
         lock(&gc.history).push(stats);
+        {
+            let first_offset = self.config.stack_barriers.first_offset().unwrap_or(0);
+            let mut bound = lock(&gc.rescan_bound);
+            for rec in &records {
+                bound.add(rec, first_offset);
+            }
+        }
         if self.config.record_rescans {
             lock(&gc.rescans).extend(records);
         }
@@ -649,21 +663,19 @@ impl Runtime {
         stats.rescan_frames += scan.frames as u64;
         stats.full_rescan_bytes += used as u64;
         stats.oracle_rescan_bytes += oracle as u64;
-        if self.config.record_rescans {
-            let t = st.track;
-            records.push(RescanRecord {
-                cycle,
-                goid,
-                scanned,
-                bounded: limit.is_some(),
-                used,
-                sp0_depth: t.map_or(used, |t| t.sp0_depth),
-                ret_slot_depth: t.map_or(usize::MAX, |t| t.ret_slot_depth),
-                rescan_bytes: scan.bytes,
-                oracle_bytes: oracle,
-                last_frame_size,
-            });
-        }
+        let t = st.track;
+        records.push(RescanRecord {
+            cycle,
+            goid,
+            scanned,
+            bounded: limit.is_some(),
+            used,
+            sp0_depth: t.map_or(used, |t| t.sp0_depth),
+            ret_slot_depth: t.map_or(usize::MAX, |t| t.ret_slot_depth),
+            rescan_bytes: scan.bytes,
+            oracle_bytes: oracle,
+            last_frame_size,
+        });
         Ok(())
     }
 

@@ -82,8 +82,17 @@ pub struct RescanRecord {
 }
 
 impl RescanRecord {
-    /// DESIGN §4's bound, with the frame granularity the `stacks` crate proves: with `x` the
-    /// height of the highest return-PC slot returned through above the scan-time SP, the re-scan
+    /// `x` of DESIGN §4: the height above the scan-time SP of the highest return-PC slot the
+    /// goroutine returned or unwound through since its scan (0 if it returned through none).
+    pub fn return_height(&self) -> usize {
+        if self.ret_slot_depth == usize::MAX {
+            0
+        } else {
+            self.sp0_depth.saturating_sub(self.ret_slot_depth)
+        }
+    }
+
+    /// DESIGN §4's bound, with the frame granularity the `stacks` crate proves: the re-scan
     /// covers at most `(sp0 - sp) + max(2x, first_offset) + last_frame_size` bytes. `true` for a
     /// re-scan that was not bounded by a barrier.
     pub fn within_bound(&self, first_offset: usize) -> bool {
@@ -91,13 +100,51 @@ impl RescanRecord {
             return true;
         }
         let below = self.used as i64 - self.sp0_depth as i64;
-        let x = if self.ret_slot_depth == usize::MAX {
-            0
-        } else {
-            (self.sp0_depth as i64 - self.ret_slot_depth as i64).max(0)
-        };
+        let x = self.return_height() as i64;
         self.rescan_bytes as i64
             <= below + (2 * x).max(first_offset as i64) + self.last_frame_size as i64
+    }
+}
+
+/// DESIGN §4's bound over a run: how many barrier-bounded re-scans kept to it and, for those
+/// whose goroutine returned past the first barrier's offset, how far up the stack the re-scan
+/// reached compared with how far the goroutine returned. Barriers spaced by doubling make the
+/// re-scan reach at most twice that height above the scan-time SP, plus the frame holding the
+/// barrier: mstkbar.go's "re-scans at most twice as much stack as necessary". (Frames pushed
+/// below the scan-time SP are re-scanned by any design, so the claim is about the part above it;
+/// when the goroutine ends shallower than it was scanned, `rescan / oracle` is not bounded by 2.)
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct RescanBound {
+    /// Re-scans that stopped at a barrier.
+    pub bounded_rescans: u64,
+    /// Of those, how many exceeded the bound (0 unless barrier placement is broken).
+    pub outside_bound: u64,
+    /// Of those, how many had returned through a slot at least `first_offset` above the
+    /// scan-time SP.
+    pub past_first_offset: u64,
+    /// Largest ratio, among the last, of the re-scan's reach above the scan-time SP (short of
+    /// the frame holding the barrier, which it covers whole) to the return height `x`; at most 2.
+    /// 0 when there are none.
+    pub max_reach_ratio: f64,
+}
+
+impl RescanBound {
+    /// Counts one re-scan under barriers spaced from `first_offset`.
+    pub fn add(&mut self, rec: &RescanRecord, first_offset: usize) {
+        if !rec.bounded {
+            return;
+        }
+        self.bounded_rescans += 1;
+        if !rec.within_bound(first_offset) {
+            self.outside_bound += 1;
+        }
+        let x = rec.return_height();
+        if x > 0 && x >= first_offset {
+            self.past_first_offset += 1;
+            let below = rec.used as f64 - rec.sp0_depth as f64;
+            let reach = rec.rescan_bytes as f64 - below - rec.last_frame_size as f64;
+            self.max_reach_ratio = self.max_reach_ratio.max(reach / x as f64);
+        }
     }
 }
 
@@ -223,5 +270,48 @@ mod tests {
             }
             .within_bound(4096)
         );
+    }
+
+    #[test]
+    fn the_run_summary_counts_bounded_rescans_and_the_reach_past_the_first_offset() {
+        // Scanned 9,000 B deep, returned through a slot 1,000 B above that, now 10,000 B deep:
+        // the re-scan reaches 1,500 B above the scan-time SP, then the 64-byte barrier frame.
+        let r = RescanRecord {
+            cycle: 1,
+            goid: 1,
+            scanned: true,
+            bounded: true,
+            used: 10_000,
+            sp0_depth: 9_000,
+            ret_slot_depth: 8_000,
+            rescan_bytes: 1_000 + 1_500 + 64,
+            oracle_bytes: 2_000,
+            last_frame_size: 64,
+        };
+        let mut b = RescanBound::default();
+        b.add(&r, 1024); // x = 1,000 is below the first offset
+        b.add(&r, 512);
+        b.add(
+            &RescanRecord {
+                bounded: false,
+                ..r
+            },
+            512,
+        ); // a whole re-scan: not counted
+        b.add(
+            &RescanRecord {
+                rescan_bytes: 1_000 + 2_500 + 64,
+                ..r
+            },
+            512,
+        ); // beyond 2x: outside the bound
+        assert_eq!(
+            (b.bounded_rescans, b.outside_bound, b.past_first_offset),
+            (3, 1, 2)
+        );
+        assert!((b.max_reach_ratio - 2.5).abs() < 1e-12, "{b:?}");
+        let mut one = RescanBound::default();
+        one.add(&r, 512);
+        assert!((one.max_reach_ratio - 1.5).abs() < 1e-12, "{one:?}");
     }
 }
