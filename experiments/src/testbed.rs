@@ -60,6 +60,10 @@ pub struct TestbedArgs {
     /// Fraction of scheduling steps the collector gets while it has work, in (0, 1).
     #[arg(long, default_value_t = 0.25, allow_hyphen_values = true)]
     pub gc_share: f64,
+    /// Heap bytes one collector step scans at most (at least one object): the marker's speed
+    /// relative to the mutator's under the deterministic engine.
+    #[arg(long, default_value_t = gc::mgc::MARK_STEP_BYTES)]
+    pub mark_step_bytes: u64,
     /// GOGC: heap growth percent that triggers a cycle, or `off`.
     #[arg(long, default_value = "100")]
     pub gogc: String,
@@ -105,6 +109,8 @@ pub struct ConfigReport {
     pub procs: usize,
     /// Collector share.
     pub gc_share: f64,
+    /// Heap bytes per collector step.
+    pub mark_step_bytes: u64,
     /// GOGC, `null` for off.
     pub gogc: Option<u32>,
     /// Heap minimum.
@@ -203,6 +209,9 @@ pub fn resolve(args: &TestbedArgs) -> Result<Resolved, String> {
     if gogc.is_none() && args.force_gc_every.is_none() {
         return Err("--gogc off needs --force-gc-every OPS, or no cycle would ever start".into());
     }
+    if args.mark_step_bytes == 0 {
+        return Err("--mark-step-bytes must be at least 1".into());
+    }
     if args.heap_minimum == 0 {
         return Err("--heap-minimum must be at least 1 byte".into());
     }
@@ -225,6 +234,7 @@ pub fn resolve(args: &TestbedArgs) -> Result<Resolved, String> {
         heap_minimum: args.heap_minimum,
         procs: args.procs,
         gc_share: args.gc_share,
+        mark_step_bytes: args.mark_step_bytes,
         force_gc_ops: args.force_gc_every,
         seed: args.seed,
         debug,
@@ -250,6 +260,7 @@ pub fn resolve(args: &TestbedArgs) -> Result<Resolved, String> {
         engine: "deterministic",
         procs: args.procs,
         gc_share: args.gc_share,
+        mark_step_bytes: args.mark_step_bytes,
         gogc,
         heap_minimum: config.heap_minimum,
         force_gc_every: args.force_gc_every,

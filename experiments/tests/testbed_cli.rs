@@ -75,6 +75,7 @@ const CONFIG_KEYS: &[&str] = &[
     "engine",
     "procs",
     "gc_share",
+    "mark_step_bytes",
     "gogc",
     "heap_minimum",
     "force_gc_every",
@@ -228,6 +229,7 @@ bad_input! {
     unknown_engine_is_rejected_with_one_line: ["--engine" => "threaded"] [];
     depth_beyond_stack_limit_is_rejected_with_one_line: ["--depth" => "100000000"] [];
     non_numeric_seed_is_rejected_with_one_line: ["--seed" => "abc"] [];
+    zero_mark_step_bytes_is_rejected_with_one_line: ["--mark-step-bytes" => "0"] [];
 }
 
 #[test]
@@ -292,6 +294,7 @@ fn json_report_has_config_totals_and_one_row_per_cycle() {
     assert_eq!(config["gc_share"], 0.25);
     assert_eq!(config["gogc"], 100);
     assert_eq!(config["heap_minimum"], 65536);
+    assert_eq!(config["mark_step_bytes"], 32);
     assert!(
         config["debug"]
             .as_str()

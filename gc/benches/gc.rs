@@ -15,9 +15,10 @@
 //!   target; the barrier install / hit targets (≤ 10 ns / ≤ 5 ns) are the scale it should match;
 //! * `mark/heap_MB_per_s/*` — mark throughput over a 50,000-object random graph of 32-byte `node`s
 //!   (two pointer fields) reachable from one global, bytes marked per second, one fresh cycle per
-//!   iteration: `mark_step` loops `Runtime::mark_step` (roots, then 4 KiB drains) until done, as
-//!   the engines do; `drain` times one unbounded `Runtime::drain` after the root step. DESIGN §6
-//!   sets no target; the stack scan's ≥ 4 GB/s is the figure to compare with.
+//!   iteration: `mark_step` loops `Runtime::mark_step` (roots, then drains of `mark_step_bytes`,
+//!   one object by default) until done, as the engines do; `drain` times one unbounded
+//!   `Runtime::drain` after the root step. DESIGN §6 sets no target; the stack scan's ≥ 4 GB/s is
+//!   the figure to compare with.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

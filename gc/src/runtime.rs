@@ -55,6 +55,9 @@ pub struct GcConfig {
     pub procs: usize,
     /// Fraction of scheduling steps given to the collector while it has work (Go's 25 %).
     pub gc_share: f64,
+    /// Heap bytes one collector step of the deterministic engine scans at most (at least one
+    /// object): the marker's speed relative to the mutator's. See [`crate::mgc::MARK_STEP_BYTES`].
+    pub mark_step_bytes: u64,
     /// Force a cycle after this many mutator operations without one.
     pub force_gc_ops: Option<u64>,
     /// The seed.
@@ -78,6 +81,7 @@ impl Default for GcConfig {
             max_stack_size: stacks::stack::DEFAULT_MAX_STACK_SIZE,
             procs: 4,
             gc_share: 0.25,
+            mark_step_bytes: crate::mgc::MARK_STEP_BYTES,
             force_gc_ops: None,
             seed: 1,
             debug: DebugKnobs::default(),
