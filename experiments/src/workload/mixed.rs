@@ -27,31 +27,20 @@ impl Workload for Mixed {
         "a seeded blend of all the others, with goroutines spawning short-lived ones"
     }
     fn build(&self, params: &WorkloadParams) -> WorkloadImage {
-        let program = common::program(params.seed, 24, 32, 512);
-        let funcs: Arc<[FuncId]> = program.user_funcs().collect();
         let mut pick = Rng::seed_from_u64(params.seed ^ 0x006d_6978_6564);
-        let goroutines = (0..params.goroutines)
-            .map(|id| {
-                let f = Arc::clone(&funcs);
-                let shallow = WorkloadParams {
-                    depth: params.depth.clamp(2, 12),
-                    ..*params
-                };
-                match pick.random_range(0..5) {
-                    0 => Box::new(Oscillator::new(id, params, f)) as Box<dyn Behaviour>,
-                    1 => Box::new(Unwinder::new(id, params, f)),
-                    2 => Box::new(Shallow::new(id, &shallow, f)),
-                    3 => Box::new(Hider::new(id, params, f)),
-                    _ => Box::new(Spawner::new(id, params, f)),
-                }
-            })
-            .collect();
-        WorkloadImage {
-            program,
-            types: common::types(),
-            globals: common::globals(params.goroutines),
-            goroutines,
-        }
+        let shallow = WorkloadParams {
+            depth: params.depth.clamp(2, 12),
+            ..*params
+        };
+        common::image(params, (24, 32, 512), |id, f| {
+            match pick.random_range(0..5) {
+                0 => Box::new(Oscillator::new(id, params, f)),
+                1 => Box::new(Unwinder::new(id, params, f)),
+                2 => Box::new(Shallow::new(id, &shallow, f)),
+                3 => Box::new(Hider::new(id, params, f)),
+                _ => Box::new(Spawner::new(id, params, f)),
+            }
+        })
     }
 
     fn max_depth(&self, params: &WorkloadParams) -> usize {
