@@ -9,7 +9,9 @@
 //!
 //! Schedule. While the collector has concurrent work (marking or sweeping), each step goes to it
 //! with probability `gc_share` (Go's 25 % background mark utilisation); otherwise a P chosen at
-//! random runs one operation of its goroutine. Every step boundary is a safe point. A requested
+//! random runs one operation of its goroutine. A collector step is one root job (the globals, or
+//! one goroutine's stack), `mark_step_bytes` of grey objects (one object by default, about what a
+//! real marker scans while the mutator runs one operation), or one span swept. Every step boundary is a safe point. A requested
 //! cycle starts at the next boundary with a stop-the-world (every P stopped through `stop_p`);
 //! when a mark step finds nothing to do, the engine flushes every P's work buffer (Go's ragged
 //! `forEachP` barrier in `gcMarkDone`) and, if marking is then complete, stops the world for mark
