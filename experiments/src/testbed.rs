@@ -62,7 +62,7 @@ pub struct TestbedArgs {
     pub gc_share: f64,
     /// Heap bytes one collector step scans at most (at least one object): the marker's speed
     /// relative to the mutator's under the deterministic engine.
-    #[arg(long, default_value_t = gc::mgc::MARK_STEP_BYTES)]
+    #[arg(long, default_value_t = gc::mark::MARK_STEP_BYTES)]
     pub mark_step_bytes: u64,
     /// GOGC: heap growth percent that triggers a cycle, or `off`.
     #[arg(long, default_value = "100")]

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use gc::heap::Lookup;
-use gc::mgc::MarkProgress;
+use gc::mark::MarkProgress;
 use gc::sched::P;
 use gc::wbarrier::{BarrierDesign, Dijkstra, Hybrid, Yuasa};
 use gc::workbuf::GcWork;

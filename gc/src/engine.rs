@@ -21,7 +21,8 @@
 use rand::{RngExt, SeedableRng};
 
 use crate::error::RuntimeError;
-use crate::mgc::{MarkProgress, Phase};
+use crate::mark::MarkProgress;
+use crate::mgc::Phase;
 use crate::mutator::Rng;
 use crate::runtime::{GcConfig, Runtime, Step, WorkloadImage};
 use crate::sched::P;

@@ -17,7 +17,9 @@
 //! * [`mutator`] — behaviours and the operations they issue;
 //! * [`runtime`] — the shared runtime: scheduler operations, the interpreter, the write barrier;
 //! * [`wbarrier`] — the write-barrier designs;
-//! * [`mgc`] — cycle phases, root marking, concurrent stack scan, mark termination, checkmark;
+//! * [`mgc`] — the cycle: its phases, sweep termination, mark termination;
+//! * [`mark`] — root jobs, the concurrent stack scan, draining, the re-scan, checkmark;
+//! * [`sweep`] — the concurrent sweep;
 //! * [`stats`] — what every cycle reports;
 //! * [`debug`] — the `GODEBUG`-style knobs;
 //! * [`engine`] — the deterministic engine.
@@ -26,11 +28,13 @@ pub mod debug;
 pub mod engine;
 pub mod error;
 pub mod heap;
+pub mod mark;
 pub mod mgc;
 pub mod mutator;
 pub mod runtime;
 pub mod sched;
 pub mod stats;
+pub mod sweep;
 pub mod wbarrier;
 pub mod workbuf;
 

@@ -4,8 +4,8 @@
 //! Invariant: everything in [`Runtime`] is shared (`Sync`) and reached through `&self`; what a
 //! thread owns alone — a [`P`], a mark worker's [`GcWork`] — is passed in by `&mut`. Both engines
 //! drive the same functions: [`Runtime::mutator_run`] runs a P's current goroutine operation by
-//! operation (every boundary a safe point), the collector's steps live in `mgc`. A goroutine's
-//! stack is touched only under its [`GOwner`] (see `sched`).
+//! operation (every boundary a safe point); the collector's steps live in `mgc`, `mark` and
+//! `sweep`. A goroutine's stack is touched only under its [`GOwner`] (see `sched`).
 //!
 //! The interpreter keeps, for a goroutine scanned in this cycle, the watermark of DESIGN §4 (the
 //! highest frame that has run since the scan): returns, unwinds and runtime bulk writes raise it;
@@ -56,7 +56,7 @@ pub struct GcConfig {
     /// Fraction of scheduling steps given to the collector while it has work (Go's 25 %).
     pub gc_share: f64,
     /// Heap bytes one collector step of the deterministic engine scans at most (at least one
-    /// object): the marker's speed relative to the mutator's. See [`crate::mgc::MARK_STEP_BYTES`].
+    /// object): the marker's speed relative to the mutator's. See [`crate::mark::MARK_STEP_BYTES`].
     pub mark_step_bytes: u64,
     /// Force a cycle after this many mutator operations without one.
     pub force_gc_ops: Option<u64>,
@@ -81,7 +81,7 @@ impl Default for GcConfig {
             max_stack_size: stacks::stack::DEFAULT_MAX_STACK_SIZE,
             procs: 4,
             gc_share: 0.25,
-            mark_step_bytes: crate::mgc::MARK_STEP_BYTES,
+            mark_step_bytes: crate::mark::MARK_STEP_BYTES,
             force_gc_ops: None,
             seed: 1,
             debug: DebugKnobs::default(),
@@ -349,7 +349,7 @@ impl Runtime {
             if g.preempt_scan.load(Ordering::Acquire) {
                 // A marker asked us to scan our own stack at this safe point.
                 g.preempt_scan.store(false, Ordering::Relaxed);
-                if let Err(e) = self.gc.self_scan(self, &mut owner, p) {
+                if let Err(e) = self.self_scan(&mut owner, p) {
                     p.curg = Some(owner);
                     return Err(e);
                 }

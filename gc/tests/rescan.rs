@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use gc::mgc::MarkProgress;
+use gc::mark::MarkProgress;
 use gc::sched::P;
 use gc::workbuf::GcWork;
 use gc::{
