@@ -11,12 +11,13 @@
 //! with probability `gc_share` (Go's 25 % background mark utilisation); otherwise a P chosen at
 //! random runs one operation of its goroutine. A collector step is one root job (the globals, or
 //! one goroutine's stack), `mark_step_bytes` of grey objects (one object by default, about what a
-//! real marker scans while the mutator runs one operation), or one span swept. Every step boundary is a safe point. A requested
-//! cycle starts at the next boundary with a stop-the-world (every P stopped through `stop_p`);
-//! when a mark step finds nothing to do, the engine flushes every P's work buffer (Go's ragged
-//! `forEachP` barrier in `gcMarkDone`) and, if marking is then complete, stops the world for mark
-//! termination. When no goroutine can run, a blocked one is woken (the engine's timer), and when
-//! none is left alive, cycles are forced so a run always completes.
+//! real marker scans while the mutator runs one operation), or one span swept. Every step
+//! boundary is a safe point. A requested cycle starts at the next boundary with a stop-the-world
+//! (every P stopped through `stop_p`); when a mark step finds nothing to do, the engine flushes
+//! every P's work buffer (Go's ragged `forEachP` barrier in `gcMarkDone`) and, if marking is then
+//! complete, stops the world for mark termination. When no goroutine can run, a blocked one is
+//! woken (the engine's timer), and when none is left alive, cycles are forced so a run always
+//! completes.
 
 use rand::{RngExt, SeedableRng};
 
@@ -36,9 +37,10 @@ pub struct RunResult {
     pub cycles: Vec<CycleStats>,
     /// Sums and summaries.
     pub totals: Totals,
-    /// Per-goroutine re-scan records, if the configuration asked for them.
+    /// Per-goroutine re-scan records since the engine started, if the configuration asked for
+    /// them.
     pub rescans: Vec<RescanRecord>,
-    /// DESIGN §4's bound over every re-scan of the run.
+    /// DESIGN §4's bound over every re-scan since the engine started.
     pub rescan_bound: RescanBound,
 }
 

@@ -326,6 +326,28 @@ mod tests {
     }
 
     #[test]
+    fn running_locals_are_the_words_below_the_return_pc_slot() {
+        let prog = program();
+        let mut pool = pool(StackBarrierMode::GO);
+        let (mid, leaf) = (f(&prog, "main.mid"), f(&prog, "main.leaf"));
+        let mut gs = GStack::new(3, pool.stackalloc(2048).unwrap(), &prog);
+        assert!(matches!(
+            gs.running_locals_mut(&prog),
+            Err(StackError::BadFrameOp { .. })
+        ));
+        let mut gs = goroutine(&prog, &mut pool, &[mid, leaf]);
+        let lr = gs.sp().add(prog.func(leaf).frame_size - WORD);
+        let ret_pc = gs.read(lr).unwrap();
+        let (func, locals) = gs.running_locals_mut(&prog).unwrap();
+        assert_eq!(func, leaf);
+        assert_eq!(locals.len(), prog.func(leaf).lr_word());
+        locals.fill(0xc0_0000_2000);
+        assert_eq!(gs.read_local(&prog, 2).unwrap(), 0xc0_0000_2000);
+        assert_eq!(gs.read(lr).unwrap(), ret_pc, "the return PC is not a local");
+        assert_eq!(gs.traceback(&prog).unwrap(), vec![leaf, mid]);
+    }
+
+    #[test]
     fn a_call_that_does_not_fit_asks_for_more_stack() {
         let prog = program();
         let mut pool = pool(StackBarrierMode::GO);
