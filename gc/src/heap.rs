@@ -176,6 +176,11 @@ impl Span {
     }
 }
 
+/// Go's `divMul` for objects of `elem_size` bytes (a size class's, at most 32 KiB).
+const fn div_mul(elem_size: usize) -> u32 {
+    u32::MAX / elem_size as u32 + 1
+}
+
 /// An object found under an address.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct ObjRef {
@@ -461,7 +466,7 @@ impl Heap {
             class,
             elem_size,
             div_mul: match class {
-                Some(_) => (u32::MAX / elem_size as u32) + 1,
+                Some(_) => div_mul(elem_size),
                 None => 0,
             },
             nelems,
@@ -790,10 +795,10 @@ mod tests {
     #[test]
     fn div_mul_divides_exactly_at_every_offset_of_every_class_span() {
         for (c, &size) in CLASS_SIZES.iter().enumerate() {
-            let div_mul = u32::MAX / size as u32 + 1;
+            let m = div_mul(size);
             for off in 0..(Heap::class_npages(c as u8) * PAGE_SIZE) as u64 {
                 assert_eq!(
-                    (off * u64::from(div_mul)) >> 32,
+                    (off * u64::from(m)) >> 32,
                     off / size as u64,
                     "class {c} ({size} B), offset {off}"
                 );
