@@ -478,6 +478,32 @@ impl Runtime {
         }
     }
 
+    /// The heap object slot `obj` of the running frame points to, and the word index of its
+    /// pointer field `field` (modulo their number): `None` for a nil or non-heap value or a type
+    /// with no pointer fields; an error for a dangling heap pointer.
+    #[inline]
+    fn pointer_field(
+        &self,
+        goid: u64,
+        locals: &Locals<'_>,
+        obj: u8,
+        field: u8,
+    ) -> Result<Option<(crate::heap::ObjRef, usize)>, RuntimeError> {
+        let Some((place, v)) = locals.get(obj) else {
+            return Ok(None);
+        };
+        let Some(o) = self.deref(goid, v, place)? else {
+            return Ok(None);
+        };
+        let t = self.heap.type_of(self.heap.object_type(o));
+        Ok((!t.ptr_fields.is_empty()).then(|| {
+            (
+                o,
+                t.ptr_fields[field as usize % t.ptr_fields.len()] as usize,
+            )
+        }))
+    }
+
     /// Executes one operation.
     #[inline]
     fn exec(&self, op: Op, st: &mut GState, p: &mut P) -> Result<Flow, RuntimeError> {
@@ -529,35 +555,21 @@ impl Runtime {
             Op::LoadField { obj, field, dst } => {
                 let goid = st.gs.goid();
                 let mut locals = self.locals(st)?;
-                let Some((place, v)) = locals.get(obj) else {
-                    return Ok(Flow::Continue);
-                };
-                if let Some(o) = self.deref(goid, v, place)? {
-                    let t = self.heap.type_of(self.heap.object_type(o));
-                    if !t.ptr_fields.is_empty() {
-                        let w = t.ptr_fields[field as usize % t.ptr_fields.len()] as usize;
-                        locals.set(dst, self.heap.read_word(o, w));
-                    }
+                if let Some((o, w)) = self.pointer_field(goid, &locals, obj, field)? {
+                    locals.set(dst, self.heap.read_word(o, w));
                 }
             }
             Op::StoreField { obj, field, src } => {
                 let goid = st.gs.goid();
                 let locals = self.locals(st)?;
-                let Some((place, v)) = locals.get(obj) else {
-                    return Ok(Flow::Continue);
-                };
-                if let Some(o) = self.deref(goid, v, place)? {
-                    let t = self.heap.type_of(self.heap.object_type(o));
-                    if !t.ptr_fields.is_empty() {
-                        let w = t.ptr_fields[field as usize % t.ptr_fields.len()] as usize;
-                        let new = locals.source(src);
-                        if Self::escapes(new) {
-                            return Ok(Flow::Continue);
-                        }
-                        let old = self.heap.read_word(o, w);
-                        self.write_barrier(p, old, new)?;
-                        self.heap.write_word(o, w, new);
+                if let Some((o, w)) = self.pointer_field(goid, &locals, obj, field)? {
+                    let new = locals.source(src);
+                    if Self::escapes(new) {
+                        return Ok(Flow::Continue);
                     }
+                    let old = self.heap.read_word(o, w);
+                    self.write_barrier(p, old, new)?;
+                    self.heap.write_word(o, w, new);
                 }
             }
             Op::LoadGlobal { global, dst } => {

@@ -241,9 +241,10 @@ mod tests {
         assert_eq!(Totals::of(&[], 0).rescan_avoided, 1.0);
     }
 
-    #[test]
-    fn the_bound_allows_twice_the_return_height_plus_a_frame() {
-        let r = RescanRecord {
+    /// A bounded re-scan scanned 9,000 B deep, that returned through a slot 1,000 B above that
+    /// (`x` = 1,000), now 10,000 B deep, whose last frame is 64 B.
+    fn record(rescan_bytes: usize) -> RescanRecord {
+        RescanRecord {
             cycle: 1,
             goid: 1,
             scanned: true,
@@ -251,10 +252,15 @@ mod tests {
             used: 10_000,
             sp0_depth: 9_000,
             ret_slot_depth: 8_000,
-            rescan_bytes: 1_000 + 2_000 + 64,
+            rescan_bytes,
             oracle_bytes: 2_000,
             last_frame_size: 64,
-        };
+        }
+    }
+
+    #[test]
+    fn the_bound_allows_twice_the_return_height_plus_a_frame() {
+        let r = record(1_000 + 2_000 + 64);
         assert!(r.within_bound(1024));
         assert!(
             !RescanRecord {
@@ -276,18 +282,7 @@ mod tests {
     fn the_run_summary_counts_bounded_rescans_and_the_reach_past_the_first_offset() {
         // Scanned 9,000 B deep, returned through a slot 1,000 B above that, now 10,000 B deep:
         // the re-scan reaches 1,500 B above the scan-time SP, then the 64-byte barrier frame.
-        let r = RescanRecord {
-            cycle: 1,
-            goid: 1,
-            scanned: true,
-            bounded: true,
-            used: 10_000,
-            sp0_depth: 9_000,
-            ret_slot_depth: 8_000,
-            rescan_bytes: 1_000 + 1_500 + 64,
-            oracle_bytes: 2_000,
-            last_frame_size: 64,
-        };
+        let r = record(1_000 + 1_500 + 64);
         let mut b = RescanBound::default();
         b.add(&r, 1024); // x = 1,000 is below the first offset
         b.add(&r, 512);
