@@ -8,8 +8,12 @@
 
 use clap::Parser;
 use gc::wbarrier::{self, StackPolicy};
+use std::time::Duration;
+
+use gc::mmu::MmuPoint;
 use gc::{
-    CycleStats, DebugKnobs, Deterministic, GcConfig, RescanBound, RunResult, RuntimeError, Totals,
+    CycleStats, DebugKnobs, Deterministic, GcConfig, Limits, RescanBound, RunResult, RuntimeError,
+    Threaded, Totals,
 };
 use serde::Serialize;
 use stacks::StackBarrierMode;
@@ -51,19 +55,27 @@ pub struct TestbedArgs {
     /// Bytes above the SP of the first stack barrier (Go's firstStackBarrierOffset) [default: 1024].
     #[arg(long)]
     pub first_offset: Option<usize>,
-    /// Engine: deterministic (one thread, seeded schedule, exact counters).
-    #[arg(long, default_value = "deterministic", value_parser = ["deterministic"])]
+    /// Engine: deterministic (one thread, seeded schedule, exact counters) or threaded (a
+    /// thread per P, real stop-the-world, real pause times and MMU).
+    #[arg(long, default_value = "deterministic", value_parser = ["deterministic", "threaded"])]
     pub engine: String,
-    /// Ps (processors) the engine schedules goroutines on.
-    #[arg(long, default_value_t = 4)]
-    pub procs: usize,
-    /// Fraction of scheduling steps the collector gets while it has work, in (0, 1).
+    /// Ps (processors) the engine schedules goroutines on, 1 to 256 [default: 4 for the
+    /// deterministic engine, so its counters do not depend on the machine; the number of CPUs
+    /// for the threaded engine].
+    #[arg(long)]
+    pub procs: Option<usize>,
+    /// The collector's share of CPU while it has work, in (0, 1): Go's 25 % background mark
+    /// utilisation (deterministic: a fraction of scheduling steps; threaded: dedicated and
+    /// fractional mark workers on the Ps).
     #[arg(long, default_value_t = 0.25, allow_hyphen_values = true)]
     pub gc_share: f64,
-    /// Heap bytes one collector step scans at most (at least one object): the marker's speed
-    /// relative to the mutator's under the deterministic engine.
-    #[arg(long, default_value_t = gc::mark::MARK_STEP_BYTES)]
-    pub mark_step_bytes: u64,
+    /// Deterministic engine only: heap bytes one collector step scans at most (at least one
+    /// object), the marker's speed relative to the mutator's [default: 32].
+    #[arg(long)]
+    pub mark_step_bytes: Option<u64>,
+    /// Threaded engine only: give up after this many seconds of wall time [default: 300].
+    #[arg(long)]
+    pub time_limit: Option<f64>,
     /// GOGC: heap growth percent that triggers a cycle, or `off`.
     #[arg(long, default_value = "100")]
     pub gogc: String,
@@ -109,8 +121,10 @@ pub struct ConfigReport {
     pub procs: usize,
     /// Collector share.
     pub gc_share: f64,
-    /// Heap bytes per collector step.
-    pub mark_step_bytes: u64,
+    /// Heap bytes per collector step (deterministic engine; `null` for threaded).
+    pub mark_step_bytes: Option<u64>,
+    /// Wall-clock limit in seconds (threaded engine; `null` for deterministic).
+    pub time_limit: Option<f64>,
     /// GOGC, `null` for off.
     pub gogc: Option<u32>,
     /// Heap minimum.
@@ -159,6 +173,9 @@ pub struct Report {
     pub cycles: Vec<CycleStats>,
     /// DESIGN §4's per-goroutine bound over every barrier-bounded re-scan.
     pub rescan_bound: RescanBound,
+    /// Minimum mutator utilisation, window 100 µs to 1 s (threaded engine; empty for the
+    /// deterministic engine, which has no clock).
+    pub mmu: Vec<MmuPoint>,
 }
 
 /// Resolves and validates the flags; the error is the one-line message for exit code 2.
@@ -190,8 +207,44 @@ pub fn resolve(args: &TestbedArgs) -> Result<Resolved, String> {
     if args.cycles == 0 {
         return Err("--cycles must be at least 1".into());
     }
-    if !(1..=256).contains(&args.procs) {
-        return Err(format!("--procs {} must be between 1 and 256", args.procs));
+    let threaded = match args.engine.as_str() {
+        "threaded" => true,
+        "deterministic" => false,
+        other => {
+            return Err(format!(
+                "unknown --engine {other:?} (valid: deterministic, threaded)"
+            ));
+        }
+    };
+    let procs = args.procs.unwrap_or(if threaded {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        4
+    });
+    if !(1..=256).contains(&procs) {
+        return Err(format!("--procs {procs} must be between 1 and 256"));
+    }
+    if threaded && args.mark_step_bytes.is_some() {
+        return Err(
+            "--mark-step-bytes applies only to --engine deterministic (threaded mark workers run at real speed)"
+                .into(),
+        );
+    }
+    if !threaded && args.time_limit.is_some() {
+        return Err(
+            "--time-limit applies only to --engine threaded (the deterministic engine is bounded by --max-ops)"
+                .into(),
+        );
+    }
+    let mark_step_bytes =
+        (!threaded).then(|| args.mark_step_bytes.unwrap_or(gc::mark::MARK_STEP_BYTES));
+    let time_limit = threaded.then(|| args.time_limit.unwrap_or(300.0));
+    if let Some(t) = time_limit
+        && !(t > 0.0 && t <= 86_400.0)
+    {
+        return Err(format!(
+            "--time-limit {t} must be a number of seconds in (0, 86400]"
+        ));
     }
     if !(args.gc_share > 0.0 && args.gc_share < 1.0) {
         return Err(format!(
@@ -209,7 +262,7 @@ pub fn resolve(args: &TestbedArgs) -> Result<Resolved, String> {
     if gogc.is_none() && args.force_gc_every.is_none() {
         return Err("--gogc off needs --force-gc-every OPS, or no cycle would ever start".into());
     }
-    if args.mark_step_bytes == 0 {
+    if mark_step_bytes == Some(0) {
         return Err("--mark-step-bytes must be at least 1".into());
     }
     if args.heap_minimum == 0 {
@@ -232,9 +285,9 @@ pub fn resolve(args: &TestbedArgs) -> Result<Resolved, String> {
         stack_barriers,
         gogc,
         heap_minimum: args.heap_minimum,
-        procs: args.procs,
+        procs,
         gc_share: args.gc_share,
-        mark_step_bytes: args.mark_step_bytes,
+        mark_step_bytes: mark_step_bytes.unwrap_or(gc::mark::MARK_STEP_BYTES),
         force_gc_ops: args.force_gc_every,
         seed: args.seed,
         debug,
@@ -257,10 +310,15 @@ pub fn resolve(args: &TestbedArgs) -> Result<Resolved, String> {
             StackBarrierMode::On { first_offset } if first_offset > 0 => Some(first_offset),
             _ => None,
         },
-        engine: "deterministic",
-        procs: args.procs,
+        engine: if threaded {
+            "threaded"
+        } else {
+            "deterministic"
+        },
+        procs,
         gc_share: args.gc_share,
-        mark_step_bytes: args.mark_step_bytes,
+        mark_step_bytes,
+        time_limit,
         gogc,
         heap_minimum: config.heap_minimum,
         force_gc_every: args.force_gc_every,
@@ -365,18 +423,28 @@ fn check_depth_fits(
 /// Runs a resolved configuration to completion.
 pub fn run(r: &Resolved) -> Result<Report, RuntimeError> {
     let image = r.workload.build(&r.params);
-    let mut engine = Deterministic::new(r.config.clone(), image)?;
     let RunResult {
         cycles,
         totals,
         rescan_bound,
+        mmu,
         ..
-    } = engine.run(r.cycles, r.max_ops)?;
+    } = match r.report.time_limit {
+        None => Deterministic::new(r.config.clone(), image)?.run(r.cycles, r.max_ops)?,
+        Some(secs) => Threaded::new(r.config.clone(), image)?.run(
+            r.cycles,
+            Limits {
+                max_ops: r.max_ops,
+                time_limit: Duration::from_secs_f64(secs),
+            },
+        )?,
+    };
     Ok(Report {
         config: r.report.clone(),
         totals,
         cycles,
         rescan_bound,
+        mmu,
     })
 }
 

@@ -6,7 +6,9 @@
 
 use experiments::workload::{WORKLOADS, WorkloadParams};
 use gc::wbarrier::{self, BarrierDesign};
-use gc::{Deterministic, GcConfig, RunResult, RuntimeError};
+use std::time::Duration;
+
+use gc::{Deterministic, GcConfig, Limits, RunResult, RuntimeError, Threaded};
 use stacks::StackBarrierMode;
 
 const SEEDS: [u64; 5] = [1, 2, 3, 4, 5];
@@ -25,14 +27,28 @@ fn config(design: &'static dyn BarrierDesign, mode: StackBarrierMode, seed: u64)
     c
 }
 
-fn run(workload: &str, config: GcConfig, cycles: u32) -> Result<RunResult, RuntimeError> {
-    let w = experiments::workload::workload(workload).unwrap();
-    let params = WorkloadParams {
+fn params(workload: &str, seed: u64) -> WorkloadParams {
+    WorkloadParams {
         goroutines: 12,
         depth: if workload == "many-shallow" { 10 } else { 120 },
-        seed: config.seed,
+        seed,
+    }
+}
+
+fn run(workload: &str, config: GcConfig, cycles: u32) -> Result<RunResult, RuntimeError> {
+    let w = experiments::workload::workload(workload).unwrap();
+    let image = w.build(&params(workload, config.seed));
+    Deterministic::new(config, image)?.run(cycles, 50_000_000)
+}
+
+fn run_threaded(workload: &str, config: GcConfig, cycles: u32) -> Result<RunResult, RuntimeError> {
+    let w = experiments::workload::workload(workload).unwrap();
+    let image = w.build(&params(workload, config.seed));
+    let limits = Limits {
+        max_ops: 2_000_000_000,
+        time_limit: Duration::from_secs(60),
     };
-    Deterministic::new(config, w.build(&params))?.run(cycles, 50_000_000)
+    Threaded::new(config, image)?.run(cycles, limits)
 }
 
 fn designs() -> Vec<(&'static dyn BarrierDesign, StackBarrierMode)> {
@@ -47,6 +63,38 @@ fn designs() -> Vec<(&'static dyn BarrierDesign, StackBarrierMode)> {
     ]
 }
 
+/// The checks every run must pass, whatever the engine.
+fn check_sound(what: &str, design: &dyn BarrierDesign, mode: StackBarrierMode, r: &RunResult) {
+    for c in &r.cycles {
+        assert_eq!(c.checkmark_failures, 0, "{what}");
+        assert!(c.oracle_rescan_bytes <= c.rescan_bytes, "{what}: {c:?}");
+        assert!(c.rescan_bytes <= c.full_rescan_bytes, "{what}: {c:?}");
+        assert_eq!(
+            c.barriers_installed,
+            c.barriers_hit + c.barriers_removed,
+            "{what}: every barrier is hit or removed"
+        );
+        if design.name() != "dijkstra" {
+            assert_eq!((c.rescan_bytes, c.barriers_installed), (0, 0), "{what}");
+        }
+        if mode == StackBarrierMode::Off {
+            assert_eq!(c.rescan_bytes, c.full_rescan_bytes, "{what}");
+        }
+    }
+    let first_offset = mode.first_offset().unwrap_or(0);
+    for rec in &r.rescans {
+        assert!(
+            rec.oracle_bytes <= rec.rescan_bytes && rec.rescan_bytes <= rec.used,
+            "{what}: {rec:?}"
+        );
+        assert!(rec.within_bound(first_offset), "{what}: {rec:?}");
+    }
+    let b = r.rescan_bound;
+    let bounded = r.rescans.iter().filter(|rec| rec.bounded).count() as u64;
+    assert_eq!((b.bounded_rescans, b.outside_bound), (bounded, 0), "{what}");
+    assert!(b.max_reach_ratio <= 2.0, "{what}: {b:?}");
+}
+
 #[test]
 fn every_workload_design_and_seed_marks_everything_reachable() {
     for w in WORKLOADS {
@@ -56,34 +104,34 @@ fn every_workload_design_and_seed_marks_everything_reachable() {
                 let r = run(w.name(), config(design, mode, seed), 3)
                     .unwrap_or_else(|e| panic!("{what}: {e}"));
                 assert_eq!(r.cycles.len(), 3, "{what}");
-                for c in &r.cycles {
-                    assert_eq!(c.checkmark_failures, 0, "{what}");
-                    assert!(c.oracle_rescan_bytes <= c.rescan_bytes, "{what}: {c:?}");
-                    assert!(c.rescan_bytes <= c.full_rescan_bytes, "{what}: {c:?}");
-                    assert_eq!(
-                        c.barriers_installed,
-                        c.barriers_hit + c.barriers_removed,
-                        "{what}: every barrier is hit or removed"
+                check_sound(&what, design, mode, &r);
+            }
+        }
+    }
+}
+
+/// The same matrix on real threads, where a marker and a goroutine race for a stack, barriers
+/// are hit while other stacks are being scanned, and the world stops for real: for `mixed` and
+/// `adversarial` (the workloads that hide objects on stacks), at 2 Ps and at 8 (more Ps than
+/// this machine has cores).
+#[test]
+fn on_real_threads_every_design_and_seed_marks_everything_reachable() {
+    for w in ["mixed", "adversarial"] {
+        for (design, mode) in designs() {
+            for procs in [2, 8] {
+                for seed in SEEDS {
+                    let what = format!(
+                        "threaded {w} {} {mode} procs {procs} seed {seed}",
+                        design.name()
                     );
-                    if design.name() != "dijkstra" {
-                        assert_eq!((c.rescan_bytes, c.barriers_installed), (0, 0), "{what}");
-                    }
-                    if mode == StackBarrierMode::Off {
-                        assert_eq!(c.rescan_bytes, c.full_rescan_bytes, "{what}");
-                    }
+                    let c = GcConfig {
+                        procs,
+                        ..config(design, mode, seed)
+                    };
+                    let r = run_threaded(w, c, 3).unwrap_or_else(|e| panic!("{what}: {e}"));
+                    assert_eq!(r.cycles.len(), 3, "{what}");
+                    check_sound(&what, design, mode, &r);
                 }
-                let first_offset = mode.first_offset().unwrap_or(0);
-                for rec in &r.rescans {
-                    assert!(
-                        rec.oracle_bytes <= rec.rescan_bytes && rec.rescan_bytes <= rec.used,
-                        "{what}: {rec:?}"
-                    );
-                    assert!(rec.within_bound(first_offset), "{what}: {rec:?}");
-                }
-                let b = r.rescan_bound;
-                let bounded = r.rescans.iter().filter(|rec| rec.bounded).count() as u64;
-                assert_eq!((b.bounded_rescans, b.outside_bound), (bounded, 0), "{what}");
-                assert!(b.max_reach_ratio <= 2.0, "{what}: {b:?}");
             }
         }
     }

@@ -45,6 +45,7 @@ const CYCLE_KEYS: &[&str] = &[
     "stkbar_reserved_bytes",
     "copystacks",
     "wb_calls",
+    "assist_scan_bytes",
     "sweep_term_ns",
     "mark_ns",
     "mark_term_ns",
@@ -56,8 +57,11 @@ const CYCLE_KEYS: &[&str] = &[
 const TOTALS_EXTRA_KEYS: &[&str] = &[
     "cycles",
     "mark_term_ns_p50",
+    "mark_term_ns_p99",
     "mark_term_ns_max",
     "sweep_term_ns_p50",
+    "sweep_term_ns_p99",
+    "sweep_term_ns_max",
     "rescan_avoided",
     "mutator_ops",
 ];
@@ -76,6 +80,7 @@ const CONFIG_KEYS: &[&str] = &[
     "procs",
     "gc_share",
     "mark_step_bytes",
+    "time_limit",
     "gogc",
     "heap_minimum",
     "force_gc_every",
@@ -226,7 +231,15 @@ bad_input! {
     debug_knob_without_value_is_rejected_with_one_line: ["--debug" => "gctrace"] [];
     gcstackbarrieroff_contradicting_stack_barriers_all_is_rejected_with_one_line:
         ["--debug" => "gcstackbarrieroff=1", "--stack-barriers" => "all"] [];
-    unknown_engine_is_rejected_with_one_line: ["--engine" => "threaded"] [];
+    unknown_engine_is_rejected_with_one_line: ["--engine" => "green"] [];
+    threaded_zero_procs_is_rejected_with_one_line: ["--engine" => "threaded", "--procs" => "0"] [];
+    threaded_gc_share_one_is_rejected_with_one_line: ["--engine" => "threaded", "--gc-share" => "1"] [];
+    threaded_negative_gc_share_is_rejected_with_one_line:
+        ["--engine" => "threaded", "--gc-share" => "-0.25"] [];
+    time_limit_with_deterministic_engine_is_rejected_with_one_line: ["--time-limit" => "5"] [];
+    mark_step_bytes_with_threaded_engine_is_rejected_with_one_line:
+        ["--engine" => "threaded", "--mark-step-bytes" => "64"] [];
+    zero_time_limit_is_rejected_with_one_line: ["--engine" => "threaded", "--time-limit" => "0"] [];
     depth_beyond_stack_limit_is_rejected_with_one_line: ["--depth" => "100000000"] [];
     non_numeric_seed_is_rejected_with_one_line: ["--seed" => "abc"] [];
     zero_mark_step_bytes_is_rejected_with_one_line: ["--mark-step-bytes" => "0"] [];
@@ -277,7 +290,16 @@ fn json_report_has_config_totals_and_one_row_per_cycle() {
     let top = v.as_object().expect("top level is an object");
     let mut keys: Vec<&str> = top.keys().map(String::as_str).collect();
     keys.sort_unstable();
-    assert_eq!(keys, ["config", "cycles", "rescan_bound", "totals"], "{v}");
+    assert_eq!(
+        keys,
+        ["config", "cycles", "mmu", "rescan_bound", "totals"],
+        "{v}"
+    );
+    assert_eq!(
+        v["mmu"],
+        Value::Array(vec![]),
+        "the deterministic engine has no clock"
+    );
 
     let config = obj(&v, "config");
     for k in CONFIG_KEYS {
@@ -295,6 +317,7 @@ fn json_report_has_config_totals_and_one_row_per_cycle() {
     assert_eq!(config["gogc"], 100);
     assert_eq!(config["heap_minimum"], 65536);
     assert_eq!(config["mark_step_bytes"], 32);
+    assert_eq!(config["time_limit"], Value::Null);
     assert!(
         config["debug"]
             .as_str()
@@ -331,6 +354,48 @@ fn json_report_has_config_totals_and_one_row_per_cycle() {
         let sum: u64 = cycles.iter().map(|r| u(r, k)).sum();
         assert_eq!(u(&v["totals"], k), sum, "totals.{k}");
     }
+}
+
+#[test]
+fn threaded_engine_reports_real_pauses_and_the_mmu_curve() {
+    let v = report(
+        &[
+            ("--engine", "threaded"),
+            ("--procs", "3"),
+            ("--workload", "mixed"),
+            ("--cycles", "3"),
+        ],
+        &["--debug", "gccheckmark=1"],
+    );
+    let config = obj(&v, "config");
+    assert_eq!(config["engine"], "threaded");
+    assert_eq!(config["procs"], 3);
+    assert_eq!(config["mark_step_bytes"], Value::Null);
+    assert_eq!(config["time_limit"], 300.0);
+    assert_cycle_invariants(&v);
+    for row in v["cycles"].as_array().unwrap() {
+        assert!(
+            u(row, "mark_term_ns") > 0 && u(row, "sweep_term_ns") > 0,
+            "{row}"
+        );
+    }
+    let t = &v["totals"];
+    assert!(u(t, "mark_term_ns_p50") <= u(t, "mark_term_ns_p99"), "{t}");
+    assert!(u(t, "mark_term_ns_p99") <= u(t, "mark_term_ns_max"), "{t}");
+    let mmu = v["mmu"].as_array().expect("mmu is an array");
+    assert!(!mmu.is_empty(), "{v}");
+    assert_eq!(u(&mmu[0], "window_ns"), 100_000);
+    for point in mmu {
+        let m = point["mmu"].as_f64().expect("mmu is a number");
+        assert!((0.0..=1.0).contains(&m), "{point}");
+    }
+}
+
+#[test]
+fn threaded_engine_defaults_to_one_p_per_cpu() {
+    let v = report(&[("--engine", "threaded"), ("--cycles", "1")], &[]);
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(v["config"]["procs"], cpus as u64);
 }
 
 fn assert_cycle_invariants(v: &Value) {

@@ -24,6 +24,7 @@ use rand::{RngExt, SeedableRng};
 use crate::error::RuntimeError;
 use crate::mark::MarkProgress;
 use crate::mgc::Phase;
+use crate::mmu::MmuPoint;
 use crate::mutator::Rng;
 use crate::runtime::{GcConfig, Runtime, Step, WorkloadImage};
 use crate::sched::P;
@@ -42,6 +43,10 @@ pub struct RunResult {
     pub rescans: Vec<RescanRecord>,
     /// DESIGN §4's bound over every re-scan since the engine started.
     pub rescan_bound: RescanBound,
+    /// Minimum mutator utilisation over the run, for the windows of
+    /// [`crate::mmu::MMU_WINDOWS_NS`] that fit in it; empty under the deterministic engine,
+    /// which has no clock.
+    pub mmu: Vec<MmuPoint>,
 }
 
 /// The deterministic engine.
@@ -105,6 +110,7 @@ impl Deterministic {
             cycles,
             rescans: self.rt.gc.rescan_records(),
             rescan_bound: self.rt.gc.rescan_bound(),
+            mmu: Vec::new(),
         })
     }
 
@@ -150,10 +156,9 @@ impl Deterministic {
         self.worker.dispose(&self.rt.gc.pool);
         if self.rt.mark_complete() {
             self.stop_the_world();
-            match self.rt.mark_termination(&mut self.worker) {
-                Ok(_) => {}
-                Err(e) => return Err(e),
-            }
+            let r = self.rt.mark_termination(&mut self.worker);
+            self.rt.trace_cycle();
+            r?;
         }
         Ok(())
     }

@@ -10,7 +10,7 @@ use stacks::{Addr, StackError};
 use crate::heap::HeapError;
 
 /// Why a run stopped.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum RuntimeError {
     /// An inconsistent stack or a stack-barrier protocol violation.
     #[error("fatal error: {0}")]
@@ -61,6 +61,18 @@ pub enum RuntimeError {
         /// Operations executed.
         ops: u64,
     },
+    /// The threaded run did not complete its cycles within its wall-clock limit.
+    #[error(
+        "the run completed {completed} of {wanted} GC cycles within its {secs} s time limit; allocate more, lower --gogc or raise --time-limit"
+    )]
+    TimeLimit {
+        /// Cycles completed.
+        completed: u32,
+        /// Cycles wanted.
+        wanted: u32,
+        /// The limit, in seconds.
+        secs: f64,
+    },
 }
 
 impl RuntimeError {
@@ -73,9 +85,10 @@ impl RuntimeError {
                 StackError::StackOverflow { .. } | StackError::OutOfStackSpace { .. }
             ),
             RuntimeError::BadPointer { .. } | RuntimeError::CheckmarkFailed { .. } => true,
-            RuntimeError::Heap(_) | RuntimeError::Mutator { .. } | RuntimeError::Stalled { .. } => {
-                false
-            }
+            RuntimeError::Heap(_)
+            | RuntimeError::Mutator { .. }
+            | RuntimeError::Stalled { .. }
+            | RuntimeError::TimeLimit { .. } => false,
         }
     }
 }

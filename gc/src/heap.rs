@@ -230,6 +230,9 @@ struct Central {
     partial: Vec<u32>,
     /// Spans of this class waiting to be swept.
     unswept: Vec<u32>,
+    /// Every span of this class, in address order: at mark termination they all become
+    /// unswept with one copy, not a walk over the whole heap inside the pause.
+    all: Vec<u32>,
 }
 
 /// Why an allocation failed.
@@ -486,6 +489,9 @@ impl Heap {
         for p in first_page..first_page + npages {
             self.page_span[p].store(index + 1, Ordering::Release);
         }
+        if let Some(c) = class {
+            lock(&self.central[c as usize]).all.push(index);
+        }
         Ok(index)
     }
 
@@ -609,24 +615,21 @@ impl Heap {
         self.sweepgen.fetch_add(2, Ordering::AcqRel);
         for c in &self.central {
             let mut c = lock(c);
-            c.partial.clear();
-            c.unswept.clear();
+            let Central {
+                partial,
+                unswept,
+                all,
+            } = &mut *c;
+            partial.clear();
+            unswept.clear();
+            // Pop order is LIFO: reversed, spans are swept in address order.
+            unswept.extend(all.iter().rev());
         }
-        for (i, s) in self.spans.iter() {
-            match s.class {
-                Some(class) => lock(&self.central[class as usize]).unswept.push(i as u32),
-                None => {
-                    let mut large = lock(&self.large);
-                    if let Some(pos) = large.partial.iter().position(|&x| x == i as u32) {
-                        large.partial.swap_remove(pos);
-                        large.unswept.push(i as u32);
-                    }
-                }
-            }
-        }
-        // Pop order is LIFO; reverse so spans are swept in address order (deterministic either way).
-        for c in &self.central {
-            lock(c).unswept.reverse();
+        {
+            let mut large = lock(&self.large);
+            let mut live = std::mem::take(&mut large.partial);
+            live.sort_unstable();
+            large.unswept.extend(live);
         }
         self.heap_live.store(marked, Ordering::Relaxed);
         marked

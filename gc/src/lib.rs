@@ -18,11 +18,14 @@
 //! * [`runtime`] — the shared runtime: scheduler operations, the interpreter, the write barrier;
 //! * [`wbarrier`] — the write-barrier designs;
 //! * [`mgc`] — the cycle: its phases, sweep termination, mark termination;
+//! * [`pacer`] — the GC controller: trigger, heap goal, assists;
 //! * [`mark`] — root jobs, the concurrent stack scan, draining, the re-scan, checkmark;
 //! * [`sweep`] — the concurrent sweep;
+//! * [`mmu`] — minimum mutator utilization over per-P GC time;
 //! * [`stats`] — what every cycle reports;
 //! * [`debug`] — the `GODEBUG`-style knobs;
-//! * [`engine`] — the deterministic engine.
+//! * [`engine`] — the deterministic engine;
+//! * [`threaded`] — the threaded engine: Ps on OS threads, real stop-the-world, pauses and MMU.
 
 pub mod debug;
 pub mod engine;
@@ -30,11 +33,15 @@ pub mod error;
 pub mod heap;
 pub mod mark;
 pub mod mgc;
+pub mod mmu;
 pub mod mutator;
+pub mod pacer;
 pub mod runtime;
 pub mod sched;
 pub mod stats;
 pub mod sweep;
+mod sync;
+pub mod threaded;
 pub mod wbarrier;
 pub mod workbuf;
 
@@ -46,4 +53,5 @@ pub use mgc::Phase;
 pub use mutator::{Behaviour, Ctx, Op, Rng};
 pub use runtime::{Faults, GcConfig, Runtime, Step, WorkloadImage};
 pub use stats::{CycleStats, RescanBound, RescanRecord, Totals};
+pub use threaded::{Limits, Threaded, WorkerPlan};
 pub use wbarrier::{BarrierDesign, StackPolicy};

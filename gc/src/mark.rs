@@ -33,6 +33,7 @@ use stacks::{Addr, ScanKind, StackBarrierMode, scan_frames, scanstack};
 use crate::error::{RuntimeError, stack_place};
 use crate::heap::{Lookup, lock};
 use crate::mgc::Phase;
+use crate::pacer::GC_OVER_ASSIST_WORK;
 use crate::runtime::Runtime;
 use crate::sched::{GIndex, GOwner, GState, P, status};
 use crate::stats::{CycleStats, RescanRecord};
@@ -137,9 +138,21 @@ impl Runtime {
         Ok(())
     }
 
-    /// One unit of concurrent mark work for a mark worker: a root (the globals, or one stack), or
-    /// up to `mark_step_bytes` of heap objects (at least one).
+    /// One unit of concurrent mark work for the deterministic engine's mark worker: a root (the
+    /// globals, or one stack), or up to `mark_step_bytes` of heap objects (at least one).
     pub fn mark_step(&self, worker: &mut GcWork) -> Result<MarkProgress, RuntimeError> {
+        self.mark_work(worker, self.config.mark_step_bytes.max(1), None)
+    }
+
+    /// One unit of concurrent mark work: a root job if any is left, else up to `budget` bytes of
+    /// grey objects (at least one). With `preempt_p`, the drain stops early when that P is asked
+    /// to come to a safe point (a stop-the-world), as Go's preemptible `gcDrain` does.
+    pub fn mark_work(
+        &self,
+        worker: &mut GcWork,
+        budget: u64,
+        preempt_p: Option<usize>,
+    ) -> Result<MarkProgress, RuntimeError> {
         if self.gc.phase() != Phase::Mark {
             return Ok(MarkProgress::Done);
         }
@@ -147,9 +160,11 @@ impl Runtime {
             Globals,
             Stack(GIndex),
         }
-        let job = {
+        let job = if self.gc.roots_done.load(Ordering::Acquire) {
+            None
+        } else {
             let mut roots = lock(&self.gc.roots);
-            if !roots.globals_done {
+            let job = if !roots.globals_done {
                 roots.globals_done = true;
                 Some(Job::Globals)
             } else if roots.next < roots.end {
@@ -157,9 +172,17 @@ impl Runtime {
                 Some(Job::Stack(roots.next as GIndex - 1))
             } else {
                 roots.retry.pop_front().map(Job::Stack)
+            };
+            match job {
+                Some(Job::Stack(_)) => roots.in_flight += 1,
+                Some(Job::Globals) => {}
+                None if roots.done() => self.gc.roots_done.store(true, Ordering::Release),
+                None => {}
             }
+            job
         };
         let cycle = self.gc.cycle();
+        let stop = || preempt_p.is_some_and(|id| self.preempt_requested(id));
         match job {
             Some(Job::Globals) => {
                 for i in 0..self.globals.len() {
@@ -170,28 +193,48 @@ impl Runtime {
             }
             Some(Job::Stack(index)) => {
                 let g = self.g(index);
+                let finished = |rt: &Runtime| lock(&rt.gc.roots).in_flight -= 1;
                 if g.scan_done_cycle.load(Ordering::Acquire) == cycle {
+                    finished(self);
                     return Ok(MarkProgress::Worked);
                 }
                 if let Some((mut owner, restore)) = g.try_own_for_scan() {
                     let r = self.scan_g(&mut owner, worker, cycle);
                     g.release(owner, restore);
+                    finished(self);
                     r?;
                     return Ok(MarkProgress::Worked);
                 }
                 if g.status() == status::DEAD {
+                    finished(self);
                     return Ok(MarkProgress::Worked);
                 }
-                // Running (or being created): ask it to scan itself at its next safe point.
+                // Running (or being created): ask it to scan itself at its next safe point, and
+                // mark heap objects meanwhile.
                 g.preempt_scan.store(true, Ordering::Release);
-                lock(&self.gc.roots).retry.push_back(index);
-                Ok(MarkProgress::Waiting)
+                {
+                    let mut roots = lock(&self.gc.roots);
+                    roots.retry.push_back(index);
+                    roots.in_flight -= 1;
+                }
+                let scanned = self.drain_until(worker, budget, stop)?;
+                self.gc.pacer.note_bg_work(scanned);
+                Ok(if scanned > 0 {
+                    MarkProgress::Worked
+                } else {
+                    MarkProgress::Waiting
+                })
             }
             None => {
-                if self.drain(worker, self.config.mark_step_bytes.max(1))? > 0 {
+                let scanned = self.drain_until(worker, budget, stop)?;
+                self.gc.pacer.note_bg_work(scanned);
+                if scanned > 0 {
                     Ok(MarkProgress::Worked)
-                } else {
+                } else if self.gc.roots_done.load(Ordering::Acquire) {
                     Ok(MarkProgress::Done)
+                } else {
+                    // Another marker holds a stack job.
+                    Ok(MarkProgress::Waiting)
                 }
             }
         }
@@ -200,18 +243,69 @@ impl Runtime {
     /// Whether concurrent marking has nothing left: roots done and no grey object published.
     /// Call after flushing every P's buffer and the worker's.
     pub fn mark_complete(&self) -> bool {
-        let roots = lock(&self.gc.roots);
-        roots.globals_done
-            && roots.next >= roots.end
-            && roots.retry.is_empty()
-            && !self.gc.pool.has_full()
+        lock(&self.gc.roots).done() && !self.gc.pool.has_full()
+    }
+
+    /// Charges an allocation of `bytes` during mark to the goroutine's assist credit and, once
+    /// the credit is spent, pays the debt by stealing background credit or by scanning grey
+    /// objects into `p`'s work buffer (Go's `gcAssistAlloc`; see `pacer`). The assist's time is
+    /// GC time on `p`'s timeline.
+    pub(crate) fn gc_assist_alloc(
+        &self,
+        st: &mut GState,
+        p: &mut P,
+        bytes: usize,
+    ) -> Result<(), RuntimeError> {
+        if self.config.gogc.is_none() {
+            return Ok(());
+        }
+        st.gc_assist_bytes -= bytes as i64;
+        if st.gc_assist_bytes >= 0 {
+            return Ok(());
+        }
+        let pacer = &self.gc.pacer;
+        let (work_per_byte, bytes_per_work) = pacer.assist_ratio(self.heap.heap_live());
+        let debt = (-st.gc_assist_bytes) as f64 * work_per_byte;
+        let want = (debt.ceil() as i64).max(GC_OVER_ASSIST_WORK);
+        let stolen = pacer.steal_credit(want);
+        st.gc_assist_bytes = st
+            .gc_assist_bytes
+            .saturating_add((stolen as f64 * bytes_per_work) as i64);
+        if st.gc_assist_bytes >= 0 {
+            return Ok(());
+        }
+        let t0 = p.now_ns();
+        let id = p.id;
+        let done = self.drain_until(&mut p.gcw, (want - stolen) as u64, || {
+            self.preempt_requested(id)
+        })?;
+        pacer.note_assist_work(done);
+        st.gc_assist_bytes = st
+            .gc_assist_bytes
+            .saturating_add((done as f64 * bytes_per_work) as i64);
+        if let Some(t0) = t0
+            && done > 0
+        {
+            p.note_gc_time(t0);
+        }
+        Ok(())
     }
 
     /// Scans grey objects until `budget` bytes are scanned or none is left (Go's `gcDrain`).
     /// Returns the bytes scanned.
     pub fn drain(&self, gcw: &mut GcWork, budget: u64) -> Result<u64, RuntimeError> {
+        self.drain_until(gcw, budget, || false)
+    }
+
+    /// [`Runtime::drain`], stopping early once `stop` says so (checked before each object).
+    fn drain_until(
+        &self,
+        gcw: &mut GcWork,
+        budget: u64,
+        stop: impl Fn() -> bool,
+    ) -> Result<u64, RuntimeError> {
         let mut scanned = 0;
-        while scanned < budget {
+        while scanned < budget && !stop() {
             let Some(obj) = gcw.try_get(&self.gc.pool) else {
                 break;
             };

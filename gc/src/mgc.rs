@@ -22,6 +22,7 @@ use stacks::StkbarCounters;
 
 use crate::error::RuntimeError;
 use crate::heap::lock;
+use crate::pacer::Pacer;
 use crate::runtime::{GcConfig, Runtime};
 use crate::sched::{GIndex, P, PCounters};
 use crate::stats::{CycleStats, RescanBound, RescanRecord};
@@ -45,7 +46,17 @@ pub(crate) struct Roots {
     pub(crate) globals_done: bool,
     pub(crate) next: usize,
     pub(crate) end: usize,
+    /// Running goroutines asked to scan themselves, to be checked again.
     pub(crate) retry: VecDeque<GIndex>,
+    /// Stack jobs a marker has taken and not yet finished or put back on `retry`.
+    pub(crate) in_flight: usize,
+}
+
+impl Roots {
+    /// Whether every root job is finished.
+    pub(crate) fn done(&self) -> bool {
+        self.globals_done && self.next >= self.end && self.retry.is_empty() && self.in_flight == 0
+    }
 }
 
 /// Counters of the cycle in progress.
@@ -64,10 +75,13 @@ pub struct GcState {
     /// The global full and empty work-buffer lists.
     pub pool: WorkbufPool,
     pub(crate) roots: Mutex<Roots>,
+    /// Set once `roots` is done in this cycle, so mark workers stop taking its lock.
+    pub(crate) roots_done: AtomicBool,
     pub(crate) rescan: Mutex<Vec<GIndex>>,
     pub(crate) barriered: Mutex<Vec<GIndex>>,
     pub(crate) acc: Mutex<Accum>,
-    pub(crate) next_gc: AtomicU64,
+    /// The GC controller: trigger, goal, assist ratio.
+    pub pacer: Pacer,
     pub(crate) start_requested: AtomicBool,
     pub(crate) history: Mutex<Vec<CycleStats>>,
     pub(crate) rescans: Mutex<Vec<RescanRecord>>,
@@ -75,6 +89,10 @@ pub struct GcState {
     pub(crate) mark_start: Mutex<Option<Instant>>,
     pub(crate) started: Instant,
     pub(crate) gc_ns: AtomicU64,
+    /// Checkmark's time in the last mark termination: a debugging pass, left out of the pause.
+    pub(crate) last_checkmark_ns: AtomicU64,
+    /// The live heap at the start and end of the last cycle's mark, for its gctrace line.
+    pub(crate) trace_heap: Mutex<(u64, u64)>,
     pub(crate) total_ops: AtomicU64,
     pub(crate) procs: usize,
 }
@@ -86,10 +104,11 @@ impl GcState {
             cycle: AtomicU32::new(0),
             pool: WorkbufPool::new(),
             roots: Mutex::default(),
+            roots_done: AtomicBool::new(false),
             rescan: Mutex::default(),
             barriered: Mutex::default(),
             acc: Mutex::default(),
-            next_gc: AtomicU64::new(config.heap_minimum),
+            pacer: Pacer::new(config),
             start_requested: AtomicBool::new(false),
             history: Mutex::default(),
             rescans: Mutex::default(),
@@ -97,6 +116,8 @@ impl GcState {
             mark_start: Mutex::default(),
             started: Instant::now(),
             gc_ns: AtomicU64::new(0),
+            last_checkmark_ns: AtomicU64::new(0),
+            trace_heap: Mutex::default(),
             total_ops: AtomicU64::new(0),
             procs: config.procs,
         }
@@ -134,7 +155,7 @@ impl GcState {
 
     /// The heap goal.
     pub fn next_gc(&self) -> u64 {
-        self.next_gc.load(Ordering::Relaxed)
+        self.pacer.goal()
     }
 
     /// The stats of every completed cycle.
@@ -166,9 +187,8 @@ impl GcState {
     /// GOGC's trigger, after an allocation.
     #[inline]
     pub(crate) fn note_alloc(&self, rt: &Runtime) {
-        if rt.config.gogc.is_some()
-            && !self.start_requested.load(Ordering::Relaxed)
-            && rt.heap.heap_live() >= self.next_gc()
+        if !self.start_requested.load(Ordering::Relaxed)
+            && rt.heap.heap_live() >= self.pacer.trigger()
         {
             self.request_start();
         }
@@ -191,6 +211,21 @@ impl GcState {
     /// A goroutine exited: fold its barrier counters into the cycle.
     pub(crate) fn note_goroutine_exit(&self, c: &StkbarCounters) {
         lock(&self.acc).stkbar.add(c);
+    }
+
+    /// Replaces the sweep-termination pause of the cycle in progress with the engine's own
+    /// measurement (the threaded engine's, from the stop request to the restart).
+    pub fn set_sweep_term_pause(&self, ns: u64) {
+        lock(&self.acc).stats.sweep_term_ns = ns;
+    }
+
+    /// Replaces the last completed cycle's mark-termination pause with the engine's own
+    /// measurement, less the time checkmark took inside it.
+    pub fn set_mark_term_pause(&self, ns: u64) {
+        let check = self.last_checkmark_ns.load(Ordering::Relaxed);
+        if let Some(last) = lock(&self.history).last_mut() {
+            last.mark_term_ns = ns.saturating_sub(check);
+        }
     }
 
     fn fold_p(&self, c: PCounters) {
@@ -221,7 +256,9 @@ impl Runtime {
         self.heap.finish_sweep(|_, _| {});
         let cycle = gc.cycle.fetch_add(1, Ordering::AcqRel) + 1;
         self.heap.start_mark();
-        lock(&gc.acc).heap_at_start = self.heap.heap_live();
+        let heap_live = self.heap.heap_live();
+        lock(&gc.acc).heap_at_start = heap_live;
+        gc.pacer.start_cycle(heap_live);
         let policy = self.stack_policy();
         *lock(&gc.roots) = Roots {
             globals_done: false,
@@ -232,7 +269,9 @@ impl Runtime {
                 self.allglen()
             },
             retry: VecDeque::new(),
+            in_flight: 0,
         };
+        gc.roots_done.store(false, Ordering::Release);
         lock(&gc.rescan).clear();
         lock(&gc.barriered).clear();
         self.wb_on.store(true, Ordering::Release);
@@ -284,6 +323,7 @@ impl Runtime {
             (0, String::new())
         };
         let checkmark_ns = t_check.elapsed().as_nanos() as u64;
+        gc.last_checkmark_ns.store(checkmark_ns, Ordering::Relaxed);
         // Remove every barrier left (gcRemoveStackBarriers) and collect the barrier counters.
         let mut stkbar = StkbarCounters::default();
         let barriered = std::mem::take(&mut *lock(&gc.barriered));
@@ -304,11 +344,8 @@ impl Runtime {
         self.wb_on.store(false, Ordering::Release);
         let heap_end = self.heap.heap_live();
         let marked = self.heap.finish_mark();
-        if let Some(gogc) = self.config.gogc {
-            let goal = marked.saturating_mul(100 + u64::from(gogc)) / 100;
-            gc.next_gc
-                .store(goal.max(self.config.heap_minimum), Ordering::Relaxed);
-        }
+        let assist_scan_bytes = gc.pacer.assist_work();
+        gc.pacer.set_after_cycle(marked, &self.config);
         gc.set_phase(Phase::Sweep);
         let mark_term_ns = (t0.elapsed().as_nanos() as u64).saturating_sub(checkmark_ns);
 
@@ -321,6 +358,7 @@ impl Runtime {
                     stack_bytes_used += st.gs.used() as u64;
                     st.track = None;
                     st.gcscanvalid = false;
+                    st.gc_assist_bytes = 0;
                 }
                 g.release(owner, restore);
             }
@@ -337,6 +375,7 @@ impl Runtime {
         stats.stkbar_reserved_bytes = lock(&self.stackpool).stats().stkbar_reserved_bytes as u64;
         stats.copystacks = acc.stats.copystacks;
         stats.wb_calls = acc.stats.wb_calls;
+        stats.assist_scan_bytes = assist_scan_bytes;
         stats.sweep_term_ns = acc.stats.sweep_term_ns;
         stats.mark_ns = mark_ns;
         stats.mark_term_ns = mark_term_ns;
@@ -356,9 +395,7 @@ impl Runtime {
         if self.config.record_rescans {
             lock(&gc.rescans).extend(records);
         }
-        if self.config.debug.gctrace > 0 {
-            eprintln!("{}", self.gctrace_line(&stats, acc.heap_at_start, heap_end));
-        }
+        *lock(&gc.trace_heap) = (acc.heap_at_start, heap_end);
         if failures > 0 {
             return Err(RuntimeError::CheckmarkFailed {
                 cycle,
@@ -367,6 +404,19 @@ impl Runtime {
             });
         }
         Ok(stats)
+    }
+
+    /// Prints the last completed cycle's `gctrace` line, if the knob asks for it. Engines call it
+    /// once the world has restarted and the cycle's pauses are final.
+    pub fn trace_cycle(&self) {
+        if self.config.debug.gctrace == 0 {
+            return;
+        }
+        let Some(stats) = lock(&self.gc.history).last().copied() else {
+            return;
+        };
+        let (heap0, heap1) = *lock(&self.gc.trace_heap);
+        eprintln!("{}", self.gctrace_line(&stats, heap0, heap1));
     }
 
     fn gctrace_line(&self, s: &CycleStats, heap0: u64, heap1: u64) -> String {

@@ -142,6 +142,9 @@ pub struct Runtime {
     shade_old: bool,
     shade_new: bool,
     pub(crate) wb_on: AtomicBool,
+    /// Per P: come to the scheduler at the next safe point (Go's `preempt` flag, set for every
+    /// running goroutine by `preemptall` when the world stops). Only the threaded engine sets it.
+    preempt: Box<[AtomicBool]>,
 }
 
 impl Runtime {
@@ -178,6 +181,7 @@ impl Runtime {
             shade_old: design.shades_old(),
             shade_new: design.shades_new(),
             wb_on: AtomicBool::new(false),
+            preempt: ps.iter().map(|_| AtomicBool::new(false)).collect(),
             prog: image.program,
             config,
         };
@@ -214,6 +218,30 @@ impl Runtime {
         lock(&self.parked).len()
     }
 
+    /// Asks P `id` to leave its goroutine at the next safe point and return to its scheduler
+    /// loop (`mutator_run` and preemptible mark work return early).
+    pub fn preempt_p(&self, id: usize) {
+        if let Some(f) = self.preempt.get(id) {
+            f.store(true, Ordering::Release);
+        }
+    }
+
+    /// Clears P `id`'s preemption request; its scheduler loop calls this before looking at why
+    /// it was preempted.
+    pub fn clear_preempt(&self, id: usize) {
+        if let Some(f) = self.preempt.get(id) {
+            f.store(false, Ordering::Release);
+        }
+    }
+
+    /// Whether P `id` has been asked to come to a safe point.
+    #[inline]
+    pub fn preempt_requested(&self, id: usize) -> bool {
+        self.preempt
+            .get(id)
+            .is_some_and(|f| f.load(Ordering::Relaxed))
+    }
+
     /// The write-barrier design's stack policy.
     pub fn stack_policy(&self) -> StackPolicy {
         self.config.design.stack_policy()
@@ -248,6 +276,7 @@ impl Runtime {
             rng,
             gcscanvalid: false,
             track: None,
+            gc_assist_bytes: 0,
         });
         self.live_gs.fetch_add(1, Ordering::Relaxed);
         p.counters.spawned += 1;
@@ -261,9 +290,12 @@ impl Runtime {
     pub fn schedule(&self, p: &mut P) -> bool {
         debug_assert!(p.curg.is_none());
         for _ in 0..p.runq.len() + 1 {
-            let next = p
-                .runq
-                .pop_front()
+            p.schedtick = p.schedtick.wrapping_add(1);
+            let global_first = p.schedtick.is_multiple_of(61);
+            let next = global_first
+                .then(|| lock(&self.globrunq).pop_front())
+                .flatten()
+                .or_else(|| p.runq.pop_front())
                 .or_else(|| lock(&self.globrunq).pop_front());
             let Some(index) = next else { return false };
             let g = self.g(index);
@@ -295,6 +327,21 @@ impl Runtime {
             self.g(index).release(owner, status::RUNNABLE);
             p.runq.push_front(index);
         }
+    }
+
+    /// Moves the back half of `p`'s run queue, beyond `keep` goroutines, to the global queue
+    /// where idle Ps find it (Go's `runqputslow`).
+    pub fn spill_runq(&self, p: &mut P, keep: usize) {
+        if p.runq.len() <= keep {
+            return;
+        }
+        let n = if keep == 0 {
+            p.runq.len()
+        } else {
+            (p.runq.len() - keep).div_ceil(2)
+        };
+        let at = p.runq.len() - n;
+        lock(&self.globrunq).extend(p.runq.drain(at..));
     }
 
     /// Wakes one blocked goroutine, if the P has nothing to do and no goroutine can run anywhere
@@ -346,6 +393,9 @@ impl Runtime {
         let mut owner = p.curg.take().expect("scheduled");
         let g = self.g(owner.index());
         for _ in 0..max_ops {
+            if self.preempt_requested(p.id) {
+                break;
+            }
             if g.preempt_scan.load(Ordering::Acquire) {
                 // A marker asked us to scan our own stack at this safe point.
                 g.preempt_scan.store(false, Ordering::Relaxed);
@@ -543,6 +593,9 @@ impl Runtime {
                     let a = self.heap.alloc(&mut p.mcache, ty, black)?;
                     locals.set(dst, a.0);
                     self.gc.note_alloc(self);
+                    if black {
+                        self.gc_assist_alloc(st, p, self.heap.type_of(ty).size)?;
+                    }
                 }
             }
             Op::Copy { src, dst } => {

@@ -20,12 +20,16 @@
 
 use std::cell::UnsafeCell;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::Instant;
 
 use stacks::GStack;
 
 use crate::heap::MCache;
+use crate::mmu::GcTimeline;
 use crate::mutator::{Behaviour, Rng};
+#[cfg(feature = "loom")]
+use crate::sync::TrackedAccess;
+use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use crate::workbuf::GcWork;
 
 /// Goroutine status values (Go's `_Grunnable`, …).
@@ -60,12 +64,18 @@ pub struct G {
     /// `gcscandone`, as a cycle number so it never needs resetting).
     pub(crate) scan_done_cycle: AtomicU32,
     state: UnsafeCell<Option<GState>>,
+    /// Under `loom`, stands for the stack and `state`: every owner touches it when it opens the
+    /// state and just before it gives up the status, so loom reports two owners whose accesses
+    /// the status word does not order.
+    #[cfg(feature = "loom")]
+    stack_access: TrackedAccess,
 }
 
 // SAFETY: `state` is only reached through `G::state`, which requires a `&mut GOwner` for this `G`.
 // A `GOwner` is minted only by a successful CAS on `status` and consumed by `release`, so at most
 // one token exists per `G` at a time, and the CAS (Acquire) / release store (Release) pair orders
-// every access by one owner before every access by the next.
+// every access by one owner before every access by the next. (Under `loom`, `stack_access` is a
+// loom cell that checks exactly that ordering itself.)
 unsafe impl Sync for G {}
 
 /// Proof of exclusive ownership of a goroutine's stack and state; see the module comment.
@@ -91,7 +101,23 @@ impl G {
             preempt_scan: AtomicBool::new(false),
             scan_done_cycle: AtomicU32::new(0),
             state: UnsafeCell::new(None),
+            #[cfg(feature = "loom")]
+            stack_access: TrackedAccess::default(),
         }
+    }
+
+    /// A dead `G` with no state, for `loom` models of the status handshake (`tests/loom.rs`).
+    #[cfg(feature = "loom")]
+    #[doc(hidden)]
+    pub fn new_for_model(index: GIndex) -> G {
+        G::new(index)
+    }
+
+    /// `preempt_scan`, for `loom` models of the status handshake (`tests/loom.rs`).
+    #[cfg(feature = "loom")]
+    #[doc(hidden)]
+    pub fn preempt_scan_for_model(&self) -> &AtomicBool {
+        &self.preempt_scan
     }
 
     /// Its index in `allg`.
@@ -136,6 +162,8 @@ impl G {
     /// Gives up ownership, leaving status `to`.
     pub fn release(&self, owner: GOwner, to: u32) {
         assert_eq!(owner.index, self.index, "a GOwner releases its own G");
+        #[cfg(feature = "loom")]
+        self.stack_access.touch();
         self.status.store(to, Ordering::Release);
     }
 
@@ -143,6 +171,8 @@ impl G {
     #[inline]
     pub fn state<'a>(&'a self, owner: &'a mut GOwner) -> &'a mut Option<GState> {
         assert_eq!(owner.index, self.index, "a GOwner opens its own G");
+        #[cfg(feature = "loom")]
+        self.stack_access.touch();
         // SAFETY: `owner` is the unique token for this G (see the `Sync` impl), borrowed mutably
         // for the lifetime of the returned reference, so no other reference to `state` exists.
         unsafe { &mut *self.state.get() }
@@ -182,6 +212,9 @@ pub struct GState {
     pub gcscanvalid: bool,
     /// Set by the concurrent scan, cleared at mark termination.
     pub track: Option<ScanTrack>,
+    /// Assist credit in heap bytes (Go's `gcAssistBytes`): allocation during mark debits it;
+    /// below zero, the goroutine must do mark work before allocating on (see `pacer`).
+    pub gc_assist_bytes: i64,
 }
 
 /// Mutator counters of one P, folded into the cycle's stats at each stop-the-world.
@@ -204,6 +237,9 @@ pub struct P {
     pub id: usize,
     /// Local run queue.
     pub runq: VecDeque<GIndex>,
+    /// Goroutines scheduled so far (Go's `schedtick`): every 61st looks at the global queue
+    /// first, so goroutines there are not starved by a busy local queue.
+    pub schedtick: u32,
     /// The running goroutine, owned.
     pub curg: Option<GOwner>,
     /// Allocation cache.
@@ -212,6 +248,10 @@ pub struct P {
     pub gcw: GcWork,
     /// Counters since the last stop-the-world.
     pub counters: PCounters,
+    /// The run's time origin, when an engine with a real clock records this P's GC time.
+    pub clock: Option<Instant>,
+    /// Intervals this P spent on GC work (mark worker, assists), for minimum mutator utilization.
+    pub gc_timeline: GcTimeline,
 }
 
 impl P {
@@ -220,10 +260,26 @@ impl P {
         P {
             id,
             runq: VecDeque::new(),
+            schedtick: 0,
             curg: None,
             mcache: MCache::new(),
             gcw: GcWork::new(),
             counters: PCounters::default(),
+            clock: None,
+            gc_timeline: GcTimeline::new(),
+        }
+    }
+
+    /// Nanoseconds since the run's origin, if this P records GC time.
+    #[inline]
+    pub fn now_ns(&self) -> Option<u64> {
+        self.clock.map(|c| c.elapsed().as_nanos() as u64)
+    }
+
+    /// Records GC work on this P from `start_ns` until now (no-op without a clock).
+    pub fn note_gc_time(&mut self, start_ns: u64) {
+        if let Some(end) = self.now_ns() {
+            self.gc_timeline.push(start_ns, end);
         }
     }
 }

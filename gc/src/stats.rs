@@ -43,6 +43,8 @@ pub struct CycleStats {
     pub copystacks: u64,
     /// Write barriers executed.
     pub wb_calls: u64,
+    /// Heap bytes scanned by GC assists (allocating goroutines paying for their allocation).
+    pub assist_scan_bytes: u64,
     /// Sweep-termination pause.
     pub sweep_term_ns: u64,
     /// Concurrent mark, wall time.
@@ -158,10 +160,16 @@ pub struct Totals {
     pub sum: CycleStats,
     /// Median mark-termination pause.
     pub mark_term_ns_p50: u64,
+    /// 99th-percentile mark-termination pause.
+    pub mark_term_ns_p99: u64,
     /// Longest mark-termination pause.
     pub mark_term_ns_max: u64,
     /// Median sweep-termination pause.
     pub sweep_term_ns_p50: u64,
+    /// 99th-percentile sweep-termination pause.
+    pub sweep_term_ns_p99: u64,
+    /// Longest sweep-termination pause.
+    pub sweep_term_ns_max: u64,
     /// `1 - rescan_bytes / full_rescan_bytes`, 1 when nothing needed re-scanning.
     pub rescan_avoided: f64,
     /// Mutator operations executed.
@@ -187,6 +195,7 @@ impl Totals {
             s.stkbar_reserved_bytes += c.stkbar_reserved_bytes;
             s.copystacks += c.copystacks;
             s.wb_calls += c.wb_calls;
+            s.assist_scan_bytes += c.assist_scan_bytes;
             s.sweep_term_ns += c.sweep_term_ns;
             s.mark_ns += c.mark_ns;
             s.mark_term_ns += c.mark_term_ns;
@@ -194,26 +203,59 @@ impl Totals {
             s.wbshadow_violations += c.wbshadow_violations;
         }
         s.cycle = cycles.len() as u32;
-        let pct = |mut v: Vec<u64>, q: f64| -> u64 {
-            if v.is_empty() {
-                return 0;
-            }
-            v.sort_unstable();
-            v[((v.len() - 1) as f64 * q).round() as usize]
-        };
         let rescan_avoided = if s.full_rescan_bytes == 0 {
             1.0
         } else {
             1.0 - s.rescan_bytes as f64 / s.full_rescan_bytes as f64
         };
+        let mark_term = PauseSummary::of(cycles.iter().map(|c| c.mark_term_ns));
+        let sweep_term = PauseSummary::of(cycles.iter().map(|c| c.sweep_term_ns));
         Totals {
             cycles: cycles.len() as u64,
-            mark_term_ns_p50: pct(cycles.iter().map(|c| c.mark_term_ns).collect(), 0.5),
-            mark_term_ns_max: cycles.iter().map(|c| c.mark_term_ns).max().unwrap_or(0),
-            sweep_term_ns_p50: pct(cycles.iter().map(|c| c.sweep_term_ns).collect(), 0.5),
+            mark_term_ns_p50: mark_term.p50,
+            mark_term_ns_p99: mark_term.p99,
+            mark_term_ns_max: mark_term.max,
+            sweep_term_ns_p50: sweep_term.p50,
+            sweep_term_ns_p99: sweep_term.p99,
+            sweep_term_ns_max: sweep_term.max,
             rescan_avoided,
             mutator_ops,
             sum: s,
+        }
+    }
+}
+
+/// p50, p99 and max of a set of pauses, from an HDR histogram (three significant digits, so
+/// each quantile is within 0.1 % of a recorded value; the max is exact).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PauseSummary {
+    /// Median.
+    pub p50: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// Longest.
+    pub max: u64,
+}
+
+impl PauseSummary {
+    /// The summary of `pauses` (all zero when there are none).
+    pub fn of(pauses: impl IntoIterator<Item = u64>) -> PauseSummary {
+        // Up to 2^42 ns (73 minutes), three significant digits; longer pauses saturate there
+        // but `max` stays exact.
+        let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 1 << 42, 3)
+            .expect("valid histogram bounds");
+        let mut max = 0;
+        for ns in pauses {
+            h.saturating_record(ns);
+            max = max.max(ns);
+        }
+        if h.is_empty() {
+            return PauseSummary::default();
+        }
+        PauseSummary {
+            p50: h.value_at_quantile(0.5).min(max),
+            p99: h.value_at_quantile(0.99).min(max),
+            max,
         }
     }
 }
@@ -233,12 +275,34 @@ mod tests {
         };
         let t = Totals::of(&[c(1, 30, 100, 10), c(2, 10, 100, 0), c(3, 20, 0, 0)], 7);
         assert_eq!(
-            (t.cycles, t.mark_term_ns_p50, t.mark_term_ns_max),
-            (3, 20, 30)
+            (
+                t.cycles,
+                t.mark_term_ns_p50,
+                t.mark_term_ns_p99,
+                t.mark_term_ns_max
+            ),
+            (3, 20, 30, 30)
         );
         assert_eq!(t.sum.full_rescan_bytes, 200);
         assert!((t.rescan_avoided - 0.95).abs() < 1e-12);
         assert_eq!(Totals::of(&[], 0).rescan_avoided, 1.0);
+    }
+
+    #[test]
+    fn pause_summary_quantiles_are_within_hdr_precision() {
+        let s = PauseSummary::of((1..=1000).map(|i| i * 1_000));
+        assert_eq!(s.max, 1_000_000);
+        assert!((s.p50 as f64 / 500_000.0 - 1.0).abs() < 1e-3, "{s:?}");
+        assert!((s.p99 as f64 / 990_000.0 - 1.0).abs() < 1e-3, "{s:?}");
+        assert_eq!(PauseSummary::of([]), PauseSummary::default());
+        assert_eq!(
+            PauseSummary::of([7]),
+            PauseSummary {
+                p50: 7,
+                p99: 7,
+                max: 7
+            }
+        );
     }
 
     /// A bounded re-scan scanned 9,000 B deep, that returned through a slot 1,000 B above that

@@ -25,10 +25,11 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::mem::{self, ManuallyDrop};
 use std::ptr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crossbeam_epoch::{self as epoch, Atomic, Owned};
 use stacks::Addr;
+
+use crate::sync::{AtomicUsize, Ordering};
 
 /// Capacity of one [`Workbuf`], in objects. Go sizes a workbuf at 2048 bytes with a 24-byte
 /// header (`node`, `nobj`), leaving `(2048 - 24) / 8 = 253` pointer slots; we keep that number.

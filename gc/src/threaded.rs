@@ -1,0 +1,653 @@
+//! The threaded engine: every P on its own OS thread, a real stop-the-world, mark workers on the
+//! Ps at `gc_share` of their time, GC assists, and pause and utilisation figures from real clocks.
+//!
+//! Invariant: the world is stopped exactly while the coordinator holds every P's lock. A P's
+//! thread holds its own P's lock whenever it runs goroutines or mark work, and lets go of it
+//! only at a safe point — an operation boundary of the interpreter, or between two objects of a
+//! drain — so when the coordinator holds every lock, no goroutine is between two halves of an
+//! operation and no marker holds a stack. The runtime code is the deterministic engine's:
+//! [`Runtime::mutator_run`], [`Runtime::mark_work`], [`Runtime::gc_start`],
+//! [`Runtime::mark_termination`], [`Runtime::stop_p`].
+//!
+//! Stop-the-world (Go's `stopTheWorld`). The coordinator sets `gcwaiting`, asks every P to come
+//! to a safe point ([`Runtime::preempt_p`], which `mutator_run` and preemptible drains poll at
+//! every boundary), and takes every P's lock in turn: a running P gives it up when it sees the
+//! request and sleeps until the world restarts; an idle P has already given it up. It then
+//! stops each P ([`Runtime::stop_p`]: goroutine to its run queue, grey objects to the global
+//! lists, mcache flushed), does the phase's work, lets go of the Ps and clears `gcwaiting`. The
+//! pause is measured from the request to the restart, as Go's `gctrace` and `GODEBUG` report it.
+//!
+//! Mark workers (Go 1.5's `gcControllerState.startCycle`). Of `procs·gc_share` Ps' worth of
+//! marking, the whole part runs on dedicated Ps (the first ones), which give their goroutines
+//! to the global run queue and mark until no work is left; the fractional remainder runs on the
+//! next P, which marks whenever its mark time this cycle is below its share of the mark phase's
+//! wall time. An idle P marks too (Go's idle worker). Allocating goroutines assist (see `pacer`).
+//! A worker that finds neither roots nor grey objects tells the coordinator, which runs the
+//! ragged barrier (Go's `forEachP`: every P publishes its work buffer, at its next safe point or,
+//! if idle, by the coordinator holding its lock) and, if marking is then complete, stops the
+//! world for mark termination.
+//!
+//! Scheduling. A P runs its current goroutine until it leaves, then the next from its own queue,
+//! the global queue every 61st time and whenever its own is empty (Go's `schedtick`); a P whose
+//! queue is long while another P is idle moves half of it to the global queue (Go's
+//! `runqputslow`). When every P is idle, one wakes a blocked goroutine (the engine's timer). The
+//! background sweep runs on the coordinator between its other duties.
+//!
+//! Minimum mutator utilisation. Each P records the intervals it spent marking or assisting; the
+//! coordinator records every pause; [`crate::mmu::mmu`] turns them into the MMU curve.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::thread::Thread;
+use std::time::{Duration, Instant};
+
+use rand::SeedableRng;
+
+use crate::engine::RunResult;
+use crate::error::RuntimeError;
+use crate::heap::lock;
+use crate::mark::MarkProgress;
+use crate::mgc::Phase;
+use crate::mmu::{self, GcTimeline, MMU_WINDOWS_NS};
+use crate::mutator::Rng;
+use crate::runtime::{GcConfig, Runtime, Step, WorkloadImage};
+use crate::sched::P;
+use crate::stats::Totals;
+use crate::workbuf::GcWork;
+
+/// Operations a P runs between two looks at its scheduler loop (it still stops at every
+/// operation when asked to).
+const BATCH_OPS: u64 = 4096;
+
+/// Heap bytes a mark worker scans between two looks at its clock.
+const WORKER_DRAIN_BYTES: u64 = 16 << 10;
+
+/// How long the fractional worker marks at a time.
+const FRACTIONAL_SLICE: Duration = Duration::from_micros(100);
+
+/// How long a dedicated or idle worker marks before looking at its scheduler loop again.
+const WORKER_SLICE: Duration = Duration::from_millis(1);
+
+/// How long an idle P sleeps before looking for work again.
+const IDLE_SLEEP: Duration = Duration::from_micros(50);
+
+/// How long the coordinator sleeps when nothing needs it.
+const COORDINATOR_SLEEP: Duration = Duration::from_micros(200);
+
+/// A mark phase this long without a worker reporting "no work" makes the coordinator check
+/// for termination itself (assists alone may have finished the marking).
+const MARK_DONE_CHECK: Duration = Duration::from_millis(5);
+
+/// How the mark workers are laid out over the Ps (Go 1.5's `startCycle`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct WorkerPlan {
+    /// Ps that mark full time during the mark phase.
+    pub dedicated: usize,
+    /// The share of one more P that marks (0 for none).
+    pub fractional: f64,
+}
+
+impl WorkerPlan {
+    /// `procs·gc_share` Ps' worth of marking: its whole part dedicated, the rest fractional.
+    pub fn new(procs: usize, gc_share: f64) -> WorkerPlan {
+        let total = procs as f64 * gc_share;
+        let dedicated = (total as usize).min(procs);
+        let fractional = if dedicated < procs {
+            total - dedicated as f64
+        } else {
+            0.0
+        };
+        WorkerPlan {
+            dedicated,
+            fractional,
+        }
+    }
+}
+
+/// Limits on a run.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Give up after this many mutator operations.
+    pub max_ops: u64,
+    /// Give up after this much wall time.
+    pub time_limit: Duration,
+}
+
+/// What the coordinator and the P threads share.
+#[derive(Debug)]
+struct Control {
+    /// A stop-the-world is under way: Ps give up their lock at their next safe point.
+    gcwaiting: AtomicBool,
+    /// Guards the restart condition; `restart` is signalled when the world restarts and when
+    /// the run ends, and idle Ps sleep on it.
+    world: Mutex<()>,
+    restart: Condvar,
+    /// The run is over.
+    done: AtomicBool,
+    /// The first error any thread met.
+    error: Mutex<Option<RuntimeError>>,
+    /// Ragged barrier: the generation requested, and per P the generation it has flushed.
+    flush_gen: AtomicU64,
+    flushed: Box<[AtomicU64]>,
+    /// A worker found no mark work.
+    mark_done_hint: AtomicBool,
+    /// Ps with nothing to run.
+    idle_ps: AtomicUsize,
+    /// Mutator operations, all Ps, and since the last cycle started.
+    ops: AtomicU64,
+    ops_since_cycle: AtomicU64,
+    /// The mark phase's start, in ns since the origin.
+    mark_start_ns: AtomicU64,
+    /// The coordinator, to wake when a P asks for a cycle or finds marking done.
+    coordinator: Thread,
+}
+
+/// The threaded engine.
+#[derive(Debug)]
+pub struct Threaded {
+    rt: Runtime,
+    ps: Box<[Mutex<P>]>,
+    plan: WorkerPlan,
+    worker: GcWork,
+    stw: Vec<(u64, u64)>,
+    origin: Instant,
+}
+
+/// The stopped world: every P, held.
+struct Stopped<'a> {
+    ps: Vec<MutexGuard<'a, P>>,
+    requested: Instant,
+}
+
+impl Threaded {
+    /// An engine running `image` under `config`, with `config.procs` P threads.
+    pub fn new(config: GcConfig, image: WorkloadImage) -> Result<Threaded, RuntimeError> {
+        let mut ps: Vec<P> = (0..config.procs.max(1)).map(P::new).collect();
+        let plan = WorkerPlan::new(ps.len(), config.gc_share.clamp(0.0, 1.0));
+        let rt = Runtime::new(config, image, &mut ps)?;
+        Ok(Threaded {
+            rt,
+            ps: ps.into_iter().map(Mutex::new).collect(),
+            plan,
+            worker: GcWork::new(),
+            stw: Vec::new(),
+            origin: Instant::now(),
+        })
+    }
+
+    /// The runtime.
+    pub fn runtime(&self) -> &Runtime {
+        &self.rt
+    }
+
+    /// The mark-worker layout.
+    pub fn plan(&self) -> WorkerPlan {
+        self.plan
+    }
+
+    /// Runs until `cycles` more cycles have completed, or fails when a limit is reached first
+    /// ([`RuntimeError::Stalled`], [`RuntimeError::TimeLimit`]) or any thread meets an error.
+    pub fn run(&mut self, cycles: u32, limits: Limits) -> Result<RunResult, RuntimeError> {
+        let first = self.rt.gc.history().len();
+        let target = first + cycles as usize;
+        self.origin = Instant::now();
+        self.stw.clear();
+        for p in self.ps.iter_mut() {
+            let p = p.get_mut().unwrap_or_else(|e| e.into_inner());
+            p.clock = Some(self.origin);
+            p.gc_timeline = GcTimeline::new();
+        }
+        let ctl = Control {
+            gcwaiting: AtomicBool::new(false),
+            world: Mutex::new(()),
+            restart: Condvar::new(),
+            done: AtomicBool::new(false),
+            error: Mutex::new(None),
+            flush_gen: AtomicU64::new(0),
+            flushed: self.ps.iter().map(|_| AtomicU64::new(0)).collect(),
+            mark_done_hint: AtomicBool::new(false),
+            idle_ps: AtomicUsize::new(0),
+            ops: AtomicU64::new(0),
+            ops_since_cycle: AtomicU64::new(0),
+            mark_start_ns: AtomicU64::new(0),
+            coordinator: std::thread::current(),
+        };
+        let (rt, ps, plan, origin) = (&self.rt, &self.ps, self.plan, self.origin);
+        let mut coordinator = Coordinator {
+            rt,
+            ps,
+            ctl: &ctl,
+            origin,
+            worker: &mut self.worker,
+            stw: &mut self.stw,
+        };
+        let outcome = std::thread::scope(|s| {
+            for i in 0..ps.len() {
+                let ctl = &ctl;
+                std::thread::Builder::new()
+                    .name(format!("P{i}"))
+                    .spawn_scoped(s, move || {
+                        PThread {
+                            rt,
+                            ps,
+                            ctl,
+                            plan,
+                            i,
+                            rng: Rng::seed_from_u64(rt.config.seed ^ (0x9e37 + i as u64)),
+                            cycle: 0,
+                            fractional_ns: 0,
+                            dedicated_idle: false,
+                        }
+                        .run();
+                    })
+                    .expect("spawn a P thread");
+            }
+            let r = coordinator.run(target, cycles, limits);
+            ctl.done.store(true, Ordering::Release);
+            for i in 0..ps.len() {
+                rt.preempt_p(i);
+            }
+            let _w = lock(&ctl.world);
+            ctl.restart.notify_all();
+            r
+        });
+        let end_ns = self.origin.elapsed().as_nanos() as u64;
+        for p in self.ps.iter_mut() {
+            let p = p.get_mut().unwrap_or_else(|e| e.into_inner());
+            self.rt.stop_p(p);
+            self.rt.clear_preempt(p.id);
+        }
+        let error = ctl.error.into_inner().unwrap_or_else(|e| e.into_inner());
+        outcome?;
+        if let Some(e) = error {
+            return Err(e);
+        }
+        let timelines: Vec<GcTimeline> = self
+            .ps
+            .iter_mut()
+            .map(|p| {
+                let p = p.get_mut().unwrap_or_else(|e| e.into_inner());
+                p.clock = None;
+                std::mem::take(&mut p.gc_timeline)
+            })
+            .collect();
+        let per_p: Vec<&[(u64, u64)]> = timelines.iter().map(GcTimeline::intervals).collect();
+        let history = self.rt.gc.history();
+        let cycles = history[first..target].to_vec();
+        Ok(RunResult {
+            totals: Totals::of(&cycles, self.rt.gc.total_ops()),
+            cycles,
+            rescans: self.rt.gc.rescan_records(),
+            rescan_bound: self.rt.gc.rescan_bound(),
+            mmu: mmu::mmu(&per_p, &self.stw, (0, end_ns), &MMU_WINDOWS_NS),
+        })
+    }
+}
+
+/// The coordinator: cycle starts, the ragged barrier, mark termination, the background sweep.
+struct Coordinator<'a> {
+    rt: &'a Runtime,
+    ps: &'a [Mutex<P>],
+    ctl: &'a Control,
+    origin: Instant,
+    worker: &'a mut GcWork,
+    stw: &'a mut Vec<(u64, u64)>,
+}
+
+impl<'a> Coordinator<'a> {
+    fn run(&mut self, target: usize, wanted: u32, limits: Limits) -> Result<(), RuntimeError> {
+        let rt = self.rt;
+        let started = Instant::now();
+        let mut mark_checked = Instant::now();
+        loop {
+            if let Some(e) = lock(&self.ctl.error).take() {
+                return Err(e);
+            }
+            let completed = rt.gc.history().len();
+            if completed >= target {
+                return Ok(());
+            }
+            let completed = (completed + wanted as usize - target) as u32;
+            let ops = self.ctl.ops.load(Ordering::Relaxed);
+            if ops >= limits.max_ops {
+                return Err(RuntimeError::Stalled {
+                    completed,
+                    wanted,
+                    ops,
+                });
+            }
+            if started.elapsed() >= limits.time_limit {
+                return Err(RuntimeError::TimeLimit {
+                    completed,
+                    wanted,
+                    secs: limits.time_limit.as_secs_f64(),
+                });
+            }
+            let phase = rt.gc.phase();
+            if rt.gc.start_requested() && phase != Phase::Mark {
+                self.ctl.ops_since_cycle.store(0, Ordering::Relaxed);
+                let world = self.stop_the_world();
+                let r = rt.gc_start(self.worker);
+                let pause = self.start_the_world(world);
+                rt.gc.set_sweep_term_pause(pause);
+                self.ctl
+                    .mark_start_ns
+                    .store(self.now_ns(), Ordering::Relaxed);
+                mark_checked = Instant::now();
+                r?;
+                continue;
+            }
+            if phase == Phase::Mark
+                && (self.ctl.mark_done_hint.swap(false, Ordering::AcqRel)
+                    || mark_checked.elapsed() >= MARK_DONE_CHECK)
+            {
+                mark_checked = Instant::now();
+                self.for_each_p_flush();
+                self.worker.dispose(&rt.gc.pool);
+                if rt.mark_complete() {
+                    let world = self.stop_the_world();
+                    let r = rt.mark_termination(self.worker);
+                    let pause = self.start_the_world(world);
+                    rt.gc.set_mark_term_pause(pause);
+                    rt.trace_cycle();
+                    r?;
+                }
+                continue;
+            }
+            if phase == Phase::Sweep {
+                for _ in 0..64 {
+                    if !rt.sweep_step() {
+                        break;
+                    }
+                }
+                continue;
+            }
+            if phase == Phase::Off && rt.live_goroutines() == 0 {
+                // Nothing left to run: only forced cycles can finish the run.
+                rt.gc.request_start();
+                continue;
+            }
+            std::thread::park_timeout(COORDINATOR_SLEEP);
+        }
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.origin.elapsed().as_nanos() as u64
+    }
+
+    /// Stops the world: request, then take every P as it reaches a safe point, then stop it.
+    fn stop_the_world(&self) -> Stopped<'a> {
+        let requested = Instant::now();
+        self.ctl.gcwaiting.store(true, Ordering::Release);
+        for i in 0..self.ps.len() {
+            self.rt.preempt_p(i);
+        }
+        let mut ps: Vec<MutexGuard<'a, P>> = self.ps.iter().map(lock).collect();
+        for p in &mut ps {
+            self.rt.stop_p(p);
+        }
+        Stopped { ps, requested }
+    }
+
+    /// Restarts the world; returns the pause, from the request to now.
+    fn start_the_world(&mut self, world: Stopped<'a>) -> u64 {
+        let Stopped { ps, requested } = world;
+        drop(ps);
+        {
+            let _w = lock(&self.ctl.world);
+            self.ctl.gcwaiting.store(false, Ordering::Release);
+            self.ctl.restart.notify_all();
+        }
+        let end = Instant::now();
+        let at = |t: Instant| t.duration_since(self.origin).as_nanos() as u64;
+        self.stw.push((at(requested), at(end)));
+        end.duration_since(requested).as_nanos() as u64
+    }
+
+    /// Go's `forEachP(dispose)`: every P publishes its grey objects. A P that is running does
+    /// it at its next safe point; an idle one, whose lock is free, is flushed here.
+    fn for_each_p_flush(&mut self) {
+        let generation = self.ctl.flush_gen.fetch_add(1, Ordering::AcqRel) + 1;
+        for i in 0..self.ps.len() {
+            self.rt.preempt_p(i);
+        }
+        loop {
+            let mut all = true;
+            for (i, flushed) in self.ctl.flushed.iter().enumerate() {
+                if flushed.load(Ordering::Acquire) >= generation {
+                    continue;
+                }
+                match self.ps[i].try_lock() {
+                    Ok(mut p) => {
+                        p.gcw.dispose(&self.rt.gc.pool);
+                        flushed.store(generation, Ordering::Release);
+                    }
+                    Err(_) => all = false,
+                }
+            }
+            if all || self.ctl.done.load(Ordering::Acquire) {
+                return;
+            }
+            std::thread::yield_now();
+        }
+    }
+}
+
+/// One P's thread.
+struct PThread<'a> {
+    rt: &'a Runtime,
+    ps: &'a [Mutex<P>],
+    ctl: &'a Control,
+    plan: WorkerPlan,
+    i: usize,
+    rng: Rng,
+    /// The cycle the fractional accounting is for.
+    cycle: u32,
+    /// Nanoseconds the fractional worker marked in that cycle.
+    fractional_ns: u64,
+    /// A dedicated worker found no work: run goroutines for one batch before looking again.
+    dedicated_idle: bool,
+}
+
+/// What a P does next.
+enum Turn {
+    Mark { until: Instant, fractional: bool },
+    Mutator,
+}
+
+impl<'a> PThread<'a> {
+    fn run(mut self) {
+        let mut p = lock(&self.ps[self.i]);
+        while !self.ctl.done.load(Ordering::Acquire) {
+            // The scheduler loop is a safe point: see why we were asked to come here.
+            self.rt.clear_preempt(self.i);
+            if self.ctl.gcwaiting.load(Ordering::Acquire) {
+                p = self.park(p, None);
+                continue;
+            }
+            let generation = self.ctl.flush_gen.load(Ordering::Acquire);
+            if self.ctl.flushed[self.i].load(Ordering::Acquire) < generation {
+                p.gcw.dispose(&self.rt.gc.pool);
+                self.ctl.flushed[self.i].store(generation, Ordering::Release);
+            }
+            let r = match self.turn(&mut p) {
+                Turn::Mark { until, fractional } => self.mark(&mut p, until, fractional),
+                Turn::Mutator => match self.mutate(&mut p) {
+                    Ok(Step::Idle) => {
+                        p = self.idle(p);
+                        Ok(())
+                    }
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(e),
+                },
+            };
+            if let Err(e) = r {
+                lock(&self.ctl.error).get_or_insert(e);
+                self.ctl.coordinator.unpark();
+                break;
+            }
+        }
+    }
+
+    /// Gives up the P until the world restarts (or, with `timeout`, at most that long).
+    fn park(&self, p: MutexGuard<'a, P>, timeout: Option<Duration>) -> MutexGuard<'a, P> {
+        drop(p);
+        let w = lock(&self.ctl.world);
+        match timeout {
+            None => {
+                let _w = self
+                    .ctl
+                    .restart
+                    .wait_while(w, |_| {
+                        self.ctl.gcwaiting.load(Ordering::Acquire)
+                            && !self.ctl.done.load(Ordering::Acquire)
+                    })
+                    .unwrap_or_else(|e| e.into_inner());
+            }
+            Some(t) => {
+                let _w = self
+                    .ctl
+                    .restart
+                    .wait_timeout(w, t)
+                    .unwrap_or_else(|e| e.into_inner());
+            }
+        }
+        lock(&self.ps[self.i])
+    }
+
+    fn turn(&mut self, p: &mut P) -> Turn {
+        let rt = self.rt;
+        if rt.gc.phase() != Phase::Mark {
+            self.dedicated_idle = false;
+            return Turn::Mutator;
+        }
+        let now = Instant::now();
+        if self.i < self.plan.dedicated {
+            if std::mem::take(&mut self.dedicated_idle) {
+                return Turn::Mutator;
+            }
+            // A dedicated worker's goroutines go where the other Ps can run them.
+            rt.deschedule(p);
+            rt.spill_runq(p, 0);
+            return Turn::Mark {
+                until: now + WORKER_SLICE,
+                fractional: false,
+            };
+        }
+        if self.i == self.plan.dedicated && self.plan.fractional > 0.0 {
+            let cycle = rt.gc.cycle();
+            if cycle != self.cycle {
+                self.cycle = cycle;
+                self.fractional_ns = 0;
+            }
+            let elapsed = p
+                .now_ns()
+                .unwrap_or(0)
+                .saturating_sub(self.ctl.mark_start_ns.load(Ordering::Relaxed));
+            if (self.fractional_ns as f64) < self.plan.fractional * elapsed as f64 {
+                return Turn::Mark {
+                    until: now + FRACTIONAL_SLICE,
+                    fractional: true,
+                };
+            }
+        }
+        Turn::Mutator
+    }
+
+    /// Marks until `until`, a stop request, or no work.
+    fn mark(&mut self, p: &mut P, until: Instant, fractional: bool) -> Result<(), RuntimeError> {
+        let rt = self.rt;
+        let Some(t0) = p.now_ns() else {
+            return Ok(());
+        };
+        let mut progress;
+        loop {
+            progress = rt.mark_work(&mut p.gcw, WORKER_DRAIN_BYTES, Some(self.i))?;
+            if progress == MarkProgress::Done
+                || rt.preempt_requested(self.i)
+                || Instant::now() >= until
+            {
+                break;
+            }
+            if progress == MarkProgress::Waiting {
+                std::thread::yield_now();
+            }
+        }
+        p.note_gc_time(t0);
+        if fractional {
+            self.fractional_ns += p.now_ns().unwrap_or(t0) - t0;
+        }
+        if progress == MarkProgress::Done {
+            self.dedicated_idle = true;
+            self.ctl.mark_done_hint.store(true, Ordering::Release);
+            self.ctl.coordinator.unpark();
+        }
+        Ok(())
+    }
+
+    /// Runs a batch of goroutine operations.
+    fn mutate(&mut self, p: &mut P) -> Result<Step, RuntimeError> {
+        let rt = self.rt;
+        let before = p.counters.ops;
+        let step = rt.mutator_run(p, BATCH_OPS)?;
+        let ran = p.counters.ops - before;
+        if ran > 0 {
+            self.ctl.ops.fetch_add(ran, Ordering::Relaxed);
+            let since = self.ctl.ops_since_cycle.fetch_add(ran, Ordering::Relaxed) + ran;
+            if rt.config.force_gc_ops.is_some_and(|n| since >= n) {
+                rt.gc.request_start();
+            }
+            if self.ctl.idle_ps.load(Ordering::Relaxed) > 0 {
+                rt.spill_runq(p, 1);
+            }
+        }
+        if rt.gc.start_requested() && rt.gc.phase() != Phase::Mark {
+            self.ctl.coordinator.unpark();
+        }
+        Ok(step)
+    }
+
+    /// Nothing to run: mark if there is marking (Go's idle worker), wake a blocked goroutine if
+    /// every P is idle (the timer), else sleep a little without the P.
+    fn idle(&mut self, mut p: MutexGuard<'a, P>) -> MutexGuard<'a, P> {
+        let rt = self.rt;
+        if rt.gc.phase() == Phase::Mark {
+            let until = Instant::now() + WORKER_SLICE;
+            if let Err(e) = self.mark(&mut p, until, false) {
+                lock(&self.ctl.error).get_or_insert(e);
+                self.ctl.coordinator.unpark();
+            }
+            return p;
+        }
+        let idle = self.ctl.idle_ps.fetch_add(1, Ordering::AcqRel) + 1;
+        if idle == self.ps.len() && rt.wake_one_if_all_blocked(&mut p, &mut self.rng) {
+            self.ctl.idle_ps.fetch_sub(1, Ordering::AcqRel);
+            return p;
+        }
+        let p = self.park(p, Some(IDLE_SLEEP));
+        self.ctl.idle_ps.fetch_sub(1, Ordering::AcqRel);
+        p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_plan_follows_go_1_5() {
+        assert_eq!(
+            WorkerPlan::new(8, 0.25),
+            WorkerPlan {
+                dedicated: 2,
+                fractional: 0.0
+            }
+        );
+        let p = WorkerPlan::new(2, 0.25);
+        assert_eq!(p.dedicated, 0);
+        assert!((p.fractional - 0.5).abs() < 1e-12);
+        let p = WorkerPlan::new(6, 0.25);
+        assert_eq!(p.dedicated, 1);
+        assert!((p.fractional - 0.5).abs() < 1e-12);
+    }
+}
