@@ -18,9 +18,16 @@
 //!   iteration: `mark_step` loops `Runtime::mark_step` (roots, then drains of `mark_step_bytes`,
 //!   one object by default) until done, as the engines do; `drain` times one unbounded
 //!   `Runtime::drain` after the root step. DESIGN §6 sets no target; the stack scan's ≥ 4 GB/s is
-//!   the figure to compare with.
+//!   the figure to compare with;
+//! * `mark/parallel_MB_per_s/N` — concurrent mark throughput with `N` mark workers on `N` threads
+//!   (each with its own `GcWork`, sharing the global full/empty work-buffer lists), over a
+//!   1,000,000-object random graph (32 MB), one fresh cycle per iteration: the scaling of the
+//!   mark machinery itself. `N` runs over 1, 2, 4, … up to the machine's CPUs, or the list in
+//!   `STKBAR_MARK_WORKERS` (comma-separated), so the same binary can be carried to a larger
+//!   machine.
 
 use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -347,15 +354,23 @@ struct MarkBed {
     rt: Runtime,
     p: P,
     worker: GcWork,
+    nodes: usize,
 }
 
 const NODES: usize = 50_000;
 
+/// Objects in the parallel mark's heap.
+const PARALLEL_NODES: usize = 1_000_000;
+
 impl MarkBed {
     fn new() -> MarkBed {
+        MarkBed::with_nodes(NODES)
+    }
+
+    fn with_nodes(nodes: usize) -> MarkBed {
         let mut p = P::new(0);
         let rt = bare_runtime(&Dijkstra, 1, &mut p).unwrap();
-        let objs: Vec<u64> = (0..NODES)
+        let objs: Vec<u64> = (0..nodes)
             .map(|_| rt.heap.alloc(&mut p.mcache, NODE, false).unwrap().0)
             .collect();
         let mut x = 0x2545_f491_4f6c_dd1du64;
@@ -367,20 +382,20 @@ impl MarkBed {
         };
         // A random Hamiltonian path through field 0 (so everything is reachable), random edges
         // in field 1.
-        let mut perm: Vec<usize> = (0..NODES).collect();
-        for i in (1..NODES).rev() {
+        let mut perm: Vec<usize> = (0..nodes).collect();
+        for i in (1..nodes).rev() {
             perm.swap(i, rand(i + 1));
         }
         let obj = |a: u64| match rt.heap.find_object(a) {
             Lookup::Object(o) => o,
             l => panic!("{l:?}"),
         };
-        for k in 0..NODES {
+        for k in 0..nodes {
             let o = obj(objs[perm[k]]);
-            if k + 1 < NODES {
+            if k + 1 < nodes {
                 rt.heap.write_word(o, 0, objs[perm[k + 1]]);
             }
-            rt.heap.write_word(o, 1, objs[rand(NODES)]);
+            rt.heap.write_word(o, 1, objs[rand(nodes)]);
         }
         rt.globals.write(0, objs[perm[0]]);
         rt.stop_p(&mut p);
@@ -388,6 +403,7 @@ impl MarkBed {
             rt,
             p,
             worker: GcWork::new(),
+            nodes,
         };
         bed.cycle(false);
         bed
@@ -415,9 +431,84 @@ impl MarkBed {
         rt.stop_p(&mut self.p);
         assert!(rt.mark_complete());
         let stats = rt.mark_termination(&mut self.worker).unwrap();
-        assert_eq!(stats.heap_live_bytes, (32 * NODES) as u64);
+        assert_eq!(stats.heap_live_bytes, (32 * self.nodes) as u64);
         elapsed
     }
+
+    /// One complete cycle marked by `workers` threads; returns the time from the start of
+    /// marking until every worker has found nothing left.
+    fn parallel_cycle(&mut self, workers: usize) -> Duration {
+        let rt = &self.rt;
+        rt.gc_start(&mut self.worker).unwrap();
+        // Workers still looking for work; one that finds none waits until another publishes a
+        // full buffer, or until none is looking.
+        let active = AtomicUsize::new(workers);
+        let t = Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..workers {
+                s.spawn(|| {
+                    let mut gcw = GcWork::new();
+                    loop {
+                        if rt.mark_work(&mut gcw, 16 << 10, None).unwrap() != MarkProgress::Done {
+                            continue;
+                        }
+                        gcw.dispose(&rt.gc.pool);
+                        active.fetch_sub(1, Ordering::AcqRel);
+                        loop {
+                            if rt.gc.pool.has_full() {
+                                active.fetch_add(1, Ordering::AcqRel);
+                                break;
+                            }
+                            if active.load(Ordering::Acquire) == 0 && !rt.gc.pool.has_full() {
+                                return;
+                            }
+                            std::hint::spin_loop();
+                        }
+                    }
+                });
+            }
+        });
+        let elapsed = t.elapsed();
+        rt.stop_p(&mut self.p);
+        assert!(rt.mark_complete());
+        let stats = rt.mark_termination(&mut self.worker).unwrap();
+        assert_eq!(stats.heap_live_bytes, (32 * self.nodes) as u64);
+        elapsed
+    }
+}
+
+/// The mark-worker counts to measure: `STKBAR_MARK_WORKERS`, or powers of two up to the CPUs.
+fn mark_worker_counts() -> Vec<usize> {
+    if let Ok(list) = std::env::var("STKBAR_MARK_WORKERS") {
+        return list
+            .split(',')
+            .map(|n| {
+                n.trim()
+                    .parse()
+                    .expect("STKBAR_MARK_WORKERS: comma-separated counts")
+            })
+            .collect();
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut v: Vec<usize> = std::iter::successors(Some(1), |n| Some(n * 2))
+        .take_while(|&n| n <= cpus)
+        .collect();
+    if *v.last().unwrap() != cpus {
+        v.push(cpus);
+    }
+    v
+}
+
+fn bench_parallel_mark(c: &mut Criterion) {
+    let mut g = c.benchmark_group("mark/parallel_MB_per_s");
+    g.throughput(Throughput::Bytes((32 * PARALLEL_NODES) as u64));
+    let mut bed = MarkBed::with_nodes(PARALLEL_NODES);
+    for workers in mark_worker_counts() {
+        g.bench_function(workers.to_string(), |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| bed.parallel_cycle(workers)).sum())
+        });
+    }
+    g.finish();
 }
 
 fn bench_mark(c: &mut Criterion) {
@@ -442,6 +533,6 @@ fn config() -> Criterion {
 criterion_group!(
     name = benches;
     config = config();
-    targets = bench_mutator, bench_write_barrier, bench_mark
+    targets = bench_mutator, bench_write_barrier, bench_mark, bench_parallel_mark
 );
 criterion_main!(benches);

@@ -224,6 +224,37 @@ impl MCache {
     }
 }
 
+/// Bytes marked this cycle, as a sum of counters each on its own cache line: a span adds to the
+/// one its index selects, so parallel markers rarely write the same line (one shared counter
+/// bumped per marked object stops the mark from scaling past one thread).
+#[derive(Debug, Default)]
+struct MarkedBytes([PaddedCounter; MARKED_BYTES_STRIPES]);
+
+const MARKED_BYTES_STRIPES: usize = 16;
+
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct PaddedCounter(AtomicU64);
+
+impl MarkedBytes {
+    #[inline]
+    fn add(&self, span: u32, bytes: u64) {
+        self.0[span as usize % MARKED_BYTES_STRIPES]
+            .0
+            .fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    fn sum(&self) -> u64 {
+        self.0.iter().map(|c| c.0.load(Ordering::Relaxed)).sum()
+    }
+
+    fn clear(&self) {
+        for c in &self.0 {
+            c.0.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Central {
     /// Spans of this class with free slots, swept this cycle, in no mcache.
@@ -276,7 +307,7 @@ pub struct Heap {
     large: Mutex<Central>,
     sweepgen: AtomicU32,
     heap_live: AtomicU64,
-    marked_bytes: AtomicU64,
+    marked_bytes: MarkedBytes,
     checkmark_active: AtomicBool,
 }
 
@@ -294,7 +325,7 @@ impl Heap {
             large: Mutex::default(),
             sweepgen: AtomicU32::new(2),
             heap_live: AtomicU64::new(0),
-            marked_bytes: AtomicU64::new(0),
+            marked_bytes: MarkedBytes::default(),
             checkmark_active: AtomicBool::new(false),
         }
     }
@@ -317,7 +348,7 @@ impl Heap {
 
     /// Bytes marked so far in this cycle (objects found reachable plus objects allocated black).
     pub fn marked_bytes(&self) -> u64 {
-        self.marked_bytes.load(Ordering::Relaxed)
+        self.marked_bytes.sum()
     }
 
     /// Bytes of heap address space in spans.
@@ -363,8 +394,7 @@ impl Heap {
         s.types[slot].store(ty.0, Ordering::Relaxed);
         if black {
             s.mark.set(slot, true);
-            self.marked_bytes
-                .fetch_add(s.elem_size as u64, Ordering::Relaxed);
+            self.marked_bytes.add(s.index, s.elem_size as u64);
         }
         // Publish last: a marker that sees the alloc bit sees a zeroed object of the right type.
         s.alloc.set(slot, true);
@@ -539,8 +569,7 @@ impl Heap {
         let s = self.span(obj);
         let newly = s.mark.test_and_set(obj.slot as usize);
         if newly {
-            self.marked_bytes
-                .fetch_add(s.elem_size as u64, Ordering::Relaxed);
+            self.marked_bytes.add(s.index, s.elem_size as u64);
         }
         newly
     }
@@ -605,7 +634,7 @@ impl Heap {
     /// Starts a new cycle's marking: clears the marked-bytes count. Call with the world stopped
     /// after sweep termination.
     pub fn start_mark(&self) {
-        self.marked_bytes.store(0, Ordering::Relaxed);
+        self.marked_bytes.clear();
     }
 
     /// Ends marking: every mcache must have been flushed. Bumps `sweepgen`, makes every span

@@ -199,7 +199,13 @@ impl Runtime {
                     return Ok(MarkProgress::Worked);
                 }
                 if let Some((mut owner, restore)) = g.try_own_for_scan() {
-                    let r = self.scan_g(&mut owner, worker, cycle);
+                    // Look again under the SCAN bit (Go's `scang`: `if !gp.gcscandone`): the
+                    // goroutine may have scanned itself since the look above.
+                    let r = if g.scan_done_cycle.load(Ordering::Acquire) == cycle {
+                        Ok(())
+                    } else {
+                        self.scan_g(&mut owner, worker, cycle)
+                    };
                     g.release(owner, restore);
                     finished(self);
                     r?;
