@@ -393,12 +393,15 @@ impl<'a> Coordinator<'a> {
     fn start_the_world(&mut self, world: Stopped<'a>) -> u64 {
         let Stopped { ps, requested } = world;
         drop(ps);
-        {
+        // The world has restarted once the Ps are told so. Read the clock before letting go of
+        // the world lock: the woken Ps need it, so none of them can take this thread's core
+        // between the restart and the reading.
+        let end = {
             let _w = lock(&self.ctl.world);
             self.ctl.gcwaiting.store(false, Ordering::Release);
             self.ctl.restart.notify_all();
-        }
-        let end = Instant::now();
+            Instant::now()
+        };
         let at = |t: Instant| t.duration_since(self.origin).as_nanos() as u64;
         self.stw.push((at(requested), at(end)));
         end.duration_since(requested).as_nanos() as u64
