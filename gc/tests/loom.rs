@@ -16,8 +16,8 @@
 
 #![cfg(feature = "loom")]
 
-use loom::sync::Arc;
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread;
 
 use gc::sched::{G, GOwner, status};
@@ -40,71 +40,74 @@ struct Item {
     _live: Arc<()>,
 }
 
-/// Keeps crossbeam-epoch's once-per-thread work out of the interleavings a model explores: each
+/// Keeps crossbeam-epoch's once-per-thread work out of the interleavings a model explores: a
 /// thread's first pin registers it and runs a collection, and its exit unregisters it, dozens of
 /// atomic operations that would multiply the executions loom must try far beyond what the
 /// operations under test need. Mark workers and Ps are long-lived threads, so the steady state,
 /// with every thread registered and none leaving, is the one worth exploring. Threads register
-/// one at a time, all start their operations together, and exit one at a time, each joined
-/// before the next may go; the operations themselves interleave freely.
+/// one at a time, start their operations together, and exit one at a time; the operations
+/// themselves interleave freely. (Waits block on a condition variable rather than spin, which
+/// loom would have to explore too.)
 struct Steady {
-    /// Threads registered (the main thread is 0 and registers first); then, from
-    /// `threads + 1`, threads done with their operations.
-    turn: AtomicUsize,
-    /// The worker allowed to exit.
-    exit: AtomicUsize,
+    /// Threads registered; threads done with their operations; workers allowed to exit.
+    progress: Mutex<[usize; 3]>,
+    changed: Condvar,
     threads: usize,
 }
+
+const REGISTERED: usize = 0;
+const DONE: usize = 1;
+const EXITS: usize = 2;
 
 impl Steady {
     fn new(threads: usize) -> Steady {
         Steady {
-            turn: AtomicUsize::new(0),
-            exit: AtomicUsize::new(0),
+            progress: Mutex::new([0; 3]),
+            changed: Condvar::new(),
             threads,
         }
     }
 
-    fn wait(atomic: &AtomicUsize, until: impl Fn(usize) -> bool) {
-        while !until(atomic.load(Ordering::Acquire)) {
-            thread::yield_now();
+    fn wait(&self, until: impl Fn(&[usize; 3]) -> bool) {
+        let mut p = self.progress.lock().expect("poisoned");
+        while !until(&p) {
+            p = self.changed.wait(p).expect("poisoned");
         }
     }
 
-    /// Registers thread `i` with crossbeam-epoch (`pin` pins once) in its turn.
+    fn bump(&self, which: usize) {
+        self.progress.lock().expect("poisoned")[which] += 1;
+        self.changed.notify_all();
+    }
+
+    /// Registers thread `i` (the main thread is 0) with crossbeam-epoch in its turn: `pin` pins
+    /// once.
     fn register(&self, i: usize, pin: impl FnOnce()) {
-        Self::wait(&self.turn, |t| t == i);
+        self.wait(|p| p[REGISTERED] == i);
         pin();
-        self.turn.fetch_add(1, Ordering::Release);
+        self.bump(REGISTERED);
     }
 
     /// Waits until every thread has registered.
     fn registered(&self) {
-        Self::wait(&self.turn, |t| t >= self.threads);
+        self.wait(|p| p[REGISTERED] == self.threads);
     }
 
-    /// Worker `i` registers, then waits until every thread has.
-    fn start(&self, i: usize, pin: impl FnOnce()) {
-        self.register(i, pin);
-        self.registered();
-    }
-
-    /// Worker `i` is done: it waits until it may exit.
+    /// Worker `i` is done with its operations; it returns when it may exit.
     fn finish(&self, i: usize) {
-        self.turn.fetch_add(1, Ordering::Release);
-        Self::wait(&self.exit, |e| e == i);
+        self.bump(DONE);
+        self.wait(|p| p[EXITS] == i);
     }
 
     /// The main thread is done: it waits for every worker to be done, then lets them exit and
-    /// joins them one at a time.
+    /// joins them, one at a time.
     fn join_all<T>(&self, workers: Vec<thread::JoinHandle<T>>) -> Vec<T> {
-        self.turn.fetch_add(1, Ordering::Release);
-        Self::wait(&self.turn, |t| t == 2 * self.threads);
+        self.bump(DONE);
+        self.wait(|p| p[DONE] == self.threads);
         workers
             .into_iter()
-            .enumerate()
-            .map(|(k, w)| {
-                self.exit.store(k + 1, Ordering::Release);
+            .map(|w| {
+                self.bump(EXITS);
                 w.join().expect("worker panicked")
             })
             .collect()
@@ -128,7 +131,8 @@ fn lfstack_two_pushers_and_a_popper_neither_lose_nor_duplicate() {
                     _live: Arc::clone(&live),
                 };
                 thread::spawn(move || {
-                    steady.start(i, || assert!(stack.is_empty()));
+                    steady.register(i, || assert!(stack.is_empty()));
+                    steady.registered();
                     stack.push(item);
                     steady.finish(i);
                 })
@@ -142,7 +146,11 @@ fn lfstack_two_pushers_and_a_popper_neither_lose_nor_duplicate() {
         assert_eq!(ids, [1, 2], "every value pushed is popped exactly once");
         assert!(stack.is_empty());
         drop(stack);
-        assert_eq!(Arc::strong_count(&live), 1, "every value dropped exactly once");
+        assert_eq!(
+            Arc::strong_count(&live),
+            1,
+            "every value dropped exactly once"
+        );
     });
 }
 
