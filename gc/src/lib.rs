@@ -1,6 +1,6 @@
 //! A simulated Go 1.5–1.8 garbage collector: heap, scheduler, mutator interpreter, concurrent mark
 //! with stack barriers, the mark-termination re-scan, sweep, checkmark, and three write-barrier
-//! designs, driven by a deterministic engine.
+//! designs, driven by a deterministic engine (exact counters) or a threaded one (real pauses).
 //!
 //! This crate is the runtime half of the stkbar testbed; the `stacks` crate supplies goroutine
 //! stacks, stack barriers, the unwinder and copystack. The collector here is Go's 1.5–1.7 design:
