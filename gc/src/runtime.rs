@@ -267,6 +267,8 @@ impl Runtime {
             .expect("a free G is dead and unowned");
         let goid = self.next_goid.fetch_add(1, Ordering::Relaxed);
         g.set_goid(goid);
+        // A request to scan the G's previous goroutine does not carry over to this one.
+        g.preempt_scan.store(false, Ordering::Relaxed);
         let stack = lock(&self.stackpool).stackalloc(stacks::stack::FIXED_STACK)?;
         let rng = Rng::seed_from_u64(self.config.seed ^ goid.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         *g.state(&mut owner) = Some(GState {

@@ -13,7 +13,7 @@
 //! Loom's atomics are not `const`-constructible and work only inside `loom::model`; with the
 //! feature on, a type built from them can be created and used only in a model.
 //!
-//! [`TrackedAccess`] exists only under the feature: it stands for memory that a protocol, not a
+//! `TrackedAccess` exists only under the feature: it stands for memory that a protocol, not a
 //! Rust borrow, makes exclusive (a goroutine's stack, guarded by its status word), so that loom
 //! reports two accesses the protocol fails to order.
 
