@@ -223,8 +223,7 @@ impl Runtime {
                     roots.retry.push_back(index);
                     roots.in_flight -= 1;
                 }
-                let scanned = self.drain_until(worker, budget, stop)?;
-                self.gc.pacer.note_bg_work(scanned);
+                let scanned = self.background_drain(worker, budget, stop)?;
                 Ok(if scanned > 0 {
                     MarkProgress::Worked
                 } else {
@@ -232,8 +231,7 @@ impl Runtime {
                 })
             }
             None => {
-                let scanned = self.drain_until(worker, budget, stop)?;
-                self.gc.pacer.note_bg_work(scanned);
+                let scanned = self.background_drain(worker, budget, stop)?;
                 if scanned > 0 {
                     Ok(MarkProgress::Worked)
                 } else if self.gc.roots_done.load(Ordering::Acquire) {
@@ -301,6 +299,18 @@ impl Runtime {
     /// Returns the bytes scanned.
     pub fn drain(&self, gcw: &mut GcWork, budget: u64) -> Result<u64, RuntimeError> {
         self.drain_until(gcw, budget, || false)
+    }
+
+    /// A mark worker's drain: its scan work is credited to the pacer as background work.
+    fn background_drain(
+        &self,
+        worker: &mut GcWork,
+        budget: u64,
+        stop: impl Fn() -> bool,
+    ) -> Result<u64, RuntimeError> {
+        let scanned = self.drain_until(worker, budget, stop)?;
+        self.gc.pacer.note_bg_work(scanned);
+        Ok(scanned)
     }
 
     /// [`Runtime::drain`], stopping early once `stop` says so (checked before each object).

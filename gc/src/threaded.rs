@@ -142,6 +142,14 @@ struct Control {
     coordinator: Thread,
 }
 
+impl Control {
+    /// Records the first error any thread met and wakes the coordinator to end the run.
+    fn fail(&self, e: RuntimeError) {
+        lock(&self.error).get_or_insert(e);
+        self.coordinator.unpark();
+    }
+}
+
 /// The threaded engine.
 #[derive(Debug)]
 pub struct Threaded {
@@ -485,8 +493,7 @@ impl<'a> PThread<'a> {
                 },
             };
             if let Err(e) = r {
-                lock(&self.ctl.error).get_or_insert(e);
-                self.ctl.coordinator.unpark();
+                self.ctl.fail(e);
                 break;
             }
         }
@@ -617,8 +624,7 @@ impl<'a> PThread<'a> {
         if rt.gc.phase() == Phase::Mark {
             let until = Instant::now() + WORKER_SLICE;
             if let Err(e) = self.mark(&mut p, until, false) {
-                lock(&self.ctl.error).get_or_insert(e);
-                self.ctl.coordinator.unpark();
+                self.ctl.fail(e);
             }
             return p;
         }
