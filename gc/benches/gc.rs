@@ -11,8 +11,10 @@
 //! * `write_barrier/*` — one barriered store (`Runtime::write_barrier`), ns each: `off` outside a
 //!   cycle, then each design (`dijkstra`, `hybrid`, `yuasa`) during a cycle's mark with old and new
 //!   values that are heap objects already marked (the common case: `find_object` and a
-//!   test-and-set that finds the bit set), and with nil values (`*_nil`). DESIGN §6 sets no
-//!   target; the barrier install / hit targets (≤ 10 ns / ≤ 5 ns) are the scale it should match;
+//!   test-and-set that finds the bit set), and with nil values (`*_nil`). The bed is
+//!   `gc::wbarrier::cost::StoreBed`, the one the run-time probe `measure_ns_per_store` times.
+//!   DESIGN §6 sets no target; the barrier install / hit targets (≤ 10 ns / ≤ 5 ns) are the scale
+//!   it should match;
 //! * `mark/heap_MB_per_s/*` — mark throughput over a 50,000-object random graph of 32-byte `node`s
 //!   (two pointer fields) reachable from one global, bytes marked per second, one fresh cycle per
 //!   iteration: `mark_step` loops `Runtime::mark_step` (roots, then drains of `mark_step_bytes`,
@@ -34,6 +36,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use gc::heap::Lookup;
 use gc::mark::MarkProgress;
 use gc::sched::P;
+use gc::wbarrier::cost::{StoreBed, StoreValues, bare_runtime, gc_off_config};
 use gc::wbarrier::{BarrierDesign, Dijkstra, Hybrid, Yuasa};
 use gc::workbuf::GcWork;
 use gc::{
@@ -45,7 +48,8 @@ use stacks::{FuncId, Program};
 /// Mutator operations per benchmark iteration.
 const OPS: u64 = 10_000;
 
-/// The `node` type: 4 words, pointer fields 0 and 1.
+/// The `node` type: 4 words, pointer fields 0 and 1 (in [`types`] and in the type list of
+/// `gc::wbarrier::cost::bare_runtime`, the mark benches' runtime).
 const NODE: TypeId = TypeId(0);
 
 /// Four functions of assorted frame sizes and pointer slots.
@@ -63,15 +67,9 @@ fn types() -> Vec<ObjType> {
     vec![ObjType::new("node", 4, &[0, 1])]
 }
 
-/// GC off: no GOGC trigger, no forced cycles, one P. A large heap limit, since nothing is freed.
+/// GC off: no GOGC trigger, no forced cycles, one P (the probe's configuration).
 fn gc_off() -> GcConfig {
-    GcConfig {
-        gogc: None,
-        procs: 1,
-        force_gc_ops: None,
-        heap_max: 8 << 30,
-        ..Default::default()
-    }
+    gc_off_config(&Dijkstra)
 }
 
 /// A goroutine that runs `prefix` once, then `body` forever: no random draws.
@@ -283,68 +281,31 @@ fn bench_mutator(c: &mut Criterion) {
     g.finish();
 }
 
-/// A runtime with no goroutines and one P.
-fn bare_runtime(
-    design: &'static dyn BarrierDesign,
-    globals: usize,
-    p: &mut P,
-) -> Result<Runtime, gc::RuntimeError> {
-    let config = GcConfig { design, ..gc_off() };
-    let image = WorkloadImage {
-        program: program(),
-        types: types(),
-        globals,
-        goroutines: Vec::new(),
-    };
-    Runtime::new(config, image, std::slice::from_mut(p))
-}
-
 fn bench_write_barrier(c: &mut Criterion) {
-    const N: usize = 1024;
+    const N: usize = StoreBed::OBJECTS;
     let mut g = c.benchmark_group("write_barrier");
     g.throughput(Throughput::Elements(N as u64));
-    let designs: [(&str, &'static dyn BarrierDesign, bool, bool); 7] = [
-        ("off", &Dijkstra, false, false),
-        ("dijkstra", &Dijkstra, true, false),
-        ("hybrid", &Hybrid, true, false),
-        ("yuasa", &Yuasa, true, false),
-        ("dijkstra_nil", &Dijkstra, true, true),
-        ("hybrid_nil", &Hybrid, true, true),
-        ("yuasa_nil", &Yuasa, true, true),
+    let designs: [(&str, &'static dyn BarrierDesign, bool, StoreValues); 7] = [
+        ("off", &Dijkstra, false, StoreValues::Objects),
+        ("dijkstra", &Dijkstra, true, StoreValues::Objects),
+        ("hybrid", &Hybrid, true, StoreValues::Objects),
+        ("yuasa", &Yuasa, true, StoreValues::Objects),
+        ("dijkstra_nil", &Dijkstra, true, StoreValues::Nil),
+        ("hybrid_nil", &Hybrid, true, StoreValues::Nil),
+        ("yuasa_nil", &Yuasa, true, StoreValues::Nil),
     ];
-    for (name, design, cycle, nil) in designs {
-        let mut p = P::new(0);
-        let rt = bare_runtime(design, 0, &mut p).unwrap();
-        let objs: Vec<u64> = (0..N)
-            .map(|_| rt.heap.alloc(&mut p.mcache, NODE, false).unwrap().0)
-            .collect();
-        if cycle {
-            // Stop the world and start a cycle: the barrier goes on. Then mark every object, so
-            // the barrier's shade finds them marked.
-            let mut worker = GcWork::new();
-            rt.stop_p(&mut p);
-            rt.gc_start(&mut worker).unwrap();
-            for &o in &objs {
-                rt.shade(o, &mut worker, "").unwrap();
-            }
-            rt.drain(&mut worker, u64::MAX).unwrap();
-            assert_eq!(rt.gc.phase(), Phase::Mark);
-            assert_eq!(rt.heap.marked_bytes(), 32 * N as u64);
+    for (name, design, marking, values) in designs {
+        // The same bed as the run-time probe `gc::wbarrier::cost::measure_ns_per_store`.
+        let mut bed = StoreBed::new(design, marking, values).unwrap();
+        if marking {
+            assert_eq!(bed.runtime().gc.phase(), Phase::Mark);
+            assert_eq!(bed.runtime().heap.marked_bytes(), 32 * N as u64);
         }
-        // Visit the objects out of address order.
-        let vals: Vec<u64> = (0..N)
-            .map(|i| if nil { 0 } else { objs[i * 421 % N] })
-            .collect();
-        g.bench_function(name, |b| {
-            b.iter(|| {
-                let vals = black_box(&vals[..]);
-                for i in 0..N {
-                    rt.write_barrier(&mut p, vals[i], vals[(i + 1) % N])
-                        .unwrap();
-                }
-            })
-        });
-        assert!(p.gcw.is_empty(), "every shaded object was already marked");
+        g.bench_function(name, |b| b.iter(|| bed.stores().unwrap()));
+        assert!(
+            bed.p().gcw.is_empty(),
+            "every shaded object was already marked"
+        );
     }
     g.finish();
 }

@@ -18,7 +18,10 @@
 //! * `yuasa`: deletion barrier, shade the old pointer (snapshot at the beginning). Stacks are
 //!   scanned with the world stopped at the start of the cycle, and never again.
 //!
-//! Adding a design is one impl and one line in [`DESIGNS`].
+//! Adding a design is one impl and one line in [`DESIGNS`]. What a barriered store costs each
+//! design is measured by [`cost`].
+
+pub mod cost;
 
 use std::fmt;
 
