@@ -8,6 +8,7 @@
 
 use clap::Parser;
 use gc::wbarrier::{self, StackPolicy};
+use std::sync::Arc;
 use std::time::Duration;
 
 use gc::mmu::MmuPoint;
@@ -31,9 +32,13 @@ Debug knobs (--debug or STKBAR_DEBUG, comma-separated name=value):\n  gctrace=1 
 Exit codes: 0 success, 2 bad input, 3 a checker found a violation, 1 the run could not complete."
 )]
 pub struct TestbedArgs {
-    /// Workload: deep-oscillate, deep-unwind, many-shallow, mixed, adversarial.
+    /// Workload: deep-oscillate, deep-unwind, many-shallow, mixed, copy-heavy, adversarial,
+    /// replay (with --replay FILE).
     #[arg(long)]
     pub workload: String,
+    /// The trace `--workload replay` replays (format `stkbar-replay 1`; see experiments/data/).
+    #[arg(long, value_name = "FILE")]
+    pub replay: Option<std::path::PathBuf>,
     /// Goroutines to start.
     #[arg(long, default_value_t = 64)]
     pub goroutines: usize,
@@ -46,6 +51,10 @@ pub struct TestbedArgs {
     /// GC cycles to complete.
     #[arg(long, default_value_t = 10)]
     pub cycles: u32,
+    /// GC cycles to run first and leave out of `cycles` and `totals` (the stacks' build-up), so
+    /// the report is the steady state; `mutator_ops` and MMU still cover the whole run.
+    #[arg(long, default_value_t = 0)]
+    pub warmup_cycles: u32,
     /// Write-barrier design: dijkstra, hybrid, yuasa.
     #[arg(long, default_value = "dijkstra")]
     pub barrier: String,
@@ -101,6 +110,8 @@ pub struct TestbedArgs {
 pub struct ConfigReport {
     /// Workload name.
     pub workload: &'static str,
+    /// The replayed trace file (`replay` only).
+    pub replay: Option<String>,
     /// Goroutines.
     pub goroutines: usize,
     /// Depth.
@@ -109,6 +120,8 @@ pub struct ConfigReport {
     pub seed: u64,
     /// Cycles.
     pub cycles: u32,
+    /// Warm-up cycles run before them and left out of the report.
+    pub warmup_cycles: u32,
     /// Write-barrier design.
     pub barrier: &'static str,
     /// `on`, `off` or `all`.
@@ -143,7 +156,7 @@ pub struct ConfigReport {
 #[derive(Clone, Debug)]
 pub struct Resolved {
     /// The workload.
-    pub workload: &'static dyn Workload,
+    pub workload: Arc<dyn Workload>,
     /// Its parameters.
     pub params: WorkloadParams,
     /// The collector's configuration.
@@ -180,13 +193,7 @@ pub struct Report {
 
 /// Resolves and validates the flags; the error is the one-line message for exit code 2.
 pub fn resolve(args: &TestbedArgs) -> Result<Resolved, String> {
-    let workload = workload::workload(&args.workload).ok_or_else(|| {
-        format!(
-            "unknown workload {:?} (valid: {})",
-            args.workload,
-            workload::workload_names()
-        )
-    })?;
+    let workload = workload::resolve(&args.workload, args.replay.as_deref())?;
     let design = wbarrier::design(&args.barrier).ok_or_else(|| {
         format!(
             "unknown --barrier {:?} (valid: {})",
@@ -206,6 +213,12 @@ pub fn resolve(args: &TestbedArgs) -> Result<Resolved, String> {
     }
     if args.cycles == 0 {
         return Err("--cycles must be at least 1".into());
+    }
+    if args.cycles.checked_add(args.warmup_cycles).is_none() {
+        return Err(format!(
+            "--cycles {} plus --warmup-cycles {} is more cycles than a run can count",
+            args.cycles, args.warmup_cycles
+        ));
     }
     let threaded = match args.engine.as_str() {
         "threaded" => true,
@@ -293,13 +306,15 @@ pub fn resolve(args: &TestbedArgs) -> Result<Resolved, String> {
         debug,
         ..GcConfig::default()
     };
-    check_depth_fits(workload, &params, &config)?;
+    check_depth_fits(&*workload, &params, &config)?;
     let report = ConfigReport {
         workload: workload.name(),
+        replay: args.replay.as_ref().map(|p| p.display().to_string()),
         goroutines: args.goroutines,
         depth: args.depth,
         seed: args.seed,
         cycles: args.cycles,
+        warmup_cycles: args.warmup_cycles,
         barrier: design.name(),
         stack_barriers: match stack_barriers {
             StackBarrierMode::Off => "off",
@@ -422,7 +437,16 @@ fn check_depth_fits(
 
 /// Runs a resolved configuration to completion.
 pub fn run(r: &Resolved) -> Result<Report, RuntimeError> {
+    run_timed(r).map(|(report, _)| report)
+}
+
+/// [`run`], also giving the wall time of the engine's run (the workload's build excluded): the
+/// denominator of mutator throughput.
+pub fn run_timed(r: &Resolved) -> Result<(Report, Duration), RuntimeError> {
     let image = r.workload.build(&r.params);
+    let start = std::time::Instant::now();
+    let warmup = r.report.warmup_cycles;
+    let all_cycles = r.cycles + warmup;
     let RunResult {
         cycles,
         totals,
@@ -430,22 +454,32 @@ pub fn run(r: &Resolved) -> Result<Report, RuntimeError> {
         mmu,
         ..
     } = match r.report.time_limit {
-        None => Deterministic::new(r.config.clone(), image)?.run(r.cycles, r.max_ops)?,
+        None => Deterministic::new(r.config.clone(), image)?.run(all_cycles, r.max_ops)?,
         Some(secs) => Threaded::new(r.config.clone(), image)?.run(
-            r.cycles,
+            all_cycles,
             Limits {
                 max_ops: r.max_ops,
                 time_limit: Duration::from_secs_f64(secs),
             },
         )?,
     };
-    Ok(Report {
-        config: r.report.clone(),
-        totals,
-        cycles,
-        rescan_bound,
-        mmu,
-    })
+    let wall = start.elapsed();
+    let cycles: Vec<CycleStats> = cycles.into_iter().skip(warmup as usize).collect();
+    let totals = if warmup == 0 {
+        totals
+    } else {
+        Totals::of(&cycles, totals.mutator_ops)
+    };
+    Ok((
+        Report {
+            config: r.report.clone(),
+            totals,
+            cycles,
+            rescan_bound,
+            mmu,
+        },
+        wall,
+    ))
 }
 
 /// The human-readable summary `testbed` prints without `--json`.

@@ -13,10 +13,15 @@
 
 pub mod adversarial;
 pub mod common;
+pub mod copy_heavy;
 pub mod deep_oscillate;
 pub mod deep_unwind;
 pub mod many_shallow;
 pub mod mixed;
+pub mod replay;
+
+use std::path::Path;
+use std::sync::Arc;
 
 use gc::WorkloadImage;
 
@@ -32,7 +37,7 @@ pub struct WorkloadParams {
 }
 
 /// A workload: a named recipe for a [`WorkloadImage`].
-pub trait Workload: Sync {
+pub trait Workload: Send + Sync {
     /// Its `--workload` name.
     fn name(&self) -> &'static str;
     /// One line saying what it does.
@@ -52,6 +57,7 @@ pub static WORKLOADS: &[&dyn Workload] = &[
     &many_shallow::ManyShallow,
     &mixed::Mixed,
     &adversarial::Adversarial,
+    &copy_heavy::CopyHeavy,
 ];
 
 /// The workload called `name`.
@@ -59,11 +65,47 @@ pub fn workload(name: &str) -> Option<&'static dyn Workload> {
     WORKLOADS.iter().copied().find(|w| w.name() == name)
 }
 
-/// The workload names, comma-separated.
+/// The workload names, comma-separated (`replay` last: it reads a trace file).
 pub fn workload_names() -> String {
     WORKLOADS
         .iter()
         .map(|w| w.name())
+        .chain(["replay"])
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The workload called `name`, reading `replay_file` for `replay` (which needs one; the others
+/// take none). The error is a one-line message for exit code 2.
+pub fn resolve(name: &str, replay_file: Option<&Path>) -> Result<Arc<dyn Workload>, String> {
+    match (name, replay_file) {
+        ("replay", Some(path)) => replay::Replay::load(path)
+            .map(|w| Arc::new(w) as Arc<dyn Workload>)
+            .map_err(|e| e.to_string()),
+        ("replay", None) => {
+            Err("--workload replay needs --replay FILE (a stkbar-replay trace)".into())
+        }
+        (_, Some(_)) if workload(name).is_some() => Err(format!(
+            "--replay applies only to --workload replay, not {name}"
+        )),
+        _ => workload(name)
+            .map(|w| Arc::new(w) as Arc<dyn Workload>)
+            .ok_or_else(|| format!("unknown workload {name:?} (valid: {})", workload_names())),
+    }
+}
+
+/// A registered workload behind a reference is a workload, so [`resolve`] hands out one type.
+impl Workload for &'static dyn Workload {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    fn about(&self) -> &'static str {
+        (**self).about()
+    }
+    fn build(&self, params: &WorkloadParams) -> WorkloadImage {
+        (**self).build(params)
+    }
+    fn max_depth(&self, params: &WorkloadParams) -> usize {
+        (**self).max_depth(params)
+    }
 }
