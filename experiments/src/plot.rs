@@ -1,0 +1,1752 @@
+//! The `plot` binary's library: every figure of the report, regenerated from the experiment CSVs.
+//!
+//! Invariant: a figure is drawn only from input that parsed completely. Every CSV is read and
+//! checked (each needed column present, each numeric cell a number) *before* the first figure is
+//! drawn, so bad input fails the whole run with one [`PlotError`] naming the file, the line and the
+//! column, and never leaves half a set of figures behind. Each output file appears atomically: it
+//! is written to a temporary file in its own directory and renamed over the target, so a reader
+//! sees the old figure or the new one, never a torn one.
+//!
+//! What it does. The run CSVs (`rescan_offsets.csv`, `depth_sweep.csv`, `goroutine_sweep.csv`,
+//! `barrier_designs.csv`) share one column set, read by name (unknown columns are ignored); byte
+//! counters and counts in them are sums over the run's `cycles` GC cycles, so every per-cycle
+//! figure divides by `cycles` row by row. Rows that differ only in `seed` are one point: the mean,
+//! with the min–max range drawn as an error bar when the seeds disagree. (`barrier_designs.csv`
+//! itself feeds no figure; its companion `barrier_designs_mmu.csv` does.) The figures:
+//!
+//! * `rescan_avoided_vs_offset` — share of the mark-termination stack re-scan that stack barriers
+//!   avoid, against the first barrier's offset (Go's `firstStackBarrierOffset`): a barrier at every
+//!   frame (`stkbar-all`), each `stkbar-<N>`, and none (`full-rescan`); one line per workload.
+//! * `stkbar_memory_vs_offset` — the price of that: the stkbar array reserved per cycle (top) and
+//!   stack barriers hit per cycle (bottom), same x axis.
+//! * `rescan_vs_depth` — stack bytes re-scanned per cycle against stack depth: with stack barriers
+//!   (`stkbar-1024`), the oracle (only what changed since `scanstack`), and the full re-scan.
+//! * `pause_vs_depth`, `pause_vs_goroutines` — the threaded engine's mark-termination pause (p50)
+//!   per barrier design.
+//! * `mmu_<workload>` — minimum mutator utilization against window length, one line per design.
+//!
+//! A CSV that does not exist skips its figures (reported as an [`Event`]); one that exists but
+//! does not parse is an error. Colours are fixed per workload and per design, so a line keeps its
+//! colour from figure to figure, and each series also has its own marker shape, so lines that
+//! coincide stay distinguishable. Text is drawn with DejaVu Sans compiled into the binary
+//! (machines running this have no system fonts), registered once as `sans-serif`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use clap::Parser;
+use plotters::coord::Shift;
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
+use plotters::element::{Drawable, PointCollection};
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+use plotters_backend::{BackendCoord, DrawingErrorKind};
+
+use crate::cli::write_atomically;
+
+/// The run CSV holding the first-barrier-offset sweep.
+pub const RESCAN_OFFSETS_CSV: &str = "rescan_offsets.csv";
+/// The run CSV holding the stack-depth sweep.
+pub const DEPTH_SWEEP_CSV: &str = "depth_sweep.csv";
+/// The run CSV holding the goroutine-count sweep.
+pub const GOROUTINE_SWEEP_CSV: &str = "goroutine_sweep.csv";
+/// The MMU curves of the barrier-design comparison.
+pub const MMU_CSV: &str = "barrier_designs_mmu.csv";
+
+/// Figures drawn from [`RESCAN_OFFSETS_CSV`].
+pub const OFFSET_FIGURES: [&str; 2] = ["rescan_avoided_vs_offset", "stkbar_memory_vs_offset"];
+/// Figures drawn from [`DEPTH_SWEEP_CSV`].
+pub const DEPTH_FIGURES: [&str; 2] = ["rescan_vs_depth", "pause_vs_depth"];
+/// Figures drawn from [`GOROUTINE_SWEEP_CSV`].
+pub const GOROUTINE_FIGURES: [&str; 1] = ["pause_vs_goroutines"];
+
+/// `plot`: regenerate every figure from the experiment CSVs.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "plot",
+    version,
+    about = "Regenerate every figure (PNG and SVG) of the stkbar report from the experiment CSVs.",
+    after_help = "Example:\n  plot --results results\n  plot --results results --out /tmp/report --quiet\n\n\
+Reads rescan_offsets.csv, depth_sweep.csv, goroutine_sweep.csv and barrier_designs_mmu.csv from\n\
+--results; a CSV that does not exist skips its figures. Writes OUT/figures/NAME.png and .svg.\n\n\
+Exit codes: 0 success, 2 bad input (an unknown flag, a malformed CSV), 1 a figure could not be written."
+)]
+pub struct PlotArgs {
+    /// Directory the experiment CSVs are read from.
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub results: PathBuf,
+    /// Directory the figures go under, as DIR/figures/NAME.png and .svg [default: the results
+    /// directory].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print nothing but errors.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Why `plot` stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum PlotError {
+    /// `--results` does not name a directory.
+    #[error("{}: no such results directory", .0.display())]
+    NoResultsDir(PathBuf),
+    /// A CSV lacks a column a figure needs.
+    #[error("{}: missing column `{column}`", path.display())]
+    MissingColumn {
+        /// The CSV.
+        path: PathBuf,
+        /// The column's name.
+        column: &'static str,
+    },
+    /// A cell that should hold a number does not.
+    #[error("{}:{line}: column `{column}`: `{value}` is not a number", path.display())]
+    NotANumber {
+        /// The CSV.
+        path: PathBuf,
+        /// Its 1-based line.
+        line: u64,
+        /// The column's name.
+        column: &'static str,
+        /// The cell as written.
+        value: String,
+    },
+    /// A row names zero cycles, so its per-cycle figures are undefined.
+    #[error("{}:{line}: column `cycles`: a run has at least one cycle, not {value}", path.display())]
+    ZeroCycles {
+        /// The CSV.
+        path: PathBuf,
+        /// Its 1-based line.
+        line: u64,
+        /// The cell as written.
+        value: String,
+    },
+    /// The CSV reader rejected the file (unequal row lengths, bad UTF-8, unreadable).
+    #[error("{}{}: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Csv {
+        /// The CSV.
+        path: PathBuf,
+        /// Its 1-based line, when the reader knows it.
+        line: Option<u64>,
+        /// The reader's message.
+        message: String,
+    },
+    /// Creating, writing or renaming an output file failed.
+    #[error("{}: {source}", path.display())]
+    Write {
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Plotters could not draw a figure.
+    #[error("drawing {figure}: {message}")]
+    Draw {
+        /// The figure's name.
+        figure: String,
+        /// Plotters' message.
+        message: String,
+    },
+    /// The embedded font did not load.
+    #[error("the embedded DejaVu Sans font did not load")]
+    Font,
+}
+
+impl PlotError {
+    /// Whether the error is the user's input (the binary exits 2) rather than a failure to write
+    /// the figures (exit 1).
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            PlotError::NoResultsDir(_)
+                | PlotError::MissingColumn { .. }
+                | PlotError::NotANumber { .. }
+                | PlotError::ZeroCycles { .. }
+                | PlotError::Csv { .. }
+        )
+    }
+}
+
+/// What [`plot_all`] reports as it goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A figure was written, as PNG and SVG.
+    Written {
+        /// The figure's name, e.g. `pause_vs_depth`.
+        figure: String,
+        /// The PNG's path.
+        png: PathBuf,
+        /// The SVG's path.
+        svg: PathBuf,
+    },
+    /// An input CSV does not exist; the figures that need it are skipped.
+    MissingInput {
+        /// The CSV's path.
+        csv: PathBuf,
+        /// The figures skipped.
+        figures: Vec<String>,
+    },
+    /// The CSV exists but holds no rows this figure plots; it is skipped.
+    NoData {
+        /// The figure's name.
+        figure: String,
+        /// The CSV's path.
+        csv: PathBuf,
+        /// Which rows were looked for.
+        wanted: String,
+    },
+}
+
+impl Event {
+    /// Whether the event reports something not drawn (the binary prints it on stderr).
+    pub fn is_skip(&self) -> bool {
+        !matches!(self, Event::Written { .. })
+    }
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::Written { png, svg, .. } => {
+                write!(f, "wrote {} and {}", png.display(), svg.display())
+            }
+            Event::MissingInput { csv, figures } => write!(
+                f,
+                "{} does not exist; skipping {}",
+                csv.display(),
+                figures.join(", ")
+            ),
+            Event::NoData {
+                figure,
+                csv,
+                wanted,
+            } => write!(
+                f,
+                "{} has no {wanted} rows; skipping {figure}",
+                csv.display()
+            ),
+        }
+    }
+}
+
+/// Runs `plot` as its flags say: the figures go under `--out`, or under `--results` without it.
+pub fn run(args: &PlotArgs, on_event: &mut dyn FnMut(&Event)) -> Result<(), PlotError> {
+    let out = args.out.as_deref().unwrap_or(&args.results);
+    plot_all(&args.results, out, on_event)
+}
+
+/// Reads every CSV under `results`, then draws every figure it can into `out/figures/`, calling
+/// `on_event` once per figure written and once per CSV or figure skipped.
+pub fn plot_all(
+    results: &Path,
+    out: &Path,
+    on_event: &mut dyn FnMut(&Event),
+) -> Result<(), PlotError> {
+    if !results.is_dir() {
+        return Err(PlotError::NoResultsDir(results.to_owned()));
+    }
+    // Read and check everything first: bad input must not leave half the figures rewritten.
+    let offsets = read_runs(&results.join(RESCAN_OFFSETS_CSV), OFFSET_COLUMNS)?;
+    let depths = read_runs(&results.join(DEPTH_SWEEP_CSV), DEPTH_COLUMNS)?;
+    let goroutines = read_runs(&results.join(GOROUTINE_SWEEP_CSV), GOROUTINE_COLUMNS)?;
+    let mmu = read_mmu(&results.join(MMU_CSV))?;
+
+    let mut planned: Vec<(PathBuf, Result<Figure, Skip>)> = Vec::new();
+    let mut missing = |csv: &str, figures: &[&str]| {
+        on_event(&Event::MissingInput {
+            csv: results.join(csv),
+            figures: figures.iter().map(|s| (*s).to_owned()).collect(),
+        })
+    };
+    match &offsets {
+        Some(t) => {
+            planned.push((t.path.clone(), fig_rescan_avoided_vs_offset(t)));
+            planned.push((t.path.clone(), fig_stkbar_memory_vs_offset(t)));
+        }
+        None => missing(RESCAN_OFFSETS_CSV, &OFFSET_FIGURES),
+    }
+    match &depths {
+        Some(t) => {
+            planned.push((t.path.clone(), fig_rescan_vs_depth(t)));
+            planned.push((t.path.clone(), fig_pause_vs_depth(t)));
+        }
+        None => missing(DEPTH_SWEEP_CSV, &DEPTH_FIGURES),
+    }
+    match &goroutines {
+        Some(t) => planned.push((t.path.clone(), fig_pause_vs_goroutines(t))),
+        None => missing(GOROUTINE_SWEEP_CSV, &GOROUTINE_FIGURES),
+    }
+    match &mmu {
+        Some(t) => {
+            let figs = figs_mmu(t);
+            if figs.is_empty() {
+                planned.push((t.path.clone(), Err(no_data("mmu_<workload>", "MMU"))));
+            }
+            planned.extend(figs.into_iter().map(|f| (t.path.clone(), Ok(f))));
+        }
+        None => missing(MMU_CSV, &["mmu_<workload>"]),
+    }
+
+    register_fonts()?;
+    let dir = out.join("figures");
+    fs::create_dir_all(&dir).map_err(|source| PlotError::Write {
+        path: dir.clone(),
+        source,
+    })?;
+    for (csv, fig) in planned {
+        match fig {
+            Ok(fig) => {
+                let (png, svg) = write_figure(&fig, &dir)?;
+                on_event(&Event::Written {
+                    figure: fig.name.clone(),
+                    png,
+                    svg,
+                });
+            }
+            Err(Skip { figure, wanted }) => on_event(&Event::NoData {
+                figure,
+                csv,
+                wanted,
+            }),
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading the CSVs.
+
+/// Columns every run CSV needs for its figures; others are read when present.
+const OFFSET_COLUMNS: &[&str] = &[
+    "workload",
+    "design",
+    "barrier",
+    "engine",
+    "cycles",
+    "rescan_avoided",
+    "stkbar_reserved_bytes",
+    "barriers_hit",
+];
+const DEPTH_COLUMNS: &[&str] = &[
+    "workload",
+    "design",
+    "engine",
+    "depth",
+    "cycles",
+    "rescan_bytes",
+    "oracle_rescan_bytes",
+    "full_rescan_bytes",
+    "mark_term_ns_p50",
+];
+const GOROUTINE_COLUMNS: &[&str] = &[
+    "workload",
+    "design",
+    "engine",
+    "goroutines",
+    "mark_term_ns_p50",
+];
+const MMU_COLUMNS: &[&str] = &["workload", "design", "window_ns", "mmu"];
+
+/// One row of a run CSV: the columns the figures use. A numeric cell left empty (or `NaN`) is
+/// `None`: no measurement, so no point.
+#[derive(Debug, Clone)]
+struct RunRow {
+    /// `workload`, or `replay:<trace>` for a replayed trace.
+    workload: String,
+    design: String,
+    barrier: String,
+    engine: String,
+    cycles: Option<f64>,
+    depth: Option<f64>,
+    goroutines: Option<f64>,
+    rescan_bytes: Option<f64>,
+    oracle_rescan_bytes: Option<f64>,
+    full_rescan_bytes: Option<f64>,
+    rescan_avoided: Option<f64>,
+    barriers_hit: Option<f64>,
+    stkbar_reserved_bytes: Option<f64>,
+    mark_term_ns_p50: Option<f64>,
+}
+
+impl RunRow {
+    /// A summed counter divided by the run's cycles.
+    fn per_cycle(&self, sum: Option<f64>) -> Option<f64> {
+        Some(sum? / self.cycles?)
+    }
+}
+
+#[derive(Debug)]
+struct Runs {
+    path: PathBuf,
+    rows: Vec<RunRow>,
+}
+
+/// One row of the MMU CSV.
+#[derive(Debug, Clone)]
+struct MmuRow {
+    workload: String,
+    design: String,
+    engine: String,
+    window_ns: Option<f64>,
+    mmu: Option<f64>,
+}
+
+#[derive(Debug)]
+struct MmuTable {
+    path: PathBuf,
+    rows: Vec<MmuRow>,
+}
+
+/// A CSV read into string records, with its header index.
+struct Table {
+    path: PathBuf,
+    columns: BTreeMap<String, usize>,
+    records: Vec<(u64, csv::StringRecord)>,
+}
+
+/// Reads `path`, or `None` when it does not exist; checks that every column in `needed` is there.
+fn read_table(path: &Path, needed: &[&'static str]) -> Result<Option<Table>, PlotError> {
+    match path.try_exists() {
+        Ok(false) => return Ok(None),
+        Ok(true) => {}
+        Err(e) => {
+            return Err(PlotError::Csv {
+                path: path.to_owned(),
+                line: None,
+                message: e.to_string(),
+            });
+        }
+    }
+    let csv_err = |e: csv::Error| PlotError::Csv {
+        path: path.to_owned(),
+        line: e.position().map(|p| p.line()),
+        message: csv_message(&e),
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_path(path)
+        .map_err(csv_err)?;
+    let columns: BTreeMap<String, usize> = reader
+        .headers()
+        .map_err(csv_err)?
+        .iter()
+        .enumerate()
+        .map(|(i, name)| (name.to_owned(), i))
+        .collect();
+    if let Some(column) = needed.iter().find(|c| !columns.contains_key(**c)) {
+        return Err(PlotError::MissingColumn {
+            path: path.to_owned(),
+            column,
+        });
+    }
+    let mut records = Vec::new();
+    for rec in reader.records() {
+        let rec = rec.map_err(csv_err)?;
+        let line = rec.position().map_or(0, |p| p.line());
+        records.push((line, rec));
+    }
+    Ok(Some(Table {
+        path: path.to_owned(),
+        columns,
+        records,
+    }))
+}
+
+/// The csv crate's message without its own position prefix (the error names the line already).
+fn csv_message(e: &csv::Error) -> String {
+    match e.kind() {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => format!("a row of {len} fields where the header has {expected_len}"),
+        csv::ErrorKind::Utf8 { .. } => "not valid UTF-8".to_owned(),
+        csv::ErrorKind::Io(io) => io.to_string(),
+        _ => e.to_string().replace('\n', " "),
+    }
+}
+
+impl Table {
+    fn text(&self, rec: &csv::StringRecord, column: &str) -> String {
+        self.columns
+            .get(column)
+            .and_then(|&i| rec.get(i))
+            .unwrap_or("")
+            .to_owned()
+    }
+
+    /// The cell as a number: `None` when the column is absent or the cell empty or not finite.
+    fn number(
+        &self,
+        line: u64,
+        rec: &csv::StringRecord,
+        column: &'static str,
+    ) -> Result<Option<f64>, PlotError> {
+        let cell = self.text(rec, column);
+        if cell.is_empty() {
+            return Ok(None);
+        }
+        match cell.parse::<f64>() {
+            Ok(v) if v.is_finite() => Ok(Some(v)),
+            Ok(_) => Ok(None),
+            Err(_) => Err(PlotError::NotANumber {
+                path: self.path.clone(),
+                line,
+                column,
+                value: cell,
+            }),
+        }
+    }
+
+    /// `workload`, or `replay:<trace>` when the row replays a trace.
+    fn workload_label(&self, rec: &csv::StringRecord) -> String {
+        let workload = self.text(rec, "workload");
+        let replay = self.text(rec, "replay");
+        if replay.is_empty() {
+            workload
+        } else {
+            format!("replay:{replay}")
+        }
+    }
+}
+
+fn read_runs(path: &Path, needed: &[&'static str]) -> Result<Option<Runs>, PlotError> {
+    let Some(t) = read_table(path, needed)? else {
+        return Ok(None);
+    };
+    let mut rows = Vec::with_capacity(t.records.len());
+    for (line, rec) in &t.records {
+        let line = *line;
+        let cycles = t.number(line, rec, "cycles")?;
+        if cycles == Some(0.0) || cycles.is_some_and(|c| c < 0.0) {
+            return Err(PlotError::ZeroCycles {
+                path: t.path.clone(),
+                line,
+                value: t.text(rec, "cycles"),
+            });
+        }
+        rows.push(RunRow {
+            workload: t.workload_label(rec),
+            design: t.text(rec, "design"),
+            barrier: t.text(rec, "barrier"),
+            engine: t.text(rec, "engine"),
+            cycles,
+            depth: t.number(line, rec, "depth")?,
+            goroutines: t.number(line, rec, "goroutines")?,
+            rescan_bytes: t.number(line, rec, "rescan_bytes")?,
+            oracle_rescan_bytes: t.number(line, rec, "oracle_rescan_bytes")?,
+            full_rescan_bytes: t.number(line, rec, "full_rescan_bytes")?,
+            rescan_avoided: t.number(line, rec, "rescan_avoided")?,
+            barriers_hit: t.number(line, rec, "barriers_hit")?,
+            stkbar_reserved_bytes: t.number(line, rec, "stkbar_reserved_bytes")?,
+            mark_term_ns_p50: t.number(line, rec, "mark_term_ns_p50")?,
+        });
+    }
+    Ok(Some(Runs { path: t.path, rows }))
+}
+
+fn read_mmu(path: &Path) -> Result<Option<MmuTable>, PlotError> {
+    let Some(t) = read_table(path, MMU_COLUMNS)? else {
+        return Ok(None);
+    };
+    let mut rows = Vec::with_capacity(t.records.len());
+    for (line, rec) in &t.records {
+        rows.push(MmuRow {
+            workload: t.workload_label(rec),
+            design: t.text(rec, "design"),
+            engine: t.text(rec, "engine"),
+            window_ns: t.number(*line, rec, "window_ns")?,
+            mmu: t.number(*line, rec, "mmu")?,
+        });
+    }
+    Ok(Some(MmuTable { path: t.path, rows }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// From rows to series: seeds averaged per point.
+
+/// One plotted point: the mean over seeds, and their range.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Point {
+    x: f64,
+    mean: f64,
+    min: f64,
+    max: f64,
+}
+
+/// An `f64` usable as a map key (inputs are finite, so the total order is the usual one).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Key(f64);
+impl Eq for Key {}
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Key {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+/// Samples grouped by series and x: each group becomes one [`Point`].
+#[derive(Debug, Default)]
+struct Grouper {
+    groups: BTreeMap<String, BTreeMap<Key, Vec<f64>>>,
+}
+
+impl Grouper {
+    fn add(&mut self, series: &str, x: Option<f64>, y: Option<f64>) {
+        if let (Some(x), Some(y)) = (x, y) {
+            self.groups
+                .entry(series.to_owned())
+                .or_default()
+                .entry(Key(x))
+                .or_default()
+                .push(y);
+        }
+    }
+
+    fn points(&self, series: &str) -> Vec<Point> {
+        let Some(by_x) = self.groups.get(series) else {
+            return Vec::new();
+        };
+        by_x.iter()
+            .map(|(x, ys)| {
+                let n = ys.len() as f64;
+                Point {
+                    x: x.0,
+                    mean: ys.iter().sum::<f64>() / n,
+                    min: ys.iter().copied().fold(f64::INFINITY, f64::min),
+                    max: ys.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                }
+            })
+            .collect()
+    }
+
+    fn series_names(&self) -> impl Iterator<Item = &String> {
+        self.groups.keys()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names, orders and colours shared by every figure.
+
+const WORKLOAD_ORDER: [&str; 6] = [
+    "deep-oscillate",
+    "deep-unwind",
+    "many-shallow",
+    "mixed",
+    "copy-heavy",
+    "adversarial",
+];
+const WORKLOAD_COLOURS: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
+/// Colours for names outside the fixed tables (replayed traces, other designs), chosen by a hash
+/// of the name so they too are stable across figures and runs.
+const EXTRA_COLOURS: [RGBColor; 6] = [
+    RGBColor(227, 119, 194),
+    RGBColor(23, 190, 207),
+    RGBColor(188, 189, 34),
+    RGBColor(127, 127, 127),
+    RGBColor(0, 90, 50),
+    RGBColor(120, 40, 140),
+];
+
+fn fnv1a(s: &str) -> usize {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % 1_000_003) as usize
+}
+
+fn workload_rank(w: &str) -> (usize, String) {
+    let i = WORKLOAD_ORDER
+        .iter()
+        .position(|k| *k == w)
+        .unwrap_or(WORKLOAD_ORDER.len());
+    (i, w.to_owned())
+}
+
+fn workload_colour(w: &str) -> RGBColor {
+    match WORKLOAD_ORDER.iter().position(|k| *k == w) {
+        Some(i) => WORKLOAD_COLOURS[i],
+        None => EXTRA_COLOURS[fnv1a(w) % EXTRA_COLOURS.len()],
+    }
+}
+
+fn workload_marker(w: &str) -> Marker {
+    match WORKLOAD_ORDER.iter().position(|k| *k == w) {
+        Some(i) => Marker::ALL[i % Marker::ALL.len()],
+        None => Marker::ALL[fnv1a(w) % Marker::ALL.len()],
+    }
+}
+
+/// A barrier design as the run CSVs name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Design {
+    /// Stack barriers off: mark termination re-scans every stack whole.
+    FullRescan,
+    /// A barrier at every frame.
+    StkbarAll,
+    /// First barrier `n` bytes above the SP, then at doubling offsets.
+    Stkbar(u64),
+    Hybrid,
+    Yuasa,
+}
+
+impl Design {
+    fn parse(s: &str) -> Option<Design> {
+        match s {
+            "full-rescan" => Some(Design::FullRescan),
+            "stkbar-all" => Some(Design::StkbarAll),
+            "hybrid" => Some(Design::Hybrid),
+            "yuasa" => Some(Design::Yuasa),
+            _ => s
+                .strip_prefix("stkbar-")
+                .and_then(|n| n.parse().ok())
+                .map(Design::Stkbar),
+        }
+    }
+}
+
+fn design_rank(d: &str) -> (usize, u64, String) {
+    match Design::parse(d) {
+        Some(Design::FullRescan) => (0, 0, d.to_owned()),
+        Some(Design::StkbarAll) => (1, 0, d.to_owned()),
+        Some(Design::Stkbar(n)) => (2, n, d.to_owned()),
+        Some(Design::Hybrid) => (3, 0, d.to_owned()),
+        Some(Design::Yuasa) => (4, 0, d.to_owned()),
+        None => (5, 0, d.to_owned()),
+    }
+}
+
+fn design_colour(d: &str) -> RGBColor {
+    match Design::parse(d) {
+        Some(Design::FullRescan) => RGBColor(70, 70, 70),
+        Some(Design::StkbarAll) => RGBColor(148, 103, 189),
+        Some(Design::Stkbar(1024)) => RGBColor(31, 119, 180),
+        Some(Design::Stkbar(n)) => EXTRA_COLOURS[(n.max(1).ilog2() as usize) % EXTRA_COLOURS.len()],
+        Some(Design::Hybrid) => RGBColor(255, 127, 14),
+        Some(Design::Yuasa) => RGBColor(44, 160, 44),
+        None => EXTRA_COLOURS[fnv1a(d) % EXTRA_COLOURS.len()],
+    }
+}
+
+fn design_marker(d: &str) -> Marker {
+    let i = match Design::parse(d) {
+        Some(Design::FullRescan) => 3,
+        Some(Design::StkbarAll) => 2,
+        Some(Design::Stkbar(n)) => n.max(1).ilog2() as usize,
+        Some(Design::Hybrid) => 1,
+        Some(Design::Yuasa) => 4,
+        None => fnv1a(d),
+    };
+    Marker::ALL[i % Marker::ALL.len()]
+}
+
+/// The x axis of the offset figures: a barrier at every frame, each offset present in
+/// increasing order, then no barriers at all.
+fn offset_categories(rows: &[&RunRow]) -> Vec<Design> {
+    let mut cats: Vec<Design> = rows
+        .iter()
+        .filter_map(|r| Design::parse(&r.design))
+        .filter(|d| {
+            matches!(
+                d,
+                Design::StkbarAll | Design::Stkbar(_) | Design::FullRescan
+            )
+        })
+        .collect();
+    cats.sort_by_key(|d| match d {
+        Design::StkbarAll => (0, 0),
+        Design::Stkbar(n) => (1, *n),
+        _ => (2, 0),
+    });
+    cats.dedup();
+    cats
+}
+
+fn offset_label(d: Design) -> String {
+    match d {
+        Design::StkbarAll => "every frame".to_owned(),
+        Design::Stkbar(n) => n.to_string(),
+        Design::FullRescan => "off".to_owned(),
+        _ => String::new(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The figures, as data.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scale {
+    Linear,
+    Log,
+}
+
+#[derive(Debug, Clone)]
+enum Ticks {
+    /// Numbers, compact (`1k`, `10M`).
+    Number,
+    /// One label per integer x, from this list.
+    Categories(Vec<String>),
+}
+
+#[derive(Debug, Clone)]
+struct Axis {
+    label: String,
+    scale: Scale,
+    lo: f64,
+    hi: f64,
+    ticks: Ticks,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Marker {
+    Circle,
+    Triangle,
+    Square,
+    Diamond,
+    Cross,
+}
+
+impl Marker {
+    const ALL: [Marker; 5] = [
+        Marker::Circle,
+        Marker::Triangle,
+        Marker::Square,
+        Marker::Diamond,
+        Marker::Cross,
+    ];
+}
+
+#[derive(Debug, Clone)]
+struct Series {
+    label: String,
+    colour: RGBColor,
+    marker: Marker,
+    points: Vec<Point>,
+}
+
+#[derive(Debug, Clone)]
+struct Panel {
+    x: Axis,
+    y: Axis,
+    series: Vec<Series>,
+    /// Lines stop short of this x: the points from it on are a different regime (stack barriers
+    /// off is not a very large offset), drawn as markers only.
+    line_break: Option<f64>,
+}
+
+#[derive(Debug, Clone)]
+struct Figure {
+    name: String,
+    title: String,
+    legend_title: String,
+    size: (u32, u32),
+    panels: Vec<Panel>,
+}
+
+/// A figure that cannot be drawn: its CSV has none of the rows it plots.
+#[derive(Debug, Clone)]
+struct Skip {
+    figure: String,
+    /// Which rows were looked for, e.g. `threaded`.
+    wanted: String,
+}
+
+fn no_data(figure: &str, wanted: &str) -> Skip {
+    Skip {
+        figure: figure.to_owned(),
+        wanted: wanted.to_owned(),
+    }
+}
+
+/// The axis range for values `vs`: a log axis spans at least one power of ten on each side of
+/// the data, so it always carries labelled decades; a linear one starts at zero.
+fn axis_range(vs: &[f64], scale: Scale) -> (f64, f64) {
+    match scale {
+        Scale::Log => {
+            let pos: Vec<f64> = vs.iter().copied().filter(|v| *v > 0.0).collect();
+            if pos.is_empty() {
+                return (1.0, 10.0);
+            }
+            let lo = pos.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = pos.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let mut lo_d = lo.log10().floor();
+            let mut hi_d = hi.log10().ceil();
+            if hi_d <= lo_d {
+                hi_d = lo_d + 1.0;
+            }
+            // Breathing room for markers that sit exactly on a decade.
+            if (lo.log10() - lo_d) < 0.05 {
+                lo_d -= 0.1;
+            }
+            if (hi_d - hi.log10()) < 0.05 {
+                hi_d += 0.1;
+            }
+            (10f64.powf(lo_d), 10f64.powf(hi_d))
+        }
+        Scale::Linear => {
+            let hi = vs.iter().copied().fold(0.0, f64::max);
+            let lo = vs.iter().copied().fold(0.0, f64::min);
+            let hi = if hi > 0.0 { hi * 1.08 } else { 1.0 };
+            (lo - 0.02 * (hi - lo), hi)
+        }
+    }
+}
+
+/// Log when the positive values span more than about one and a half decades.
+fn pick_scale(vs: &[f64]) -> Scale {
+    let pos: Vec<f64> = vs.iter().copied().filter(|v| *v > 0.0).collect();
+    let lo = pos.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = pos.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if pos.len() >= 2 && hi / lo > 30.0 {
+        Scale::Log
+    } else {
+        Scale::Linear
+    }
+}
+
+fn all_values(series: &[Series]) -> (Vec<f64>, Vec<f64>) {
+    let xs = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.x))
+        .collect();
+    let ys = series
+        .iter()
+        .flat_map(|s| s.points.iter().flat_map(|p| [p.min, p.max]))
+        .collect();
+    (xs, ys)
+}
+
+fn number_axis(label: &str, scale: Scale, values: &[f64]) -> Axis {
+    let (lo, hi) = axis_range(values, scale);
+    Axis {
+        label: label.to_owned(),
+        scale,
+        lo,
+        hi,
+        ticks: Ticks::Number,
+    }
+}
+
+fn offset_axis(cats: &[Design]) -> Axis {
+    Axis {
+        label: "first stack barrier offset (bytes above SP)".to_owned(),
+        scale: Scale::Linear,
+        lo: -0.4,
+        hi: cats.len() as f64 - 0.6,
+        ticks: Ticks::Categories(cats.iter().map(|d| offset_label(*d)).collect()),
+    }
+}
+
+/// The rows of the offset sweep the offset figures plot, and their x categories.
+fn offset_rows(t: &Runs) -> (Vec<&RunRow>, Vec<Design>) {
+    let rows: Vec<&RunRow> = t
+        .rows
+        .iter()
+        .filter(|r| r.engine == "deterministic" && r.barrier == "dijkstra")
+        .collect();
+    let cats = offset_categories(&rows);
+    (rows, cats)
+}
+
+/// The x of the `off` category (stack barriers off), where offset lines stop.
+fn off_category(cats: &[Design]) -> Option<f64> {
+    cats.iter()
+        .position(|c| *c == Design::FullRescan)
+        .map(|i| i as f64)
+}
+
+fn category_of(cats: &[Design], design: &str) -> Option<f64> {
+    let d = Design::parse(design)?;
+    cats.iter().position(|c| *c == d).map(|i| i as f64)
+}
+
+/// One series per workload, in the canonical workload order.
+fn workload_series(g: &Grouper) -> Vec<Series> {
+    let mut names: Vec<&String> = g.series_names().collect();
+    names.sort_by_key(|w| workload_rank(w));
+    names
+        .into_iter()
+        .map(|w| Series {
+            label: w.clone(),
+            colour: workload_colour(w),
+            marker: workload_marker(w),
+            points: g.points(w),
+        })
+        .filter(|s| !s.points.is_empty())
+        .collect()
+}
+
+fn fig_rescan_avoided_vs_offset(t: &Runs) -> Result<Figure, Skip> {
+    const NAME: &str = "rescan_avoided_vs_offset";
+    let (rows, cats) = offset_rows(t);
+    let mut g = Grouper::default();
+    for r in &rows {
+        g.add(
+            &r.workload,
+            category_of(&cats, &r.design),
+            r.rescan_avoided.map(|f| 100.0 * f),
+        );
+    }
+    let series = workload_series(&g);
+    if series.is_empty() {
+        return Err(no_data(NAME, "deterministic dijkstra"));
+    }
+    Ok(Figure {
+        name: NAME.to_owned(),
+        title: "Stack re-scan avoided by stack barriers, by first barrier offset".to_owned(),
+        legend_title: "workload".to_owned(),
+        size: (1000, 650),
+        panels: vec![Panel {
+            x: offset_axis(&cats),
+            y: Axis {
+                label: "stack re-scan avoided (%)".to_owned(),
+                scale: Scale::Linear,
+                lo: -3.0,
+                hi: 103.0,
+                ticks: Ticks::Number,
+            },
+            series,
+            line_break: off_category(&cats),
+        }],
+    })
+}
+
+fn fig_stkbar_memory_vs_offset(t: &Runs) -> Result<Figure, Skip> {
+    const NAME: &str = "stkbar_memory_vs_offset";
+    let (rows, cats) = offset_rows(t);
+    let mut mem = Grouper::default();
+    let mut hits = Grouper::default();
+    for r in &rows {
+        let x = category_of(&cats, &r.design);
+        mem.add(
+            &r.workload,
+            x,
+            r.per_cycle(r.stkbar_reserved_bytes).map(|b| b / 1024.0),
+        );
+        hits.add(&r.workload, x, r.per_cycle(r.barriers_hit));
+    }
+    let mem = workload_series(&mem);
+    let hits = workload_series(&hits);
+    if mem.is_empty() && hits.is_empty() {
+        return Err(no_data(NAME, "deterministic dijkstra"));
+    }
+    let panel = |label: &str, series: Vec<Series>| {
+        let (_, ys) = all_values(&series);
+        let scale = pick_scale(&ys);
+        Panel {
+            x: offset_axis(&cats),
+            y: number_axis(label, scale, &ys),
+            series,
+            line_break: off_category(&cats),
+        }
+    };
+    Ok(Figure {
+        name: NAME.to_owned(),
+        title: "What stack barriers cost, by first barrier offset".to_owned(),
+        legend_title: "workload".to_owned(),
+        size: (1000, 800),
+        panels: vec![
+            panel("stkbar array reserved per cycle (KiB)", mem),
+            panel("stack barriers hit per cycle", hits),
+        ],
+    })
+}
+
+fn fig_rescan_vs_depth(t: &Runs) -> Result<Figure, Skip> {
+    const NAME: &str = "rescan_vs_depth";
+    let rows: Vec<&RunRow> = t
+        .rows
+        .iter()
+        .filter(|r| r.engine == "deterministic" && r.workload == "deep-oscillate")
+        .collect();
+    const STKBAR: &str = "stack barriers, 1024 B";
+    const ORACLE: &str = "oracle (what changed)";
+    const FULL: &str = "full re-scan";
+    const ALL: &str = "barriers on every frame";
+    let mut g = Grouper::default();
+    let mut full_from_design = Grouper::default();
+    for r in &rows {
+        match Design::parse(&r.design) {
+            Some(Design::Stkbar(1024)) => {
+                g.add(STKBAR, r.depth, r.per_cycle(r.rescan_bytes));
+                g.add(ORACLE, r.depth, r.per_cycle(r.oracle_rescan_bytes));
+                g.add(FULL, r.depth, r.per_cycle(r.full_rescan_bytes));
+            }
+            Some(Design::StkbarAll) => g.add(ALL, r.depth, r.per_cycle(r.rescan_bytes)),
+            Some(Design::FullRescan) => {
+                full_from_design.add(FULL, r.depth, r.per_cycle(r.rescan_bytes))
+            }
+            _ => {}
+        }
+    }
+    let full = {
+        let p = g.points(FULL);
+        if p.is_empty() {
+            full_from_design.points(FULL)
+        } else {
+            p
+        }
+    };
+    let style = [
+        (FULL, design_colour("full-rescan"), Marker::Square, full),
+        (
+            STKBAR,
+            design_colour("stkbar-1024"),
+            Marker::Circle,
+            g.points(STKBAR),
+        ),
+        // The oracle first: every-frame barriers re-scan exactly the oracle's bytes on this
+        // workload, and their line must stay visible on top of it.
+        (
+            ORACLE,
+            RGBColor(214, 39, 40),
+            Marker::Cross,
+            g.points(ORACLE),
+        ),
+        (
+            ALL,
+            design_colour("stkbar-all"),
+            Marker::Triangle,
+            g.points(ALL),
+        ),
+    ];
+    let series: Vec<Series> = style
+        .into_iter()
+        .filter(|(_, _, _, p)| !p.is_empty())
+        .map(|(label, colour, marker, points)| Series {
+            label: label.to_owned(),
+            colour,
+            marker,
+            points,
+        })
+        .collect();
+    if series.is_empty() {
+        return Err(no_data(NAME, "deterministic deep-oscillate"));
+    }
+    let (xs, ys) = all_values(&series);
+    Ok(Figure {
+        name: NAME.to_owned(),
+        title: "Mark-termination stack re-scan vs stack depth (deep-oscillate)".to_owned(),
+        legend_title: "stack bytes".to_owned(),
+        size: (1000, 650),
+        panels: vec![Panel {
+            x: number_axis("stack depth (frames)", Scale::Log, &xs),
+            y: number_axis("stack bytes re-scanned per cycle", Scale::Log, &ys),
+            series,
+            line_break: None,
+        }],
+    })
+}
+
+/// One series per design (per design and workload when the rows span several workloads).
+fn design_series(rows: &[&RunRow], x: impl Fn(&RunRow) -> Option<f64>) -> Vec<Series> {
+    let mut workloads: Vec<&str> = rows.iter().map(|r| r.workload.as_str()).collect();
+    workloads.sort_unstable();
+    workloads.dedup();
+    let several = workloads.len() > 1;
+    let mut g = Grouper::default();
+    let mut keys: BTreeMap<String, (&str, &str)> = BTreeMap::new();
+    for r in rows {
+        let label = if several {
+            format!("{}, {}", r.design, r.workload)
+        } else {
+            r.design.clone()
+        };
+        g.add(&label, x(r), r.mark_term_ns_p50.map(|ns| ns / 1000.0));
+        keys.insert(label, (&r.design, &r.workload));
+    }
+    let mut labels: Vec<(&String, &(&str, &str))> = keys.iter().collect();
+    labels.sort_by_key(|(_, (d, w))| (design_rank(d), workload_rank(w)));
+    labels
+        .into_iter()
+        .map(|(label, (d, w))| Series {
+            label: label.clone(),
+            colour: design_colour(d),
+            marker: if several {
+                workload_marker(w)
+            } else {
+                design_marker(d)
+            },
+            points: g.points(label),
+        })
+        .filter(|s| !s.points.is_empty())
+        .collect()
+}
+
+fn pause_figure(
+    name: &str,
+    title: &str,
+    x_label: &str,
+    series: Vec<Series>,
+) -> Result<Figure, Skip> {
+    if series.is_empty() {
+        return Err(no_data(name, "threaded"));
+    }
+    let (xs, ys) = all_values(&series);
+    Ok(Figure {
+        name: name.to_owned(),
+        title: title.to_owned(),
+        legend_title: "design".to_owned(),
+        size: (1000, 650),
+        panels: vec![Panel {
+            x: number_axis(x_label, Scale::Log, &xs),
+            y: number_axis("mark-termination pause, p50 (µs)", Scale::Log, &ys),
+            series,
+            line_break: None,
+        }],
+    })
+}
+
+fn fig_pause_vs_depth(t: &Runs) -> Result<Figure, Skip> {
+    let rows: Vec<&RunRow> = t.rows.iter().filter(|r| r.engine == "threaded").collect();
+    pause_figure(
+        "pause_vs_depth",
+        "Mark-termination pause vs stack depth (threaded engine)",
+        "stack depth (frames)",
+        design_series(&rows, |r| r.depth),
+    )
+}
+
+fn fig_pause_vs_goroutines(t: &Runs) -> Result<Figure, Skip> {
+    let rows: Vec<&RunRow> = t.rows.iter().filter(|r| r.engine == "threaded").collect();
+    pause_figure(
+        "pause_vs_goroutines",
+        "Mark-termination pause vs goroutines (threaded engine)",
+        "goroutines",
+        design_series(&rows, |r| r.goroutines),
+    )
+}
+
+/// A workload label as a file-name fragment: `replay:gc trace` becomes `replay-gc-trace`.
+fn file_fragment(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+/// One MMU figure per workload, from the threaded engine's rows when there are any (MMU from a
+/// deterministic schedule is a model, not a measurement).
+fn figs_mmu(t: &MmuTable) -> Vec<Figure> {
+    let mut workloads: Vec<&str> = t.rows.iter().map(|r| r.workload.as_str()).collect();
+    workloads.sort_by_key(|w| workload_rank(w));
+    workloads.dedup();
+    let mut figs = Vec::new();
+    for w in workloads {
+        let of_w: Vec<&MmuRow> = t.rows.iter().filter(|r| r.workload == w).collect();
+        let engine = if of_w.iter().any(|r| r.engine == "threaded") {
+            "threaded"
+        } else {
+            of_w.first().map_or("", |r| r.engine.as_str())
+        };
+        let mut g = Grouper::default();
+        for r in of_w.iter().filter(|r| r.engine == engine) {
+            g.add(&r.design, r.window_ns.map(|ns| ns / 1e6), r.mmu);
+        }
+        let mut designs: Vec<&String> = g.series_names().collect();
+        designs.sort_by_key(|d| design_rank(d));
+        let series: Vec<Series> = designs
+            .into_iter()
+            .map(|d| Series {
+                label: d.clone(),
+                colour: design_colour(d),
+                marker: design_marker(d),
+                points: g.points(d),
+            })
+            .filter(|s| !s.points.is_empty())
+            .collect();
+        if series.is_empty() {
+            continue;
+        }
+        let (xs, _) = all_values(&series);
+        let engine_note = if engine.is_empty() {
+            String::new()
+        } else {
+            format!(" ({engine} engine)")
+        };
+        figs.push(Figure {
+            name: format!("mmu_{}", file_fragment(w)),
+            title: format!("Minimum mutator utilization: {w}{engine_note}"),
+            legend_title: "design".to_owned(),
+            size: (1000, 650),
+            panels: vec![Panel {
+                x: number_axis("window (ms)", Scale::Log, &xs),
+                y: Axis {
+                    label: "minimum mutator utilization (0–1)".to_owned(),
+                    scale: Scale::Linear,
+                    lo: -0.02,
+                    hi: 1.04,
+                    ticks: Ticks::Number,
+                },
+                series,
+                line_break: None,
+            }],
+        });
+    }
+    figs
+}
+
+// ---------------------------------------------------------------------------------------------
+// Drawing.
+
+const FONT: &str = "sans-serif";
+const TITLE_PX: u32 = 26;
+const DESC_PX: u32 = 19;
+const LABEL_PX: u32 = 16;
+const LEGEND_PX: u32 = 16;
+const LEGEND_W: u32 = 270;
+
+/// Registers the embedded DejaVu Sans as `sans-serif`, once per process.
+fn register_fonts() -> Result<(), PlotError> {
+    static DONE: OnceLock<bool> = OnceLock::new();
+    let ok = *DONE.get_or_init(|| {
+        plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular()).is_ok()
+            && plotters::style::register_font(FONT, FontStyle::Bold, dejavu::sans::bold()).is_ok()
+    });
+    if ok { Ok(()) } else { Err(PlotError::Font) }
+}
+
+/// A tick value, short: `0.5`, `20`, `1k`, `250k`, `10M`.
+fn compact(v: f64) -> String {
+    let a = v.abs();
+    let (scaled, suffix) = if a >= 1e9 {
+        (v / 1e9, "G")
+    } else if a >= 1e6 {
+        (v / 1e6, "M")
+    } else if a >= 1e4 {
+        (v / 1e3, "k")
+    } else {
+        (v, "")
+    };
+    let s = if scaled == 0.0 {
+        "0".to_owned()
+    } else {
+        let digits = (3 - scaled.abs().log10().floor() as i32 - 1).clamp(0, 6) as usize;
+        let s = format!("{scaled:.digits$}");
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_owned()
+        } else {
+            s
+        }
+    };
+    format!("{s}{suffix}")
+}
+
+fn tick_label(axis: &Axis, v: f64) -> String {
+    match &axis.ticks {
+        Ticks::Number => {
+            if axis.scale == Scale::Log {
+                // Label decades and the 2 and 5 between them; the other light lines stay bare.
+                let m = v / 10f64.powf(v.log10().floor());
+                let near = |k: f64| (m - k).abs() < 1e-6 * k;
+                if near(1.0) || near(2.0) || near(5.0) {
+                    compact(v)
+                } else {
+                    String::new()
+                }
+            } else {
+                compact(v)
+            }
+        }
+        Ticks::Categories(names) => {
+            let i = v.round();
+            if (v - i).abs() < 1e-6 && i >= 0.0 {
+                names.get(i as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        }
+    }
+}
+
+fn draw_error<E: fmt::Display>(figure: &str) -> impl Fn(E) -> PlotError + '_ {
+    move |e| PlotError::Draw {
+        figure: figure.to_owned(),
+        message: e.to_string(),
+    }
+}
+
+/// Renders `fig` as PNG and SVG under `dir`, each in memory first and then written with
+/// [`write_atomically`]: a temporary file beside the target, renamed over it.
+fn write_figure(fig: &Figure, dir: &Path) -> Result<(PathBuf, PathBuf), PlotError> {
+    let png = dir.join(format!("{}.png", fig.name));
+    let svg = dir.join(format!("{}.svg", fig.name));
+    let (w, h) = fig.size;
+
+    let mut rgb = vec![0u8; w as usize * h as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, fig.size).into_drawing_area();
+        render(&root, fig).map_err(draw_error(&fig.name))?;
+        root.present().map_err(draw_error(&fig.name))?;
+    }
+    let mut text = String::new();
+    {
+        let root = SVGBackend::with_string(&mut text, fig.size).into_drawing_area();
+        render(&root, fig).map_err(draw_error(&fig.name))?;
+        root.present().map_err(draw_error(&fig.name))?;
+    }
+
+    write_atomically(&png, |out| {
+        let mut enc = png::Encoder::new(out, w, h);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut image = enc.write_header().map_err(std::io::Error::other)?;
+        image
+            .write_image_data(&rgb)
+            .map_err(std::io::Error::other)?;
+        image.finish().map_err(std::io::Error::other)
+    })
+    .map_err(|source| PlotError::Write {
+        path: png.clone(),
+        source,
+    })?;
+    write_atomically(&svg, |out| out.write_all(text.as_bytes())).map_err(|source| {
+        PlotError::Write {
+            path: svg.clone(),
+            source,
+        }
+    })?;
+    Ok((png, svg))
+}
+
+fn render<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, fig: &Figure) -> Result<(), String> {
+    let de = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    root.fill(&WHITE).map_err(de)?;
+    let body = root
+        .titled(&fig.title, (FONT, TITLE_PX).into_font().color(&BLACK))
+        .map_err(de)?;
+    let (w, _) = body.dim_in_pixel();
+    let (plots, legend) = body.split_horizontally(w.saturating_sub(LEGEND_W));
+    let areas = plots.split_evenly((fig.panels.len().max(1), 1));
+    let last = fig.panels.len().saturating_sub(1);
+    for (i, (area, panel)) in areas.iter().zip(&fig.panels).enumerate() {
+        // Stacked panels share their x axis: describe it once, under the bottom one.
+        draw_panel(area, panel, i == last)?;
+    }
+    let mut entries: Vec<&Series> = Vec::new();
+    for s in fig.panels.iter().flat_map(|p| &p.series) {
+        if !entries.iter().any(|e| e.label == s.label) {
+            entries.push(s);
+        }
+    }
+    draw_legend(&legend, &fig.legend_title, &entries).map_err(de)
+}
+
+fn draw_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    p: &Panel,
+    x_desc: bool,
+) -> Result<(), String> {
+    let (x0, x1, y0, y1) = (p.x.lo, p.x.hi, p.y.lo, p.y.hi);
+    match (p.x.scale, p.y.scale) {
+        (Scale::Linear, Scale::Linear) => draw_in(area, p, x_desc, x0..x1, y0..y1),
+        (Scale::Log, Scale::Linear) => draw_in(area, p, x_desc, (x0..x1).log_scale(), y0..y1),
+        (Scale::Linear, Scale::Log) => draw_in(area, p, x_desc, x0..x1, (y0..y1).log_scale()),
+        (Scale::Log, Scale::Log) => {
+            draw_in(area, p, x_desc, (x0..x1).log_scale(), (y0..y1).log_scale())
+        }
+    }
+}
+
+fn draw_in<DB, X, Y>(
+    area: &DrawingArea<DB, Shift>,
+    p: &Panel,
+    x_desc: bool,
+    x: X,
+    y: Y,
+) -> Result<(), String>
+where
+    DB: DrawingBackend,
+    X: AsRangedCoord<Value = f64>,
+    Y: AsRangedCoord<Value = f64>,
+    X::CoordDescType: ValueFormatter<f64>,
+    Y::CoordDescType: ValueFormatter<f64>,
+{
+    let de = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    let mut chart = ChartBuilder::on(area)
+        .margin_top(12)
+        .margin_right(18)
+        .margin_left(8)
+        .x_label_area_size(if x_desc { 58 } else { 30 })
+        .y_label_area_size(78)
+        .build_cartesian_2d(x, y)
+        .map_err(|e| e.to_string())?;
+    let x_fmt = |v: &f64| tick_label(&p.x, *v);
+    let y_fmt = |v: &f64| tick_label(&p.y, *v);
+    let x_labels = match &p.x.ticks {
+        Ticks::Categories(c) => c.len(),
+        Ticks::Number => 12,
+    };
+    chart
+        .configure_mesh()
+        .x_desc(if x_desc { p.x.label.as_str() } else { "" })
+        .y_desc(p.y.label.as_str())
+        .axis_desc_style((FONT, DESC_PX))
+        .label_style((FONT, LABEL_PX))
+        .x_labels(x_labels)
+        .y_labels(10)
+        .x_label_formatter(&x_fmt)
+        .y_label_formatter(&y_fmt)
+        .bold_line_style(RGBColor(200, 200, 200))
+        .light_line_style(RGBColor(240, 240, 240))
+        .max_light_lines(if p.y.scale == Scale::Log { 9 } else { 1 })
+        .draw()
+        .map_err(de)?;
+
+    let log_y = p.y.scale == Scale::Log;
+    let log_x = p.x.scale == Scale::Log;
+    let drawable = |pt: &Point| (!log_y || pt.mean > 0.0) && (!log_x || pt.x > 0.0);
+    for s in &p.series {
+        let pts: Vec<Point> = s.points.iter().copied().filter(drawable).collect();
+        let line = s.colour.stroke_width(2);
+        chart
+            .draw_series(LineSeries::new(
+                pts.iter()
+                    .filter(|pt| p.line_break.is_none_or(|b| pt.x < b))
+                    .map(|pt| (pt.x, pt.mean)),
+                line,
+            ))
+            .map_err(de)?;
+        // Seeds that disagree: their min–max range as an error bar.
+        let thin = s.colour.stroke_width(1);
+        let spread: Vec<(f64, f64, f64)> = pts
+            .iter()
+            .filter(|pt| pt.max > pt.min)
+            .map(|pt| {
+                let lo = if log_y && pt.min <= 0.0 {
+                    pt.mean
+                } else {
+                    pt.min
+                };
+                (pt.x, lo, pt.max)
+            })
+            .collect();
+        chart
+            .draw_series(
+                spread
+                    .iter()
+                    .map(|&(x, lo, hi)| PathElement::new(vec![(x, lo), (x, hi)], thin)),
+            )
+            .map_err(de)?;
+        chart
+            .draw_series(
+                spread
+                    .iter()
+                    .flat_map(|&(x, lo, hi)| [(x, lo), (x, hi)])
+                    .map(|at| EmptyElement::at(at) + PathElement::new(vec![(-4, 0), (4, 0)], thin)),
+            )
+            .map_err(de)?;
+        chart
+            .draw_series(pts.iter().map(|pt| MarkerElement {
+                at: (pt.x, pt.mean),
+                marker: s.marker,
+                colour: s.colour,
+            }))
+            .map_err(de)?;
+    }
+    // A log axis has no zero: say where zeros were left out instead of hiding them.
+    let mut zeros: BTreeMap<Key, (usize, usize)> = BTreeMap::new();
+    if log_y {
+        for pt in p.series.iter().flat_map(|s| &s.points) {
+            let (zero, all) = zeros.entry(Key(pt.x)).or_default();
+            *zero += usize::from(pt.mean <= 0.0);
+            *all += 1;
+        }
+    }
+    let style = TextStyle::from((FONT, LABEL_PX).into_font())
+        .color(&RGBColor(110, 110, 110))
+        .pos(plotters::style::text_anchor::Pos::new(
+            plotters::style::text_anchor::HPos::Center,
+            plotters::style::text_anchor::VPos::Bottom,
+        ));
+    let floor = p.y.lo;
+    for (x, (zero, all)) in zeros {
+        let note = match zero {
+            0 => continue,
+            z if z == all => "all 0".to_owned(),
+            z => format!("{z} at 0"),
+        };
+        chart
+            .draw_series(std::iter::once(
+                EmptyElement::at((x.0, floor)) + Text::new(note, (0, -6), style.clone()),
+            ))
+            .map_err(de)?;
+    }
+    Ok(())
+}
+
+/// A series marker at `at`, about 10 px across, filled (the cross is drawn in strokes). One
+/// element type for every shape, so a chart and the legend draw markers the same way.
+struct MarkerElement<C> {
+    at: C,
+    marker: Marker,
+    colour: RGBColor,
+}
+
+impl<'b, C: 'b> PointCollection<'b, C> for &'b MarkerElement<C> {
+    type Point = &'b C;
+    type IntoIter = std::iter::Once<&'b C>;
+    fn point_iter(self) -> Self::IntoIter {
+        std::iter::once(&self.at)
+    }
+}
+
+impl<C, DB: DrawingBackend> Drawable<DB> for MarkerElement<C> {
+    fn draw<I: Iterator<Item = BackendCoord>>(
+        &self,
+        mut points: I,
+        backend: &mut DB,
+        _: (u32, u32),
+    ) -> Result<(), DrawingErrorKind<DB::ErrorType>> {
+        let Some((x, y)) = points.next() else {
+            return Ok(());
+        };
+        let fill = self.colour.filled();
+        match self.marker {
+            Marker::Circle => backend.draw_circle((x, y), 5, &fill, true),
+            Marker::Triangle => {
+                backend.fill_polygon(vec![(x, y - 6), (x + 6, y + 4), (x - 6, y + 4)], &fill)
+            }
+            Marker::Square => backend.draw_rect((x - 4, y - 4), (x + 4, y + 4), &fill, true),
+            Marker::Diamond => {
+                backend.fill_polygon(vec![(x, y - 6), (x + 6, y), (x, y + 6), (x - 6, y)], &fill)
+            }
+            Marker::Cross => {
+                let stroke = self.colour.stroke_width(2);
+                backend.draw_path(vec![(x - 5, y - 5), (x + 5, y + 5)], &stroke)?;
+                backend.draw_path(vec![(x - 5, y + 5), (x + 5, y - 5)], &stroke)
+            }
+        }
+    }
+}
+
+/// A legend label that fits the legend column: long trace names are cut with an ellipsis.
+fn legend_label(label: &str) -> String {
+    const MAX_CHARS: usize = 26;
+    if label.chars().count() <= MAX_CHARS {
+        label.to_owned()
+    } else {
+        let cut: String = label.chars().take(MAX_CHARS - 1).collect();
+        format!("{cut}…")
+    }
+}
+
+/// The legend, beside the plots rather than over them, so it never hides a point.
+fn draw_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    title: &str,
+    entries: &[&Series],
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let heading = TextStyle::from((FONT, LEGEND_PX + 1).into_font().style(FontStyle::Bold));
+    let text = TextStyle::from((FONT, LEGEND_PX).into_font()).color(&BLACK);
+    let top = 24;
+    area.draw_text(title, &heading, (12, top))?;
+    for (i, s) in entries.iter().enumerate() {
+        let y = top + 34 + 28 * i as i32;
+        area.draw(&PathElement::new(
+            vec![(12, y), (46, y)],
+            s.colour.stroke_width(2),
+        ))?;
+        area.draw(&MarkerElement {
+            at: (29, y),
+            marker: s.marker,
+            colour: s.colour,
+        })?;
+        area.draw_text(
+            &legend_label(&s.label),
+            &text,
+            (56, y - (LEGEND_PX as i32) / 2 - 1),
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compact_ticks_are_short() {
+        assert_eq!(compact(0.0), "0");
+        assert_eq!(compact(0.5), "0.5");
+        assert_eq!(compact(20.0), "20");
+        assert_eq!(compact(1000.0), "1000");
+        assert_eq!(compact(10_000.0), "10k");
+        assert_eq!(compact(2.5e6), "2.5M");
+    }
+
+    #[test]
+    fn offset_categories_run_every_frame_then_offsets_then_off() {
+        let row = |d: &str| RunRow {
+            workload: "mixed".into(),
+            design: d.into(),
+            barrier: "dijkstra".into(),
+            engine: "deterministic".into(),
+            cycles: Some(1.0),
+            depth: None,
+            goroutines: None,
+            rescan_bytes: None,
+            oracle_rescan_bytes: None,
+            full_rescan_bytes: None,
+            rescan_avoided: None,
+            barriers_hit: None,
+            stkbar_reserved_bytes: None,
+            mark_term_ns_p50: None,
+        };
+        let rows = [
+            row("full-rescan"),
+            row("stkbar-4096"),
+            row("stkbar-all"),
+            row("stkbar-256"),
+            row("hybrid"),
+            row("stkbar-256"),
+        ];
+        let refs: Vec<&RunRow> = rows.iter().collect();
+        let labels: Vec<String> = offset_categories(&refs)
+            .into_iter()
+            .map(offset_label)
+            .collect();
+        assert_eq!(labels, ["every frame", "256", "4096", "off"]);
+    }
+
+    #[test]
+    fn seeds_average_into_one_point_with_their_range() {
+        let mut g = Grouper::default();
+        g.add("a", Some(1.0), Some(2.0));
+        g.add("a", Some(1.0), Some(4.0));
+        g.add("a", Some(2.0), None);
+        assert_eq!(
+            g.points("a"),
+            [Point {
+                x: 1.0,
+                mean: 3.0,
+                min: 2.0,
+                max: 4.0
+            }]
+        );
+    }
+
+    #[test]
+    fn log_axis_always_spans_a_labelled_decade() {
+        let (lo, hi) = axis_range(&[1500.0, 9000.0], Scale::Log);
+        assert!(lo <= 1000.0 && hi >= 10_000.0);
+    }
+}

@@ -1,0 +1,762 @@
+//! The experiment suite's machinery: the flags every experiment binary shares, plans of testbed
+//! runs, running them, and the CSV and JSON rows they produce (DESIGN §5, §7).
+//!
+//! Invariant: an experiment is a list of [`Plan`]s, each a `testbed` command line, and every row
+//! it writes is one such run: the row carries every resolved option of that run (the testbed's
+//! `config`), the seed, and the exact `testbed` command that reproduces it, so any number in
+//! `results/` can be re-derived by pasting one command. Plans go through the same
+//! [`testbed::resolve`] as the `testbed` binary, so an experiment cannot run a configuration the
+//! testbed would reject.
+//!
+//! The algorithm. [`execute`] resolves every plan first (a bad plan is a bad-input error before
+//! anything runs), then runs the deterministic-engine plans in parallel on `--jobs` threads (each
+//! is single-threaded and exact, so parallelism changes no counter), then the threaded-engine
+//! plans one at a time, alone on the machine, so their pause and MMU figures are not disturbed by
+//! other runs. Results keep plan order whatever order the runs finish in. A run that fails stops
+//! the experiment and nothing is written: the previous results stay as they were.
+
+use std::fmt;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser};
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::cli;
+use crate::testbed::{self, Report, Resolved, TestbedArgs};
+
+/// How big a sweep is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// A small sweep for the README's main job (`scripts/run-all.sh --quick`, under 3 minutes).
+    Quick,
+    /// The paper's sweep: more points, more seeds, more cycles.
+    Full,
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Quick => "quick",
+            Mode::Full => "full",
+        })
+    }
+}
+
+/// The flags every experiment binary takes.
+#[derive(Args, Debug, Clone)]
+pub struct SuiteArgs {
+    /// The small sweep (the README's main job); the default is --full.
+    #[arg(long, conflicts_with = "full")]
+    pub quick: bool,
+    /// The paper's sweep (the default): more points, seeds and cycles.
+    #[arg(long)]
+    pub full: bool,
+    /// The first seed; runs use SEED, SEED+1, … up to --seeds of them.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Seeds per configuration [default: 1 with --quick, 3 with --full].
+    #[arg(long)]
+    pub seeds: Option<u64>,
+    /// Where the CSV and JSON files go.
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    pub out: PathBuf,
+    /// No progress bar (it is also hidden when stderr is not a terminal).
+    #[arg(long)]
+    pub quiet: bool,
+    /// Ps for the threaded engine's runs [default: the number of CPUs].
+    #[arg(long)]
+    pub procs: Option<usize>,
+    /// Deterministic runs to run at once [default: the number of CPUs].
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Multiply every goroutine count and depth by F (at least 1 each): `--scale 0.01` turns a
+    /// sweep into a smoke test, `--scale 4` stresses it.
+    #[arg(long, default_value_t = 1.0, value_name = "F")]
+    pub scale: f64,
+    /// The smallest heap goal of every run, bytes (Go's heapminimum; smaller means more
+    /// frequent cycles) [default: the testbed's, 4 MiB].
+    #[arg(long, value_name = "BYTES")]
+    pub heap_minimum: Option<u64>,
+    /// GC cycles per run [default: 10 with --quick, 20 with --full].
+    #[arg(long)]
+    pub cycles: Option<u32>,
+    /// Directory of the replay traces (`*.trace`) the replay workload runs.
+    #[arg(long, value_name = "DIR", default_value_os_t = default_traces_dir())]
+    pub traces: PathBuf,
+}
+
+/// `experiments/data`, where the shipped traces live.
+pub fn default_traces_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data")
+}
+
+impl SuiteArgs {
+    /// The sweep size.
+    pub fn mode(&self) -> Mode {
+        if self.quick { Mode::Quick } else { Mode::Full }
+    }
+
+    /// Checks the flags clap cannot: the scale, the cycles, the seed count.
+    pub fn validate(&self) -> Result<(), SuiteError> {
+        if !(self.scale > 0.0 && self.scale <= 100.0) {
+            return Err(SuiteError::BadInput(format!(
+                "--scale {} must lie in (0, 100]",
+                self.scale
+            )));
+        }
+        if self.cycles == Some(0) {
+            return Err(SuiteError::BadInput("--cycles must be at least 1".into()));
+        }
+        if self.seeds == Some(0) {
+            return Err(SuiteError::BadInput("--seeds must be at least 1".into()));
+        }
+        if self.jobs == Some(0) {
+            return Err(SuiteError::BadInput("--jobs must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// `n` goroutines or frames, scaled by `--scale` (at least 1).
+    pub fn size(&self, n: usize) -> usize {
+        ((n as f64 * self.scale).round() as usize).max(1)
+    }
+
+    /// GC cycles per run.
+    pub fn cycles(&self) -> u32 {
+        self.cycles.unwrap_or(match self.mode() {
+            Mode::Quick => 10,
+            Mode::Full => 20,
+        })
+    }
+
+    /// The seeds every configuration runs with.
+    pub fn seeds(&self) -> Vec<u64> {
+        let n = self.seeds.unwrap_or(match self.mode() {
+            Mode::Quick => 1,
+            Mode::Full => 3,
+        });
+        (0..n).map(|i| self.seed.wrapping_add(i)).collect()
+    }
+
+    /// The replay traces in [`SuiteArgs::traces`], by name. Missing directory or no trace: an
+    /// error (bad input).
+    pub fn trace_files(&self) -> Result<Vec<PathBuf>, SuiteError> {
+        let dir = &self.traces;
+        let entries = std::fs::read_dir(dir).map_err(|e| {
+            SuiteError::BadInput(format!("cannot read --traces {}: {e}", dir.display()))
+        })?;
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "trace"))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(SuiteError::BadInput(format!(
+                "--traces {} holds no *.trace file",
+                dir.display()
+            )));
+        }
+        Ok(files)
+    }
+}
+
+/// A collector design as the suite names it: the write barrier plus the stack-barrier setting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Design {
+    /// Dijkstra barrier, no stack barriers: Go 1.5's full re-scan.
+    FullRescan,
+    /// Dijkstra barrier with stack barriers at `first_offset·2^n` (Go 1.6: 1024).
+    Stkbar(usize),
+    /// Dijkstra barrier with a stack barrier on every frame.
+    StkbarAll,
+    /// Go 1.8's hybrid barrier: no re-scan.
+    Hybrid,
+    /// Yuasa's deletion barrier: no re-scan.
+    Yuasa,
+}
+
+impl Design {
+    /// Its testbed flags.
+    pub fn flags(self) -> Vec<String> {
+        let f = |s: &[&str]| s.iter().map(|&x| x.to_owned()).collect();
+        match self {
+            Design::FullRescan => f(&["--barrier", "dijkstra", "--stack-barriers", "off"]),
+            Design::Stkbar(off) => {
+                let mut v = f(&["--barrier", "dijkstra", "--stack-barriers", "on"]);
+                v.extend(["--first-offset".to_owned(), off.to_string()]);
+                v
+            }
+            Design::StkbarAll => f(&["--barrier", "dijkstra", "--stack-barriers", "all"]),
+            Design::Hybrid => f(&["--barrier", "hybrid"]),
+            Design::Yuasa => f(&["--barrier", "yuasa"]),
+        }
+    }
+
+    /// Its write barrier's name and whether it re-scans stacks at mark termination.
+    pub fn write_barrier(self) -> (&'static str, bool) {
+        match self {
+            Design::FullRescan | Design::Stkbar(_) | Design::StkbarAll => ("dijkstra", true),
+            Design::Hybrid => ("hybrid", false),
+            Design::Yuasa => ("yuasa", false),
+        }
+    }
+
+    /// Its name in results: `full-rescan`, `stkbar-1024`, `stkbar-all`, `hybrid`, `yuasa`.
+    pub fn name(self) -> String {
+        match self {
+            Design::FullRescan => "full-rescan".into(),
+            Design::Stkbar(off) => format!("stkbar-{off}"),
+            Design::StkbarAll => "stkbar-all".into(),
+            Design::Hybrid => "hybrid".into(),
+            Design::Yuasa => "yuasa".into(),
+        }
+    }
+
+    /// The design a resolved testbed configuration runs.
+    pub fn of(config: &testbed::ConfigReport) -> Design {
+        match (config.barrier, config.stack_barriers, config.first_offset) {
+            ("hybrid", ..) => Design::Hybrid,
+            ("yuasa", ..) => Design::Yuasa,
+            (_, "all", _) => Design::StkbarAll,
+            (_, "on", Some(off)) => Design::Stkbar(off),
+            _ => Design::FullRescan,
+        }
+    }
+}
+
+/// One run of an experiment: `testbed` flags.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// The flags, as `testbed` takes them.
+    pub flags: Vec<String>,
+}
+
+impl Plan {
+    /// A plan for `workload` with `goroutines` and `depth`, under `design`, with `seed`.
+    pub fn new(workload: &Workload, design: Design, seed: u64) -> Plan {
+        let mut flags: Vec<String> = vec![
+            "--workload".into(),
+            workload.name.clone(),
+            "--goroutines".into(),
+            workload.goroutines.to_string(),
+            "--depth".into(),
+            workload.depth.to_string(),
+        ];
+        if let Some(trace) = &workload.replay {
+            flags.extend(["--replay".into(), trace.display().to_string()]);
+        }
+        flags.extend(design.flags());
+        flags.extend(["--seed".into(), seed.to_string()]);
+        Plan { flags }
+    }
+
+    /// Adds `--flag value`.
+    pub fn with(mut self, flag: &str, value: impl ToString) -> Plan {
+        self.flags.extend([flag.to_owned(), value.to_string()]);
+        self
+    }
+
+    /// Whether it runs on the threaded engine.
+    fn threaded(&self) -> bool {
+        self.flags
+            .windows(2)
+            .any(|w| w[0] == "--engine" && w[1] == "threaded")
+    }
+
+    /// The command line that reproduces this run, paths shown relative to the repository.
+    pub fn command(&self) -> String {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .map(|p| format!("{}/", p.display()));
+        let mut s = String::from("testbed");
+        for f in &self.flags {
+            let f = match &repo {
+                Some(prefix) => f.strip_prefix(prefix.as_str()).unwrap_or(f),
+                None => f,
+            };
+            s.push(' ');
+            s.push_str(f);
+        }
+        s
+    }
+}
+
+/// A workload at a size.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Workload {
+    /// The `--workload` name.
+    pub name: String,
+    /// Goroutines.
+    pub goroutines: usize,
+    /// Depth.
+    pub depth: usize,
+    /// The trace, for `replay`.
+    pub replay: Option<PathBuf>,
+}
+
+impl Workload {
+    /// `name` with `goroutines` and `depth`.
+    pub fn new(name: &str, goroutines: usize, depth: usize) -> Workload {
+        Workload {
+            name: name.to_owned(),
+            goroutines,
+            depth,
+            replay: None,
+        }
+    }
+
+    /// `replay` of `trace`.
+    pub fn replay(trace: &Path, goroutines: usize, depth: usize) -> Workload {
+        Workload {
+            replay: Some(trace.to_owned()),
+            ..Workload::new("replay", goroutines, depth)
+        }
+    }
+}
+
+/// Why an experiment stopped; each maps to DESIGN §7's exit codes.
+#[derive(Debug)]
+pub enum SuiteError {
+    /// Bad flags or a plan the testbed rejects: exit 2.
+    BadInput(String),
+    /// A checker found a violation in a run: exit 3.
+    Violation(String),
+    /// A run or a write failed: exit 1.
+    Failed(String),
+}
+
+impl SuiteError {
+    /// The exit code.
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::from(match self {
+            SuiteError::BadInput(_) => 2,
+            SuiteError::Violation(_) => 3,
+            SuiteError::Failed(_) => 1,
+        })
+    }
+}
+
+impl fmt::Display for SuiteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SuiteError::BadInput(m) | SuiteError::Violation(m) | SuiteError::Failed(m) => {
+                f.write_str(m)
+            }
+        }
+    }
+}
+
+/// One finished run.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Its plan.
+    pub plan: Plan,
+    /// Its report.
+    pub report: Report,
+    /// Wall time of the engine's run.
+    pub wall: Duration,
+}
+
+/// Runs `plans` for experiment `name` (see the module comment for the order), showing a progress
+/// bar unless `args.quiet` or stderr is not a terminal.
+pub fn execute(name: &str, args: &SuiteArgs, plans: Vec<Plan>) -> Result<Vec<Outcome>, SuiteError> {
+    args.validate()?;
+    let resolved = plans
+        .into_iter()
+        .map(|mut plan| {
+            if plan.threaded()
+                && let Some(procs) = args.procs
+            {
+                plan = plan.with("--procs", procs);
+            }
+            if let Some(bytes) = args.heap_minimum {
+                plan = plan.with("--heap-minimum", bytes);
+            }
+            resolve(&plan).map(|r| (plan, r))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let bar = progress_bar(name, resolved.len() as u64, args.quiet);
+    let run_one = |(plan, r): &(Plan, Resolved)| -> Result<Outcome, SuiteError> {
+        bar.set_message(plan.command());
+        let done = testbed::run_timed(r).map(|(report, wall)| Outcome {
+            plan: plan.clone(),
+            report,
+            wall,
+        });
+        bar.inc(1);
+        done.map_err(|e| {
+            let msg = format!("{name}: run `{}` failed: {e}", plan.command());
+            if e.is_checker_violation() {
+                SuiteError::Violation(msg)
+            } else {
+                SuiteError::Failed(msg)
+            }
+        })
+    };
+    let (threaded, deterministic): (Vec<_>, Vec<_>) = resolved
+        .iter()
+        .enumerate()
+        .partition(|(_, (plan, _))| plan.threaded());
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs)
+        .build()
+        .map_err(|e| SuiteError::Failed(format!("{name}: cannot start {jobs} threads: {e}")))?;
+    let mut outcomes: Vec<(usize, Outcome)> = pool.install(|| {
+        deterministic
+            .par_iter()
+            .map(|&(i, run)| run_one(run).map(|o| (i, o)))
+            .collect::<Result<Vec<_>, _>>()
+    })?;
+    for (i, run) in threaded {
+        outcomes.push((i, run_one(run)?));
+    }
+    bar.finish_and_clear();
+    outcomes.sort_by_key(|&(i, _)| i);
+    Ok(outcomes.into_iter().map(|(_, o)| o).collect())
+}
+
+/// Resolves a plan as the testbed would.
+fn resolve(plan: &Plan) -> Result<Resolved, SuiteError> {
+    let argv = std::iter::once("testbed".to_owned()).chain(plan.flags.iter().cloned());
+    let args = TestbedArgs::try_parse_from(argv).map_err(|e| {
+        SuiteError::BadInput(format!(
+            "plan `{}`: {}",
+            plan.command(),
+            cli::one_line(&e.to_string())
+        ))
+    })?;
+    testbed::resolve(&args)
+        .map_err(|e| SuiteError::BadInput(format!("plan `{}`: {e}", plan.command())))
+}
+
+fn progress_bar(name: &str, len: u64, quiet: bool) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len).with_prefix(name.to_owned());
+    if let Ok(style) =
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {elapsed_precise} {wide_msg}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+/// One run as a results row: the core columns of DESIGN §5 first, in its order, then the rest
+/// of the counters, the timings, and every resolved option.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunRow {
+    /// Workload name.
+    pub workload: String,
+    /// Write-barrier design.
+    pub barrier: String,
+    /// `on`, `off`, `all`.
+    pub stack_barriers: String,
+    /// First barrier offset, empty unless `on`.
+    pub first_offset: Option<usize>,
+    /// Goroutines.
+    pub goroutines: usize,
+    /// Depth (for `replay`, frames below the trace).
+    pub depth: usize,
+    /// Seed.
+    pub seed: u64,
+    /// Cycles completed; the counters below are sums over them.
+    pub cycles: u64,
+    /// Used stack bytes at mark termination.
+    pub stack_bytes_used: u64,
+    /// What a barrier-free re-scan would have cost.
+    pub full_rescan_bytes: u64,
+    /// Stack bytes re-scanned.
+    pub rescan_bytes: u64,
+    /// The least any re-scan could cost.
+    pub oracle_rescan_bytes: u64,
+    /// `1 - rescan_bytes / full_rescan_bytes`.
+    pub rescan_avoided: f64,
+    /// Barriers installed.
+    pub barriers_installed: u64,
+    /// Barriers hit.
+    pub barriers_hit: u64,
+    /// Stack-top bytes reserved for stkbar arrays at mark termination.
+    pub stkbar_reserved_bytes: u64,
+    /// Median mark-termination pause.
+    pub mark_term_ns_p50: u64,
+    /// Longest mark-termination pause.
+    pub mark_term_ns_max: u64,
+    /// Checkmark failures.
+    pub checkmark_failures: u64,
+    /// The experiment that ran it.
+    pub experiment: String,
+    /// `quick` or `full`.
+    pub mode: Mode,
+    /// Cycles run before the reported ones and left out of every counter.
+    pub warmup_cycles: u32,
+    /// The design ([`Design::name`]).
+    pub design: String,
+    /// The replayed trace's name (`replay` only).
+    pub replay: String,
+    /// `deterministic` or `threaded`.
+    pub engine: String,
+    /// Ps.
+    pub procs: usize,
+    /// Collector CPU share.
+    pub gc_share: f64,
+    /// GOGC, empty for off.
+    pub gogc: Option<u32>,
+    /// Heap minimum.
+    pub heap_minimum: u64,
+    /// Heap bytes per collector step (deterministic engine).
+    pub mark_step_bytes: Option<u64>,
+    /// Debug knobs.
+    pub debug: String,
+    /// Frames re-scanned.
+    pub rescan_frames: u64,
+    /// Barriers removed.
+    pub barriers_removed: u64,
+    /// Stacks scanned concurrently.
+    pub stacks_scanned: u64,
+    /// Heap bytes scanned.
+    pub scan_bytes: u64,
+    /// Live heap at mark termination.
+    pub heap_live_bytes: u64,
+    /// Stack moves.
+    pub copystacks: u64,
+    /// Write-barrier calls.
+    pub wb_calls: u64,
+    /// Heap bytes scanned by assists.
+    pub assist_scan_bytes: u64,
+    /// Mutator operations.
+    pub mutator_ops: u64,
+    /// Mark-phase wall time (summed).
+    pub mark_ns: u64,
+    /// 99th-percentile mark-termination pause.
+    pub mark_term_ns_p99: u64,
+    /// Median sweep-termination pause.
+    pub sweep_term_ns_p50: u64,
+    /// 99th-percentile sweep-termination pause.
+    pub sweep_term_ns_p99: u64,
+    /// Longest sweep-termination pause.
+    pub sweep_term_ns_max: u64,
+    /// Re-scans bounded by a barrier (DESIGN §4's bound checked on each).
+    pub bounded_rescans: u64,
+    /// Of those, outside the bound (0 unless placement is broken).
+    pub outside_bound: u64,
+    /// Largest re-scan reach over return height past the first offset (≤ 2).
+    pub max_reach_ratio: f64,
+    /// The design's write barrier timed on this machine, ns per barriered store with a cycle in
+    /// mark (`barrier_designs` only; see `gc::wbarrier::cost`).
+    pub wb_ns_per_store: Option<f64>,
+    /// Wall time of the engine's run.
+    pub wall_ns: u64,
+    /// Mutator operations per second of wall time.
+    pub mutator_ops_per_s: f64,
+    /// The `testbed` command that reproduces this row.
+    pub command: String,
+}
+
+impl RunRow {
+    /// The row of `outcome` in `experiment`.
+    pub fn new(experiment: &str, mode: Mode, outcome: &Outcome) -> RunRow {
+        let Report {
+            config: c,
+            totals: t,
+            rescan_bound: b,
+            ..
+        } = &outcome.report;
+        let s = &t.sum;
+        let wall_ns = outcome.wall.as_nanos().min(u128::from(u64::MAX)) as u64;
+        RunRow {
+            workload: c.workload.to_owned(),
+            barrier: c.barrier.to_owned(),
+            stack_barriers: c.stack_barriers.to_owned(),
+            first_offset: c.first_offset,
+            goroutines: c.goroutines,
+            depth: c.depth,
+            seed: c.seed,
+            cycles: t.cycles,
+            stack_bytes_used: s.stack_bytes_used,
+            full_rescan_bytes: s.full_rescan_bytes,
+            rescan_bytes: s.rescan_bytes,
+            oracle_rescan_bytes: s.oracle_rescan_bytes,
+            rescan_avoided: t.rescan_avoided,
+            barriers_installed: s.barriers_installed,
+            barriers_hit: s.barriers_hit,
+            stkbar_reserved_bytes: s.stkbar_reserved_bytes,
+            mark_term_ns_p50: t.mark_term_ns_p50,
+            mark_term_ns_max: t.mark_term_ns_max,
+            checkmark_failures: s.checkmark_failures,
+            experiment: experiment.to_owned(),
+            mode,
+            warmup_cycles: c.warmup_cycles,
+            design: Design::of(c).name(),
+            replay: c
+                .replay
+                .as_deref()
+                .and_then(|p| Path::new(p).file_stem())
+                .map_or_else(String::new, |s| s.to_string_lossy().into_owned()),
+            engine: c.engine.to_owned(),
+            procs: c.procs,
+            gc_share: c.gc_share,
+            gogc: c.gogc,
+            heap_minimum: c.heap_minimum,
+            mark_step_bytes: c.mark_step_bytes,
+            debug: c.debug.clone(),
+            rescan_frames: s.rescan_frames,
+            barriers_removed: s.barriers_removed,
+            stacks_scanned: s.stacks_scanned,
+            scan_bytes: s.scan_bytes,
+            heap_live_bytes: s.heap_live_bytes,
+            copystacks: s.copystacks,
+            wb_calls: s.wb_calls,
+            assist_scan_bytes: s.assist_scan_bytes,
+            mutator_ops: t.mutator_ops,
+            mark_ns: s.mark_ns,
+            mark_term_ns_p99: t.mark_term_ns_p99,
+            sweep_term_ns_p50: t.sweep_term_ns_p50,
+            sweep_term_ns_p99: t.sweep_term_ns_p99,
+            sweep_term_ns_max: t.sweep_term_ns_max,
+            bounded_rescans: b.bounded_rescans,
+            outside_bound: b.outside_bound,
+            max_reach_ratio: b.max_reach_ratio,
+            wb_ns_per_store: None,
+            wall_ns,
+            mutator_ops_per_s: if wall_ns == 0 {
+                0.0
+            } else {
+                t.mutator_ops as f64 / (wall_ns as f64 / 1e9)
+            },
+            command: outcome.plan.command(),
+        }
+    }
+}
+
+/// One point of a run's minimum-mutator-utilisation curve.
+#[derive(Clone, Debug, Serialize)]
+pub struct MmuRow {
+    /// Workload name.
+    pub workload: String,
+    /// The replayed trace's name (`replay` only).
+    pub replay: String,
+    /// The design.
+    pub design: String,
+    /// Goroutines.
+    pub goroutines: usize,
+    /// Depth.
+    pub depth: usize,
+    /// Seed.
+    pub seed: u64,
+    /// Engine (always `threaded`: the deterministic engine has no clock).
+    pub engine: String,
+    /// Ps.
+    pub procs: usize,
+    /// Window length.
+    pub window_ns: u64,
+    /// The least fraction of the Ps' time left to the mutator in any window of that length.
+    pub mmu: f64,
+    /// The experiment.
+    pub experiment: String,
+    /// `quick` or `full`.
+    pub mode: Mode,
+    /// The `testbed` command that reproduces the run.
+    pub command: String,
+}
+
+impl MmuRow {
+    /// The MMU rows of `outcome` (none for a deterministic run).
+    pub fn of(experiment: &str, mode: Mode, outcome: &Outcome) -> Vec<MmuRow> {
+        let run = RunRow::new(experiment, mode, outcome);
+        outcome
+            .report
+            .mmu
+            .iter()
+            .map(|p| MmuRow {
+                workload: run.workload.clone(),
+                replay: run.replay.clone(),
+                design: run.design.clone(),
+                goroutines: run.goroutines,
+                depth: run.depth,
+                seed: run.seed,
+                engine: run.engine.clone(),
+                procs: run.procs,
+                window_ns: p.window_ns,
+                mmu: p.mmu,
+                experiment: experiment.to_owned(),
+                mode,
+                command: run.command.clone(),
+            })
+            .collect()
+    }
+}
+
+/// The JSON file beside each CSV: the experiment, how it was run, and its rows.
+#[derive(Debug, Serialize)]
+struct JsonResults<'a, R> {
+    experiment: &'a str,
+    mode: Mode,
+    seeds: Vec<u64>,
+    rows: &'a [R],
+}
+
+/// Writes `OUT/NAME.csv` and `OUT/NAME.json`, each atomically.
+pub fn write_results<R: Serialize>(
+    args: &SuiteArgs,
+    name: &str,
+    rows: &[R],
+) -> Result<(), SuiteError> {
+    let fail = |path: &Path, e: &dyn fmt::Display| {
+        SuiteError::Failed(format!("cannot write {}: {e}", path.display()))
+    };
+    let csv_path = args.out.join(format!("{name}.csv"));
+    cli::write_atomically(&csv_path, |w| {
+        let mut csv = csv::Writer::from_writer(w);
+        for row in rows {
+            csv.serialize(row).map_err(std::io::Error::other)?;
+        }
+        csv.flush()
+    })
+    .map_err(|e| fail(&csv_path, &e))?;
+    let json_path = args.out.join(format!("{name}.json"));
+    let json = JsonResults {
+        experiment: name,
+        mode: args.mode(),
+        seeds: args.seeds(),
+        rows,
+    };
+    cli::write_atomically(&json_path, |w| {
+        serde_json::to_writer_pretty(&mut *w, &json).map_err(std::io::Error::other)?;
+        w.write_all(b"\n")
+    })
+    .map_err(|e| fail(&json_path, &e))?;
+    Ok(())
+}
+
+/// The body of an experiment binary: parse the flags, run `experiment`, print its summary on
+/// stdout, report errors on stderr with DESIGN §7's exit codes.
+pub fn main<A: clap::Parser>(
+    bin: &str,
+    experiment: impl FnOnce(&A) -> Result<String, SuiteError>,
+) -> ExitCode {
+    let args: A = match cli::parse_args(bin) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    match experiment(&args) {
+        Ok(summary) => {
+            println!("{summary}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{bin}: {e}");
+            e.exit_code()
+        }
+    }
+}

@@ -1,0 +1,456 @@
+//! The experiment binaries end to end on tiny configurations (`--quick --scale 0.02 --cycles 2
+//! --heap-minimum 262144`):
+//! their CSV and JSON outputs (columns, row counts, the invariants every row must keep), the
+//! reproducibility of a row from its `command`, the paper-table refresh, and bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// DESIGN §5's core columns, in order: every run CSV starts with them.
+const CORE_COLUMNS: [&str; 19] = [
+    "workload",
+    "barrier",
+    "stack_barriers",
+    "first_offset",
+    "goroutines",
+    "depth",
+    "seed",
+    "cycles",
+    "stack_bytes_used",
+    "full_rescan_bytes",
+    "rescan_bytes",
+    "oracle_rescan_bytes",
+    "rescan_avoided",
+    "barriers_installed",
+    "barriers_hit",
+    "stkbar_reserved_bytes",
+    "mark_term_ns_p50",
+    "mark_term_ns_max",
+    "checkmark_failures",
+];
+
+/// The flags that make a sweep tiny: a fiftieth of the sizes, two cycles, a 256 KiB heap goal.
+const TINY: [&str; 10] = [
+    "--quick",
+    "--scale",
+    "0.02",
+    "--cycles",
+    "2",
+    "--heap-minimum",
+    "262144",
+    "--procs",
+    "2",
+    "--quiet",
+];
+
+fn bin(name: &str) -> Command {
+    let path = match name {
+        "rescan_offsets" => env!("CARGO_BIN_EXE_rescan_offsets"),
+        "depth_sweep" => env!("CARGO_BIN_EXE_depth_sweep"),
+        "goroutine_sweep" => env!("CARGO_BIN_EXE_goroutine_sweep"),
+        "barrier_designs" => env!("CARGO_BIN_EXE_barrier_designs"),
+        "paper_tables" => env!("CARGO_BIN_EXE_paper_tables"),
+        "testbed" => env!("CARGO_BIN_EXE_testbed"),
+        other => panic!("no binary {other}"),
+    };
+    Command::new(path)
+}
+
+/// The shipped traces.
+fn traces() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data")
+}
+
+fn run_tiny(name: &str, out: &Path) -> Output {
+    let output = bin(name)
+        .args(TINY)
+        .arg("--out")
+        .arg(out)
+        .arg("--traces")
+        .arg(traces())
+        .output()
+        .expect("the binary runs");
+    assert!(
+        output.status.success(),
+        "{name} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// A CSV as a header and rows of fields.
+fn read_csv(path: &Path) -> (Vec<String>, Vec<csv::StringRecord>) {
+    let mut r = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let header = r.headers().unwrap().iter().map(str::to_owned).collect();
+    let rows = r.records().map(Result::unwrap).collect();
+    (header, rows)
+}
+
+fn field<'a>(header: &[String], row: &'a csv::StringRecord, name: &str) -> &'a str {
+    let i = header
+        .iter()
+        .position(|h| h == name)
+        .unwrap_or_else(|| panic!("no column {name}"));
+    &row[i]
+}
+
+fn u(header: &[String], row: &csv::StringRecord, name: &str) -> u64 {
+    field(header, row, name)
+        .parse()
+        .unwrap_or_else(|e| panic!("{name} = {:?}: {e}", field(header, row, name)))
+}
+
+/// Checks `OUT/name.csv` and `.json` and returns the CSV.
+fn check_run_csv(
+    out: &Path,
+    name: &str,
+    rows_expected: usize,
+) -> (Vec<String>, Vec<csv::StringRecord>) {
+    let (header, rows) = read_csv(&out.join(format!("{name}.csv")));
+    assert_eq!(
+        &header[..CORE_COLUMNS.len()],
+        CORE_COLUMNS,
+        "{name}: core columns"
+    );
+    for col in [
+        "experiment",
+        "mode",
+        "design",
+        "engine",
+        "procs",
+        "gc_share",
+        "debug",
+        "command",
+    ] {
+        assert!(header.iter().any(|h| h == col), "{name}: no {col} column");
+    }
+    assert_eq!(rows.len(), rows_expected, "{name}: rows");
+    for row in &rows {
+        let ctx = field(&header, row, "command").to_owned();
+        assert_eq!(field(&header, row, "experiment"), name);
+        assert_eq!(field(&header, row, "mode"), "quick");
+        assert_eq!(u(&header, row, "cycles"), 2, "{ctx}");
+        assert!(ctx.starts_with("testbed --workload "), "{ctx}");
+        assert!(
+            ctx.contains(&format!("--seed {}", field(&header, row, "seed"))),
+            "{ctx}"
+        );
+        assert_eq!(u(&header, row, "checkmark_failures"), 0, "{ctx}");
+        assert_eq!(u(&header, row, "outside_bound"), 0, "{ctx}");
+        let (oracle, rescan, full) = (
+            u(&header, row, "oracle_rescan_bytes"),
+            u(&header, row, "rescan_bytes"),
+            u(&header, row, "full_rescan_bytes"),
+        );
+        if field(&header, row, "barrier") == "dijkstra" {
+            assert!(
+                oracle <= rescan && rescan <= full,
+                "{ctx}: {oracle} ≤ {rescan} ≤ {full}"
+            );
+        } else {
+            assert_eq!(rescan, 0, "{ctx}: a no-re-scan design re-scanned");
+        }
+        let avoided: f64 = field(&header, row, "rescan_avoided").parse().unwrap();
+        assert!((0.0..=1.0).contains(&avoided), "{ctx}");
+        let first_offset = field(&header, row, "first_offset");
+        assert_eq!(
+            first_offset.is_empty(),
+            field(&header, row, "stack_barriers") != "on",
+            "{ctx}"
+        );
+        if field(&header, row, "engine") == "threaded" {
+            assert!(
+                u(&header, row, "mark_term_ns_p50") > 0,
+                "{ctx}: a real pause"
+            );
+        }
+    }
+    let json: Value = serde_json::from_slice(
+        &std::fs::read(out.join(format!("{name}.json"))).expect("the JSON file exists"),
+    )
+    .expect("valid JSON");
+    assert_eq!(json["experiment"], name);
+    assert_eq!(json["mode"], "quick");
+    let jrows = json["rows"].as_array().expect("rows");
+    assert_eq!(jrows.len(), rows.len());
+    for (j, c) in jrows.iter().zip(&rows) {
+        assert_eq!(j["command"].as_str(), Some(field(&header, c, "command")));
+        assert!(j["seed"].is_u64() && j["engine"].is_string() && j["gc_share"].is_f64());
+    }
+    (header, rows)
+}
+
+fn trace_count() -> usize {
+    std::fs::read_dir(traces())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "trace")
+        })
+        .count()
+}
+
+#[test]
+fn rescan_offsets_covers_every_offset_and_workload_and_rows_reproduce() {
+    let dir = tempfile::tempdir().unwrap();
+    run_tiny("rescan_offsets", dir.path());
+    let workloads = 6 + trace_count();
+    let (header, rows) = check_run_csv(dir.path(), "rescan_offsets", workloads * 8);
+    let designs: std::collections::BTreeSet<&str> =
+        rows.iter().map(|r| field(&header, r, "design")).collect();
+    assert_eq!(
+        designs.into_iter().collect::<Vec<_>>(),
+        [
+            "full-rescan",
+            "stkbar-1024",
+            "stkbar-2048",
+            "stkbar-256",
+            "stkbar-4096",
+            "stkbar-512",
+            "stkbar-8192",
+            "stkbar-all"
+        ]
+    );
+    assert!(
+        rows.iter()
+            .all(|r| field(&header, r, "engine") == "deterministic")
+    );
+    assert!(
+        rows.iter()
+            .any(|r| field(&header, r, "workload") == "replay"
+                && !field(&header, r, "replay").is_empty()),
+        "the replayed traces are in the sweep"
+    );
+    // A row's command reproduces its counters exactly (deterministic engine).
+    let row = rows
+        .iter()
+        .find(|r| field(&header, r, "design") == "stkbar-1024")
+        .unwrap();
+    let command = field(&header, row, "command");
+    let out = bin("testbed")
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap())
+        .args(command.split_whitespace().skip(1))
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for col in [
+        "rescan_bytes",
+        "full_rescan_bytes",
+        "oracle_rescan_bytes",
+        "barriers_hit",
+    ] {
+        assert_eq!(
+            v["totals"][col].as_u64(),
+            Some(u(&header, row, col)),
+            "{col} of `{command}`"
+        );
+    }
+}
+
+#[test]
+fn depth_and_goroutine_sweeps_report_counters_and_pauses() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, points) in [("depth_sweep", 4), ("goroutine_sweep", 4)] {
+        run_tiny(name, dir.path());
+        // Per point: 3 re-scanning designs on the deterministic engine, 5 on the threaded one.
+        let (header, rows) = check_run_csv(dir.path(), name, points * 8);
+        let threaded = rows
+            .iter()
+            .filter(|r| field(&header, r, "engine") == "threaded")
+            .count();
+        assert_eq!(threaded, points * 5, "{name}");
+    }
+}
+
+#[test]
+fn barrier_designs_reports_every_design_with_mmu_curves() {
+    let dir = tempfile::tempdir().unwrap();
+    run_tiny("barrier_designs", dir.path());
+    let workloads = 5 + trace_count();
+    let (header, rows) = check_run_csv(dir.path(), "barrier_designs", workloads * 4);
+    for row in &rows {
+        assert_eq!(field(&header, row, "engine"), "threaded");
+        let wb: f64 = field(&header, row, "wb_ns_per_store").parse().unwrap();
+        assert!(wb.is_finite() && wb > 0.0);
+        assert!(u(&header, row, "mutator_ops") > 0);
+    }
+    let (mh, mrows) = read_csv(&dir.path().join("barrier_designs_mmu.csv"));
+    assert!(!mrows.is_empty());
+    for r in &mrows {
+        let mmu: f64 = field(&mh, r, "mmu").parse().unwrap();
+        assert!((0.0..=1.0).contains(&mmu));
+        assert!(u(&mh, r, "window_ns") >= 100_000);
+    }
+}
+
+#[test]
+fn paper_tables_refresh_is_idempotent_and_rejects_broken_markers() {
+    let dir = tempfile::tempdir().unwrap();
+    run_tiny("rescan_offsets", dir.path());
+    let paper = dir.path().join("paper.md");
+    let original =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../paper.md"))
+            .expect("paper.md exists");
+    std::fs::write(&paper, &original).unwrap();
+    let refresh = || {
+        let out = bin("paper_tables")
+            .arg("--results")
+            .arg(dir.path())
+            .arg("--paper")
+            .arg(&paper)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::read_to_string(&paper).unwrap()
+    };
+    let once = refresh();
+    assert!(
+        once.contains("| `deep-oscillate` |"),
+        "the offsets table was filled in"
+    );
+    let twice = refresh();
+    assert_eq!(once, twice, "a second refresh changes nothing");
+
+    std::fs::write(&paper, "<!-- generated:rescan_offsets -->\nno end marker\n").unwrap();
+    let out = bin("paper_tables")
+        .arg("--results")
+        .arg(dir.path())
+        .arg("--paper")
+        .arg(&paper)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
+}
+
+/// Runs `name` with `args`; it must exit 2 with one line on stderr and nothing on stdout.
+fn rejects(name: &str, args: &[&str]) {
+    let out = bin(name).args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{name} {args:?}: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{name} {args:?}: {stderr}");
+    assert!(stderr.starts_with(&format!("{name}: ")), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert!(!stderr.contains("panicked"));
+}
+
+#[test]
+fn bad_flags_exit_2_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    for name in [
+        "rescan_offsets",
+        "depth_sweep",
+        "goroutine_sweep",
+        "barrier_designs",
+    ] {
+        rejects(name, &["--bogus"]);
+        rejects(name, &["--quick", "--full"]);
+        rejects(name, &["--quick", "--scale", "0", "--out", out]);
+        rejects(name, &["--quick", "--scale", "x"]);
+        rejects(name, &["--quick", "--cycles", "0", "--out", out]);
+        rejects(name, &["--quick", "--seeds", "0", "--out", out]);
+        rejects(name, &["--quick", "--seed", "-1"]);
+        rejects(name, &["--quick", "--jobs", "0", "--out", out]);
+    }
+    rejects(
+        "rescan_offsets",
+        &["--quick", "--traces", "/nonexistent-dir", "--out", out],
+    );
+    rejects("paper_tables", &["--paper", "/nonexistent/paper.md"]);
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "rejected runs write nothing"
+    );
+}
+
+#[test]
+fn bad_replay_files_exit_2_naming_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.trace");
+    std::fs::write(&bad, "# ok\nstkbar-replay 1\nfunc f 64\ncall f\ncall g\n").unwrap();
+    let bad = bad.to_str().unwrap();
+    rejects("testbed", &["--workload", "replay", "--replay", bad]);
+    let out = bin("testbed")
+        .args(["--workload", "replay", "--replay", bad])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("{bad}:5:")), "{stderr}");
+    rejects("testbed", &["--workload", "replay"]);
+    rejects(
+        "testbed",
+        &["--workload", "replay", "--replay", "/nonexistent.trace"],
+    );
+    rejects("testbed", &["--workload", "mixed", "--replay", bad]);
+    // A bad trace in a --traces directory stops a sweep before it runs anything.
+    rejects(
+        "rescan_offsets",
+        &[
+            "--quick",
+            "--quiet",
+            "--traces",
+            dir.path().to_str().unwrap(),
+            "--out",
+            dir.path().join("o").to_str().unwrap(),
+        ],
+    );
+}
+
+#[test]
+fn a_shipped_trace_replays_soundly_under_every_design() {
+    for trace in std::fs::read_dir(traces()).unwrap() {
+        let path = trace.unwrap().path();
+        if path.extension().is_none_or(|x| x != "trace") {
+            continue;
+        }
+        for design in [
+            ["--stack-barriers", "on"],
+            ["--stack-barriers", "all"],
+            ["--barrier", "hybrid"],
+        ] {
+            let out = bin("testbed")
+                .args([
+                    "--workload",
+                    "replay",
+                    "--goroutines",
+                    "4",
+                    "--depth",
+                    "3",
+                    "--cycles",
+                    "2",
+                ])
+                .arg("--replay")
+                .arg(&path)
+                .args(design)
+                .args(["--debug", "gccheckmark=1", "--json"])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(v["totals"]["checkmark_failures"], 0);
+            assert_eq!(v["rescan_bound"]["outside_bound"], 0);
+            assert!(v["config"]["replay"].as_str().unwrap().ends_with(".trace"));
+        }
+    }
+}
