@@ -209,7 +209,8 @@ fn seeds_note(counts: impl IntoIterator<Item = usize>) -> String {
         .fold((usize::MAX, 0), |(lo, hi), n| (lo.min(n), hi.max(n)));
     match (lo, hi) {
         (usize::MAX, _) => String::new(),
-        (lo, hi) if lo == hi => format!("Each cell is the mean of {lo} seed(s)."),
+        (1, 1) => "Each cell is one seed's run.".to_owned(),
+        (lo, hi) if lo == hi => format!("Each cell is the mean of {lo} seeds."),
         (lo, hi) => format!("Each cell is the mean of {lo}–{hi} seeds."),
     }
 }

@@ -531,3 +531,39 @@ fn every_workload_under_every_barrier_passes_checkmark() {
         }
     }
 }
+
+// ---- Warm-up cycles. ----
+
+#[test]
+fn warmup_cycles_run_first_and_stay_out_of_the_report() {
+    let plain = report(&[("--cycles", "3")], &[]);
+    let warm = report(&[("--cycles", "2"), ("--warmup-cycles", "1")], &[]);
+    assert_eq!(warm["config"]["warmup_cycles"], 1);
+    let cycles = warm["cycles"].as_array().expect("cycles");
+    assert_eq!(cycles.len(), 2);
+    assert_eq!(warm["totals"]["cycles"], 2);
+    // The same run: the reported cycles are the plain run's last two, and the totals their sums.
+    let plain_cycles = plain["cycles"].as_array().expect("cycles");
+    let untimed = |c: &Value| {
+        let mut c = c.as_object().expect("a cycle is an object").clone();
+        c.retain(|k, _| !k.ends_with("_ns") && !k.contains("_ns_"));
+        c
+    };
+    for (w, p) in cycles.iter().zip(&plain_cycles[1..]) {
+        assert_eq!(untimed(w), untimed(p));
+    }
+    let sum = |key: &str| {
+        plain_cycles[1..]
+            .iter()
+            .map(|c| c[key].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    for key in ["rescan_bytes", "full_rescan_bytes", "barriers_hit"] {
+        assert_eq!(warm["totals"][key].as_u64(), Some(sum(key)), "{key}");
+    }
+}
+
+bad_input! {
+    warmup_overflowing_the_cycle_count_is_rejected: ["--cycles" => "4294967295", "--warmup-cycles" => "1"] [];
+    negative_warmup_is_rejected: ["--warmup-cycles" => "-1"] [];
+}
