@@ -37,6 +37,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use crate::suite::Design;
+
 use clap::Parser;
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
@@ -690,35 +692,7 @@ fn workload_marker(w: &str) -> Marker {
     }
 }
 
-/// A barrier design as the run CSVs name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Design {
-    /// Stack barriers off: mark termination re-scans every stack whole.
-    FullRescan,
-    /// A barrier at every frame.
-    StkbarAll,
-    /// First barrier `n` bytes above the SP, then at doubling offsets.
-    Stkbar(u64),
-    Hybrid,
-    Yuasa,
-}
-
-impl Design {
-    fn parse(s: &str) -> Option<Design> {
-        match s {
-            "full-rescan" => Some(Design::FullRescan),
-            "stkbar-all" => Some(Design::StkbarAll),
-            "hybrid" => Some(Design::Hybrid),
-            "yuasa" => Some(Design::Yuasa),
-            _ => s
-                .strip_prefix("stkbar-")
-                .and_then(|n| n.parse().ok())
-                .map(Design::Stkbar),
-        }
-    }
-}
-
-fn design_rank(d: &str) -> (usize, u64, String) {
+fn design_rank(d: &str) -> (usize, usize, String) {
     match Design::parse(d) {
         Some(Design::FullRescan) => (0, 0, d.to_owned()),
         Some(Design::StkbarAll) => (1, 0, d.to_owned()),

@@ -167,7 +167,7 @@ impl SuiteArgs {
 }
 
 /// A collector design as the suite names it: the write barrier plus the stack-barrier setting.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Design {
     /// Dijkstra barrier, no stack barriers: Go 1.5's full re-scan.
     FullRescan,
@@ -215,6 +215,21 @@ impl Design {
             Design::StkbarAll => "stkbar-all".into(),
             Design::Hybrid => "hybrid".into(),
             Design::Yuasa => "yuasa".into(),
+        }
+    }
+
+    /// The design [`Design::name`] names.
+    pub fn parse(name: &str) -> Option<Design> {
+        match name {
+            "full-rescan" => Some(Design::FullRescan),
+            "stkbar-all" => Some(Design::StkbarAll),
+            "hybrid" => Some(Design::Hybrid),
+            "yuasa" => Some(Design::Yuasa),
+            _ => name
+                .strip_prefix("stkbar-")
+                .and_then(|n| n.parse().ok())
+                .filter(|&n| n > 0)
+                .map(Design::Stkbar),
         }
     }
 
@@ -758,5 +773,44 @@ pub fn main<A: clap::Parser>(
             eprintln!("{bin}: {e}");
             e.exit_code()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn design_names_round_trip_and_match_the_testbed_flags() {
+        for d in [
+            Design::FullRescan,
+            Design::Stkbar(256),
+            Design::Stkbar(1024),
+            Design::StkbarAll,
+            Design::Hybrid,
+            Design::Yuasa,
+        ] {
+            assert_eq!(Design::parse(&d.name()), Some(d));
+            let argv = ["testbed", "--workload", "mixed"]
+                .into_iter()
+                .map(str::to_owned)
+                .chain(d.flags());
+            let resolved = testbed::resolve(&TestbedArgs::try_parse_from(argv).unwrap()).unwrap();
+            assert_eq!(Design::of(&resolved.report), d, "{d:?}");
+        }
+        for bad in ["stkbar-0", "stkbar-", "stkbar-x", "dijkstra", ""] {
+            assert_eq!(Design::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_plan_command_names_every_flag() {
+        let w = Workload::new("deep-oscillate", 8, 30);
+        let plan = Plan::new(&w, Design::Stkbar(512), 7).with("--cycles", 3);
+        assert_eq!(
+            plan.command(),
+            "testbed --workload deep-oscillate --goroutines 8 --depth 30 --barrier dijkstra \
+             --stack-barriers on --first-offset 512 --seed 7 --cycles 3"
+        );
     }
 }
