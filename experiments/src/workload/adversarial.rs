@@ -56,7 +56,7 @@ impl Hider {
 
 impl Behaviour for Hider {
     fn next_op(&mut self, ctx: &Ctx, rng: &mut Rng) -> Op {
-        if let Some(op) = self.mix.pending() {
+        if let Some(op) = self.mix.pending(ctx) {
             return op;
         }
         if !self.built {

@@ -3,13 +3,14 @@
 //!
 //! Invariant: every operation sequence [`HeapMix`] queues refers to the frame running when it was
 //! queued, and behaviours drain the queue before they call or return, so a sequence's slots always
-//! name the frame the sequence was planned for.
+//! name the frame the sequence was planned for. The one exception is [`HeapMix::init`]'s sequence,
+//! queued before the goroutine has any frame: it is held until the first call and runs there.
 
 use std::collections::VecDeque;
 
 use std::sync::Arc;
 
-use gc::{Behaviour, ObjType, Op, Rng, TypeId, WorkloadImage};
+use gc::{Behaviour, Ctx, ObjType, Op, Rng, TypeId, WorkloadImage};
 use rand::RngExt;
 use stacks::{FuncId, Program, RandomProgram};
 
@@ -99,12 +100,17 @@ impl HeapMix {
         }
     }
 
-    /// The next queued operation of a sequence in progress.
-    pub fn pending(&mut self) -> Option<Op> {
+    /// The next queued operation of a sequence in progress. Nothing while the goroutine has no
+    /// frame: [`HeapMix::init`]'s sequence waits for the first one.
+    pub fn pending(&mut self, ctx: &Ctx) -> Option<Op> {
+        if ctx.depth == 0 {
+            return None;
+        }
         self.queue.pop_front()
     }
 
-    /// Queues the start of the goroutine's life: a root object in its global.
+    /// Queues the start of the goroutine's life: a root object in its global, made in the
+    /// goroutine's first frame (a goroutine starts with none, and a local needs a frame).
     pub fn init(&mut self) {
         self.queue.extend([
             Op::Alloc { ty: NODE, dst: 0 },

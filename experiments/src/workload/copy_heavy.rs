@@ -253,7 +253,7 @@ impl GrowShrink {
 
 impl Behaviour for GrowShrink {
     fn next_op(&mut self, ctx: &Ctx, rng: &mut Rng) -> Op {
-        if let Some(op) = self.queue.pop_front().or_else(|| self.mix.pending()) {
+        if let Some(op) = self.queue.pop_front().or_else(|| self.mix.pending(ctx)) {
             return op;
         }
         if !self.filled && ctx.depth > 0 {

@@ -57,7 +57,7 @@ impl Oscillator {
 
 impl Behaviour for Oscillator {
     fn next_op(&mut self, ctx: &Ctx, rng: &mut Rng) -> Op {
-        if let Some(op) = self.mix.pending() {
+        if let Some(op) = self.mix.pending(ctx) {
             return op;
         }
         if !self.built {

@@ -62,7 +62,7 @@ impl Unwinder {
 
 impl Behaviour for Unwinder {
     fn next_op(&mut self, ctx: &Ctx, rng: &mut Rng) -> Op {
-        if let Some(op) = self.mix.pending() {
+        if let Some(op) = self.mix.pending(ctx) {
             return op;
         }
         match self.stage {

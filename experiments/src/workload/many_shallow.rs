@@ -54,7 +54,7 @@ impl Shallow {
 
 impl Behaviour for Shallow {
     fn next_op(&mut self, ctx: &Ctx, rng: &mut Rng) -> Op {
-        if let Some(op) = self.mix.pending() {
+        if let Some(op) = self.mix.pending(ctx) {
             return op;
         }
         if ctx.depth < self.depth - 1 {

@@ -75,7 +75,7 @@ impl Spawner {
 
 impl Behaviour for Spawner {
     fn next_op(&mut self, ctx: &Ctx, rng: &mut Rng) -> Op {
-        if let Some(op) = self.mix.pending() {
+        if let Some(op) = self.mix.pending(ctx) {
             return op;
         }
         if ctx.depth < self.depth {
@@ -111,7 +111,7 @@ pub struct ShortLived {
 
 impl Behaviour for ShortLived {
     fn next_op(&mut self, ctx: &Ctx, rng: &mut Rng) -> Op {
-        if let Some(op) = self.mix.pending() {
+        if let Some(op) = self.mix.pending(ctx) {
             return op;
         }
         if self.ops == 0 {

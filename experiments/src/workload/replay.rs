@@ -427,7 +427,7 @@ impl Replayer {
 
 impl Behaviour for Replayer {
     fn next_op(&mut self, ctx: &Ctx, rng: &mut Rng) -> Op {
-        if let Some(op) = self.mix.pending() {
+        if let Some(op) = self.mix.pending(ctx) {
             return op;
         }
         if ctx.depth < self.base {
