@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::suite::{Design, workload_label};
 use crate::sweeps::{BARRIER_DESIGNS, OFFSET_DESIGNS};
 
 /// Why the tables could not be made or placed.
@@ -66,11 +67,7 @@ struct Row {
 impl Row {
     /// The workload as tables name it: `replay:TRACE` for a replayed trace.
     fn label(&self) -> String {
-        if self.replay.is_empty() {
-            self.workload.clone()
-        } else {
-            format!("replay:{}", self.replay)
-        }
+        workload_label(&self.workload, &self.replay)
     }
     fn per_cycle(&self, v: u64) -> f64 {
         v as f64 / self.cycles.max(1) as f64
@@ -117,6 +114,13 @@ fn mean<'a>(rows: impl IntoIterator<Item = &'a Row>, f: impl Fn(&Row) -> f64) ->
         n += 1;
     }
     (if n == 0 { f64::NAN } else { sum / n as f64 }, n)
+}
+
+/// The rows of workload `label` under design `d` (one per seed).
+fn select<'a>(rows: &'a [Row], label: &str, d: Design) -> Vec<&'a Row> {
+    rows.iter()
+        .filter(|r| r.label() == label && r.design == d.name())
+        .collect()
 }
 
 /// A generated table: its marker name and its Markdown.
@@ -226,11 +230,7 @@ fn rescan_offsets_table(rows: &[Row]) -> Table {
         .map(|label| {
             std::iter::once(format!("`{label}`"))
                 .chain(OFFSET_DESIGNS.iter().map(|d| {
-                    let (m, n) = mean(
-                        rows.iter()
-                            .filter(|r| r.label() == label && r.design == d.name()),
-                        avoided,
-                    );
+                    let (m, n) = mean(select(rows, &label, *d), avoided);
                     counts.push(n);
                     pct(m)
                 }))
@@ -286,10 +286,7 @@ fn offset_tradeoff_table(rows: &[Row]) -> Table {
         .filter(|l| l == "deep-oscillate" || l.starts_with("replay:"))
     {
         for d in OFFSET_DESIGNS {
-            let sel: Vec<&Row> = rows
-                .iter()
-                .filter(|r| r.label() == label && r.design == d.name())
-                .collect();
+            let sel = select(rows, &label, d);
             if sel.is_empty() {
                 continue;
             }
@@ -417,10 +414,7 @@ fn barrier_designs_table(rows: &[Row], mmu: Option<&[MmuRow]>) -> Table {
     let mut counts = Vec::new();
     for label in labels(rows) {
         for d in BARRIER_DESIGNS {
-            let sel: Vec<&Row> = rows
-                .iter()
-                .filter(|r| r.label() == label && r.design == d.name())
-                .collect();
+            let sel = select(rows, &label, d);
             if sel.is_empty() {
                 continue;
             }
@@ -433,11 +427,7 @@ fn barrier_designs_table(rows: &[Row], mmu: Option<&[MmuRow]>) -> Table {
                     .filter(|p| {
                         p.design == d.name()
                             && p.window_ns == window_ns
-                            && (if p.replay.is_empty() {
-                                p.workload.clone()
-                            } else {
-                                format!("replay:{}", p.replay)
-                            }) == label
+                            && workload_label(&p.workload, &p.replay) == label
                     })
                     .map(|p| p.mmu)
                     .collect();

@@ -502,13 +502,7 @@ impl Table {
 
     /// `workload`, or `replay:<trace>` when the row replays a trace.
     fn workload_label(&self, rec: &csv::StringRecord) -> String {
-        let workload = self.text(rec, "workload");
-        let replay = self.text(rec, "replay");
-        if replay.is_empty() {
-            workload
-        } else {
-            format!("replay:{replay}")
-        }
+        crate::suite::workload_label(&self.text(rec, "workload"), &self.text(rec, "replay"))
     }
 }
 

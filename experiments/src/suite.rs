@@ -166,6 +166,16 @@ impl SuiteArgs {
     }
 }
 
+/// How results name a workload: its name, or `replay:TRACE` for a replayed trace (`replay` is
+/// the trace's name, empty for every other workload).
+pub fn workload_label(workload: &str, replay: &str) -> String {
+    if replay.is_empty() {
+        workload.to_owned()
+    } else {
+        format!("replay:{replay}")
+    }
+}
+
 /// A collector design as the suite names it: the write barrier plus the stack-barrier setting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Design {

@@ -13,7 +13,7 @@
 use std::time::Instant;
 
 use crate::suite::{
-    self, Design, MmuRow, Mode, Outcome, Plan, RunRow, SuiteArgs, SuiteError, Workload,
+    self, Design, MmuRow, Mode, Plan, RunRow, SuiteArgs, SuiteError, Workload, workload_label,
 };
 
 /// Go's first stack-barrier offset.
@@ -101,16 +101,16 @@ fn pause_plan(w: &Workload, d: Design, seed: u64, args: &SuiteArgs) -> Plan {
         .with("--engine", "threaded")
 }
 
-/// Runs `plans`, writes `name.csv`/`.json` (and `name_mmu.*` when `mmu`), and returns the
-/// outcomes with the wall time. `amend` completes each row with what the experiment measured
-/// beside the runs.
+/// Runs `plans`, writes `name.csv`/`.json` (and `name_mmu.*` when `mmu`), and returns the rows
+/// with the wall time. `amend` completes each row with what the experiment measured beside the
+/// runs.
 fn run_and_write(
     name: &str,
     args: &SuiteArgs,
     plans: Vec<Plan>,
     mmu: bool,
     amend: impl Fn(&mut RunRow),
-) -> Result<(Vec<Outcome>, f64), SuiteError> {
+) -> Result<(Vec<RunRow>, f64), SuiteError> {
     let start = Instant::now();
     let outcomes = suite::execute(name, args, plans)?;
     let rows: Vec<RunRow> = outcomes
@@ -129,7 +129,7 @@ fn run_and_write(
             .collect();
         suite::write_results(args, &format!("{name}_mmu"), &mmu_rows)?;
     }
-    Ok((outcomes, start.elapsed().as_secs_f64()))
+    Ok((rows, start.elapsed().as_secs_f64()))
 }
 
 /// The line every experiment ends with.
@@ -153,16 +153,11 @@ pub fn rescan_offsets(args: &SuiteArgs) -> Result<String, SuiteError> {
             }
         }
     }
-    let (outcomes, secs) = run_and_write(name, args, plans, false, |_| ())?;
-    let mut out = wrote(name, args, outcomes.len(), secs);
-    for o in &outcomes {
-        let r = RunRow::new(name, args.mode(), o);
+    let (rows, secs) = run_and_write(name, args, plans, false, |_| ())?;
+    let mut out = wrote(name, args, rows.len(), secs);
+    for r in &rows {
         if r.design == Design::Stkbar(GO_FIRST_OFFSET).name() && r.seed == args.seed {
-            let label = if r.replay.is_empty() {
-                r.workload.clone()
-            } else {
-                format!("replay:{}", r.replay)
-            };
+            let label = workload_label(&r.workload, &r.replay);
             out.push_str(&format!(
                 "\n  {label:<24} re-scan avoided at {GO_FIRST_OFFSET} B: {:6.2}%",
                 100.0 * r.rescan_avoided
@@ -176,79 +171,74 @@ pub fn rescan_offsets(args: &SuiteArgs) -> Result<String, SuiteError> {
 /// (deterministic) and pauses of every design (threaded).
 pub fn depth_sweep(args: &SuiteArgs) -> Result<String, SuiteError> {
     args.validate()?;
-    let name = "depth_sweep";
     let depths: &[usize] = match args.mode() {
         Mode::Quick => &[10, 100, 1_000, 10_000],
         Mode::Full => &[10, 30, 100, 300, 1_000, 3_000, 10_000],
     };
-    let mut plans = Vec::new();
-    for &depth in depths {
-        let w = Workload::new("deep-oscillate", args.size(64), args.size(depth));
-        for &seed in &args.seeds() {
-            for d in RESCAN_DESIGNS {
-                plans.push(counter_plan(&w, d, seed, args));
-            }
-            for d in PAUSE_DESIGNS {
-                plans.push(pause_plan(&w, d, seed, args));
-            }
-        }
-    }
-    let (outcomes, secs) = run_and_write(name, args, plans, false, |_| ())?;
-    Ok(wrote(name, args, outcomes.len(), secs) + &pause_summary(name, args, &outcomes, "depth"))
+    let points = depths
+        .iter()
+        .map(|&depth| Workload::new("deep-oscillate", args.size(64), args.size(depth)))
+        .collect();
+    sweep("depth_sweep", args, points, ("depth", |r| r.depth))
 }
 
 /// `goroutine_sweep`: `many-shallow` (depth 10) at growing goroutine counts; counters
 /// (deterministic) and pauses (threaded).
 pub fn goroutine_sweep(args: &SuiteArgs) -> Result<String, SuiteError> {
     args.validate()?;
-    let name = "goroutine_sweep";
     let counts: &[usize] = match args.mode() {
         Mode::Quick => &[10, 100, 1_000, 10_000],
         Mode::Full => &[10, 30, 100, 300, 1_000, 3_000, 10_000, 30_000],
     };
-    let mut plans = Vec::new();
-    for &goroutines in counts {
-        let w = Workload::new("many-shallow", args.size(goroutines), args.size(10));
-        for &seed in &args.seeds() {
-            for d in RESCAN_DESIGNS {
-                plans.push(counter_plan(&w, d, seed, args));
-            }
-            for d in PAUSE_DESIGNS {
-                plans.push(pause_plan(&w, d, seed, args));
-            }
-        }
-    }
-    let (outcomes, secs) = run_and_write(name, args, plans, false, |_| ())?;
-    Ok(wrote(name, args, outcomes.len(), secs)
-        + &pause_summary(name, args, &outcomes, "goroutines"))
+    let points = counts
+        .iter()
+        .map(|&g| Workload::new("many-shallow", args.size(g), args.size(10)))
+        .collect();
+    sweep(
+        "goroutine_sweep",
+        args,
+        points,
+        ("goroutines", |r| r.goroutines),
+    )
 }
 
-/// The summary's lines for a sweep: the largest point's median mark-termination pause per design.
-fn pause_summary(name: &str, args: &SuiteArgs, outcomes: &[Outcome], axis: &str) -> String {
-    let rows: Vec<RunRow> = outcomes
+/// A sweep over `points`: each at every seed, the re-scanning designs on the deterministic engine
+/// and every design on the threaded one. The summary names the median mark-termination pause per
+/// design at the largest point of `axis` (its name and the row field it reads).
+fn sweep(
+    name: &str,
+    args: &SuiteArgs,
+    points: Vec<Workload>,
+    (axis, at): (&str, fn(&RunRow) -> usize),
+) -> Result<String, SuiteError> {
+    let mut plans = Vec::new();
+    for w in &points {
+        for &seed in &args.seeds() {
+            for d in RESCAN_DESIGNS {
+                plans.push(counter_plan(w, d, seed, args));
+            }
+            for d in PAUSE_DESIGNS {
+                plans.push(pause_plan(w, d, seed, args));
+            }
+        }
+    }
+    let (rows, secs) = run_and_write(name, args, plans, false, |_| ())?;
+    let mut out = wrote(name, args, rows.len(), secs);
+    let threaded: Vec<&RunRow> = rows
         .iter()
-        .map(|o| RunRow::new(name, args.mode(), o))
         .filter(|r| r.engine == "threaded" && r.seed == args.seed)
         .collect();
-    let at = |r: &RunRow| {
-        if axis == "depth" {
-            r.depth
-        } else {
-            r.goroutines
+    if let Some(top) = threaded.iter().map(|r| at(r)).max() {
+        out.push_str(&format!("\n  mark termination p50 at {axis} {top}:"));
+        for r in threaded.iter().filter(|r| at(r) == top) {
+            out.push_str(&format!(
+                " {} {:.1} µs;",
+                r.design,
+                r.mark_term_ns_p50 as f64 / 1e3
+            ));
         }
-    };
-    let Some(top) = rows.iter().map(at).max() else {
-        return String::new();
-    };
-    let mut s = format!("\n  mark termination p50 at {axis} {top}:");
-    for r in rows.iter().filter(|r| at(r) == top) {
-        s.push_str(&format!(
-            " {} {:.1} µs;",
-            r.design,
-            r.mark_term_ns_p50 as f64 / 1e3
-        ));
     }
-    s
+    Ok(out)
 }
 
 /// Stores per write-barrier timing (a few milliseconds per design).
@@ -283,13 +273,13 @@ pub fn barrier_designs(args: &SuiteArgs) -> Result<String, SuiteError> {
             }
         }
     }
-    let (outcomes, secs) = run_and_write(name, args, plans, true, |row| {
+    let (rows, secs) = run_and_write(name, args, plans, true, |row| {
         row.wb_ns_per_store = wb_ns
             .iter()
             .find(|(d, _)| *d == row.design)
             .map(|&(_, ns)| ns);
     })?;
-    let mut out = wrote(name, args, outcomes.len(), secs);
+    let mut out = wrote(name, args, rows.len(), secs);
     out.push_str("\n  write barrier, ns per store while marking:");
     for (d, ns) in &wb_ns {
         out.push_str(&format!(" {d} {ns:.1};"));

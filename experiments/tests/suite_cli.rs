@@ -327,15 +327,15 @@ fn paper_tables_refresh_is_idempotent_and_rejects_broken_markers() {
     assert_eq!(once, twice, "a second refresh changes nothing");
 
     std::fs::write(&paper, "<!-- generated:rescan_offsets -->\nno end marker\n").unwrap();
-    let out = bin("paper_tables")
-        .arg("--results")
-        .arg(dir.path())
-        .arg("--paper")
-        .arg(&paper)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
+    rejects(
+        "paper_tables",
+        &[
+            "--results",
+            dir.path().to_str().unwrap(),
+            "--paper",
+            paper.to_str().unwrap(),
+        ],
+    );
 }
 
 /// Runs `name` with `args`; it must exit 2 with one line on stderr and nothing on stdout.
