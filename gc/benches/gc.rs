@@ -332,7 +332,12 @@ impl MarkBed {
         let mut p = P::new(0);
         let rt = bare_runtime(&Dijkstra, 1, &mut p).unwrap();
         let objs: Vec<u64> = (0..nodes)
-            .map(|_| rt.heap.alloc(&mut p.mcache, NODE, false).unwrap().0)
+            .map(|_| {
+                rt.heap
+                    .alloc(&mut p.mcache, NODE, false, |_, _| {})
+                    .unwrap()
+                    .0
+            })
             .collect();
         let mut x = 0x2545_f491_4f6c_dd1du64;
         let mut rand = |n: usize| {
@@ -374,7 +379,7 @@ impl MarkBed {
     /// drain after the root step).
     fn cycle(&mut self, drain_only: bool) -> Duration {
         let rt = &self.rt;
-        rt.gc_start(&mut self.worker).unwrap();
+        rt.gc_start(&mut self.worker, &mut self.p).unwrap();
         if drain_only {
             assert_eq!(
                 rt.mark_step(&mut self.worker).unwrap(),
@@ -400,7 +405,7 @@ impl MarkBed {
     /// marking until every worker has found nothing left.
     fn parallel_cycle(&mut self, workers: usize) -> Duration {
         let rt = &self.rt;
-        rt.gc_start(&mut self.worker).unwrap();
+        rt.gc_start(&mut self.worker, &mut self.p).unwrap();
         // Workers still looking for work; one that finds none waits until another publishes a
         // full buffer, or until none is looking.
         let active = AtomicUsize::new(workers);

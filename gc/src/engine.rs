@@ -13,7 +13,9 @@
 //! one goroutine's stack), `mark_step_bytes` of grey objects (one object by default, about what a
 //! real marker scans while the mutator runs one operation), or one span swept. Every step
 //! boundary is a safe point. A requested cycle starts at the next boundary with a stop-the-world
-//! (every P stopped through `stop_p`); when a mark step finds nothing to do, the engine flushes
+//! (every P stopped through `stop_p`; a procs schedule changes the P count there, Go's
+//! `procresize`, and only the first `gomaxprocs` Ps are picked after it); the background sweep
+//! runs on the P the step's draw picks; when a mark step finds nothing to do, the engine flushes
 //! every P's work buffer (Go's ragged `forEachP` barrier in `gcMarkDone`) and, if marking is then
 //! complete, stops the world for mark termination. When no goroutine can run, a blocked one is
 //! woken (the engine's timer), and when none is left alive, cycles are forced so a run always
@@ -65,7 +67,7 @@ pub struct Deterministic {
 impl Deterministic {
     /// An engine running `image` under `config` (with `config.procs` Ps).
     pub fn new(config: GcConfig, image: WorkloadImage) -> Result<Deterministic, RuntimeError> {
-        let mut ps: Vec<P> = (0..config.procs.max(1)).map(P::new).collect();
+        let mut ps: Vec<P> = (0..config.max_procs()).map(P::new).collect();
         let seed = config.seed;
         let gc_share = config.gc_share.clamp(0.0, 1.0);
         let rt = Runtime::new(config, image, &mut ps)?;
@@ -130,19 +132,29 @@ impl Deterministic {
         if rt.gc.start_requested() && rt.gc.phase() != Phase::Mark {
             self.stop_the_world();
             self.ops_since_cycle = 0;
-            return self.rt.gc_start(&mut self.worker);
+            if let Some(n) = self.rt.config.procs_at_cycle(self.rt.gc.cycle() + 1) {
+                self.rt.procresize(self.ps.iter_mut(), n);
+            }
+            return self.rt.gc_start(&mut self.worker, &mut self.ps[0]);
         }
-        // One draw per step: the high half decides the collector's turn, the low half picks the P.
+        // One draw per step: the high half decides the collector's turn, the low half picks the P
+        // (the one a mutator step runs, or the one the background sweeper runs on).
         let r: u64 = self.rng.random();
         let collector_turn = (r >> 32) < self.gc_share_threshold;
         match rt.gc.phase() {
             Phase::Mark if collector_turn => self.mark_step(),
             Phase::Sweep if collector_turn => {
-                rt.sweep_step();
+                let i = self.pick_p(r as u32);
+                self.rt.sweep_step(&mut self.ps[i]);
                 Ok(())
             }
             _ => self.mutator_step(r as u32),
         }
+    }
+
+    /// The live P that `r`, uniform over `u32`, picks.
+    fn pick_p(&self, r: u32) -> usize {
+        ((u64::from(r) * self.rt.gomaxprocs() as u64) >> 32) as usize
     }
 
     fn mark_step(&mut self) -> Result<(), RuntimeError> {
@@ -165,7 +177,7 @@ impl Deterministic {
 
     /// Runs one operation on the P that `r`, uniform over `u32`, picks.
     fn mutator_step(&mut self, r: u32) -> Result<(), RuntimeError> {
-        let i = ((u64::from(r) * self.ps.len() as u64) >> 32) as usize;
+        let i = self.pick_p(r);
         match self.rt.mutator_step(&mut self.ps[i])? {
             Step::Ran | Step::Switched => {
                 self.ops += 1;
@@ -195,7 +207,7 @@ impl Deterministic {
                         match self.rt.gc.phase() {
                             Phase::Mark => self.mark_step()?,
                             Phase::Sweep => {
-                                self.rt.sweep_step();
+                                self.rt.sweep_step(&mut self.ps[i]);
                             }
                             Phase::Off => self.rt.gc.request_start(),
                         }

@@ -5,7 +5,9 @@
 //! does, and [`RuntimeError::is_checker_violation`] tells a checker's finding (a collector bug
 //! caught: exit code 3) from a configuration the run could not satisfy.
 
-use stacks::{Addr, StackError};
+use std::fmt::Write as _;
+
+use stacks::{Addr, GStack, Program, StackError};
 
 use crate::heap::HeapError;
 
@@ -17,7 +19,7 @@ pub enum RuntimeError {
     Stack(#[from] StackError),
     /// A pointer slot holding a value that cannot be a pointer, or a heap address outside every
     /// allocated object (Go's "invalid pointer found on stack" / "found bad pointer in Go heap").
-    #[error("fatal error: invalid pointer {value:#x} found in {place}: {why}")]
+    #[error("fatal error: invalid pointer {value:#x} found in {place}: {why}{traceback}")]
     BadPointer {
         /// The value.
         value: u64,
@@ -25,6 +27,35 @@ pub enum RuntimeError {
         place: String,
         /// What is wrong with it.
         why: &'static str,
+        /// The traceback of the goroutine whose stack holds the slot (a leading newline), or
+        /// empty for a heap or global slot.
+        traceback: String,
+    },
+    /// A pointer word that differs from its wbshadow copy: a store bypassed the write barrier
+    /// (seed 000's "missed write barrier").
+    #[error(
+        "runtime: write barrier dst={addr:#x} old={holds:#x} shadow={shadow:#x}{new_part}\n\
+         fatal error: missed write barrier: {place} holds {holds:#x} but its shadow holds {shadow:#x}; \
+         found {found} after {at_store} heap stores{traceback}",
+        new_part = .new.map_or(String::new(), |n| format!(" new={n:#x}"))
+    )]
+    MissedWriteBarrier {
+        /// The word's address.
+        addr: u64,
+        /// What the word holds.
+        holds: u64,
+        /// What its shadow holds.
+        shadow: u64,
+        /// The value being stored, when found at a store.
+        new: Option<u64>,
+        /// The word: the object, its type and the field, or the global.
+        place: String,
+        /// Which check found it.
+        found: WbShadowCheck,
+        /// Heap and global pointer stores the run had made when it was found.
+        at_store: u64,
+        /// The writing goroutine's traceback (a leading newline), or empty during checkmark.
+        traceback: String,
     },
     /// Objects reachable at mark termination that the concurrent mark did not mark.
     #[error(
@@ -37,6 +68,11 @@ pub enum RuntimeError {
         failures: u64,
         /// One line per missed object (the first few).
         report: String,
+        /// The base addresses of the first few missed objects, in the order found.
+        missed: Vec<u64>,
+        /// Heap and global pointer stores the run had made (when counted; see
+        /// [`crate::debug::FaultLog`]).
+        at_store: u64,
     },
     /// The heap is full.
     #[error("fatal error: {0}")]
@@ -84,7 +120,9 @@ impl RuntimeError {
                 e,
                 StackError::StackOverflow { .. } | StackError::OutOfStackSpace { .. }
             ),
-            RuntimeError::BadPointer { .. } | RuntimeError::CheckmarkFailed { .. } => true,
+            RuntimeError::BadPointer { .. }
+            | RuntimeError::MissedWriteBarrier { .. }
+            | RuntimeError::CheckmarkFailed { .. } => true,
             RuntimeError::Heap(_)
             | RuntimeError::Mutator { .. }
             | RuntimeError::Stalled { .. }
@@ -93,7 +131,85 @@ impl RuntimeError {
     }
 }
 
+/// Which wbshadow check found a missed write barrier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WbShadowCheck {
+    /// The next barriered store to the word (`wbshadow=1`).
+    Store,
+    /// The checkmark walk, which checks every word it scans (`wbshadow=2`).
+    Checkmark,
+}
+
+impl std::fmt::Display for WbShadowCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WbShadowCheck::Store => "at a barriered store",
+            WbShadowCheck::Checkmark => "by the checkmark walk",
+        })
+    }
+}
+
 /// Where a bad pointer was found, for messages.
 pub(crate) fn stack_place(goid: u64, slot: Addr) -> String {
     format!("goroutine {goid} stack slot {slot}")
+}
+
+/// Frames a traceback in a report prints before eliding the rest.
+pub const TRACEBACK_FRAMES: usize = 16;
+
+/// A goroutine's traceback in Go's shape — `goroutine N [stack lo-hi]:` then one line per frame,
+/// innermost first, through any stack barrier to the real return PCs — at most `max` frames, the
+/// rest counted. Each line starts with a newline, so the result can follow a message.
+pub fn traceback(prog: &Program, gs: &GStack, max: usize) -> String {
+    let s = gs.stack();
+    let mut out = format!("\ngoroutine {} [stack {}-{}]:", gs.goid(), s.lo(), s.hi());
+    let mut shown = 0;
+    let mut more = 0usize;
+    for frame in gs.frames(prog) {
+        match frame {
+            Ok(f) if shown < max => {
+                let bar = if f.stkbar.is_some() { " [stkbar]" } else { "" };
+                let _ = write!(
+                    out,
+                    "\n\t{}() pc={} sp={} fp={}{bar}",
+                    prog.func(f.func).name,
+                    f.pc,
+                    f.sp,
+                    f.fp
+                );
+                shown += 1;
+            }
+            Ok(_) => more += 1,
+            Err(e) => {
+                let _ = write!(out, "\n\t… traceback stopped: {e}");
+                break;
+            }
+        }
+    }
+    if more > 0 {
+        let _ = write!(out, "\n\t…additional frames elided ({more} more)");
+    }
+    out
+}
+
+/// A one-line short traceback: the innermost `max` function names, innermost first.
+pub fn short_traceback(prog: &Program, gs: &GStack, max: usize) -> String {
+    let mut names = Vec::new();
+    let mut more = 0usize;
+    for frame in gs.frames(prog) {
+        match frame {
+            Ok(f) if names.len() < max => names.push(prog.func(f.func).name.to_string()),
+            Ok(_) => more += 1,
+            Err(_) => {
+                names.push("?".into());
+                break;
+            }
+        }
+    }
+    let mut s = names.join(" < ");
+    if more > 0 {
+        let _ = write!(s, " < …{more} more");
+    }
+    s
 }

@@ -47,8 +47,7 @@ pub const PAGE_SIZE: usize = 8192;
 pub const MAX_SMALL_SIZE: usize = 32 << 10;
 /// Base of the simulated data segment (globals).
 pub const DATA_BASE: Addr = Addr(0x0060_0000);
-/// Values below this are never valid pointers (Go's `minPhysPageSize` check in `invalidptr`).
-pub const MIN_VALID_POINTER: u64 = 4096;
+pub use stacks::MIN_VALID_POINTER;
 
 /// Go's size classes (`sizeclasses.go`, Go 1.7's table up to 32 KiB).
 const CLASS_SIZES: [usize; 66] = [
@@ -148,6 +147,8 @@ pub struct Span {
     mark: Bits,
     checkmark: Bits,
     sweepgen: AtomicU32,
+    /// The wbshadow copy of `words` (seed 000's shadow heap); empty unless `wbshadow` is on.
+    shadow: Box<[AtomicU64]>,
 }
 
 impl Span {
@@ -309,6 +310,8 @@ pub struct Heap {
     heap_live: AtomicU64,
     marked_bytes: MarkedBytes,
     checkmark_active: AtomicBool,
+    /// Spans carry a shadow copy of their words (`wbshadow`).
+    wbshadow: bool,
 }
 
 impl Heap {
@@ -327,7 +330,31 @@ impl Heap {
             heap_live: AtomicU64::new(0),
             marked_bytes: MarkedBytes::default(),
             checkmark_active: AtomicBool::new(false),
+            wbshadow: false,
         }
+    }
+
+    /// This heap, with a shadow copy of every span's words (`wbshadow`; Go maps the shadow heap
+    /// beside the arena as it grows, `wbshadowinit`). Call before the first allocation.
+    pub fn with_wbshadow(mut self) -> Heap {
+        assert_eq!(self.spans.count(), 0, "the shadow starts with the heap");
+        self.wbshadow = true;
+        self
+    }
+
+    /// The shadow of word `word` of `obj`, if `wbshadow` is on (Go's `shadowptr`).
+    #[inline]
+    pub fn shadow_word(&self, obj: ObjRef, word: usize) -> Option<&AtomicU64> {
+        let s = self.span(obj);
+        s.shadow.get(obj.base.offset_from(s.base) / WORD + word)
+    }
+
+    /// Bytes of shadow memory (wbshadow's cost: one word per heap word).
+    pub fn shadow_bytes(&self) -> u64 {
+        self.spans
+            .iter()
+            .map(|(_, s)| (s.shadow.len() * WORD) as u64)
+            .sum()
     }
 
     /// The object types.
@@ -374,21 +401,33 @@ impl Heap {
         npages
     }
 
-    /// Allocates a zeroed object of type `ty` through `mcache`; black (marked) if `black`.
-    pub fn alloc(&self, mcache: &mut MCache, ty: TypeId, black: bool) -> Result<Addr, HeapError> {
+    /// Allocates a zeroed object of type `ty` through `mcache`; black (marked) if `black`. A span
+    /// the allocation sweeps first reports each object it frees to `on_free(addr, size)`.
+    pub fn alloc(
+        &self,
+        mcache: &mut MCache,
+        ty: TypeId,
+        black: bool,
+        on_free: impl FnMut(Addr, usize),
+    ) -> Result<Addr, HeapError> {
         let size = self
             .types
             .get(ty.0 as usize)
             .ok_or(HeapError::BadType(ty))?
             .size;
         let (span, slot) = match Self::size_class(size) {
-            Some(c) => self.alloc_small(mcache, c)?,
-            None => (self.alloc_large(size)?, 0),
+            Some(c) => self.alloc_small(mcache, c, on_free)?,
+            None => (self.alloc_large(size, on_free)?, 0),
         };
         let s = &self.spans[span as usize];
         let base = s.slot_addr(slot);
         let first = base.offset_from(s.base) / WORD;
-        for w in &s.words[first..first + s.elem_size / WORD] {
+        let words = first..first + s.elem_size / WORD;
+        for w in &s.words[words.clone()] {
+            w.store(0, Ordering::Relaxed);
+        }
+        // clearshadow: the new object's words are zero, and so is their shadow.
+        for w in s.shadow.get(words).unwrap_or_default() {
             w.store(0, Ordering::Relaxed);
         }
         s.types[slot].store(ty.0, Ordering::Relaxed);
@@ -405,7 +444,12 @@ impl Heap {
         Ok(base)
     }
 
-    fn alloc_small(&self, mcache: &mut MCache, class: u8) -> Result<(u32, usize), HeapError> {
+    fn alloc_small(
+        &self,
+        mcache: &mut MCache,
+        class: u8,
+        mut on_free: impl FnMut(Addr, usize),
+    ) -> Result<(u32, usize), HeapError> {
         loop {
             if let Some((span, cursor)) = mcache.current[class as usize] {
                 let s = &self.spans[span as usize];
@@ -414,13 +458,13 @@ impl Heap {
                     return Ok((span, i));
                 }
             }
-            let span = self.refill(class)?;
+            let span = self.refill(class, &mut on_free)?;
             mcache.current[class as usize] = Some((span, 0));
         }
     }
 
     /// A span of `class` with a free slot, swept, for an mcache (Go's `mcentral.cacheSpan`).
-    fn refill(&self, class: u8) -> Result<u32, HeapError> {
+    fn refill(&self, class: u8, mut on_free: impl FnMut(Addr, usize)) -> Result<u32, HeapError> {
         let mut central = lock(&self.central[class as usize]);
         while let Some(span) = central.partial.pop() {
             if self.has_free(span) {
@@ -428,7 +472,7 @@ impl Heap {
             }
         }
         while let Some(span) = central.unswept.pop() {
-            if self.try_sweep_span(span, |_, _| {}).is_some() && self.has_free(span) {
+            if self.try_sweep_span(span, &mut on_free).is_some() && self.has_free(span) {
                 return Ok(span);
             }
         }
@@ -445,13 +489,17 @@ impl Heap {
         s.alloc.count_ones() < s.nelems
     }
 
-    fn alloc_large(&self, size: usize) -> Result<u32, HeapError> {
+    fn alloc_large(
+        &self,
+        size: usize,
+        mut on_free: impl FnMut(Addr, usize),
+    ) -> Result<u32, HeapError> {
         let npages = size.div_ceil(PAGE_SIZE);
         // Sweep pending large spans first so freed ones can be reused.
         loop {
             let next = lock(&self.large).unswept.pop();
             let Some(span) = next else { break };
-            if let Some(st) = self.try_sweep_span(span, |_, _| {})
+            if let Some(st) = self.try_sweep_span(span, &mut on_free)
                 && st.objects > 0
             {
                 lock(&self.free_large).push(span);
@@ -511,6 +559,13 @@ impl Heap {
             mark: Bits::new(nelems),
             checkmark: Bits::new(nelems),
             sweepgen: AtomicU32::new(self.sweepgen.load(Ordering::Acquire)),
+            shadow: if self.wbshadow {
+                (0..npages * PAGE_SIZE / WORD)
+                    .map(|_| AtomicU64::new(0))
+                    .collect()
+            } else {
+                Box::default()
+            },
         });
         debug_assert_eq!(
             pushed as u32, index,
@@ -604,6 +659,13 @@ impl Heap {
     pub fn write_word(&self, obj: ObjRef, word: usize, value: u64) {
         let s = self.span(obj);
         s.words[(obj.base.offset_from(s.base)) / WORD + word].store(value, Ordering::Relaxed);
+    }
+
+    /// Atomically exchanges word `word` of `obj` for `value`; returns the old value.
+    #[inline]
+    pub fn swap_word(&self, obj: ObjRef, word: usize, value: u64) -> u64 {
+        let s = self.span(obj);
+        s.words[(obj.base.offset_from(s.base)) / WORD + word].swap(value, Ordering::AcqRel)
     }
 
     /// Calls `f(base, type)` for every allocated object (a stop-the-world walk, for tests and
@@ -755,14 +817,29 @@ impl Heap {
 #[derive(Debug)]
 pub struct Globals {
     words: Box<[AtomicU64]>,
+    /// The wbshadow copy of `words` (seed 000's shadow data segment); empty unless on.
+    shadow: Box<[AtomicU64]>,
 }
 
 impl Globals {
-    /// `n` global pointer words, all nil.
-    pub fn new(n: usize) -> Globals {
+    /// `n` global pointer words, all nil, with a shadow copy if `wbshadow`.
+    pub fn new(n: usize, wbshadow: bool) -> Globals {
+        let words = |n| (0..n).map(|_| AtomicU64::new(0)).collect();
         Globals {
-            words: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            words: words(n),
+            shadow: words(if wbshadow { n } else { 0 }),
         }
+    }
+
+    /// The shadow of global `i`, if `wbshadow` is on.
+    #[inline]
+    pub fn shadow_word(&self, i: usize) -> Option<&AtomicU64> {
+        self.shadow.get(i)
+    }
+
+    /// Bytes of shadow memory for the globals.
+    pub fn shadow_bytes(&self) -> u64 {
+        (self.shadow.len() * WORD) as u64
     }
 
     /// Number of globals.
@@ -842,8 +919,8 @@ mod tests {
     fn find_object_maps_interior_words_to_the_base_and_rejects_free_slots() {
         let h = heap();
         let mut mc = MCache::new();
-        let a = h.alloc(&mut mc, TypeId(0), false).unwrap();
-        let b = h.alloc(&mut mc, TypeId(0), false).unwrap();
+        let a = h.alloc(&mut mc, TypeId(0), false, |_, _| {}).unwrap();
+        let b = h.alloc(&mut mc, TypeId(0), false, |_, _| {}).unwrap();
         assert_eq!(b.offset_from(a), 32);
         let Lookup::Object(o) = h.find_object(a.0 + 24) else {
             panic!("interior pointer")
@@ -853,7 +930,7 @@ mod tests {
         assert_eq!(h.find_object(b.0 + 32), Lookup::Free(b.add(32)));
         assert_eq!(h.find_object(0x1234), Lookup::NotHeap);
         assert_eq!(h.find_object(DATA_BASE.0), Lookup::NotHeap);
-        let big = h.alloc(&mut mc, TypeId(1), false).unwrap();
+        let big = h.alloc(&mut mc, TypeId(1), false, |_, _| {}).unwrap();
         assert!(matches!(h.find_object(big.0 + 39_992), Lookup::Object(o) if o.base == big));
     }
 
@@ -862,7 +939,7 @@ mod tests {
         let h = heap();
         let mut mc = MCache::new();
         let objs: Vec<Addr> = (0..1000)
-            .map(|_| h.alloc(&mut mc, TypeId(0), false).unwrap())
+            .map(|_| h.alloc(&mut mc, TypeId(0), false, |_, _| {}).unwrap())
             .collect();
         h.start_mark();
         for (i, &a) in objs.iter().enumerate() {
@@ -887,7 +964,7 @@ mod tests {
         }
         let span_bytes = h.span_bytes();
         for _ in 0..666 {
-            h.alloc(&mut mc, TypeId(0), false).unwrap();
+            h.alloc(&mut mc, TypeId(0), false, |_, _| {}).unwrap();
         }
         assert_eq!(h.span_bytes(), span_bytes, "freed slots were reused");
         assert!(h.sweep_one(|_, _| {}).is_none(), "each span swept once");
@@ -898,7 +975,7 @@ mod tests {
         let h = heap();
         let mut mc = MCache::new();
         h.start_mark();
-        let a = h.alloc(&mut mc, TypeId(2), true).unwrap();
+        let a = h.alloc(&mut mc, TypeId(2), true, |_, _| {}).unwrap();
         h.flush_mcache(&mut mc);
         assert_eq!(h.finish_mark(), 8);
         h.finish_sweep(|_, _| {});
@@ -913,12 +990,12 @@ mod tests {
     fn large_objects_get_their_own_span_and_are_reused_when_freed() {
         let h = heap();
         let mut mc = MCache::new();
-        let a = h.alloc(&mut mc, TypeId(1), false).unwrap();
+        let a = h.alloc(&mut mc, TypeId(1), false, |_, _| {}).unwrap();
         h.start_mark();
         h.flush_mcache(&mut mc);
         h.finish_mark();
         assert_eq!(h.finish_sweep(|_, _| {}).bytes, 40_960);
-        let b = h.alloc(&mut mc, TypeId(1), false).unwrap();
+        let b = h.alloc(&mut mc, TypeId(1), false, |_, _| {}).unwrap();
         assert_eq!(a, b, "the freed span is reused");
     }
 
@@ -926,20 +1003,20 @@ mod tests {
     fn objects_are_zeroed_and_the_heap_limit_is_an_error() {
         let h = Heap::new(vec![ObjType::new("big", 4096, &[])], 64 << 10);
         let mut mc = MCache::new();
-        let a = h.alloc(&mut mc, TypeId(0), false).unwrap();
+        let a = h.alloc(&mut mc, TypeId(0), false, |_, _| {}).unwrap();
         let Lookup::Object(o) = h.find_object(a.0) else {
             panic!()
         };
         h.write_word(o, 3, 77);
         assert_eq!(h.read_word(o, 3), 77);
         // 64 KiB holds two 32 KiB objects: the third allocation finds no room.
-        assert!(h.alloc(&mut mc, TypeId(0), false).is_ok());
+        assert!(h.alloc(&mut mc, TypeId(0), false, |_, _| {}).is_ok());
         assert!(matches!(
-            h.alloc(&mut mc, TypeId(0), false),
+            h.alloc(&mut mc, TypeId(0), false, |_, _| {}),
             Err(HeapError::OutOfMemory { .. })
         ));
         assert!(matches!(
-            h.alloc(&mut mc, TypeId(9), false),
+            h.alloc(&mut mc, TypeId(9), false, |_, _| {}),
             Err(HeapError::BadType(_))
         ));
     }

@@ -21,9 +21,11 @@
 //! * [`pacer`] — the GC controller: trigger, heap goal, assists;
 //! * [`mark`] — root jobs, the concurrent stack scan, draining, the re-scan, checkmark;
 //! * [`sweep`] — the concurrent sweep;
+//! * [`sanitizer`] — per-P sanitizer contexts (seed 004): per-object metadata told of every allocation and free;
 //! * [`mmu`] — minimum mutator utilization over per-P GC time;
 //! * [`stats`] — what every cycle reports;
-//! * [`debug`] — the `GODEBUG`-style knobs;
+//! * [`debug`] — the `GODEBUG`-style knobs and fault injection;
+//! * [`wbshadow`] — the shadow heap that catches stores which bypassed the write barrier;
 //! * [`engine`] — the deterministic engine;
 //! * [`threaded`] — the threaded engine: Ps on OS threads, real stop-the-world, pauses and MMU.
 
@@ -37,21 +39,24 @@ pub mod mmu;
 pub mod mutator;
 pub mod pacer;
 pub mod runtime;
+pub mod sanitizer;
 pub mod sched;
 pub mod stats;
 pub mod sweep;
 mod sync;
 pub mod threaded;
 pub mod wbarrier;
+pub mod wbshadow;
 pub mod workbuf;
 
 pub use debug::{DebugKnobs, KnobError};
+pub use debug::{Inject, InjectError};
 pub use engine::{Deterministic, RunResult};
 pub use error::RuntimeError;
 pub use heap::{ObjType, TypeId};
 pub use mgc::Phase;
 pub use mutator::{Behaviour, Ctx, Op, Rng};
-pub use runtime::{Faults, GcConfig, Runtime, Step, WorkloadImage};
+pub use runtime::{Faults, GcConfig, Runtime, SanitizerOptions, Step, WorkloadImage};
 pub use stats::{CycleStats, RescanBound, RescanRecord, Totals};
 pub use threaded::{Limits, Threaded, WorkerPlan};
 pub use wbarrier::{BarrierDesign, StackPolicy};

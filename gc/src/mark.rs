@@ -30,7 +30,8 @@ use std::sync::atomic::Ordering;
 
 use stacks::{Addr, ScanKind, StackBarrierMode, scan_frames, scanstack};
 
-use crate::error::{RuntimeError, stack_place};
+use crate::debug::seeded_fraction;
+use crate::error::{RuntimeError, TRACEBACK_FRAMES, stack_place, traceback};
 use crate::heap::{Lookup, lock};
 use crate::mgc::Phase;
 use crate::pacer::GC_OVER_ASSIST_WORK;
@@ -83,7 +84,11 @@ impl Runtime {
         let Some(st) = g.state(owner).as_mut() else {
             return Ok(());
         };
-        if st.gs.shrinkstack(&mut lock(&self.stackpool), &self.prog)? {
+        if st
+            .gs
+            .shrinkstack(&mut lock(&self.stackpool), &self.prog)
+            .map_err(|e| self.copystack_error(e, &st.gs))?
+        {
             lock(&self.gc.acc).stats.copystacks += 1;
         }
         let rescans = self.stack_policy() == StackPolicy::ConcurrentScanRescan;
@@ -92,17 +97,16 @@ impl Runtime {
         } else {
             StackBarrierMode::Off
         };
-        let goid = st.gs.goid();
         let mut err = None;
         let stats = scanstack(&self.prog, &mut st.gs, ScanKind::Mark(mode), |slot, v| {
             if err.is_none()
                 && let Err(e) = self.shade(v, gcw, "")
             {
-                err = Some(relocate(e, goid, slot));
+                err = Some((e, slot));
             }
         })?;
-        if let Some(e) = err {
-            return Err(e);
+        if let Some((e, slot)) = err {
+            return Err(self.relocate(e, &st.gs, slot));
         }
         {
             let mut acc = lock(&self.gc.acc);
@@ -341,6 +345,7 @@ impl Runtime {
                 value: base.0,
                 place: "a work buffer".into(),
                 why: "a grey object that is not allocated",
+                traceback: String::new(),
             });
         };
         let t = self.heap.type_of(self.heap.object_type(o));
@@ -354,6 +359,7 @@ impl Runtime {
                         value,
                         place: format!("field {w} of {} object {}", t.name, o.base),
                         why,
+                        traceback: String::new(),
                     },
                     e => e,
                 })?;
@@ -412,6 +418,11 @@ impl Runtime {
         let goid = gs.goid();
         let mut err = None;
         let mut last_frame_size = 0;
+        // `--inject rescan-skip`: frames the re-scan visits but does not shade, a seeded fraction
+        // of them (drawn per goroutine, cycle and frame, so checkers do not change the draw).
+        let skip = self.config.inject.rescan_skip;
+        let skipping = std::cell::Cell::new(false);
+        let mut skipped = 0u64;
         let scan = if limit == Some(stacks::Addr(0)) {
             stacks::ScanStats::default()
         } else {
@@ -419,18 +430,32 @@ impl Runtime {
                 &self.prog,
                 gs,
                 limit,
-                |f| last_frame_size = f.size(),
+                |f| {
+                    last_frame_size = f.size();
+                    let n = (u64::from(cycle) << 40) ^ (goid << 20) ^ f.index as u64;
+                    skipping.set(seeded_fraction(
+                        self.config.seed,
+                        RESCAN_SKIP_STREAM,
+                        n,
+                        skip,
+                    ));
+                    skipped += u64::from(skipping.get());
+                },
                 |slot, v| {
-                    if err.is_none()
+                    if !skipping.get()
+                        && err.is_none()
                         && let Err(e) = self.shade(v, worker, "")
                     {
-                        err = Some(relocate(e, goid, slot));
+                        err = Some((e, slot));
                     }
                 },
             )?
         };
-        if let Some(e) = err {
-            return Err(e);
+        if skipped > 0 {
+            self.fault_log.note_frames_skipped(skipped);
+        }
+        if let Some((e, slot)) = err {
+            return Err(self.relocate(e, gs, slot));
         }
         let used = gs.used();
         let oracle = match st.track {
@@ -458,13 +483,17 @@ impl Runtime {
     }
 
     /// Marks again from every root into the checkmark bits, with the world stopped, and counts
-    /// reachable objects the real mark missed (Go's `gccheckmark`).
-    pub(crate) fn checkmark(&self) -> Result<(u64, String), RuntimeError> {
+    /// reachable objects the real mark missed (Go's `gccheckmark`); returns their count, a report
+    /// of the first few and their base addresses. Under `wbshadow=2` it also checks the shadow of
+    /// every global and every pointer field it scans, failing at the first mismatch.
+    pub(crate) fn checkmark(&self) -> Result<(u64, String, Vec<u64>), RuntimeError> {
         self.heap.clear_checkmarks();
         self.heap.set_checkmark_active(true);
+        let check_shadow = self.config.debug.wbshadow >= 2;
         let mut work: Vec<Addr> = Vec::new();
         let mut failures = 0u64;
         let mut report = String::new();
+        let mut missed = Vec::new();
         let mut visit = |v: u64, via: Via, work: &mut Vec<Addr>| -> Result<(), RuntimeError> {
             if v == 0 {
                 return Ok(());
@@ -477,6 +506,7 @@ impl Runtime {
                         if !self.heap.is_marked(o) {
                             failures += 1;
                             if failures <= 10 {
+                                missed.push(o.base.0);
                                 let t = self.heap.type_of(self.heap.object_type(o));
                                 let _ = writeln!(
                                     report,
@@ -494,6 +524,9 @@ impl Runtime {
             }
         };
         for i in 0..self.globals.len() {
+            if check_shadow {
+                self.check_global_shadow(i)?;
+            }
             visit(self.globals.read(i), Via::Global(i), &mut work)?;
         }
         for index in 0..self.allglen() as GIndex {
@@ -523,6 +556,9 @@ impl Runtime {
             r?;
         }
         while let Some(base) = work.pop() {
+            if check_shadow && let Lookup::Object(o) = self.heap.find_object(base.0) {
+                self.check_object_shadow(o)?;
+            }
             let mut fields = Vec::new();
             self.scanobject(base, |v| {
                 fields.push(v);
@@ -536,26 +572,31 @@ impl Runtime {
         if failures > 10 {
             let _ = writeln!(report, "runtime: checkmark: … and {} more", failures - 10);
         }
-        Ok((failures, report))
+        Ok((failures, report, missed))
+    }
+
+    /// Names the stack slot, and gives the goroutine's traceback, in a bad-pointer error raised
+    /// by a scan of `gs`.
+    fn relocate(&self, e: RuntimeError, gs: &stacks::GStack, slot: Addr) -> RuntimeError {
+        match e {
+            RuntimeError::BadPointer { value, why, .. } => RuntimeError::BadPointer {
+                value,
+                place: stack_place(gs.goid(), slot),
+                why,
+                traceback: traceback(&self.prog, gs, TRACEBACK_FRAMES),
+            },
+            e => e,
+        }
     }
 }
+
+/// The `seeded_fraction` stream `--inject rescan-skip` draws from.
+const RESCAN_SKIP_STREAM: u64 = 0x5c1;
 
 fn describe(via: Via) -> String {
     match via {
         Via::Global(i) => format!("global {i}"),
         Via::Stack(goid, slot) => stack_place(goid, slot),
         Via::Field(base) => format!("a field of object {base}"),
-    }
-}
-
-/// Names the stack slot in a bad-pointer error raised by a stack scan.
-fn relocate(e: RuntimeError, goid: u64, slot: Addr) -> RuntimeError {
-    match e {
-        RuntimeError::BadPointer { value, why, .. } => RuntimeError::BadPointer {
-            value,
-            place: stack_place(goid, slot),
-            why,
-        },
-        e => e,
     }
 }

@@ -65,6 +65,8 @@ pub(crate) struct Accum {
     pub(crate) stats: CycleStats,
     pub(crate) stkbar: StkbarCounters,
     pub(crate) heap_at_start: u64,
+    /// Barriers dropped by `--inject` before the cycle started.
+    pub(crate) dropped_at_start: u64,
 }
 
 /// The collector's shared state.
@@ -249,15 +251,34 @@ impl Runtime {
     }
 
     /// Sweep termination and the start of mark (Go's `gcStart`); the world is stopped (every P
-    /// went through [`Runtime::stop_p`]).
-    pub fn gc_start(&self, worker: &mut GcWork) -> Result<(), RuntimeError> {
+    /// went through [`Runtime::stop_p`]), and `p` is the P whose goroutine started the cycle: the
+    /// rest of the last cycle's sweep runs on it (Go's `finishsweep_m`).
+    pub fn gc_start(&self, worker: &mut GcWork, p: &mut P) -> Result<(), RuntimeError> {
         let t0 = Instant::now();
         let gc = &self.gc;
-        self.heap.finish_sweep(|_, _| {});
+        {
+            let P { id, racectx, .. } = p;
+            self.heap
+                .finish_sweep(|a, size| self.note_free(*id, racectx, a, size));
+        }
         let cycle = gc.cycle.fetch_add(1, Ordering::AcqRel) + 1;
         self.heap.start_mark();
         let heap_live = self.heap.heap_live();
-        lock(&gc.acc).heap_at_start = heap_live;
+        {
+            let mut acc = lock(&gc.acc);
+            acc.heap_at_start = heap_live;
+            acc.stats.procs = self.gomaxprocs() as u64;
+            if let Some(san) = &self.sanitizer {
+                let s = san.stats();
+                acc.stats.live_objects = self.heap.allocated_objects() as u64;
+                acc.stats.sanitizer_bytes = s.bytes;
+                acc.stats.sanitizer_sync_vars = s.sync_vars;
+                acc.stats.sanitizer_blocks = s.blocks;
+                acc.stats.sanitizer_contexts = s.contexts_live;
+            }
+        }
+        let dropped_before = self.fault_log.dropped_count();
+        lock(&gc.acc).dropped_at_start = dropped_before;
         gc.pacer.start_cycle(heap_live);
         let policy = self.stack_policy();
         *lock(&gc.roots) = Roots {
@@ -317,10 +338,10 @@ impl Runtime {
         self.drain(worker, u64::MAX)?;
         // Checkmark is a debugging pass: it runs inside the pause but is not part of its figure.
         let t_check = Instant::now();
-        let (failures, report) = if self.config.debug.gccheckmark {
+        let (failures, report, missed) = if self.config.debug.checkmark_walk() {
             self.checkmark()?
         } else {
-            (0, String::new())
+            (0, String::new(), Vec::new())
         };
         let checkmark_ns = t_check.elapsed().as_nanos() as u64;
         gc.last_checkmark_ns.store(checkmark_ns, Ordering::Relaxed);
@@ -380,6 +401,14 @@ impl Runtime {
         stats.mark_ns = mark_ns;
         stats.mark_term_ns = mark_term_ns;
         stats.checkmark_failures = failures;
+        stats.procs = acc.stats.procs;
+        stats.wb_dropped = self.fault_log.dropped_count() - acc.dropped_at_start;
+        stats.shadow_bytes = self.shadow_bytes();
+        stats.live_objects = acc.stats.live_objects;
+        stats.sanitizer_bytes = acc.stats.sanitizer_bytes;
+        stats.sanitizer_sync_vars = acc.stats.sanitizer_sync_vars;
+        stats.sanitizer_blocks = acc.stats.sanitizer_blocks;
+        stats.sanitizer_contexts = acc.stats.sanitizer_contexts;
         // The concurrent phase costs the collector its share of the CPU.
         let mark_cpu = (mark_ns as f64 * self.config.gc_share) as u64;
         gc.gc_ns
@@ -401,6 +430,8 @@ impl Runtime {
                 cycle,
                 failures,
                 report,
+                missed,
+                at_store: self.fault_log.stores(),
             });
         }
         Ok(stats)

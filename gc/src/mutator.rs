@@ -78,6 +78,19 @@ pub enum Op {
         /// Source slot; `None` stores nil.
         src: Option<u8>,
     },
+    /// Atomically swap field `field` of the object local `obj` points to with local `src` (or
+    /// nil), the old value landing in local `dst` (Go's `atomic.SwapPointer`): write-barriered,
+    /// its wbshadow copy left as `noShadow`, a synchronization event to the sanitizer.
+    SwapField {
+        /// Slot holding the object.
+        obj: u8,
+        /// Pointer field.
+        field: u8,
+        /// Source slot; `None` swaps in nil.
+        src: Option<u8>,
+        /// Destination slot for the old value.
+        dst: u8,
+    },
     /// Local `dst` = global `global` (modulo the number of globals).
     LoadGlobal {
         /// The global.

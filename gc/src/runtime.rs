@@ -16,13 +16,17 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use rand::{RngExt, SeedableRng};
-use stacks::{Addr, Call, FuncId, FuncKind, Program, Ret, StackBarrierMode, StackPool, WORD};
+use stacks::{
+    Addr, Call, FuncId, FuncKind, GStack, Program, Ret, StackBarrierMode, StackError, StackPool,
+    WORD, bad_pointer_value,
+};
 
-use crate::debug::DebugKnobs;
-use crate::error::{RuntimeError, stack_place};
-use crate::heap::{Globals, Heap, Lookup, MIN_VALID_POINTER, ObjType, lock};
+use crate::debug::{DebugKnobs, DroppedBarrier, FaultLog, Inject, seeded_fraction};
+use crate::error::{RuntimeError, TRACEBACK_FRAMES, short_traceback, stack_place, traceback};
+use crate::heap::{Globals, Heap, Lookup, ObjRef, ObjType, lock};
 use crate::mgc::GcState;
 use crate::mutator::{Behaviour, Ctx, Op, Rng};
+use crate::sanitizer::{ProcCtx, Sanitizer};
 use crate::sched::{G, GIndex, GOwner, GState, P, ScanTrack, status};
 use crate::wbarrier::{BarrierDesign, Dijkstra, StackPolicy};
 use crate::workbuf::GcWork;
@@ -64,8 +68,15 @@ pub struct GcConfig {
     pub seed: u64,
     /// Debug knobs.
     pub debug: DebugKnobs,
+    /// Faults injected on purpose (`--inject`), for showing the checkers catch them.
+    pub inject: Inject,
     /// Deliberate bugs, for testing the checkers.
     pub faults: Faults,
+    /// The sanitizer (seed 004's per-P race contexts), if on.
+    pub sanitizer: Option<SanitizerOptions>,
+    /// GOMAXPROCS changes during the run: `(cycle, procs)` makes the P count `procs` at the
+    /// stop-the-world that starts `cycle` (Go's `procresize`), in increasing cycle order.
+    pub procs_schedule: Vec<(u32, usize)>,
     /// Keep a [`crate::RescanRecord`] per re-scanned goroutine.
     pub record_rescans: bool,
 }
@@ -85,8 +96,63 @@ impl Default for GcConfig {
             force_gc_ops: None,
             seed: 1,
             debug: DebugKnobs::default(),
+            inject: Inject::default(),
             faults: Faults::default(),
+            sanitizer: None,
+            procs_schedule: Vec::new(),
             record_rescans: false,
+        }
+    }
+}
+
+/// How the sanitizer runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SanitizerOptions {
+    /// Sweep tells the sweeping P's context of every object it frees (seed 004); without it the
+    /// metadata of dead objects is never released.
+    pub free_notify: bool,
+}
+
+impl GcConfig {
+    /// The most Ps the run ever has: the engines make this many and keep the ones beyond the
+    /// current count dead.
+    pub fn max_procs(&self) -> usize {
+        self.procs_schedule
+            .iter()
+            .map(|&(_, n)| n)
+            .chain(std::iter::once(self.procs))
+            .max()
+            .unwrap_or(1)
+            .max(1)
+    }
+
+    /// The P count the schedule sets at the start of `cycle`, if it changes it then.
+    pub fn procs_at_cycle(&self, cycle: u32) -> Option<usize> {
+        self.procs_schedule
+            .iter()
+            .find(|&&(c, _)| c == cycle)
+            .map(|&(_, n)| n)
+    }
+}
+
+/// Where a barriered store writes: Go's `writebarrierptr` destination.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Slot {
+    /// Pointer word `1` of heap object `0`.
+    Field(ObjRef, usize),
+    /// A global.
+    Global(usize),
+    /// A slot of an outer frame of the storing goroutine's own stack.
+    Stack(Addr),
+}
+
+impl Slot {
+    /// The slot's address.
+    pub(crate) fn addr(self, rt: &Runtime) -> u64 {
+        match self {
+            Slot::Field(o, w) => o.base.add(w * stacks::WORD).0,
+            Slot::Global(i) => rt.globals.addr(i).0,
+            Slot::Stack(a) => a.0,
         }
     }
 }
@@ -142,6 +208,16 @@ pub struct Runtime {
     shade_old: bool,
     shade_new: bool,
     pub(crate) wb_on: AtomicBool,
+    /// Heap and global stores take the checked path: wbshadow is on or barriers may be dropped.
+    checked_stores: bool,
+    /// Stripes serialising a word's shadow check with its store (see `wbshadow`).
+    pub(crate) shadow_locks: Box<[Mutex<()>]>,
+    /// What the injected faults did, and the store clock.
+    pub fault_log: FaultLog,
+    /// The sanitizer, if on.
+    pub sanitizer: Option<Sanitizer>,
+    /// The current P count (Go's `gomaxprocs`); Ps beyond it are dead.
+    gomaxprocs: AtomicUsize,
     /// Per P: come to the scheduler at the next safe point (Go's `preempt` flag, set for every
     /// running goroutine by `preemptall` when the world stops). Only the threaded engine sets it.
     preempt: Box<[AtomicBool]>,
@@ -162,16 +238,20 @@ impl Runtime {
             ptr_slot_range.push((start, ptr_slot_words.len() as u32));
         }
         let design = config.design;
+        let wbshadow = config.debug.wbshadow > 0;
+        let heap = Heap::new(image.types, config.heap_max);
         let rt = Runtime {
-            heap: Heap::new(image.types, config.heap_max),
-            globals: Globals::new(image.globals),
+            heap: if wbshadow { heap.with_wbshadow() } else { heap },
+            globals: Globals::new(image.globals, wbshadow),
             gc: GcState::new(&config),
             ptr_slot_words: ptr_slot_words.into(),
             ptr_slot_range: ptr_slot_range.into(),
-            stackpool: Mutex::new(StackPool::with_max_stack_size(
-                config.stack_barriers,
-                config.max_stack_size,
-            )),
+            stackpool: Mutex::new({
+                let mut pool =
+                    StackPool::with_max_stack_size(config.stack_barriers, config.max_stack_size);
+                pool.set_invalidptr(config.debug.invalidptr);
+                pool
+            }),
             allg: boxcar::Vec::new(),
             gfree: Mutex::default(),
             globrunq: Mutex::default(),
@@ -181,15 +261,66 @@ impl Runtime {
             shade_old: design.shades_old(),
             shade_new: design.shades_new(),
             wb_on: AtomicBool::new(false),
+            checked_stores: wbshadow || config.inject.wb_drop > 0.0,
+            shadow_locks: (0..if wbshadow {
+                crate::wbshadow::SHADOW_LOCKS
+            } else {
+                0
+            })
+                .map(|_| Mutex::new(()))
+                .collect(),
+            fault_log: FaultLog::default(),
+            sanitizer: config.sanitizer.map(|_| Sanitizer::new()),
+            gomaxprocs: AtomicUsize::new(config.procs.clamp(1, ps.len().max(1))),
             preempt: ps.iter().map(|_| AtomicBool::new(false)).collect(),
             prog: image.program,
             config,
         };
+        let nprocs = rt.gomaxprocs();
+        for p in ps.iter_mut() {
+            p.dead = p.id >= nprocs;
+            if !p.dead
+                && let Some(san) = &rt.sanitizer
+            {
+                p.racectx = Some(san.proc_create());
+            }
+        }
         for (i, b) in image.goroutines.into_iter().enumerate() {
-            let n = ps.len();
-            rt.newproc(b, &mut ps[i % n])?;
+            rt.newproc(b, &mut ps[i % nprocs])?;
         }
         Ok(rt)
+    }
+
+    /// The current P count.
+    #[inline]
+    pub fn gomaxprocs(&self) -> usize {
+        self.gomaxprocs.load(Ordering::Relaxed)
+    }
+
+    /// Changes the P count to `nprocs` (Go's `procresize`), with the world stopped: `ps` is every
+    /// P the engine has, each stopped by [`Runtime::stop_p`]. A P that dies hands its run queue to
+    /// the global queue and destroys its sanitizer context (`raceprocdestroy`); a P that comes
+    /// alive gets a fresh context (`raceproccreate`). Dead Ps stay allocated, as in Go.
+    pub fn procresize<'p>(&self, ps: impl IntoIterator<Item = &'p mut P>, nprocs: usize) {
+        for p in ps {
+            let dead = p.id >= nprocs;
+            if dead && !p.dead {
+                debug_assert!(p.curg.is_none(), "stop_p descheduled it");
+                lock(&self.globrunq).extend(p.runq.drain(..));
+                p.gcw.dispose(&self.gc.pool);
+                self.heap.flush_mcache(&mut p.mcache);
+                if let (Some(san), Some(ctx)) = (&self.sanitizer, p.racectx.take()) {
+                    san.proc_destroy(ctx);
+                }
+            } else if !dead
+                && p.dead
+                && let Some(san) = &self.sanitizer
+            {
+                p.racectx = Some(san.proc_create());
+            }
+            p.dead = dead;
+        }
+        self.gomaxprocs.store(nprocs, Ordering::Relaxed);
     }
 
     /// The goroutine at `index`.
@@ -526,6 +657,7 @@ impl Runtime {
                 value: v,
                 place: stack_place(goid, place),
                 why: "the mutator dereferenced a freed object (use after free: the collector freed a reachable object)",
+                traceback: String::new(),
             }),
         }
     }
@@ -569,7 +701,9 @@ impl Runtime {
                     });
                 }
                 if let Call::MoreStack { needed } = st.gs.call(prog, func, u32::from(site))? {
-                    st.gs.newstack(&mut lock(&self.stackpool), prog, needed)?;
+                    st.gs
+                        .newstack(&mut lock(&self.stackpool), prog, needed)
+                        .map_err(|e| self.copystack_error(e, &st.gs))?;
                     p.counters.copystacks += 1;
                     let again = st.gs.call(prog, func, u32::from(site))?;
                     debug_assert_eq!(again, Call::Pushed);
@@ -592,8 +726,17 @@ impl Runtime {
                 let mut locals = self.locals(st)?;
                 if locals.has_slots() {
                     let black = self.gc.allocate_black();
-                    let a = self.heap.alloc(&mut p.mcache, ty, black)?;
+                    let P {
+                        id,
+                        mcache,
+                        racectx,
+                        ..
+                    } = p;
+                    let a = self.heap.alloc(mcache, ty, black, |a, size| {
+                        self.note_free(*id, racectx, a, size)
+                    })?;
                     locals.set(dst, a.0);
+                    self.note_malloc(p, st, a, ty);
                     self.gc.note_alloc(self);
                     if black {
                         self.gc_assist_alloc(st, p, self.heap.type_of(ty).size)?;
@@ -616,15 +759,34 @@ impl Runtime {
             }
             Op::StoreField { obj, field, src } => {
                 let goid = st.gs.goid();
-                let locals = self.locals(st)?;
-                if let Some((o, w)) = self.pointer_field(goid, &locals, obj, field)? {
-                    let new = locals.source(src);
-                    if Self::escapes(new) {
-                        return Ok(Flow::Continue);
-                    }
-                    let old = self.heap.read_word(o, w);
-                    self.write_barrier(p, old, new)?;
-                    self.heap.write_word(o, w, new);
+                let store = {
+                    let locals = self.locals(st)?;
+                    self.pointer_field(goid, &locals, obj, field)?
+                        .map(|(o, w)| (o, w, locals.source(src)))
+                };
+                if let Some((o, w, new)) = store
+                    && !Self::escapes(new)
+                {
+                    self.writebarrierptr(p, st, Slot::Field(o, w), new)?;
+                }
+            }
+            Op::SwapField {
+                obj,
+                field,
+                src,
+                dst,
+            } => {
+                let goid = st.gs.goid();
+                let swap = {
+                    let locals = self.locals(st)?;
+                    self.pointer_field(goid, &locals, obj, field)?
+                        .map(|(o, w)| (o, w, locals.source(src)))
+                };
+                if let Some((o, w, new)) = swap
+                    && !Self::escapes(new)
+                {
+                    let old = self.atomic_swap(p, o, w, new)?;
+                    self.locals(st)?.set(dst, old);
                 }
             }
             Op::LoadGlobal { global, dst } => {
@@ -637,12 +799,9 @@ impl Runtime {
                 if !self.globals.is_empty() {
                     let i = global as usize % self.globals.len();
                     let new = self.locals(st)?.source(src);
-                    if Self::escapes(new) {
-                        return Ok(Flow::Continue);
+                    if !Self::escapes(new) {
+                        self.writebarrierptr(p, st, Slot::Global(i), new)?;
                     }
-                    let old = self.globals.read(i);
-                    self.write_barrier(p, old, new)?;
-                    self.globals.write(i, new);
                 }
             }
             Op::TakeAddr { up, slot, dst } => {
@@ -669,9 +828,7 @@ impl Runtime {
                     (target, locals.source(src))
                 };
                 if Self::is_stack_ptr(st, target) && !Self::escapes(new) {
-                    let old = st.gs.read(Addr(target))?;
-                    self.write_barrier(p, old, new)?;
-                    st.gs.write(Addr(target), new)?;
+                    self.writebarrierptr(p, st, Slot::Stack(Addr(target)), new)?;
                 }
             }
             Op::BulkWrite { ptr, src } => {
@@ -750,6 +907,142 @@ impl Runtime {
         Ok(())
     }
 
+    /// Every pointer store into a heap object, a global or an outer frame (Go's
+    /// `writebarrierptr`): the injected fault, if this store is one of the dropped fraction; the
+    /// wbshadow check and update of heap and global words; the design's barrier; the store.
+    #[inline]
+    pub(crate) fn writebarrierptr(
+        &self,
+        p: &mut P,
+        st: &mut GState,
+        slot: Slot,
+        new: u64,
+    ) -> Result<(), RuntimeError> {
+        if self.checked_stores && !matches!(slot, Slot::Stack(_)) {
+            let store = self.fault_log.next_store();
+            let wb_drop = self.config.inject.wb_drop;
+            if seeded_fraction(self.config.seed, DROP_STREAM, store, wb_drop) {
+                self.fault_log.note_dropped(DroppedBarrier {
+                    store,
+                    addr: slot.addr(self),
+                    new,
+                    goid: st.gs.goid(),
+                });
+                return self.write_slot(st, slot, new);
+            }
+            if let Some(shadow) = self.shadow_of(slot) {
+                let _stripe = self.shadow_lock(slot.addr(self));
+                let old = self.read_slot(st, slot)?;
+                self.check_shadow(slot, shadow, old, Some(new), store, Some(&st.gs))?;
+                shadow.store(new, Ordering::Relaxed);
+                self.write_barrier(p, old, new)?;
+                return self.write_slot(st, slot, new);
+            }
+        }
+        let old = self.read_slot(st, slot)?;
+        self.write_barrier(p, old, new)?;
+        self.write_slot(st, slot, new)
+    }
+
+    #[inline]
+    fn read_slot(&self, st: &GState, slot: Slot) -> Result<u64, RuntimeError> {
+        Ok(match slot {
+            Slot::Field(o, w) => self.heap.read_word(o, w),
+            Slot::Global(i) => self.globals.read(i),
+            Slot::Stack(a) => st.gs.read(a)?,
+        })
+    }
+
+    #[inline]
+    fn write_slot(&self, st: &mut GState, slot: Slot, v: u64) -> Result<(), RuntimeError> {
+        match slot {
+            Slot::Field(o, w) => self.heap.write_word(o, w, v),
+            Slot::Global(i) => self.globals.write(i, v),
+            Slot::Stack(a) => st.gs.write(a, v)?,
+        }
+        Ok(())
+    }
+
+    /// An atomic swap of pointer field `w` of `o` (Go's `atomic.SwapPointer`): the word is
+    /// exchanged in one step, the design's barrier runs on the old and new values, the word's
+    /// wbshadow copy becomes `noShadow` (a word written atomically cannot have its shadow kept in
+    /// step: two racing swaps may update word and shadow in opposite orders), and the sanitizer
+    /// records a synchronization object at the word. Returns the old value.
+    fn atomic_swap(&self, p: &mut P, o: ObjRef, w: usize, new: u64) -> Result<u64, RuntimeError> {
+        if self.checked_stores {
+            self.fault_log.next_store();
+        }
+        let old = self.heap.swap_word(o, w, new);
+        if let Some(shadow) = self.heap.shadow_word(o, w) {
+            shadow.store(crate::wbshadow::NO_SHADOW, Ordering::Relaxed);
+        }
+        if let (Some(san), Some(ctx)) = (&self.sanitizer, p.racectx.as_mut()) {
+            san.sync(ctx, Slot::Field(o, w).addr(self));
+        }
+        self.write_barrier(p, old, new)?;
+        Ok(old)
+    }
+
+    /// An allocation: `allocfreetrace`'s line, and the sanitizer told (`racemalloc`).
+    fn note_malloc(&self, p: &mut P, st: &GState, a: Addr, ty: crate::heap::TypeId) {
+        let size = self.heap.type_of(ty).size;
+        if self.config.debug.allocfreetrace {
+            eprintln!(
+                "tracealloc({a}, {size:#x}, {}) goroutine {} on P{}: {}",
+                self.heap.type_of(ty).name,
+                st.gs.goid(),
+                p.id,
+                short_traceback(&self.prog, &st.gs, ALLOCFREETRACE_FRAMES)
+            );
+        }
+        if let (Some(san), Some(ctx)) = (&self.sanitizer, p.racectx.as_mut()) {
+            san.malloc(ctx, a.0, size as u64);
+        }
+    }
+
+    /// An object freed by a sweep on P `p_id`, whose sanitizer context is `racectx`:
+    /// `allocfreetrace`'s line, and the context told (`racefree`) when free notification is on.
+    pub(crate) fn note_free(
+        &self,
+        p_id: usize,
+        racectx: &mut Option<ProcCtx>,
+        addr: Addr,
+        size: usize,
+    ) {
+        if self.config.debug.allocfreetrace {
+            eprintln!("tracefree({addr}, {size:#x}) swept on P{p_id}");
+        }
+        if let (Some(san), Some(ctx), Some(opts)) =
+            (&self.sanitizer, racectx.as_mut(), self.config.sanitizer)
+            && opts.free_notify
+        {
+            san.free(ctx, addr.0, size as u64);
+        }
+    }
+
+    /// A stack error from moving `gs`; a pointer slot holding junk (Go's "invalid pointer found
+    /// on stack" in `adjustpointers`) becomes a bad-pointer error with the goroutine's traceback.
+    pub(crate) fn copystack_error(&self, e: StackError, gs: &GStack) -> RuntimeError {
+        match e {
+            StackError::InvalidPointer {
+                slot,
+                value,
+                func,
+                why,
+                ..
+            } => RuntimeError::BadPointer {
+                value,
+                place: format!(
+                    "{} (a frame of {func}) while moving the stack",
+                    stack_place(gs.goid(), slot)
+                ),
+                why,
+                traceback: traceback(&self.prog, gs, TRACEBACK_FRAMES),
+            },
+            e => e.into(),
+        }
+    }
+
     /// The write barrier: every store into a heap object, a global or an outer frame comes here
     /// first with the slot's old value and the value being stored.
     #[inline]
@@ -775,8 +1068,13 @@ impl Runtime {
         if v == 0 {
             return Ok(());
         }
-        if v < MIN_VALID_POINTER {
-            return self.bad_pointer(v, place, "a pointer into the first page");
+        if let Some(why) = bad_pointer_value(v, self.config.debug.invalidptr) {
+            return Err(RuntimeError::BadPointer {
+                value: v,
+                place: place.to_owned(),
+                why,
+                traceback: String::new(),
+            });
         }
         match self.heap.find_object(v) {
             Lookup::NotHeap => Ok(()),
@@ -798,6 +1096,7 @@ impl Runtime {
                 value,
                 place: place.to_owned(),
                 why,
+                traceback: String::new(),
             })
         } else {
             Ok(())
@@ -820,6 +1119,12 @@ impl Runtime {
         });
     }
 }
+
+/// The `seeded_fraction` stream `--inject wb-drop` draws from.
+const DROP_STREAM: u64 = 0xd0;
+
+/// Frames of the allocating goroutine an `allocfreetrace` line names.
+const ALLOCFREETRACE_FRAMES: usize = 4;
 
 /// The running frame's pointer slots as the interpreter sees them: slot `k` of an operation is the
 /// frame's `k`-th pointer slot, modulo their number; a frame without pointer slots ignores every

@@ -16,7 +16,7 @@
 //! (Go's `gfget`/`gfput`); its stack went back to the pool when it died.
 //!
 //! A [`P`] is plain data owned by the thread running it: its run queue, its current goroutine's
-//! token, its mcache and the gcWork its write barriers shade into.
+//! token, its mcache, the gcWork its write barriers shade into, and its sanitizer context.
 
 use std::cell::UnsafeCell;
 use std::collections::VecDeque;
@@ -27,6 +27,7 @@ use stacks::GStack;
 use crate::heap::MCache;
 use crate::mmu::GcTimeline;
 use crate::mutator::{Behaviour, Rng};
+use crate::sanitizer::ProcCtx;
 #[cfg(feature = "loom")]
 use crate::sync::TrackedAccess;
 use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -252,6 +253,10 @@ pub struct P {
     pub clock: Option<Instant>,
     /// Intervals this P spent on GC work (mark worker, assists), for minimum mutator utilization.
     pub gc_timeline: GcTimeline,
+    /// Beyond the current P count (Go's `_Pdead`): runs nothing until a `procresize` revives it.
+    pub dead: bool,
+    /// Its sanitizer context (Go's `p.racectx`), while the sanitizer is on and the P alive.
+    pub racectx: Option<ProcCtx>,
 }
 
 impl P {
@@ -267,6 +272,8 @@ impl P {
             counters: PCounters::default(),
             clock: None,
             gc_timeline: GcTimeline::new(),
+            dead: false,
+            racectx: None,
         }
     }
 

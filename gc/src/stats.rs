@@ -53,8 +53,26 @@ pub struct CycleStats {
     pub mark_term_ns: u64,
     /// Reachable objects the mark missed (checkmark).
     pub checkmark_failures: u64,
-    /// Missed write barriers found by wbshadow (always 0 until wbshadow exists).
+    /// Missed write barriers found by wbshadow (a run stops at the first, so a completed cycle
+    /// reports 0, as it does checkmark failures).
     pub wbshadow_violations: u64,
+    /// Ps during the cycle (GOMAXPROCS, which a procs schedule may change at its start).
+    pub procs: u64,
+    /// Barriers `--inject wb-drop` skipped during the cycle.
+    pub wb_dropped: u64,
+    /// Bytes of wbshadow's shadow copy at mark termination (0 with wbshadow off).
+    pub shadow_bytes: u64,
+    /// Allocated heap objects at the cycle's start, once the last cycle's sweep has finished
+    /// (counted only with the sanitizer on: it is a walk over every span).
+    pub live_objects: u64,
+    /// The sanitizer's metadata memory at the cycle's start (see `sanitizer`); 0 when off.
+    pub sanitizer_bytes: u64,
+    /// The sanitizer's synchronization objects (SyncVars) at the cycle's start.
+    pub sanitizer_sync_vars: u64,
+    /// Heap blocks the sanitizer tracks at the cycle's start.
+    pub sanitizer_blocks: u64,
+    /// Sanitizer contexts alive at the cycle's start (one per live P).
+    pub sanitizer_contexts: u64,
 }
 
 /// A goroutine re-scanned at mark termination, recorded when the configuration asks for it.
@@ -155,7 +173,8 @@ impl RescanBound {
 pub struct Totals {
     /// Cycles completed.
     pub cycles: u64,
-    /// Summed counters (`cycle` and the `_ns` fields are summed too).
+    /// Summed counters (`cycle` and the `_ns` fields are summed too); the gauges — `procs`,
+    /// `shadow_bytes`, `live_objects` and the `sanitizer_` fields — are their largest value.
     #[serde(flatten)]
     pub sum: CycleStats,
     /// Median mark-termination pause.
@@ -201,6 +220,14 @@ impl Totals {
             s.mark_term_ns += c.mark_term_ns;
             s.checkmark_failures += c.checkmark_failures;
             s.wbshadow_violations += c.wbshadow_violations;
+            s.wb_dropped += c.wb_dropped;
+            s.procs = s.procs.max(c.procs);
+            s.shadow_bytes = s.shadow_bytes.max(c.shadow_bytes);
+            s.live_objects = s.live_objects.max(c.live_objects);
+            s.sanitizer_bytes = s.sanitizer_bytes.max(c.sanitizer_bytes);
+            s.sanitizer_sync_vars = s.sanitizer_sync_vars.max(c.sanitizer_sync_vars);
+            s.sanitizer_blocks = s.sanitizer_blocks.max(c.sanitizer_blocks);
+            s.sanitizer_contexts = s.sanitizer_contexts.max(c.sanitizer_contexts);
         }
         s.cycle = cycles.len() as u32;
         let rescan_avoided = if s.full_rescan_bytes == 0 {

@@ -1,5 +1,6 @@
 //! Concurrent sweep (Go's `mgcsweep.go`): after mark termination, spans are swept one per step
-//! until none is left, then the cycle is over.
+//! until none is left, then the cycle is over. The sweep runs on a P (Go's `bgsweep` goroutine),
+//! whose sanitizer context is told of every object it frees (seed 004's `racefree`).
 //!
 //! Invariant: a span is swept exactly once per cycle, by whoever wins its `sweepgen` CAS — this
 //! background sweeper or an allocation that needs the span first (see `heap`) — and only the
@@ -7,14 +8,21 @@
 
 use crate::mgc::Phase;
 use crate::runtime::Runtime;
+use crate::sched::P;
 
 impl Runtime {
-    /// One unit of concurrent sweep; false when the heap is swept (the phase is then off).
-    pub fn sweep_step(&self) -> bool {
+    /// One unit of concurrent sweep, on `p`; false when the heap is swept (the phase is then
+    /// off).
+    pub fn sweep_step(&self, p: &mut P) -> bool {
         if self.gc.phase() != Phase::Sweep {
             return false;
         }
-        if self.heap.sweep_one(|_, _| {}).is_some() {
+        let P { id, racectx, .. } = p;
+        if self
+            .heap
+            .sweep_one(|a, size| self.note_free(*id, racectx, a, size))
+            .is_some()
+        {
             return true;
         }
         self.gc.set_phase(Phase::Off);

@@ -31,7 +31,12 @@
 //! the global queue every 61st time and whenever its own is empty (Go's `schedtick`); a P whose
 //! queue is long while another P is idle moves half of it to the global queue (Go's
 //! `runqputslow`). When every P is idle, one wakes a blocked goroutine (the engine's timer). The
-//! background sweep runs on the coordinator between its other duties.
+//! background sweep runs on the Ps (Go's `bgsweep` goroutine): a P sweeps a batch of spans at
+//! each turn of its scheduler loop while the phase is sweep, so every free is told to that P's
+//! sanitizer context. A procs schedule changes the P count at a cycle's sweep-termination
+//! stop-the-world (Go's `procresize`): the engine starts a thread for every P the run will ever
+//! have, and a P beyond the current count is dead — its thread sleeps without it, and the mark
+//! workers are laid out over the live Ps.
 //!
 //! Minimum mutator utilisation. Each P records the intervals it spent marking or assisting; the
 //! coordinator records every pause; [`crate::mmu::mmu`] turns them into the MMU curve.
@@ -67,6 +72,12 @@ const FRACTIONAL_SLICE: Duration = Duration::from_micros(100);
 
 /// How long a dedicated or idle worker marks before looking at its scheduler loop again.
 const WORKER_SLICE: Duration = Duration::from_millis(1);
+
+/// Spans a P sweeps at each turn of its scheduler loop while the phase is sweep.
+const SWEEP_BATCH: usize = 64;
+
+/// How long a dead P's thread sleeps between looks at whether it is alive again.
+const DEAD_P_SLEEP: Duration = Duration::from_millis(1);
 
 /// How long an idle P sleeps before looking for work again.
 const IDLE_SLEEP: Duration = Duration::from_micros(50);
@@ -170,8 +181,8 @@ struct Stopped<'a> {
 impl Threaded {
     /// An engine running `image` under `config`, with `config.procs` P threads.
     pub fn new(config: GcConfig, image: WorkloadImage) -> Result<Threaded, RuntimeError> {
-        let mut ps: Vec<P> = (0..config.procs.max(1)).map(P::new).collect();
-        let plan = WorkerPlan::new(ps.len(), config.gc_share.clamp(0.0, 1.0));
+        let mut ps: Vec<P> = (0..config.max_procs()).map(P::new).collect();
+        let plan = WorkerPlan::new(config.procs.max(1), config.gc_share.clamp(0.0, 1.0));
         let rt = Runtime::new(config, image, &mut ps)?;
         Ok(Threaded {
             rt,
@@ -188,7 +199,7 @@ impl Threaded {
         &self.rt
     }
 
-    /// The mark-worker layout.
+    /// The mark-worker layout at the start (a procs schedule changes it with the P count).
     pub fn plan(&self) -> WorkerPlan {
         self.plan
     }
@@ -220,7 +231,8 @@ impl Threaded {
             mark_start_ns: AtomicU64::new(0),
             coordinator: std::thread::current(),
         };
-        let (rt, ps, plan, origin) = (&self.rt, &self.ps, self.plan, self.origin);
+        let (rt, ps, origin) = (&self.rt, &self.ps, self.origin);
+        let gc_share = rt.config.gc_share.clamp(0.0, 1.0);
         let mut coordinator = Coordinator {
             rt,
             ps,
@@ -239,7 +251,7 @@ impl Threaded {
                             rt,
                             ps,
                             ctl,
-                            plan,
+                            gc_share,
                             i,
                             rng: Rng::seed_from_u64(rt.config.seed ^ (0x9e37 + i as u64)),
                             cycle: 0,
@@ -334,8 +346,11 @@ impl<'a> Coordinator<'a> {
             let phase = rt.gc.phase();
             if rt.gc.start_requested() && phase != Phase::Mark {
                 self.ctl.ops_since_cycle.store(0, Ordering::Relaxed);
-                let world = self.stop_the_world();
-                let r = rt.gc_start(self.worker);
+                let mut world = self.stop_the_world();
+                if let Some(n) = rt.config.procs_at_cycle(rt.gc.cycle() + 1) {
+                    rt.procresize(world.ps.iter_mut().map(|p| &mut **p), n);
+                }
+                let r = rt.gc_start(self.worker, &mut world.ps[0]);
                 let pause = self.start_the_world(world);
                 rt.gc.set_sweep_term_pause(pause);
                 self.ctl
@@ -359,14 +374,6 @@ impl<'a> Coordinator<'a> {
                     rt.gc.set_mark_term_pause(pause);
                     rt.trace_cycle();
                     r?;
-                }
-                continue;
-            }
-            if phase == Phase::Sweep {
-                for _ in 0..64 {
-                    if !rt.sweep_step() {
-                        break;
-                    }
                 }
                 continue;
             }
@@ -449,7 +456,7 @@ struct PThread<'a> {
     rt: &'a Runtime,
     ps: &'a [Mutex<P>],
     ctl: &'a Control,
-    plan: WorkerPlan,
+    gc_share: f64,
     i: usize,
     rng: Rng,
     /// The cycle the fractional accounting is for.
@@ -475,6 +482,16 @@ impl<'a> PThread<'a> {
             if self.ctl.gcwaiting.load(Ordering::Acquire) {
                 p = self.park(p, None);
                 continue;
+            }
+            if p.dead {
+                // Beyond the current P count: sleep without the P until a procresize revives it.
+                p = self.park(p, Some(DEAD_P_SLEEP));
+                continue;
+            }
+            for _ in 0..SWEEP_BATCH {
+                if !self.rt.sweep_step(&mut p) {
+                    break;
+                }
             }
             let generation = self.ctl.flush_gen.load(Ordering::Acquire);
             if self.ctl.flushed[self.i].load(Ordering::Acquire) < generation {
@@ -531,8 +548,9 @@ impl<'a> PThread<'a> {
             self.dedicated_idle = false;
             return Turn::Mutator;
         }
+        let plan = WorkerPlan::new(rt.gomaxprocs(), self.gc_share);
         let now = Instant::now();
-        if self.i < self.plan.dedicated {
+        if self.i < plan.dedicated {
             if std::mem::take(&mut self.dedicated_idle) {
                 return Turn::Mutator;
             }
@@ -544,7 +562,7 @@ impl<'a> PThread<'a> {
                 fractional: false,
             };
         }
-        if self.i == self.plan.dedicated && self.plan.fractional > 0.0 {
+        if self.i == plan.dedicated && plan.fractional > 0.0 {
             let cycle = rt.gc.cycle();
             if cycle != self.cycle {
                 self.cycle = cycle;
@@ -554,7 +572,7 @@ impl<'a> PThread<'a> {
                 .now_ns()
                 .unwrap_or(0)
                 .saturating_sub(self.ctl.mark_start_ns.load(Ordering::Relaxed));
-            if (self.fractional_ns as f64) < self.plan.fractional * elapsed as f64 {
+            if (self.fractional_ns as f64) < plan.fractional * elapsed as f64 {
                 return Turn::Mark {
                     until: now + FRACTIONAL_SLICE,
                     fractional: true,
@@ -629,7 +647,7 @@ impl<'a> PThread<'a> {
             return p;
         }
         let idle = self.ctl.idle_ps.fetch_add(1, Ordering::AcqRel) + 1;
-        if idle == self.ps.len() && rt.wake_one_if_all_blocked(&mut p, &mut self.rng) {
+        if idle == rt.gomaxprocs() && rt.wake_one_if_all_blocked(&mut p, &mut self.rng) {
             self.ctl.idle_ps.fetch_sub(1, Ordering::AcqRel);
             return p;
         }

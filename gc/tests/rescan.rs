@@ -93,7 +93,7 @@ impl World {
     /// Sweep termination; then the marker takes the globals and the goroutine's stack.
     fn start_and_scan_roots(&mut self) {
         self.rt.stop_p(&mut self.p);
-        self.rt.gc_start(&mut self.worker).unwrap();
+        self.rt.gc_start(&mut self.worker, &mut self.p).unwrap();
         assert_eq!(
             self.rt.mark_step(&mut self.worker).unwrap(),
             MarkProgress::Worked

@@ -98,6 +98,26 @@ impl fmt::Debug for Pc {
     }
 }
 
+/// Values below this are never valid pointers (Go's `_PageSize` test in `invalidptr`).
+pub const MIN_VALID_POINTER: u64 = 4096;
+/// Go's `poisonStack`: a value no pointer slot may hold.
+pub const POISON_STACK: u64 = 0x6868_6868_6868_6868;
+/// Go's `poisonGC`: a value no pointer slot may hold.
+pub const POISON_GC: u64 = 0xf969_6969_6969_6969;
+
+/// Why `v`, found in a pointer slot, cannot be a pointer — Go's test in `adjustpointers`: a
+/// value in the first page (with `invalidptr`) or a poison value (always); `None` if it may be.
+#[inline]
+pub fn bad_pointer_value(v: u64, invalidptr: bool) -> Option<&'static str> {
+    if v == POISON_STACK || v == POISON_GC {
+        Some("a poison value (junk in a pointer slot: is the pointer map wrong?)")
+    } else if invalidptr && v != 0 && v < MIN_VALID_POINTER {
+        Some("a pointer into the first page")
+    } else {
+        None
+    }
+}
+
 impl fmt::Display for Pc {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:#x}", self.0)

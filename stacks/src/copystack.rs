@@ -23,7 +23,7 @@
 //! `shrinkstack` halves a stack using less than a quarter of it (Go 1.7), but never below
 //! `FIXED_STACK`, and never to a size whose stkbar array could not hold the barriers recorded.
 
-use crate::addr::Addr;
+use crate::addr::{Addr, bad_pointer_value};
 use crate::code::Program;
 use crate::error::StackError;
 use crate::scan::scan_frames;
@@ -51,19 +51,36 @@ impl GStack {
             });
         }
         let (old_lo, old_hi, old_sp) = (self.stack.lo(), self.stack.hi(), self.sp());
-        // Pointer slots into the old stack, found by one checked walk (adjustpointers).
+        // Pointer slots into the old stack, found by one checked walk (adjustpointers), which
+        // also refuses a slot holding a value no pointer can have.
         let mut in_stack: Vec<(Addr, u64)> = Vec::new();
+        let func = std::cell::Cell::new(None);
+        let mut bad = None;
+        let invalidptr = pool.invalidptr();
         scan_frames(
             prog,
             self,
             None,
-            |_| {},
+            |f| func.set(Some(f.func)),
             |slot, v| {
                 if (old_lo.0..old_hi.0).contains(&v) {
                     in_stack.push((slot, v));
+                } else if bad.is_none()
+                    && let Some(why) = bad_pointer_value(v, invalidptr)
+                {
+                    bad = Some((slot, v, func.get(), why));
                 }
             },
         )?;
+        if let Some((slot, value, func, why)) = bad {
+            return Err(StackError::InvalidPointer {
+                stack: self.id(),
+                slot,
+                value,
+                func: func.map_or("?".into(), |f| prog.func(f).name.clone()),
+                why,
+            });
+        }
         let mut new = pool.stackalloc(new_size)?;
         let delta = new.hi().delta_from(old_hi);
         let new_sp = old_sp.shifted(delta);

@@ -205,7 +205,24 @@ pub enum StackError {
         /// The limit.
         max: usize,
     },
-    /// A stack move to a size that cannot hold the live frames or the barriers.
+    /// A pointer slot holding a value no pointer can have, found by `copystack`'s walk (Go's
+    /// `adjustpointers`: "invalid pointer found on stack").
+    #[error(
+        "{stack}: invalid pointer found on stack: slot {slot} of {func} holds {value:#x}, {why}"
+    )]
+    InvalidPointer {
+        /// The stack.
+        stack: StackId,
+        /// The slot.
+        slot: Addr,
+        /// Its value.
+        value: u64,
+        /// The function whose frame holds the slot.
+        func: Box<str>,
+        /// What is wrong with the value.
+        why: &'static str,
+    },
+    /// A stack too small for what a move must keep.
     #[error(
         "{stack}: cannot move to a {new_size}-byte stack: {used} bytes in use and {stkbars} stack barriers need {need_usable} usable bytes and {stkbars} stkbar entries, it has {usable} and {cap}"
     )]

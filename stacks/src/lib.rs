@@ -35,7 +35,7 @@ pub mod unwind;
 #[cfg(test)]
 mod testutil;
 
-pub use addr::{Addr, Pc, WORD};
+pub use addr::{Addr, MIN_VALID_POINTER, POISON_GC, POISON_STACK, Pc, WORD, bad_pointer_value};
 pub use barrier::{StackBarrierMode, StkbarCounters};
 pub use call::{Call, Ret};
 pub use code::{Func, FuncId, FuncKind, Program, RandomProgram};

@@ -227,6 +227,7 @@ pub struct StackPool {
     free: Vec<Vec<Stack>>,
     next_base: Addr,
     stats: PoolStats,
+    invalidptr: bool,
 }
 
 impl StackPool {
@@ -253,7 +254,19 @@ impl StackPool {
             free: (0..orders).map(|_| Vec::new()).collect(),
             next_base: STACK_BASE,
             stats: PoolStats::default(),
+            invalidptr: true,
         }
+    }
+
+    /// Whether `copystack` treats a first-page value in a pointer slot as fatal (Go's
+    /// `debug.invalidptr`, on by default); poison values are fatal either way.
+    pub fn set_invalidptr(&mut self, on: bool) {
+        self.invalidptr = on;
+    }
+
+    /// See [`StackPool::set_invalidptr`].
+    pub fn invalidptr(&self) -> bool {
+        self.invalidptr
     }
 
     /// The barrier mode the stkbar arrays are sized for.

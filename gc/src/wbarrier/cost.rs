@@ -104,12 +104,12 @@ impl StoreBed {
         let mut p = P::new(0);
         let rt = bare_runtime(design, 0, &mut p)?;
         let objs = (0..N)
-            .map(|_| Ok(rt.heap.alloc(&mut p.mcache, NODE, false)?.0))
+            .map(|_| Ok(rt.heap.alloc(&mut p.mcache, NODE, false, |_, _| {})?.0))
             .collect::<Result<Vec<u64>, RuntimeError>>()?;
         if marking {
             let mut worker = GcWork::new();
             rt.stop_p(&mut p);
-            rt.gc_start(&mut worker)?;
+            rt.gc_start(&mut worker, &mut p)?;
             for &o in &objs {
                 rt.shade(o, &mut worker, "a store bed's node")?;
             }
