@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use gc::mmu::MmuPoint;
 use gc::{
-    CycleStats, DebugKnobs, Deterministic, GcConfig, Limits, RescanBound, RunResult, RuntimeError,
-    Threaded, Totals,
+    CycleStats, DebugKnobs, Deterministic, GcConfig, Inject, Limits, RescanBound, RunResult,
+    RuntimeError, SanitizerOptions, Threaded, Totals,
 };
 use serde::Serialize;
 use stacks::StackBarrierMode;
@@ -27,8 +27,9 @@ use crate::workload::{self, Workload, WorkloadParams};
     name = "testbed",
     version,
     about = "Run one configuration of the simulated Go collector on one workload and report its re-scan figures.",
-    after_help = "Example:\n  testbed --workload deep-oscillate --goroutines 64 --depth 1000 --json\n  testbed --workload mixed --barrier hybrid --debug gctrace=1,gccheckmark=1\n\n\
-Debug knobs (--debug or STKBAR_DEBUG, comma-separated name=value):\n  gctrace=1            one line per cycle on stderr, Go's shape plus re-scan figures\n  gccheckmark=1        re-mark from every root after mark termination; a missed object exits 3\n  gcstackbarrieroff=1  no stack barriers (same as --stack-barriers off)\n  gcstackbarrierall=1  a barrier on every frame (same as --stack-barriers all)\n  invalidptr=0|1       (default 1) a bad pointer in a pointer slot is fatal\n\n\
+    after_help = "Examples:\n  testbed --workload deep-oscillate --goroutines 64 --depth 1000 --json\n  testbed --workload mixed --barrier hybrid --debug gctrace=1,gccheckmark=1\n  testbed --workload mixed --inject wb-drop=0.01 --debug wbshadow=2,gccheckmark=1   (exits 3)\n  testbed --workload sync-leak --sanitizer --procs 2 --procs-schedule 3:8,6:1 --gogc 50\n\n\
+Debug knobs (--debug, else the STKBAR_DEBUG environment variable; comma-separated name=value,\nGo's GODEBUG names; the flag wins over the variable):\n  gctrace=1|2          one line per cycle on stderr, Go's shape plus re-scan figures\n  gccheckmark=1        re-mark from every root after mark termination; a missed object exits 3\n  wbshadow=1|2         a shadow copy of every heap and global pointer word, checked at each\n                       barriered store: a store that bypassed the write barrier exits 3 naming\n                       the word, its object, type and field, and the writer's traceback;\n                       2 also checks every word the checkmark walk scans (and runs that walk)\n  gcstackbarrieroff=1  no stack barriers (same as --stack-barriers off)\n  gcstackbarrierall=1  a barrier on every frame (same as --stack-barriers all)\n  allocfreetrace=1     a line on stderr per allocation (with a short traceback) and per free\n  invalidptr=0|1       (default 1) a first-page value in a pointer slot is fatal, with a\n                       traceback (poison values always are)\n\n\
+Fault injection (--inject, comma-separated name=F, F a fraction in [0, 1]):\n  wb-drop=F            skip the write barrier (shading and shadow) at a seeded fraction of heap\n                       and global pointer stores; wbshadow=2,gccheckmark=1 catches every one\n                       that loses an object\n  rescan-skip=F        skip a seeded fraction of the frames mark termination's re-scans visit\n\n\
 Exit codes: 0 success, 2 bad input, 3 a checker found a violation, 1 the run could not complete."
 )]
 pub struct TestbedArgs {
@@ -97,9 +98,25 @@ pub struct TestbedArgs {
     /// Give up after this many mutator operations.
     #[arg(long, default_value_t = 2_000_000_000)]
     pub max_ops: u64,
-    /// Debug knobs, e.g. gctrace=1,gccheckmark=1 (overrides STKBAR_DEBUG).
+    /// Debug knobs, e.g. gctrace=1,gccheckmark=1,wbshadow=2 (overrides STKBAR_DEBUG; see below).
     #[arg(long)]
     pub debug: Option<String>,
+    /// Faults to inject so the checkers can be seen to catch them, e.g. wb-drop=0.01 (see below).
+    #[arg(long, value_name = "SPEC")]
+    pub inject: Option<String>,
+    /// Change the P count during the run: CYCLE:PROCS,… makes GOMAXPROCS PROCS at the
+    /// stop-the-world starting cycle CYCLE (counting warm-up cycles, from 1), as Go's
+    /// procresize does; e.g. 3:8,6:2.
+    #[arg(long, value_name = "SCHEDULE")]
+    pub procs_schedule: Option<String>,
+    /// Run the sanitizer (seed 004's per-P race contexts): per-object metadata told of every
+    /// allocation, atomic operation and free.
+    #[arg(long)]
+    pub sanitizer: bool,
+    /// With --sanitizer: sweep does not tell the contexts of the objects it frees (the leak
+    /// seed 004 fixed).
+    #[arg(long, requires = "sanitizer")]
+    pub no_free_notify: bool,
     /// Print one JSON object (config, totals, cycles) on stdout.
     #[arg(long)]
     pub json: bool,
@@ -150,6 +167,12 @@ pub struct ConfigReport {
     pub max_stack_size: usize,
     /// The debug knobs, in knob syntax.
     pub debug: String,
+    /// The injected faults, in `--inject` syntax.
+    pub inject: String,
+    /// The procs schedule, `CYCLE:PROCS,…` (empty for none).
+    pub procs_schedule: String,
+    /// The sanitizer: `off`, `free-notify` or `no-free-notify`.
+    pub sanitizer: &'static str,
 }
 
 /// A validated configuration.
@@ -202,6 +225,7 @@ pub fn resolve(args: &TestbedArgs) -> Result<Resolved, String> {
         )
     })?;
     let debug = DebugKnobs::from_flag_or_env(args.debug.as_deref()).map_err(|e| e.to_string())?;
+    let inject = Inject::parse(args.inject.as_deref().unwrap_or("")).map_err(|e| e.to_string())?;
     if !(1..=1_000_000).contains(&args.goroutines) {
         return Err(format!(
             "--goroutines {} must be between 1 and 1000000",
@@ -237,6 +261,10 @@ pub fn resolve(args: &TestbedArgs) -> Result<Resolved, String> {
     if !(1..=256).contains(&procs) {
         return Err(format!("--procs {procs} must be between 1 and 256"));
     }
+    let procs_schedule = match &args.procs_schedule {
+        Some(s) => parse_procs_schedule(s)?,
+        None => Vec::new(),
+    };
     if threaded && args.mark_step_bytes.is_some() {
         return Err(
             "--mark-step-bytes applies only to --engine deterministic (threaded mark workers run at real speed)"
@@ -304,6 +332,11 @@ pub fn resolve(args: &TestbedArgs) -> Result<Resolved, String> {
         force_gc_ops: args.force_gc_every,
         seed: args.seed,
         debug,
+        inject,
+        sanitizer: args.sanitizer.then_some(SanitizerOptions {
+            free_notify: !args.no_free_notify,
+        }),
+        procs_schedule: procs_schedule.clone(),
         ..GcConfig::default()
     };
     check_depth_fits(&*workload, &params, &config)?;
@@ -340,6 +373,17 @@ pub fn resolve(args: &TestbedArgs) -> Result<Resolved, String> {
         max_ops: args.max_ops,
         max_stack_size: config.max_stack_size,
         debug: debug.to_string(),
+        inject: inject.to_string(),
+        procs_schedule: procs_schedule
+            .iter()
+            .map(|(c, n)| format!("{c}:{n}"))
+            .collect::<Vec<_>>()
+            .join(","),
+        sanitizer: match (args.sanitizer, args.no_free_notify) {
+            (false, _) => "off",
+            (true, false) => "free-notify",
+            (true, true) => "no-free-notify",
+        },
     };
     Ok(Resolved {
         workload,
@@ -349,6 +393,38 @@ pub fn resolve(args: &TestbedArgs) -> Result<Resolved, String> {
         max_ops: args.max_ops,
         report,
     })
+}
+
+/// `--procs-schedule CYCLE:PROCS,…`: cycles from 1, strictly increasing, Ps 1 to 256.
+pub fn parse_procs_schedule(s: &str) -> Result<Vec<(u32, usize)>, String> {
+    let bad = |item: &str, why: &str| {
+        format!("bad --procs-schedule item {item:?}: {why} (expected CYCLE:PROCS,…, e.g. 3:8,6:2)")
+    };
+    let mut out: Vec<(u32, usize)> = Vec::new();
+    for item in s.split(',') {
+        let (c, n) = item
+            .split_once(':')
+            .ok_or_else(|| bad(item, "expected CYCLE:PROCS"))?;
+        let c: u32 = c
+            .trim()
+            .parse()
+            .map_err(|_| bad(item, "the cycle must be a positive integer"))?;
+        let n: usize = n
+            .trim()
+            .parse()
+            .map_err(|_| bad(item, "the P count must be a positive integer"))?;
+        if c == 0 {
+            return Err(bad(item, "cycles count from 1"));
+        }
+        if !(1..=256).contains(&n) {
+            return Err(bad(item, "the P count must be between 1 and 256"));
+        }
+        if out.last().is_some_and(|&(last, _)| c <= last) {
+            return Err(bad(item, "cycles must increase"));
+        }
+        out.push((c, n));
+    }
+    Ok(out)
 }
 
 /// `--stack-barriers`, `--first-offset` and the two knobs, reconciled.

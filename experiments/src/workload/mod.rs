@@ -19,6 +19,7 @@ pub mod deep_unwind;
 pub mod many_shallow;
 pub mod mixed;
 pub mod replay;
+pub mod sync_leak;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -58,6 +59,7 @@ pub static WORKLOADS: &[&dyn Workload] = &[
     &mixed::Mixed,
     &adversarial::Adversarial,
     &copy_heavy::CopyHeavy,
+    &sync_leak::SyncLeak,
 ];
 
 /// The workload called `name`.
