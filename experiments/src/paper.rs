@@ -5,7 +5,8 @@
 //! between a table's two markers, so refreshing twice gives the same file as refreshing once
 //! (idempotence), and nothing outside the markers is ever touched. A table whose CSV is absent
 //! leaves its section as it was (and says so); a start marker without its end marker is an error,
-//! never a guess. Rows that differ only in their seed are averaged; every table says how many
+//! never a guess. Rows that differ only in their seed are averaged (a slowdown, a ratio of wall
+//! times, takes the median instead, which one noisy run cannot move); every table says how many
 //! seeds went into each cell.
 
 use std::collections::BTreeMap;
@@ -83,6 +84,51 @@ struct MmuRow {
     design: String,
     window_ns: u64,
     mmu: f64,
+}
+
+/// A `sanitizer_leak.csv` row: the sanitizer's memory after one GC cycle of one mode and seed
+/// (seed 004).
+#[derive(Clone, Debug, Deserialize)]
+struct SanitizerRow {
+    /// `free-notify` or `no-free-notify`.
+    mode: String,
+    step: u64,
+    live_objects: u64,
+    sanitizer_bytes: u64,
+}
+
+/// A `wbshadow_faults.csv` row: one checker mode at one injected drop fraction, counted over the
+/// seeds it ran (seed 000).
+#[derive(Clone, Debug, Deserialize)]
+struct FaultRow {
+    /// `wbshadow=1`, `wbshadow=2` (with `gccheckmark=1`) or `checkmark`.
+    mode: String,
+    drop_fraction: f64,
+    workload: String,
+    runs: u64,
+    runs_with_faults: u64,
+    /// `detected / runs_with_faults`; empty when no run had a fault.
+    detection_rate: Option<f64>,
+    by_store: u64,
+    by_gc: u64,
+    by_checkmark: u64,
+    /// Empty when nothing was detected.
+    delay_stores_p50: Option<f64>,
+    delay_stores_max: Option<f64>,
+    lost_runs: u64,
+    lost_caught: u64,
+}
+
+/// A `wbshadow_overhead.csv` row: one run of one checker mode and seed.
+#[derive(Clone, Debug, Deserialize)]
+struct OverheadRow {
+    /// `off`, `wbshadow=1`, `wbshadow=2` or `checkmark`.
+    mode: String,
+    workload: String,
+    /// Wall time over the wall time of the same seed's run with `off`.
+    slowdown: f64,
+    shadow_bytes: u64,
+    heap_bytes: u64,
 }
 
 /// Reads `dir/name.csv`; `Ok(None)` when it does not exist.
@@ -184,6 +230,38 @@ fn num(x: f64, digits: usize) -> String {
         format!("{x:.digits$}")
     }
 }
+fn mib(bytes: f64) -> String {
+    num(bytes / (1024.0 * 1024.0), 2)
+}
+/// A count that may be a median of counts: whole, or with the half a median of two can leave.
+fn count(x: Option<f64>) -> String {
+    match x {
+        None => "–".into(),
+        Some(v) if v.fract() == 0.0 => format!("{v:.0}"),
+        Some(v) => format!("{v:.1}"),
+    }
+}
+
+/// The median of `xs` (the mean of the middle two when their number is even); NaN when empty.
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    match xs.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => xs[n / 2],
+        n => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
+    }
+}
+
+/// The distinct values of `f` over `rows`, in first-seen order.
+fn first_seen<T>(rows: &[T], f: impl Fn(&T) -> &str) -> Vec<String> {
+    let mut seen: Vec<String> = Vec::new();
+    for r in rows {
+        if !seen.iter().any(|s| s == f(r)) {
+            seen.push(f(r).to_owned());
+        }
+    }
+    seen
+}
 
 /// The labels of `rows`' workloads, in first-seen order.
 fn labels(rows: &[Row]) -> Vec<String> {
@@ -205,17 +283,25 @@ fn axis(rows: &[&Row], f: impl Fn(&Row) -> usize) -> Vec<usize> {
     v
 }
 
-/// The seeds-per-cell note.
-fn seeds_note(counts: impl IntoIterator<Item = usize>) -> String {
+/// How many seeds went into each cell: `3`, or `2–3` when cells differ; `None` when none did.
+fn seed_count(counts: impl IntoIterator<Item = usize>) -> Option<String> {
     let (lo, hi) = counts
         .into_iter()
         .filter(|&n| n > 0)
         .fold((usize::MAX, 0), |(lo, hi), n| (lo.min(n), hi.max(n)));
     match (lo, hi) {
-        (usize::MAX, _) => String::new(),
-        (1, 1) => "Each cell is one seed's run.".to_owned(),
-        (lo, hi) if lo == hi => format!("Each cell is the mean of {lo} seeds."),
-        (lo, hi) => format!("Each cell is the mean of {lo}–{hi} seeds."),
+        (usize::MAX, _) => None,
+        (lo, hi) if lo == hi => Some(lo.to_string()),
+        (lo, hi) => Some(format!("{lo}–{hi}")),
+    }
+}
+
+/// The seeds-per-cell note.
+fn seeds_note(counts: impl IntoIterator<Item = usize>) -> String {
+    match seed_count(counts).as_deref() {
+        None => String::new(),
+        Some("1") => "Each cell is one seed's run.".to_owned(),
+        Some(n) => format!("Each cell is the mean of {n} seeds."),
     }
 }
 
@@ -547,6 +633,172 @@ fn headline_table(dir: &Path) -> Result<Option<Table>, PaperError> {
     }))
 }
 
+/// Sanitizer steps before this one are warm-up: the first cycles create the Ps' contexts and fill
+/// the heap, so growth is measured from here.
+const SANITIZER_WARMUP_STEPS: u64 = 2;
+
+/// `sanitizer_leak`: the sanitizer's memory per mode at the first step after warm-up, the middle
+/// of the steps from there on, and the last, with the live heap at the last step.
+fn sanitizer_leak_table(rows: &[SanitizerRow]) -> Table {
+    let mut after_warmup: Vec<u64> = rows
+        .iter()
+        .map(|r| r.step)
+        .filter(|&s| s >= SANITIZER_WARMUP_STEPS)
+        .collect();
+    after_warmup.sort_unstable();
+    after_warmup.dedup();
+    let last = after_warmup
+        .last()
+        .copied()
+        .unwrap_or(SANITIZER_WARMUP_STEPS);
+    let middle = after_warmup
+        .get(after_warmup.len().saturating_sub(1) / 2)
+        .copied()
+        .unwrap_or(SANITIZER_WARMUP_STEPS);
+    let warm = SANITIZER_WARMUP_STEPS;
+    let header: Vec<String> = vec![
+        "mode".into(),
+        format!("MiB at step {warm}"),
+        format!("MiB at step {middle}"),
+        format!("MiB at step {last}"),
+        format!("growth (step {last} / step {warm})"),
+        format!("live objects at step {last}"),
+    ];
+    let mut counts = Vec::new();
+    let body: Vec<Vec<String>> = first_seen(rows, |r| &r.mode)
+        .into_iter()
+        .map(|mode| {
+            let mut at = |step: u64, f: fn(&SanitizerRow) -> u64| {
+                let xs: Vec<f64> = rows
+                    .iter()
+                    .filter(|r| r.mode == mode && r.step == step)
+                    .map(|r| f(r) as f64)
+                    .collect();
+                counts.push(xs.len());
+                if xs.is_empty() {
+                    f64::NAN
+                } else {
+                    xs.iter().sum::<f64>() / xs.len() as f64
+                }
+            };
+            let bytes = |r: &SanitizerRow| r.sanitizer_bytes;
+            let (w, m, l) = (at(warm, bytes), at(middle, bytes), at(last, bytes));
+            let live = at(last, |r| r.live_objects);
+            vec![mode, mib(w), mib(m), mib(l), num(l / w, 2), num(live, 0)]
+        })
+        .collect();
+    let note = format!(
+        "The sanitizer's metadata memory (per-P contexts and per-object metadata) at step N (one step per GC cycle); steps before {warm} are warm-up. `free-notify`: sweep tells the sanitizer of every object it frees, so that object's metadata is released; `no-free-notify`: it does not. The P count follows a schedule during the run, so contexts are created and destroyed with their Ps. DESIGN §6 target: flat after warm-up. {}",
+        seeds_note(counts)
+    );
+    Table {
+        name: "sanitizer_leak".into(),
+        markdown: markdown(&header, &body, &note),
+    }
+}
+
+/// `wbshadow_faults`: per workload, checker mode and injected drop fraction, how many faulted
+/// runs ended in a report, which check made it, how long after the fault, and whether the runs
+/// that lost an object were caught.
+fn wbshadow_faults_table(rows: &[FaultRow]) -> Table {
+    let header: Vec<String> = [
+        "workload",
+        "mode",
+        "drop fraction",
+        "runs with faults",
+        "detected %",
+        "by store",
+        "by GC",
+        "by checkmark",
+        "lost caught",
+        "delay p50 (stores)",
+        "delay max (stores)",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let workloads = first_seen(rows, |r| &r.workload);
+    let modes = first_seen(rows, |r| &r.mode);
+    let rank = |names: &[String], name: &str| names.iter().position(|n| n == name);
+    let mut sorted: Vec<&FaultRow> = rows.iter().collect();
+    sorted.sort_by(|a, b| {
+        (rank(&workloads, &a.workload), rank(&modes, &a.mode))
+            .cmp(&(rank(&workloads, &b.workload), rank(&modes, &b.mode)))
+            .then(a.drop_fraction.total_cmp(&b.drop_fraction))
+    });
+    let body: Vec<Vec<String>> = sorted
+        .into_iter()
+        .map(|r| {
+            vec![
+                format!("`{}`", r.workload),
+                r.mode.clone(),
+                r.drop_fraction.to_string(),
+                format!("{} / {}", r.runs_with_faults, r.runs),
+                pct(r.detection_rate.unwrap_or(f64::NAN)),
+                r.by_store.to_string(),
+                r.by_gc.to_string(),
+                r.by_checkmark.to_string(),
+                format!("{} / {}", r.lost_caught, r.lost_runs),
+                count(r.delay_stores_p50),
+                count(r.delay_stores_max),
+            ]
+        })
+        .collect();
+    let note = "`--inject wb-drop=F` skips the write barrier at a seeded fraction F of heap stores. Runs with faults: of the seeds run, those in which at least one barrier was dropped; detected: of those, the share ending with a checker report, made by wbshadow at a barriered store (by store), by wbshadow checking a word during the checkmark walk (by GC), or by checkmark finding a reachable object left unmarked (by checkmark). Lost caught: of the runs in which checkmark alone found a lost object (same seed and fraction), those this mode caught; DESIGN §6 target: all of them for `wbshadow=2`, which runs with `gccheckmark=1`. Delay: heap stores from the dropped barrier a report names to the report, over the detected runs.";
+    Table {
+        name: "wbshadow_faults".into(),
+        markdown: markdown(&header, &body, note),
+    }
+}
+
+/// `wbshadow_overhead`: what each checker mode costs in wall time and memory, per workload.
+fn wbshadow_overhead_table(rows: &[OverheadRow]) -> Table {
+    let header: Vec<String> = [
+        "workload",
+        "mode",
+        "slowdown vs off (median)",
+        "shadow MiB",
+        "shadow % of heap",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let mut counts = Vec::new();
+    let mut body = Vec::new();
+    for workload in first_seen(rows, |r| &r.workload) {
+        let of_workload: Vec<&OverheadRow> =
+            rows.iter().filter(|r| r.workload == workload).collect();
+        for mode in first_seen(&of_workload, |r| &r.mode) {
+            let sel: Vec<&OverheadRow> = of_workload
+                .iter()
+                .copied()
+                .filter(|r| r.mode == mode)
+                .collect();
+            counts.push(sel.len());
+            let n = sel.len() as f64;
+            let shadow = sel.iter().map(|r| r.shadow_bytes as f64).sum::<f64>() / n;
+            let share = sel
+                .iter()
+                .map(|r| r.shadow_bytes as f64 / r.heap_bytes.max(1) as f64)
+                .sum::<f64>()
+                / n;
+            body.push(vec![
+                format!("`{workload}`"),
+                mode,
+                num(median(sel.iter().map(|r| r.slowdown).collect()), 2),
+                mib(shadow),
+                pct(share),
+            ]);
+        }
+    }
+    let seeds = seed_count(counts).unwrap_or_else(|| "0".into());
+    let note = format!(
+        "Slowdown: a run's wall time over that of the same seed's run with no checker (`off`), the median of {seeds} seeds. Shadow: the memory of wbshadow's shadow copy of every heap and global pointer word, the mean of {seeds} seeds, and as a share of the heap. `wbshadow=2` runs with `gccheckmark=1`."
+    );
+    Table {
+        name: "wbshadow_overhead".into(),
+        markdown: markdown(&header, &body, &note),
+    }
+}
+
 /// Every table the CSVs in `dir` allow, with the names of those whose CSV is absent.
 pub fn tables(dir: &Path) -> Result<(Vec<Table>, Vec<String>), PaperError> {
     let mut out = Vec::new();
@@ -579,6 +831,18 @@ pub fn tables(dir: &Path) -> Result<(Vec<Table>, Vec<String>), PaperError> {
             out.push(barrier_designs_table(&rows, mmu.as_deref()));
         }
         None => missing.push("barrier_designs".into()),
+    }
+    match read::<FaultRow>(dir, "wbshadow_faults")? {
+        Some(rows) => out.push(wbshadow_faults_table(&rows)),
+        None => missing.push("wbshadow_faults".into()),
+    }
+    match read::<OverheadRow>(dir, "wbshadow_overhead")? {
+        Some(rows) => out.push(wbshadow_overhead_table(&rows)),
+        None => missing.push("wbshadow_overhead".into()),
+    }
+    match read::<SanitizerRow>(dir, "sanitizer_leak")? {
+        Some(rows) => out.push(sanitizer_leak_table(&rows)),
+        None => missing.push("sanitizer_leak".into()),
     }
     Ok((out, missing))
 }
@@ -664,6 +928,132 @@ mod tests {
         assert_eq!(untouched, ["b"]);
         let (twice, _) = refresh(&once, &tables).unwrap();
         assert_eq!(twice, once);
+    }
+
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+
+    fn fixture<T: for<'de> Deserialize<'de>>(name: &str) -> Vec<T> {
+        read(Path::new(FIXTURES), name)
+            .expect("the fixture parses")
+            .expect("the fixture exists")
+    }
+
+    #[test]
+    fn sanitizer_leak_table_reads_warm_up_middle_and_last_steps() {
+        let md = sanitizer_leak_table(&fixture("sanitizer_leak")).markdown;
+        assert_eq!(
+            md,
+            concat!(
+                "| mode | MiB at step 2 | MiB at step 4 | MiB at step 7 | growth (step 7 / step 2) | live objects at step 7 |\n",
+                "| --- | ---: | ---: | ---: | ---: | ---: |\n",
+                "| free-notify | 0.80 | 0.62 | 0.68 | 0.85 | 12045 |\n",
+                "| no-free-notify | 1.64 | 2.30 | 3.63 | 2.21 | 12045 |\n",
+                "\n",
+                "The sanitizer's metadata memory (per-P contexts and per-object metadata) at step N (one step per GC cycle); steps before 2 are warm-up. ",
+                "`free-notify`: sweep tells the sanitizer of every object it frees, so that object's metadata is released; `no-free-notify`: it does not. ",
+                "The P count follows a schedule during the run, so contexts are created and destroyed with their Ps. ",
+                "DESIGN §6 target: flat after warm-up. Each cell is the mean of 3 seeds.\n",
+            )
+        );
+    }
+
+    #[test]
+    fn wbshadow_faults_table_has_a_row_per_mode_and_drop_fraction() {
+        let md = wbshadow_faults_table(&fixture("wbshadow_faults")).markdown;
+        assert_eq!(
+            md,
+            concat!(
+                "| workload | mode | drop fraction | runs with faults | detected % | by store | by GC | by checkmark | lost caught | delay p50 (stores) | delay max (stores) |\n",
+                "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+                "| `mixed` | wbshadow=1 | 0.00001 | 0 / 10 | – | 0 | 0 | 0 | 0 / 0 | – | – |\n",
+                "| `mixed` | wbshadow=1 | 0.0001 | 4 / 10 | 75.0 | 3 | 0 | 0 | 0 / 1 | 1840 | 5210 |\n",
+                "| `mixed` | wbshadow=1 | 0.001 | 10 / 10 | 80.0 | 8 | 0 | 0 | 3 / 4 | 960 | 4410 |\n",
+                "| `mixed` | wbshadow=1 | 0.01 | 10 / 10 | 100.0 | 10 | 0 | 0 | 9 / 9 | 88 | 730 |\n",
+                "| `mixed` | wbshadow=1 | 0.1 | 10 / 10 | 100.0 | 10 | 0 | 0 | 10 / 10 | 9 | 61 |\n",
+                "| `mixed` | wbshadow=2 | 0.00001 | 0 / 10 | – | 0 | 0 | 0 | 0 / 0 | – | – |\n",
+                "| `mixed` | wbshadow=2 | 0.0001 | 4 / 10 | 100.0 | 3 | 1 | 0 | 1 / 1 | 1620.5 | 4980 |\n",
+                "| `mixed` | wbshadow=2 | 0.001 | 10 / 10 | 100.0 | 8 | 2 | 0 | 4 / 4 | 910 | 4410 |\n",
+                "| `mixed` | wbshadow=2 | 0.01 | 10 / 10 | 100.0 | 10 | 0 | 0 | 9 / 9 | 88 | 730 |\n",
+                "| `mixed` | wbshadow=2 | 0.1 | 10 / 10 | 100.0 | 10 | 0 | 0 | 10 / 10 | 9 | 61 |\n",
+                "| `mixed` | checkmark | 0.00001 | 0 / 10 | – | 0 | 0 | 0 | 0 / 0 | – | – |\n",
+                "| `mixed` | checkmark | 0.0001 | 4 / 10 | 25.0 | 0 | 0 | 1 | 1 / 1 | 7420 | 7420 |\n",
+                "| `mixed` | checkmark | 0.001 | 10 / 10 | 40.0 | 0 | 0 | 4 | 4 / 4 | 6100 | 9870 |\n",
+                "| `mixed` | checkmark | 0.01 | 10 / 10 | 90.0 | 0 | 0 | 9 | 9 / 9 | 2950 | 8120 |\n",
+                "| `mixed` | checkmark | 0.1 | 10 / 10 | 100.0 | 0 | 0 | 10 | 10 / 10 | 1210 | 4030 |\n",
+                "\n",
+                "`--inject wb-drop=F` skips the write barrier at a seeded fraction F of heap stores. ",
+                "Runs with faults: of the seeds run, those in which at least one barrier was dropped; ",
+                "detected: of those, the share ending with a checker report, made by wbshadow at a barriered store (by store), ",
+                "by wbshadow checking a word during the checkmark walk (by GC), or by checkmark finding a reachable object left unmarked (by checkmark). ",
+                "Lost caught: of the runs in which checkmark alone found a lost object (same seed and fraction), those this mode caught; ",
+                "DESIGN §6 target: all of them for `wbshadow=2`, which runs with `gccheckmark=1`. ",
+                "Delay: heap stores from the dropped barrier a report names to the report, over the detected runs.\n",
+            )
+        );
+    }
+
+    #[test]
+    fn wbshadow_overhead_table_takes_the_median_slowdown_and_the_mean_shadow() {
+        let md = wbshadow_overhead_table(&fixture("wbshadow_overhead")).markdown;
+        assert_eq!(
+            md,
+            concat!(
+                "| workload | mode | slowdown vs off (median) | shadow MiB | shadow % of heap |\n",
+                "| --- | ---: | ---: | ---: | ---: |\n",
+                "| `mixed` | off | 1.00 | 0.00 | 0.0 |\n",
+                "| `mixed` | wbshadow=1 | 1.31 | 28.19 | 100.2 |\n",
+                "| `mixed` | wbshadow=2 | 1.62 | 28.19 | 100.2 |\n",
+                "| `mixed` | checkmark | 1.18 | 0.00 | 0.0 |\n",
+                "\n",
+                "Slowdown: a run's wall time over that of the same seed's run with no checker (`off`), the median of 3 seeds. ",
+                "Shadow: the memory of wbshadow's shadow copy of every heap and global pointer word, the mean of 3 seeds, and as a share of the heap. ",
+                "`wbshadow=2` runs with `gccheckmark=1`.\n",
+            )
+        );
+    }
+
+    #[test]
+    fn median_takes_the_middle_or_the_mean_of_the_middle_two() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median(Vec::new()).is_nan());
+    }
+
+    #[test]
+    fn debug_mode_tables_are_made_from_their_csvs_or_reported_missing() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (made, missing) = tables(dir.path()).expect("no CSV is no error");
+        assert!(made.is_empty());
+        for name in ["wbshadow_faults", "wbshadow_overhead", "sanitizer_leak"] {
+            assert!(missing.iter().any(|m| m == name), "{missing:?}");
+        }
+
+        for csv in [
+            "wbshadow_faults.csv",
+            "wbshadow_overhead.csv",
+            "sanitizer_leak.csv",
+        ] {
+            std::fs::copy(Path::new(FIXTURES).join(csv), dir.path().join(csv)).expect("copy");
+        }
+        let (made, missing) = tables(dir.path()).expect("the fixtures parse");
+        let names: Vec<&str> = made.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["wbshadow_faults", "wbshadow_overhead", "sanitizer_leak"]
+        );
+        assert!(
+            !missing.iter().any(|m| names.contains(&m.as_str())),
+            "{missing:?}"
+        );
+
+        let faults = dir.path().join("wbshadow_faults.csv");
+        let text = std::fs::read_to_string(&faults).expect("read");
+        std::fs::write(&faults, text.replacen(",0.0001,", ",0.0o01,", 1)).expect("write");
+        let err = tables(dir.path()).expect_err("a bad float is an error");
+        assert!(
+            err.to_string().contains("wbshadow_faults.csv"),
+            "{err} should name the file"
+        );
     }
 
     #[test]

@@ -25,8 +25,22 @@
 //!   per barrier design.
 //! * `mmu_<workload>` — minimum mutator utilization against window length, one line per design.
 //!
+//! The debug-mode CSVs have columns of their own, also read by name. `sanitizer_leak.csv` holds
+//! one row per GC cycle (`step`) per mode per seed; `wbshadow_faults.csv` one row per mode and
+//! injected drop fraction, already summed over that cell's seeds (so its points have no range
+//! unless rows of several workloads share a cell; they are then one point, like seeds). Their
+//! figures, one line per mode (each mode keeps its colour across figures):
+//!
+//! * `sanitizer_leak` — the sanitizer's metadata (top) and the live heap (bottom) per GC cycle,
+//!   with and without free notification, so that metadata growth the live heap does not share
+//!   shows as metadata the sanitizer never released.
+//! * `wbshadow_detection_vs_drop` — runs ending with a checker report, as a share of the runs in
+//!   which at least one write barrier was dropped, against the drop fraction.
+//! * `wbshadow_delay_vs_drop` — heap stores from the dropped barrier a report names to the report:
+//!   the median as the line, an error bar up to the maximum (not a range over seeds).
+//!
 //! A CSV that does not exist skips its figures (reported as an [`Event`]); one that exists but
-//! does not parse is an error. Colours are fixed per workload and per design, so a line keeps its
+//! does not parse is an error. Colours are fixed per workload, design and mode, so a line keeps its
 //! colour from figure to figure, and each series also has its own marker shape, so lines that
 //! coincide stay distinguishable. Text is drawn with DejaVu Sans compiled into the binary
 //! (machines running this have no system fonts), registered once as `sans-serif`.
@@ -64,6 +78,14 @@ pub const OFFSET_FIGURES: [&str; 2] = ["rescan_avoided_vs_offset", "stkbar_memor
 pub const DEPTH_FIGURES: [&str; 2] = ["rescan_vs_depth", "pause_vs_depth"];
 /// Figures drawn from [`GOROUTINE_SWEEP_CSV`].
 pub const GOROUTINE_FIGURES: [&str; 1] = ["pause_vs_goroutines"];
+/// The sanitizer's memory per GC cycle, with and without free notification (seed 004).
+pub const SANITIZER_LEAK_CSV: &str = "sanitizer_leak.csv";
+/// The checkers against injected missing write barriers, per mode and drop fraction (seed 000).
+pub const WBSHADOW_FAULTS_CSV: &str = "wbshadow_faults.csv";
+/// Figures drawn from [`SANITIZER_LEAK_CSV`].
+pub const SANITIZER_FIGURES: [&str; 1] = ["sanitizer_leak"];
+/// Figures drawn from [`WBSHADOW_FAULTS_CSV`].
+pub const WBSHADOW_FIGURES: [&str; 2] = ["wbshadow_detection_vs_drop", "wbshadow_delay_vs_drop"];
 
 /// `plot`: regenerate every figure from the experiment CSVs.
 #[derive(Parser, Debug, Clone)]
@@ -72,8 +94,9 @@ pub const GOROUTINE_FIGURES: [&str; 1] = ["pause_vs_goroutines"];
     version,
     about = "Regenerate every figure (PNG and SVG) of the stkbar report from the experiment CSVs.",
     after_help = "Example:\n  plot --results results\n  plot --results results --out /tmp/report --quiet\n\n\
-Reads rescan_offsets.csv, depth_sweep.csv, goroutine_sweep.csv and barrier_designs_mmu.csv from\n\
---results; a CSV that does not exist skips its figures. Writes OUT/figures/NAME.png and .svg.\n\n\
+Reads rescan_offsets.csv, depth_sweep.csv, goroutine_sweep.csv, barrier_designs_mmu.csv,\n\
+sanitizer_leak.csv and wbshadow_faults.csv from --results; a CSV that does not exist skips its\n\
+figures. Writes OUT/figures/NAME.png and .svg.\n\n\
 Exit codes: 0 success, 2 bad input (an unknown flag, a malformed CSV), 1 a figure could not be written."
 )]
 pub struct PlotArgs {
@@ -254,6 +277,8 @@ pub fn plot_all(
     let depths = read_runs(&results.join(DEPTH_SWEEP_CSV), DEPTH_COLUMNS)?;
     let goroutines = read_runs(&results.join(GOROUTINE_SWEEP_CSV), GOROUTINE_COLUMNS)?;
     let mmu = read_mmu(&results.join(MMU_CSV))?;
+    let sanitizer = read_sanitizer(&results.join(SANITIZER_LEAK_CSV))?;
+    let faults = read_faults(&results.join(WBSHADOW_FAULTS_CSV))?;
 
     let mut planned: Vec<(PathBuf, Result<Figure, Skip>)> = Vec::new();
     let mut missing = |csv: &str, figures: &[&str]| {
@@ -289,6 +314,17 @@ pub fn plot_all(
             planned.extend(figs.into_iter().map(|f| (t.path.clone(), Ok(f))));
         }
         None => missing(MMU_CSV, &["mmu_<workload>"]),
+    }
+    match &sanitizer {
+        Some(t) => planned.push((t.path.clone(), fig_sanitizer_leak(t))),
+        None => missing(SANITIZER_LEAK_CSV, &SANITIZER_FIGURES),
+    }
+    match &faults {
+        Some(t) => {
+            planned.push((t.path.clone(), fig_wbshadow_detection_vs_drop(t)));
+            planned.push((t.path.clone(), fig_wbshadow_delay_vs_drop(t)));
+        }
+        None => missing(WBSHADOW_FAULTS_CSV, &WBSHADOW_FIGURES),
     }
 
     register_fonts()?;
@@ -350,6 +386,16 @@ const GOROUTINE_COLUMNS: &[&str] = &[
     "mark_term_ns_p50",
 ];
 const MMU_COLUMNS: &[&str] = &["workload", "design", "window_ns", "mmu"];
+/// DESIGN §7 fixes these four columns of `sanitizer_leak.csv`.
+const SANITIZER_COLUMNS: &[&str] = &["mode", "step", "live_objects", "sanitizer_bytes"];
+const FAULT_COLUMNS: &[&str] = &[
+    "mode",
+    "drop_fraction",
+    "workload",
+    "detection_rate",
+    "delay_stores_p50",
+    "delay_stores_max",
+];
 
 /// One row of a run CSV: the columns the figures use. A numeric cell left empty (or `NaN`) is
 /// `None`: no measurement, so no point.
@@ -379,11 +425,14 @@ impl RunRow {
     }
 }
 
+/// A CSV's rows, each parsed into the struct its figures read, and the file they came from.
 #[derive(Debug)]
-struct Runs {
+struct Rows<R> {
     path: PathBuf,
-    rows: Vec<RunRow>,
+    rows: Vec<R>,
 }
+
+type Runs = Rows<RunRow>;
 
 /// One row of the MMU CSV.
 #[derive(Debug, Clone)]
@@ -395,10 +444,29 @@ struct MmuRow {
     mmu: Option<f64>,
 }
 
-#[derive(Debug)]
-struct MmuTable {
-    path: PathBuf,
-    rows: Vec<MmuRow>,
+type MmuTable = Rows<MmuRow>;
+
+/// One row of the sanitizer-leak CSV: one GC cycle of one mode and seed.
+#[derive(Debug, Clone)]
+struct SanitizerRow {
+    /// `free-notify` or `no-free-notify`.
+    mode: String,
+    step: Option<f64>,
+    live_objects: Option<f64>,
+    sanitizer_bytes: Option<f64>,
+}
+
+/// One row of the fault-injection CSV: one checker mode at one drop fraction, over its seeds.
+#[derive(Debug, Clone)]
+struct FaultRow {
+    workload: String,
+    /// `wbshadow=1`, `wbshadow=2` (with `gccheckmark=1`) or `checkmark`.
+    mode: String,
+    drop_fraction: Option<f64>,
+    /// Detected runs over runs with faults, 0–1; empty when no run had a fault.
+    detection_rate: Option<f64>,
+    delay_stores_p50: Option<f64>,
+    delay_stores_max: Option<f64>,
 }
 
 /// A CSV read into string records, with its header index.
@@ -558,6 +626,40 @@ fn read_mmu(path: &Path) -> Result<Option<MmuTable>, PlotError> {
     Ok(Some(MmuTable { path: t.path, rows }))
 }
 
+fn read_sanitizer(path: &Path) -> Result<Option<Rows<SanitizerRow>>, PlotError> {
+    let Some(t) = read_table(path, SANITIZER_COLUMNS)? else {
+        return Ok(None);
+    };
+    let mut rows = Vec::with_capacity(t.records.len());
+    for (line, rec) in &t.records {
+        rows.push(SanitizerRow {
+            mode: t.text(rec, "mode"),
+            step: t.number(*line, rec, "step")?,
+            live_objects: t.number(*line, rec, "live_objects")?,
+            sanitizer_bytes: t.number(*line, rec, "sanitizer_bytes")?,
+        });
+    }
+    Ok(Some(Rows { path: t.path, rows }))
+}
+
+fn read_faults(path: &Path) -> Result<Option<Rows<FaultRow>>, PlotError> {
+    let Some(t) = read_table(path, FAULT_COLUMNS)? else {
+        return Ok(None);
+    };
+    let mut rows = Vec::with_capacity(t.records.len());
+    for (line, rec) in &t.records {
+        rows.push(FaultRow {
+            workload: t.text(rec, "workload"),
+            mode: t.text(rec, "mode"),
+            drop_fraction: t.number(*line, rec, "drop_fraction")?,
+            detection_rate: t.number(*line, rec, "detection_rate")?,
+            delay_stores_p50: t.number(*line, rec, "delay_stores_p50")?,
+            delay_stores_max: t.number(*line, rec, "delay_stores_max")?,
+        });
+    }
+    Ok(Some(Rows { path: t.path, rows }))
+}
+
 // ---------------------------------------------------------------------------------------------
 // From rows to series: seeds averaged per point.
 
@@ -628,22 +730,39 @@ impl Grouper {
 // ---------------------------------------------------------------------------------------------
 // Names, orders and colours shared by every figure.
 
-const WORKLOAD_ORDER: [&str; 6] = [
-    "deep-oscillate",
-    "deep-unwind",
-    "many-shallow",
-    "mixed",
-    "copy-heavy",
-    "adversarial",
-];
-const WORKLOAD_COLOURS: [RGBColor; 6] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-];
+/// A fixed list of names with their colours: the order their series are drawn and listed in,
+/// and what keeps a name's colour and marker the same from figure to figure. A name outside the
+/// list sorts after it and takes a colour and marker chosen by a hash of the name, so it too is
+/// stable across figures and runs.
+struct Palette {
+    names: &'static [(&'static str, RGBColor)],
+}
+
+/// The workloads, in DESIGN §5's order.
+const WORKLOADS: Palette = Palette {
+    names: &[
+        ("deep-oscillate", RGBColor(31, 119, 180)),
+        ("deep-unwind", RGBColor(255, 127, 14)),
+        ("many-shallow", RGBColor(44, 160, 44)),
+        ("mixed", RGBColor(214, 39, 40)),
+        ("copy-heavy", RGBColor(148, 103, 189)),
+        ("adversarial", RGBColor(140, 86, 75)),
+    ],
+};
+
+/// The debug-mode experiments' modes: the sanitizer's two, then no checker and the write-barrier
+/// checkers in the order their CSVs list them (`wbshadow=2` runs with `gccheckmark=1`).
+const MODES: Palette = Palette {
+    names: &[
+        ("free-notify", RGBColor(44, 160, 44)),
+        ("no-free-notify", RGBColor(214, 39, 40)),
+        ("off", RGBColor(70, 70, 70)),
+        ("wbshadow=1", RGBColor(255, 127, 14)),
+        ("wbshadow=2", RGBColor(31, 119, 180)),
+        ("checkmark", RGBColor(148, 103, 189)),
+    ],
+};
+
 /// Colours for names outside the fixed tables (replayed traces, other designs), chosen by a hash
 /// of the name so they too are stable across figures and runs.
 const EXTRA_COLOURS: [RGBColor; 6] = [
@@ -664,25 +783,45 @@ fn fnv1a(s: &str) -> usize {
     (h % 1_000_003) as usize
 }
 
-fn workload_rank(w: &str) -> (usize, String) {
-    let i = WORKLOAD_ORDER
-        .iter()
-        .position(|k| *k == w)
-        .unwrap_or(WORKLOAD_ORDER.len());
-    (i, w.to_owned())
-}
-
-fn workload_colour(w: &str) -> RGBColor {
-    match WORKLOAD_ORDER.iter().position(|k| *k == w) {
-        Some(i) => WORKLOAD_COLOURS[i],
-        None => EXTRA_COLOURS[fnv1a(w) % EXTRA_COLOURS.len()],
+impl Palette {
+    fn position(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|(n, _)| *n == name)
     }
-}
 
-fn workload_marker(w: &str) -> Marker {
-    match WORKLOAD_ORDER.iter().position(|k| *k == w) {
-        Some(i) => Marker::ALL[i % Marker::ALL.len()],
-        None => Marker::ALL[fnv1a(w) % Marker::ALL.len()],
+    fn rank(&self, name: &str) -> (usize, String) {
+        (
+            self.position(name).unwrap_or(self.names.len()),
+            name.to_owned(),
+        )
+    }
+
+    fn colour(&self, name: &str) -> RGBColor {
+        match self.position(name) {
+            Some(i) => self.names[i].1,
+            None => EXTRA_COLOURS[fnv1a(name) % EXTRA_COLOURS.len()],
+        }
+    }
+
+    fn marker(&self, name: &str) -> Marker {
+        let i = self.position(name).unwrap_or_else(|| fnv1a(name));
+        Marker::ALL[i % Marker::ALL.len()]
+    }
+
+    /// One series per series name in `g`, in this palette's order; a name without points is
+    /// left out.
+    fn series(&self, g: &Grouper) -> Vec<Series> {
+        let mut names: Vec<&String> = g.series_names().collect();
+        names.sort_by_key(|n| self.rank(n));
+        names
+            .into_iter()
+            .map(|n| Series {
+                label: n.clone(),
+                colour: self.colour(n),
+                marker: self.marker(n),
+                points: g.points(n),
+            })
+            .filter(|s| !s.points.is_empty())
+            .collect()
     }
 }
 
@@ -941,22 +1080,6 @@ fn category_of(cats: &[Design], design: &str) -> Option<f64> {
     cats.iter().position(|c| *c == d).map(|i| i as f64)
 }
 
-/// One series per workload, in the canonical workload order.
-fn workload_series(g: &Grouper) -> Vec<Series> {
-    let mut names: Vec<&String> = g.series_names().collect();
-    names.sort_by_key(|w| workload_rank(w));
-    names
-        .into_iter()
-        .map(|w| Series {
-            label: w.clone(),
-            colour: workload_colour(w),
-            marker: workload_marker(w),
-            points: g.points(w),
-        })
-        .filter(|s| !s.points.is_empty())
-        .collect()
-}
-
 fn fig_rescan_avoided_vs_offset(t: &Runs) -> Result<Figure, Skip> {
     const NAME: &str = "rescan_avoided_vs_offset";
     let (rows, cats) = offset_rows(t);
@@ -968,7 +1091,7 @@ fn fig_rescan_avoided_vs_offset(t: &Runs) -> Result<Figure, Skip> {
             r.rescan_avoided.map(|f| 100.0 * f),
         );
     }
-    let series = workload_series(&g);
+    let series = WORKLOADS.series(&g);
     if series.is_empty() {
         return Err(no_data(NAME, "deterministic dijkstra"));
     }
@@ -1006,8 +1129,8 @@ fn fig_stkbar_memory_vs_offset(t: &Runs) -> Result<Figure, Skip> {
         );
         hits.add(&r.workload, x, r.per_cycle(r.barriers_hit));
     }
-    let mem = workload_series(&mem);
-    let hits = workload_series(&hits);
+    let mem = WORKLOADS.series(&mem);
+    let hits = WORKLOADS.series(&hits);
     if mem.is_empty() && hits.is_empty() {
         return Err(no_data(NAME, "deterministic dijkstra"));
     }
@@ -1137,14 +1260,14 @@ fn design_series(rows: &[&RunRow], x: impl Fn(&RunRow) -> Option<f64>) -> Vec<Se
         keys.insert(label, (&r.design, &r.workload));
     }
     let mut labels: Vec<(&String, &(&str, &str))> = keys.iter().collect();
-    labels.sort_by_key(|(_, (d, w))| (design_rank(d), workload_rank(w)));
+    labels.sort_by_key(|(_, (d, w))| (design_rank(d), WORKLOADS.rank(w)));
     labels
         .into_iter()
         .map(|(label, (d, w))| Series {
             label: label.clone(),
             colour: design_colour(d),
             marker: if several {
-                workload_marker(w)
+                WORKLOADS.marker(w)
             } else {
                 design_marker(d)
             },
@@ -1215,7 +1338,7 @@ fn file_fragment(s: &str) -> String {
 /// deterministic schedule is a model, not a measurement).
 fn figs_mmu(t: &MmuTable) -> Vec<Figure> {
     let mut workloads: Vec<&str> = t.rows.iter().map(|r| r.workload.as_str()).collect();
-    workloads.sort_by_key(|w| workload_rank(w));
+    workloads.sort_by_key(|w| WORKLOADS.rank(w));
     workloads.dedup();
     let mut figs = Vec::new();
     for w in workloads {
@@ -1270,6 +1393,149 @@ fn figs_mmu(t: &MmuTable) -> Vec<Figure> {
         });
     }
     figs
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+fn fig_sanitizer_leak(t: &Rows<SanitizerRow>) -> Result<Figure, Skip> {
+    const NAME: &str = "sanitizer_leak";
+    let mut metadata = Grouper::default();
+    let mut live = Grouper::default();
+    for r in &t.rows {
+        metadata.add(&r.mode, r.step, r.sanitizer_bytes.map(|b| b / MIB));
+        live.add(&r.mode, r.step, r.live_objects);
+    }
+    let metadata = MODES.series(&metadata);
+    let live = MODES.series(&live);
+    if metadata.is_empty() && live.is_empty() {
+        return Err(no_data(NAME, "measured"));
+    }
+    let (xs, _) = all_values(&[metadata.as_slice(), live.as_slice()].concat());
+    let panel = |label: &str, series: Vec<Series>| {
+        let (_, ys) = all_values(&series);
+        Panel {
+            x: number_axis("step (GC cycle)", Scale::Linear, &xs),
+            y: number_axis(label, Scale::Linear, &ys),
+            series,
+            line_break: None,
+        }
+    };
+    Ok(Figure {
+        name: NAME.to_owned(),
+        title: "Sanitizer metadata and live heap per GC cycle".to_owned(),
+        legend_title: "mode".to_owned(),
+        size: (1000, 800),
+        panels: vec![
+            panel("sanitizer metadata (MiB)", metadata),
+            panel("live objects", live),
+        ],
+    })
+}
+
+/// The drop-fraction axis (log: the fractions step by factors of ten).
+fn drop_axis(xs: &[f64]) -> Axis {
+    number_axis(
+        "write barriers dropped (fraction of heap stores)",
+        Scale::Log,
+        xs,
+    )
+}
+
+/// The workloads the faults were injected into, as a title suffix: ` (mixed)`.
+fn fault_workloads(rows: &[FaultRow]) -> String {
+    let mut workloads: Vec<&str> = rows
+        .iter()
+        .map(|r| r.workload.as_str())
+        .filter(|w| !w.is_empty())
+        .collect();
+    workloads.sort_by_key(|w| WORKLOADS.rank(w));
+    workloads.dedup();
+    if workloads.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", workloads.join(", "))
+    }
+}
+
+fn fig_wbshadow_detection_vs_drop(t: &Rows<FaultRow>) -> Result<Figure, Skip> {
+    const NAME: &str = "wbshadow_detection_vs_drop";
+    let mut g = Grouper::default();
+    for r in &t.rows {
+        g.add(
+            &r.mode,
+            r.drop_fraction,
+            r.detection_rate.map(|f| 100.0 * f),
+        );
+    }
+    let series = MODES.series(&g);
+    if series.is_empty() {
+        return Err(no_data(NAME, "faulted-run"));
+    }
+    let (xs, _) = all_values(&series);
+    Ok(Figure {
+        name: NAME.to_owned(),
+        title: format!(
+            "Missing write barriers detected, by drop fraction{}",
+            fault_workloads(&t.rows)
+        ),
+        legend_title: "checker".to_owned(),
+        size: (1000, 650),
+        panels: vec![Panel {
+            x: drop_axis(&xs),
+            y: Axis {
+                label: "detected (% of runs with a dropped barrier)".to_owned(),
+                scale: Scale::Linear,
+                lo: -3.0,
+                hi: 103.0,
+                ticks: Ticks::Number,
+            },
+            series,
+            line_break: None,
+        }],
+    })
+}
+
+fn fig_wbshadow_delay_vs_drop(t: &Rows<FaultRow>) -> Result<Figure, Skip> {
+    const NAME: &str = "wbshadow_delay_vs_drop";
+    let mut p50 = Grouper::default();
+    let mut max = Grouper::default();
+    for r in &t.rows {
+        p50.add(&r.mode, r.drop_fraction, r.delay_stores_p50);
+        max.add(&r.mode, r.drop_fraction, r.delay_stores_max);
+    }
+    // The line is the median delay; its error bar reaches up to the longest delay.
+    let series: Vec<Series> = MODES
+        .series(&p50)
+        .into_iter()
+        .map(|mut s| {
+            let tops = max.points(&s.label);
+            for pt in &mut s.points {
+                if let Some(top) = tops.iter().find(|top| top.x == pt.x) {
+                    pt.max = pt.max.max(top.max);
+                }
+            }
+            s
+        })
+        .collect();
+    if series.is_empty() {
+        return Err(no_data(NAME, "detected"));
+    }
+    let (xs, ys) = all_values(&series);
+    Ok(Figure {
+        name: NAME.to_owned(),
+        title: format!(
+            "Heap stores until a missing barrier is reported{}",
+            fault_workloads(&t.rows)
+        ),
+        legend_title: "checker".to_owned(),
+        size: (1000, 650),
+        panels: vec![Panel {
+            x: drop_axis(&xs),
+            y: number_axis("stores to report (p50, bar to max)", Scale::Log, &ys),
+            series,
+            line_break: None,
+        }],
+    })
 }
 
 // ---------------------------------------------------------------------------------------------

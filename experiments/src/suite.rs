@@ -451,7 +451,7 @@ pub fn execute(name: &str, args: &SuiteArgs, plans: Vec<Plan>) -> Result<Vec<Out
 }
 
 /// Resolves a plan as the testbed would.
-fn resolve(plan: &Plan) -> Result<Resolved, SuiteError> {
+pub(crate) fn resolve(plan: &Plan) -> Result<Resolved, SuiteError> {
     let argv = std::iter::once("testbed".to_owned()).chain(plan.flags.iter().cloned());
     let args = TestbedArgs::try_parse_from(argv).map_err(|e| {
         SuiteError::BadInput(format!(

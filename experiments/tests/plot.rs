@@ -11,19 +11,41 @@ use experiments::plot::{self, Event, PlotArgs, PlotError};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
-/// Every figure the fixtures produce, with a piece of axis-label text its SVG must contain.
-const EXPECTED: &[(&str, &str)] = &[
-    ("rescan_avoided_vs_offset", "stack re-scan avoided (%)"),
+/// Every figure the fixtures produce, with axis-label text its SVG must contain.
+const EXPECTED: &[(&str, &[&str])] = &[
+    ("rescan_avoided_vs_offset", &["stack re-scan avoided (%)"]),
     (
         "stkbar_memory_vs_offset",
-        "stkbar array reserved per cycle (KiB)",
+        &["stkbar array reserved per cycle (KiB)"],
     ),
-    ("rescan_vs_depth", "stack depth (frames)"),
-    ("pause_vs_depth", "mark-termination pause, p50 (µs)"),
-    ("pause_vs_goroutines", "goroutines"),
-    ("mmu_deep-oscillate", "window (ms)"),
-    ("mmu_mixed", "window (ms)"),
-    ("mmu_replay-web-handler", "window (ms)"),
+    ("rescan_vs_depth", &["stack depth (frames)"]),
+    ("pause_vs_depth", &["mark-termination pause, p50 (µs)"]),
+    ("pause_vs_goroutines", &["goroutines"]),
+    ("mmu_deep-oscillate", &["window (ms)"]),
+    ("mmu_mixed", &["window (ms)"]),
+    ("mmu_replay-web-handler", &["window (ms)"]),
+    (
+        "sanitizer_leak",
+        &[
+            "step (GC cycle)",
+            "sanitizer metadata (MiB)",
+            "live objects",
+        ],
+    ),
+    (
+        "wbshadow_detection_vs_drop",
+        &[
+            "write barriers dropped (fraction of heap stores)",
+            "detected (% of runs with a dropped barrier)",
+        ],
+    ),
+    (
+        "wbshadow_delay_vs_drop",
+        &[
+            "write barriers dropped (fraction of heap stores)",
+            "stores to report (p50, bar to max)",
+        ],
+    ),
 ];
 
 /// A scratch results directory holding copies of the fixtures, less `leave_out`.
@@ -86,17 +108,19 @@ fn assert_real_png(path: &Path) {
     );
 }
 
-fn assert_figures(dir: &Path, expected: &[(&str, &str)]) {
-    for (name, axis_text) in expected {
+fn assert_figures(dir: &Path, expected: &[(&str, &[&str])]) {
+    for (name, axis_texts) in expected {
         assert_real_png(&dir.join(format!("figures/{name}.png")));
         let svg = fs::read_to_string(dir.join(format!("figures/{name}.svg")))
             .unwrap_or_else(|e| panic!("{name}.svg: {e}"));
         assert!(svg.contains("<svg"), "{name}.svg is not an SVG");
         assert!(svg.contains("font-family"), "{name}.svg has no text");
-        assert!(
-            svg.contains(axis_text),
-            "{name}.svg lacks its axis label `{axis_text}`"
-        );
+        for axis_text in *axis_texts {
+            assert!(
+                svg.contains(axis_text),
+                "{name}.svg lacks its axis label `{axis_text}`"
+            );
+        }
     }
 }
 
@@ -252,6 +276,65 @@ fn a_non_numeric_value_exits_2_naming_the_file_and_line() {
 }
 
 #[test]
+fn a_malformed_debug_mode_csv_exits_2_naming_the_file_column_and_line() {
+    let line = expect_bad_input("sanitizer_leak.csv", |t| drop_column(t, "sanitizer_bytes"));
+    assert!(line.contains("missing column `sanitizer_bytes`"), "{line}");
+    let line = expect_bad_input("sanitizer_leak.csv", |t| {
+        set_cell(t, 7, "live_objects", "12k")
+    });
+    assert!(line.contains("sanitizer_leak.csv:7"), "{line}");
+    assert!(
+        line.contains("live_objects") && line.contains("12k"),
+        "{line}"
+    );
+
+    let line = expect_bad_input("wbshadow_faults.csv", |t| {
+        drop_column(t, "delay_stores_p50")
+    });
+    assert!(line.contains("missing column `delay_stores_p50`"), "{line}");
+    let line = expect_bad_input("wbshadow_faults.csv", |t| {
+        set_cell(t, 4, "drop_fraction", "0.0o1")
+    });
+    assert!(line.contains("wbshadow_faults.csv:4"), "{line}");
+    assert!(
+        line.contains("drop_fraction") && line.contains("0.0o1"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_missing_debug_mode_csv_skips_only_its_figures() {
+    for (csv, skipped) in [
+        ("sanitizer_leak.csv", &["sanitizer_leak"][..]),
+        (
+            "wbshadow_faults.csv",
+            &["wbshadow_detection_vs_drop", "wbshadow_delay_vs_drop"][..],
+        ),
+    ] {
+        let results = results_copy(&[csv]);
+        let out = tempfile::tempdir().expect("temp dir");
+        let mut events = Vec::new();
+        plot::plot_all(results.path(), out.path(), &mut |e| events.push(e.clone()))
+            .expect("the other fixtures plot");
+        let skips: Vec<&Event> = events.iter().filter(|e| e.is_skip()).collect();
+        assert_eq!(
+            skips,
+            [&Event::MissingInput {
+                csv: results.path().join(csv),
+                figures: skipped.iter().map(|f| (*f).to_owned()).collect(),
+            }]
+        );
+        let rest: Vec<(&str, &[&str])> = EXPECTED
+            .iter()
+            .copied()
+            .filter(|(n, _)| !skipped.contains(n))
+            .collect();
+        assert_figures(out.path(), &rest);
+        assert_eq!(figure_files(out.path()).len(), 2 * rest.len());
+    }
+}
+
+#[test]
 fn a_short_row_or_zero_cycles_exits_2_naming_the_line() {
     let line = expect_bad_input("rescan_offsets.csv", |t| {
         let mut lines: Vec<&str> = t.lines().collect();
@@ -279,7 +362,7 @@ fn a_missing_csv_skips_its_figures_and_exits_0() {
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(lines[0].starts_with("plot: ") && lines[0].contains("depth_sweep.csv"));
     assert!(lines[0].contains("rescan_vs_depth") && lines[0].contains("pause_vs_depth"));
-    let rest: Vec<(&str, &str)> = EXPECTED
+    let rest: Vec<(&str, &[&str])> = EXPECTED
         .iter()
         .copied()
         .filter(|(n, _)| !n.ends_with("_vs_depth"))
@@ -307,7 +390,7 @@ fn no_csv_at_all_still_exits_0() {
     let empty = tempfile::tempdir().expect("temp dir");
     let run = plot_bin(&["--results", path_arg(empty.path())]);
     assert_eq!(run.status.code(), Some(0));
-    assert_eq!(stderr_lines(&run).len(), 4, "one line per missing CSV");
+    assert_eq!(stderr_lines(&run).len(), 6, "one line per missing CSV");
 }
 
 #[test]

@@ -133,7 +133,7 @@ impl Deterministic {
             self.stop_the_world();
             self.ops_since_cycle = 0;
             if let Some(n) = self.rt.config.procs_at_cycle(self.rt.gc.cycle() + 1) {
-                self.rt.procresize(self.ps.iter_mut(), n);
+                self.rt.procresize(self.ps.iter_mut(), n)?;
             }
             return self.rt.gc_start(&mut self.worker, &mut self.ps[0]);
         }

@@ -74,6 +74,10 @@ pub enum RuntimeError {
         /// [`crate::debug::FaultLog`]).
         at_store: u64,
     },
+    /// The sanitizer's books do not balance after a `procresize`: a context or a metadata slot
+    /// was lost or counted twice.
+    #[error("fatal error: sanitizer accounting after procresize: {0}")]
+    SanitizerAccounting(String),
     /// The heap is full.
     #[error("fatal error: {0}")]
     Heap(#[from] HeapError),
@@ -122,6 +126,7 @@ impl RuntimeError {
             ),
             RuntimeError::BadPointer { .. }
             | RuntimeError::MissedWriteBarrier { .. }
+            | RuntimeError::SanitizerAccounting(_)
             | RuntimeError::CheckmarkFailed { .. } => true,
             RuntimeError::Heap(_)
             | RuntimeError::Mutator { .. }

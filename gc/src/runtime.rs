@@ -300,8 +300,15 @@ impl Runtime {
     /// Changes the P count to `nprocs` (Go's `procresize`), with the world stopped: `ps` is every
     /// P the engine has, each stopped by [`Runtime::stop_p`]. A P that dies hands its run queue to
     /// the global queue and destroys its sanitizer context (`raceprocdestroy`); a P that comes
-    /// alive gets a fresh context (`raceproccreate`). Dead Ps stay allocated, as in Go.
-    pub fn procresize<'p>(&self, ps: impl IntoIterator<Item = &'p mut P>, nprocs: usize) {
+    /// alive gets a fresh context (`raceproccreate`). Dead Ps stay allocated, as in Go. Then the
+    /// sanitizer's books are checked: every context is a live P's, every metadata slot is in
+    /// the table, a live context's cache or the global pool.
+    pub fn procresize<'p>(
+        &self,
+        ps: impl IntoIterator<Item = &'p mut P>,
+        nprocs: usize,
+    ) -> Result<(), RuntimeError> {
+        let mut contexts = Vec::new();
         for p in ps {
             let dead = p.id >= nprocs;
             if dead && !p.dead {
@@ -319,8 +326,15 @@ impl Runtime {
                 p.racectx = Some(san.proc_create());
             }
             p.dead = dead;
+            contexts.extend(p.racectx.as_ref());
         }
         self.gomaxprocs.store(nprocs, Ordering::Relaxed);
+        match &self.sanitizer {
+            Some(san) => san
+                .check_accounting(&contexts)
+                .map_err(RuntimeError::SanitizerAccounting),
+            None => Ok(()),
+        }
     }
 
     /// The goroutine at `index`.

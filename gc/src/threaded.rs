@@ -347,10 +347,11 @@ impl<'a> Coordinator<'a> {
             if rt.gc.start_requested() && phase != Phase::Mark {
                 self.ctl.ops_since_cycle.store(0, Ordering::Relaxed);
                 let mut world = self.stop_the_world();
-                if let Some(n) = rt.config.procs_at_cycle(rt.gc.cycle() + 1) {
-                    rt.procresize(world.ps.iter_mut().map(|p| &mut **p), n);
+                let r = match rt.config.procs_at_cycle(rt.gc.cycle() + 1) {
+                    Some(n) => rt.procresize(world.ps.iter_mut().map(|p| &mut **p), n),
+                    None => Ok(()),
                 }
-                let r = rt.gc_start(self.worker, &mut world.ps[0]);
+                .and_then(|()| rt.gc_start(self.worker, &mut world.ps[0]));
                 let pause = self.start_the_world(world);
                 rt.gc.set_sweep_term_pause(pause);
                 self.ctl

@@ -12,8 +12,8 @@ use gc::mark::MarkProgress;
 use gc::sched::P;
 use gc::workbuf::GcWork;
 use gc::{
-    Behaviour, Ctx, CycleStats, Faults, GcConfig, ObjType, Op, Rng, Runtime, RuntimeError, TypeId,
-    WorkloadImage,
+    Behaviour, Ctx, CycleStats, Faults, GcConfig, Inject, ObjType, Op, Rng, Runtime, RuntimeError,
+    TypeId, WorkloadImage,
 };
 use stacks::{FuncId, Program, StackBarrierMode};
 
@@ -46,6 +46,14 @@ struct World {
 
 impl World {
     fn new(mode: StackBarrierMode, faults: Faults, checkmark: bool, script: Vec<Op>) -> World {
+        World::with(mode, script, |c| {
+            c.faults = faults;
+            c.debug.gccheckmark = checkmark;
+        })
+    }
+
+    /// A world whose configuration `tweak` adjusts.
+    fn with(mode: StackBarrierMode, script: Vec<Op>, tweak: impl FnOnce(&mut GcConfig)) -> World {
         let queue = Arc::new(Mutex::new(VecDeque::from(script)));
         let program = Program::builder()
             .func_with_pointers("main.leaf", 32, &[0, 2])
@@ -62,11 +70,10 @@ impl World {
             stack_barriers: mode,
             gogc: None,
             procs: 1,
-            faults,
             record_rescans: true,
             ..GcConfig::default()
         };
-        config.debug.gccheckmark = checkmark;
+        tweak(&mut config);
         let mut ps = vec![P::new(0)];
         let rt = Runtime::new(config, image, &mut ps).unwrap();
         World {
@@ -176,6 +183,17 @@ fn barriers_on_every_frame_rescan_exactly_the_oracle() {
 /// `global0.f0` into a local of the frame it returned into, deletes it from the heap, and calls
 /// three frames deeper. Only that frame holds the object at mark termination.
 fn hidden_object_cycle(mode: StackBarrierMode, faults: Faults) -> Result<CycleStats, RuntimeError> {
+    hidden_object_cycle_with(mode, |c| {
+        c.faults = faults;
+        c.debug.gccheckmark = true;
+    })
+}
+
+/// [`hidden_object_cycle`] under a configuration `tweak` adjusts.
+fn hidden_object_cycle_with(
+    mode: StackBarrierMode,
+    tweak: impl FnOnce(&mut GcConfig),
+) -> Result<CycleStats, RuntimeError> {
     let mut setup = vec![
         call(),
         Op::Alloc { ty: NODE, dst: 0 },
@@ -194,7 +212,7 @@ fn hidden_object_cycle(mode: StackBarrierMode, faults: Faults) -> Result<CycleSt
     ];
     setup.extend(vec![call(); 999]);
     let n = setup.len();
-    let mut w = World::new(mode, faults, true, setup);
+    let mut w = World::with(mode, setup, tweak);
     w.ops(n);
     w.start_and_scan_roots();
     let hide = vec![
@@ -252,4 +270,39 @@ fn a_rescan_one_frame_short_is_caught_by_checkmark() {
         e => panic!("expected a checkmark failure, got {e}"),
     }
     assert!(err.is_checker_violation());
+}
+
+#[test]
+fn an_injected_rescan_skip_is_caught_by_checkmark_and_counted() {
+    for mode in [StackBarrierMode::EVERY_FRAME, StackBarrierMode::Off] {
+        let err = hidden_object_cycle_with(mode, |c| {
+            c.inject = Inject::parse("rescan-skip=1").unwrap();
+            c.debug.gccheckmark = true;
+        })
+        .unwrap_err();
+        assert!(
+            matches!(err, RuntimeError::CheckmarkFailed { failures: 1, .. }),
+            "{mode}: {err}"
+        );
+        // Skipping nothing is the correct run.
+        let s = hidden_object_cycle_with(mode, |c| {
+            c.inject = Inject::parse("rescan-skip=0").unwrap();
+            c.debug.gccheckmark = true;
+        })
+        .unwrap();
+        assert_eq!(s.checkmark_failures, 0);
+    }
+}
+
+#[test]
+fn wbshadow_2_runs_the_checkmark_walk_and_catches_the_hidden_object_too() {
+    let err = hidden_object_cycle_with(StackBarrierMode::EVERY_FRAME, |c| {
+        c.faults.rescan_stop_one_frame_short = true;
+        c.debug.wbshadow = 2;
+    })
+    .unwrap_err();
+    assert!(
+        matches!(err, RuntimeError::CheckmarkFailed { failures: 1, .. }),
+        "{err}"
+    );
 }
