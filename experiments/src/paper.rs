@@ -757,7 +757,7 @@ fn wbshadow_overhead_table(rows: &[OverheadRow]) -> Table {
         "mode",
         "slowdown vs off (median)",
         "shadow MiB",
-        "shadow % of heap",
+        "shadow % of live heap",
     ]
     .map(str::to_owned)
     .to_vec();
@@ -791,7 +791,7 @@ fn wbshadow_overhead_table(rows: &[OverheadRow]) -> Table {
     }
     let seeds = seed_count(counts).unwrap_or_else(|| "0".into());
     let note = format!(
-        "Slowdown: a run's wall time over that of the same seed's run with no checker (`off`), the median of {seeds} seeds. Shadow: the memory of wbshadow's shadow copy of every heap and global pointer word, the mean of {seeds} seeds, and as a share of the heap. `wbshadow=2` runs with `gccheckmark=1`."
+        "Slowdown: a run's wall time over that of the same seed's run with no checker (`off`), the median of {seeds} seeds. Shadow: the memory of wbshadow's shadow copy of every heap and global pointer word, the mean of {seeds} seeds, and as a share of the live heap (the shadow covers every mapped heap word, live or not: Go's shadow heap mirrors the whole arena). `wbshadow=2` runs with `gccheckmark=1`."
     );
     Table {
         name: "wbshadow_overhead".into(),
@@ -998,7 +998,7 @@ mod tests {
         assert_eq!(
             md,
             concat!(
-                "| workload | mode | slowdown vs off (median) | shadow MiB | shadow % of heap |\n",
+                "| workload | mode | slowdown vs off (median) | shadow MiB | shadow % of live heap |\n",
                 "| --- | ---: | ---: | ---: | ---: |\n",
                 "| `mixed` | off | 1.00 | 0.00 | 0.0 |\n",
                 "| `mixed` | wbshadow=1 | 1.31 | 28.19 | 100.2 |\n",
@@ -1006,7 +1006,7 @@ mod tests {
                 "| `mixed` | checkmark | 1.18 | 0.00 | 0.0 |\n",
                 "\n",
                 "Slowdown: a run's wall time over that of the same seed's run with no checker (`off`), the median of 3 seeds. ",
-                "Shadow: the memory of wbshadow's shadow copy of every heap and global pointer word, the mean of 3 seeds, and as a share of the heap. ",
+                "Shadow: the memory of wbshadow's shadow copy of every heap and global pointer word, the mean of 3 seeds, and as a share of the live heap (the shadow covers every mapped heap word, live or not: Go's shadow heap mirrors the whole arena). ",
                 "`wbshadow=2` runs with `gccheckmark=1`.\n",
             )
         );

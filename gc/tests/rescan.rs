@@ -306,3 +306,71 @@ fn wbshadow_2_runs_the_checkmark_walk_and_catches_the_hidden_object_too() {
         "{err}"
     );
 }
+
+/// A goroutine two frames deep whose running frame's first pointer slot holds `junk`, as a wrong
+/// pointer map or a stack-writing bug would leave it.
+fn world_with_junk_slot(junk: u64, invalidptr: bool) -> World {
+    let mut w = World::with(StackBarrierMode::GO, vec![call(), call()], |c| {
+        c.debug.invalidptr = invalidptr;
+    });
+    w.ops(2);
+    let owner = w.p.curg.as_mut().expect("the goroutine is running");
+    let g = w.rt.g(owner.index());
+    let st = g.state(owner).as_mut().expect("it has state");
+    let sp = st.gs.sp();
+    st.gs.write(sp, junk).unwrap(); // word 0 of main.leaf is a pointer slot
+    w
+}
+
+#[test]
+fn invalidptr_a_junk_pointer_slot_found_by_the_stack_scan_is_fatal_with_a_traceback() {
+    let mut w = world_with_junk_slot(0x10, true);
+    w.rt.stop_p(&mut w.p);
+    w.rt.gc_start(&mut w.worker, &mut w.p).unwrap();
+    w.rt.mark_step(&mut w.worker).unwrap(); // globals
+    let err = w.rt.mark_step(&mut w.worker).unwrap_err(); // the stack
+    let msg = err.to_string();
+    assert!(err.is_checker_violation());
+    assert!(
+        msg.contains("invalid pointer 0x10")
+            && msg.contains("goroutine 1 stack slot")
+            && msg.contains("first page")
+            && msg.contains("\ngoroutine 1 [stack")
+            && msg.matches("\tmain.leaf()").count() == 2,
+        "{msg}"
+    );
+}
+
+#[test]
+fn invalidptr_copystack_refuses_junk_and_poison_but_not_with_invalidptr_off() {
+    for (junk, invalidptr, fatal) in [
+        (0x10, true, true),
+        (0x10, false, false),
+        (stacks::POISON_STACK, false, true),
+        (stacks::POISON_GC, true, true),
+    ] {
+        let mut w = world_with_junk_slot(junk, invalidptr);
+        // 100 more 32-byte frames outgrow the 2 KiB stack: copystack walks every slot.
+        w.script.lock().unwrap().extend(vec![call(); 100]);
+        let mut result = Ok(gc::Step::Ran);
+        for _ in 0..100 {
+            result = w.rt.mutator_step(&mut w.p);
+            if result.is_err() {
+                break;
+            }
+        }
+        match result {
+            Err(e) => {
+                assert!(fatal, "{junk:#x} invalidptr={invalidptr}: {e}");
+                let msg = e.to_string();
+                assert!(
+                    msg.contains(&format!("invalid pointer {junk:#x}"))
+                        && msg.contains("while moving the stack")
+                        && msg.contains("\ngoroutine 1 [stack"),
+                    "{msg}"
+                );
+            }
+            Ok(_) => assert!(!fatal, "{junk:#x} invalidptr={invalidptr} was not caught"),
+        }
+    }
+}
