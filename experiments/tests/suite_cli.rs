@@ -51,6 +51,8 @@ fn bin(name: &str) -> Command {
         "depth_sweep" => env!("CARGO_BIN_EXE_depth_sweep"),
         "goroutine_sweep" => env!("CARGO_BIN_EXE_goroutine_sweep"),
         "barrier_designs" => env!("CARGO_BIN_EXE_barrier_designs"),
+        "sanitizer_leak" => env!("CARGO_BIN_EXE_sanitizer_leak"),
+        "wbshadow_faults" => env!("CARGO_BIN_EXE_wbshadow_faults"),
         "paper_tables" => env!("CARGO_BIN_EXE_paper_tables"),
         "testbed" => env!("CARGO_BIN_EXE_testbed"),
         other => panic!("no binary {other}"),
@@ -358,6 +360,8 @@ fn bad_flags_exit_2_with_one_line() {
         "depth_sweep",
         "goroutine_sweep",
         "barrier_designs",
+        "sanitizer_leak",
+        "wbshadow_faults",
     ] {
         rejects(name, &["--bogus"]);
         rejects(name, &["--quick", "--full"]);
@@ -453,4 +457,106 @@ fn a_shipped_trace_replays_soundly_under_every_design() {
             assert!(v["config"]["replay"].as_str().unwrap().ends_with(".trace"));
         }
     }
+}
+
+#[test]
+fn sanitizer_leak_writes_one_row_per_cycle_with_contexts_following_the_schedule() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin("sanitizer_leak")
+        .args([
+            "--quick", "--scale", "0.25", "--cycles", "8", "--quiet", "--out",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (header, rows) = read_csv(&dir.path().join("sanitizer_leak.csv"));
+    assert_eq!(
+        &header[..4],
+        ["mode", "step", "live_objects", "sanitizer_bytes"],
+        "DESIGN §7's columns first"
+    );
+    assert_eq!(rows.len(), 2 * 8, "two modes × one seed × 8 cycles");
+    // The schedule for 8 cycles: 2 Ps, 4 from cycle 3, 1 from cycle 5, 3 from cycle 7.
+    let procs: Vec<u64> = rows[..8].iter().map(|r| u(&header, r, "procs")).collect();
+    assert_eq!(procs, [2, 2, 4, 4, 1, 1, 3, 3]);
+    for r in &rows {
+        assert_eq!(u(&header, r, "contexts"), u(&header, r, "procs"));
+    }
+    let bytes = |mode: &str, step: u64| {
+        rows.iter()
+            .find(|r| field(&header, r, "mode") == mode && u(&header, r, "step") == step)
+            .map(|r| u(&header, r, "sanitizer_bytes"))
+            .unwrap()
+    };
+    // Flat after warm-up: within 5 % (the per-P caches hold a few slots more or less as the P
+    // count changes).
+    let (warm, last) = (bytes("free-notify", 2), bytes("free-notify", 7));
+    assert!(last.abs_diff(warm) * 20 < warm, "{warm} then {last}");
+    assert!(
+        bytes("no-free-notify", 7) > 2 * bytes("no-free-notify", 2),
+        "grows without"
+    );
+}
+
+#[test]
+fn wbshadow_faults_catches_every_run_that_lost_an_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin("wbshadow_faults")
+        .args([
+            "--quick",
+            "--scale",
+            "0.1",
+            "--seeds",
+            "2",
+            "--heap-minimum",
+            "262144",
+            "--quiet",
+            "--out",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (header, rows) = read_csv(&dir.path().join("wbshadow_faults.csv"));
+    assert_eq!(rows.len(), 3 * 4, "three modes × four fractions");
+    for r in &rows {
+        let mode = field(&header, r, "mode");
+        let by = ["by_store", "by_gc", "by_checkmark"].map(|c| u(&header, r, c));
+        assert!(by.iter().sum::<u64>() <= u(&header, r, "detected"));
+        if mode != "wbshadow=1" {
+            assert_eq!(
+                u(&header, r, "lost_caught"),
+                u(&header, r, "lost_runs"),
+                "{mode}"
+            );
+        }
+        if mode == "checkmark" {
+            assert_eq!(by[0] + by[1], 0, "checkmark alone has no shadow");
+        }
+    }
+    let (runs_header, runs) = read_csv(&dir.path().join("wbshadow_faults_runs.csv"));
+    assert_eq!(runs.len(), 3 * 4 * 2);
+    // A detected run's command reproduces its verdict: exit 3.
+    let detected = runs
+        .iter()
+        .find(|r| field(&runs_header, r, "detected") == "true")
+        .expect("some run is caught");
+    let command = field(&runs_header, detected, "command");
+    let args: Vec<&str> = command.split_whitespace().skip(1).collect();
+    let again = bin("testbed").args(&args).output().unwrap();
+    assert_eq!(again.status.code(), Some(3), "{command}");
+    let (oh, overhead) = read_csv(&dir.path().join("wbshadow_overhead.csv"));
+    assert_eq!(overhead.len(), 4 * 2, "off and three modes × two seeds");
+    assert!(overhead.iter().all(|r| (field(&oh, r, "mode") == "off"
+        || field(&oh, r, "mode") == "checkmark")
+        == (u(&oh, r, "shadow_bytes") == 0)));
 }

@@ -103,8 +103,11 @@ impl DebugKnobs {
                 why,
             };
             let value: u32 = value
-                .parse()
-                .map_err(|_| err("the value must be a non-negative integer"))?;
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+                .then(|| value.parse().ok())
+                .flatten()
+                .ok_or_else(|| err("the value must be a non-negative integer"))?;
             let flag = |v: u32| match v {
                 0 => Ok(false),
                 1 => Ok(true),
@@ -258,6 +261,8 @@ pub struct FaultLog {
     stores: AtomicU64,
     dropped: Mutex<Vec<DroppedBarrier>>,
     frames_skipped: AtomicU64,
+    /// `(dropped, frames_skipped)` at the last [`FaultLog::since_last_report`].
+    reported: Mutex<(u64, u64)>,
 }
 
 impl FaultLog {
@@ -295,6 +300,16 @@ impl FaultLog {
     /// Re-scan frames skipped so far.
     pub fn frames_skipped(&self) -> u64 {
         self.frames_skipped.load(Ordering::Relaxed)
+    }
+
+    /// Barriers dropped and re-scan frames skipped since the last call (each mark termination
+    /// reports them in its cycle's row, so no fault falls between two rows).
+    pub fn since_last_report(&self) -> (u64, u64) {
+        let (dropped, skipped) = (self.dropped_count(), self.frames_skipped());
+        let mut last = crate::heap::lock(&self.reported);
+        let since = (dropped - last.0, skipped - last.1);
+        *last = (dropped, skipped);
+        since
     }
 }
 
@@ -376,6 +391,7 @@ mod tests {
         "gctrace=1;gccheckmark=1",
         "gctrace==1",
         "wbshadow=1 2",
+        "gctrace=+1",
     ];
 
     #[test]

@@ -65,8 +65,6 @@ pub(crate) struct Accum {
     pub(crate) stats: CycleStats,
     pub(crate) stkbar: StkbarCounters,
     pub(crate) heap_at_start: u64,
-    /// Barriers dropped by `--inject` before the cycle started.
-    pub(crate) dropped_at_start: u64,
 }
 
 /// The collector's shared state.
@@ -277,8 +275,7 @@ impl Runtime {
                 acc.stats.sanitizer_contexts = s.contexts_live;
             }
         }
-        let dropped_before = self.fault_log.dropped_count();
-        lock(&gc.acc).dropped_at_start = dropped_before;
+
         gc.pacer.start_cycle(heap_live);
         let policy = self.stack_policy();
         *lock(&gc.roots) = Roots {
@@ -402,7 +399,7 @@ impl Runtime {
         stats.mark_term_ns = mark_term_ns;
         stats.checkmark_failures = failures;
         stats.procs = acc.stats.procs;
-        stats.wb_dropped = self.fault_log.dropped_count() - acc.dropped_at_start;
+        (stats.wb_dropped, stats.rescan_frames_skipped) = self.fault_log.since_last_report();
         stats.shadow_bytes = self.shadow_bytes();
         stats.live_objects = acc.stats.live_objects;
         stats.sanitizer_bytes = acc.stats.sanitizer_bytes;

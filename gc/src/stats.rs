@@ -58,8 +58,10 @@ pub struct CycleStats {
     pub wbshadow_violations: u64,
     /// Ps during the cycle (GOMAXPROCS, which a procs schedule may change at its start).
     pub procs: u64,
-    /// Barriers `--inject wb-drop` skipped during the cycle.
+    /// Barriers `--inject wb-drop` skipped since the previous cycle's mark termination.
     pub wb_dropped: u64,
+    /// Re-scan frames `--inject rescan-skip` left unshaded at this mark termination.
+    pub rescan_frames_skipped: u64,
     /// Bytes of wbshadow's shadow copy at mark termination (0 with wbshadow off).
     pub shadow_bytes: u64,
     /// Allocated heap objects at the cycle's start, once the last cycle's sweep has finished
@@ -221,6 +223,7 @@ impl Totals {
             s.checkmark_failures += c.checkmark_failures;
             s.wbshadow_violations += c.wbshadow_violations;
             s.wb_dropped += c.wb_dropped;
+            s.rescan_frames_skipped += c.rescan_frames_skipped;
             s.procs = s.procs.max(c.procs);
             s.shadow_bytes = s.shadow_bytes.max(c.shadow_bytes);
             s.live_objects = s.live_objects.max(c.live_objects);
