@@ -8,8 +8,11 @@
 //! file stays fast in a debug build. Every run but the threaded ones is deterministic, so the
 //! values asserted exactly below are functions of the flags and the seed.
 
-use std::process::{Command, Output};
+mod common;
 
+use std::process::Output;
+
+use common::{args_over, describe, run, run_with_env, text};
 use serde_json::Value;
 
 /// A small configuration every test starts from; `(flag, value)` pairs, no flag twice.
@@ -20,6 +23,12 @@ const BASE: &[(&str, &str)] = &[
     ("--cycles", "3"),
     ("--heap-minimum", "262144"),
 ];
+
+/// The base arguments with `overrides` replacing same-named flags (or appended), then `extra`
+/// appended verbatim.
+fn args(overrides: &[(&str, &str)], extra: &[&str]) -> Vec<String> {
+    args_over(BASE, overrides, extra)
+}
 
 /// Bad knob strings: each must be rejected, as `--debug` and as `STKBAR_DEBUG`.
 const BAD_KNOBS: &[&str] = &[
@@ -52,53 +61,6 @@ const BAD_KNOBS: &[&str] = &[
     "gctrace=1;gccheckmark=1",
     "gcstackbarrieroff=1,gcstackbarrierall=1",
 ];
-
-/// The base arguments with `overrides` replacing same-named flags (or appended), then `extra`
-/// appended verbatim.
-fn args(overrides: &[(&str, &str)], extra: &[&str]) -> Vec<String> {
-    let mut pairs: Vec<(&str, &str)> = BASE.to_vec();
-    for &(flag, value) in overrides {
-        match pairs.iter_mut().find(|(f, _)| *f == flag) {
-            Some(p) => p.1 = value,
-            None => pairs.push((flag, value)),
-        }
-    }
-    let mut v: Vec<String> = pairs
-        .iter()
-        .flat_map(|&(f, val)| [f.to_owned(), val.to_owned()])
-        .collect();
-    v.extend(extra.iter().map(|s| (*s).to_owned()));
-    v
-}
-
-/// Runs `testbed` with `args`, `STKBAR_DEBUG` removed unless `env_debug` sets it.
-fn run_with_env(args: &[String], env_debug: Option<&str>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_testbed"));
-    cmd.args(args).env_remove("STKBAR_DEBUG");
-    if let Some(d) = env_debug {
-        cmd.env("STKBAR_DEBUG", d);
-    }
-    cmd.output().expect("testbed runs")
-}
-
-fn run(args: &[String]) -> Output {
-    run_with_env(args, None)
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn describe(args: &[String], env_debug: Option<&str>, out: &Output) -> String {
-    let env = env_debug.map_or(String::new(), |d| format!("STKBAR_DEBUG={d:?} "));
-    format!(
-        "{env}testbed {}\nstatus: {:?}\nstdout:\n{}\nstderr:\n{}",
-        args.join(" "),
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    )
-}
 
 /// Asserts a bad-input rejection: exit 2, exactly one stderr line starting `testbed: `, empty
 /// stdout, no panic. Returns the line.

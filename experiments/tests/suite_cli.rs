@@ -65,9 +65,10 @@ fn traces() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data")
 }
 
-fn run_tiny(name: &str, out: &Path) -> Output {
+/// Runs experiment `name` with `args`, writing into `out`; it must succeed.
+fn run_ok(name: &str, args: &[&str], out: &Path) -> Output {
     let output = bin(name)
-        .args(TINY)
+        .args(args)
         .arg("--out")
         .arg(out)
         .arg("--traces")
@@ -80,6 +81,10 @@ fn run_tiny(name: &str, out: &Path) -> Output {
         String::from_utf8_lossy(&output.stderr)
     );
     output
+}
+
+fn run_tiny(name: &str, out: &Path) -> Output {
+    run_ok(name, &TINY, out)
 }
 
 /// A CSV as a header and rows of fields.
@@ -462,18 +467,8 @@ fn a_shipped_trace_replays_soundly_under_every_design() {
 #[test]
 fn sanitizer_leak_writes_one_row_per_cycle_with_contexts_following_the_schedule() {
     let dir = tempfile::tempdir().unwrap();
-    let out = bin("sanitizer_leak")
-        .args([
-            "--quick", "--scale", "0.25", "--cycles", "8", "--quiet", "--out",
-        ])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let args = ["--quick", "--scale", "0.25", "--cycles", "8", "--quiet"];
+    run_ok("sanitizer_leak", &args, dir.path());
     let (header, rows) = read_csv(&dir.path().join("sanitizer_leak.csv"));
     assert_eq!(
         &header[..4],
@@ -506,26 +501,17 @@ fn sanitizer_leak_writes_one_row_per_cycle_with_contexts_following_the_schedule(
 #[test]
 fn wbshadow_faults_catches_every_run_that_lost_an_object() {
     let dir = tempfile::tempdir().unwrap();
-    let out = bin("wbshadow_faults")
-        .args([
-            "--quick",
-            "--scale",
-            "0.1",
-            "--seeds",
-            "2",
-            "--heap-minimum",
-            "262144",
-            "--quiet",
-            "--out",
-        ])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let args = [
+        "--quick",
+        "--scale",
+        "0.1",
+        "--seeds",
+        "2",
+        "--heap-minimum",
+        "262144",
+        "--quiet",
+    ];
+    run_ok("wbshadow_faults", &args, dir.path());
     let (header, rows) = read_csv(&dir.path().join("wbshadow_faults.csv"));
     assert_eq!(rows.len(), 3 * 4, "three modes × four fractions");
     for r in &rows {

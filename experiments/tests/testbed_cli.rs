@@ -5,8 +5,11 @@
 //! Every run is tiny (a few goroutines, shallow stacks, two cycles, a small heap minimum) so the
 //! whole file stays fast in a debug build.
 
-use std::process::{Command, Output};
+mod common;
 
+use std::process::Output;
+
+use common::{args_over, describe, run, run_with_env, text};
 use serde_json::{Map, Value};
 
 /// A small configuration every test starts from; `(flag, value)` pairs, no flag twice.
@@ -17,6 +20,12 @@ const BASE: &[(&str, &str)] = &[
     ("--cycles", "2"),
     ("--heap-minimum", "65536"),
 ];
+
+/// The base arguments with `overrides` replacing same-named flags (or appended), then `extra`
+/// appended verbatim.
+fn args(overrides: &[(&str, &str)], extra: &[&str]) -> Vec<String> {
+    args_over(BASE, overrides, extra)
+}
 
 const WORKLOADS: &[&str] = &[
     "deep-oscillate",
@@ -89,56 +98,10 @@ const CONFIG_KEYS: &[&str] = &[
     "debug",
 ];
 
-/// The base arguments with `overrides` replacing same-named flags (or appended), then `extra`
-/// appended verbatim.
-fn args(overrides: &[(&str, &str)], extra: &[&str]) -> Vec<String> {
-    let mut pairs: Vec<(&str, &str)> = BASE.to_vec();
-    for &(flag, value) in overrides {
-        match pairs.iter_mut().find(|(f, _)| *f == flag) {
-            Some(p) => p.1 = value,
-            None => pairs.push((flag, value)),
-        }
-    }
-    let mut v: Vec<String> = pairs
-        .iter()
-        .flat_map(|&(f, val)| [f.to_owned(), val.to_owned()])
-        .collect();
-    v.extend(extra.iter().map(|s| (*s).to_owned()));
-    v
-}
-
-/// Runs `testbed` with `args`, `STKBAR_DEBUG` removed unless `env_debug` sets it.
-fn run_with_env(args: &[String], env_debug: Option<&str>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_testbed"));
-    cmd.args(args).env_remove("STKBAR_DEBUG");
-    if let Some(d) = env_debug {
-        cmd.env("STKBAR_DEBUG", d);
-    }
-    cmd.output().expect("testbed runs")
-}
-
-fn run(args: &[String]) -> Output {
-    run_with_env(args, None)
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn describe(args: &[String], out: &Output) -> String {
-    format!(
-        "testbed {}\nstatus: {:?}\nstdout:\n{}\nstderr:\n{}",
-        args.join(" "),
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    )
-}
-
 /// Asserts a bad-input rejection: exit 2, exactly one non-empty stderr line, empty stdout, no
 /// panic.
 fn assert_rejected(args: &[String], out: &Output) {
-    let ctx = describe(args, out);
+    let ctx = describe(args, None, out);
     assert_eq!(out.status.code(), Some(2), "{ctx}");
     assert!(out.stdout.is_empty(), "stdout not empty: {ctx}");
     let err = text(&out.stderr);
@@ -158,7 +121,7 @@ fn report(overrides: &[(&str, &str)], extra: &[&str]) -> Value {
     let mut a = args(overrides, extra);
     a.push("--json".to_owned());
     let out = run(&a);
-    let ctx = describe(&a, &out);
+    let ctx = describe(&a, None, &out);
     assert_eq!(out.status.code(), Some(0), "{ctx}");
     let stdout = text(&out.stdout);
     assert_eq!(stdout.trim().lines().count(), 1, "one JSON line: {ctx}");
@@ -256,7 +219,7 @@ fn bad_stkbar_debug_env_is_rejected_with_one_line() {
 fn debug_flag_overrides_bad_stkbar_debug_env() {
     let a = args(&[("--debug", "gctrace=0")], &[]);
     let out = run_with_env(&a, Some("bogus=1"));
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&a, &out));
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&a, None, &out));
 }
 
 // ---- 2. --help. ----
@@ -265,7 +228,7 @@ fn debug_flag_overrides_bad_stkbar_debug_env() {
 fn help_exits_0_and_shows_an_example_and_the_debug_knobs() {
     let a = vec!["--help".to_owned()];
     let out = run(&a);
-    let ctx = describe(&a, &out);
+    let ctx = describe(&a, None, &out);
     assert_eq!(out.status.code(), Some(0), "{ctx}");
     let help = text(&out.stdout);
     assert!(help.contains("Example"), "{ctx}");
@@ -497,7 +460,7 @@ fn gcstackbarrierall_knob_resolves_stack_barriers_all() {
 fn gctrace_prints_one_stderr_line_per_cycle() {
     let a = args(&[("--debug", "gctrace=1")], &[]);
     let out = run(&a);
-    let ctx = describe(&a, &out);
+    let ctx = describe(&a, None, &out);
     assert_eq!(out.status.code(), Some(0), "{ctx}");
     let err = text(&out.stderr);
     let lines: Vec<&str> = err.lines().collect();

@@ -95,11 +95,11 @@ impl Runtime {
     /// walk under `wbshadow=2`.
     pub(crate) fn check_object_shadow(&self, o: ObjRef) -> Result<(), RuntimeError> {
         let t = self.heap.type_of(self.heap.object_type(o));
+        let store = self.fault_log.stores();
         for &w in t.ptr_fields.iter() {
             let w = w as usize;
             if let Some(shadow) = self.heap.shadow_word(o, w) {
                 let holds = self.heap.read_word(o, w);
-                let store = self.fault_log.stores();
                 self.check_shadow(Slot::Field(o, w), shadow, holds, None, store, None)?;
             }
         }

@@ -1,0 +1,59 @@
+//! What the `testbed` command-line tests share: argument lists built from a base, running the
+//! binary (with `STKBAR_DEBUG` under the test's control), and describing a run for assertion
+//! messages.
+
+use std::process::{Command, Output};
+
+/// `base` with `overrides` replacing same-named flags (or appended), then `extra` appended
+/// verbatim.
+pub(crate) fn args_over(
+    base: &[(&str, &str)],
+    overrides: &[(&str, &str)],
+    extra: &[&str],
+) -> Vec<String> {
+    let mut pairs: Vec<(&str, &str)> = base.to_vec();
+    for &(flag, value) in overrides {
+        match pairs.iter_mut().find(|(f, _)| *f == flag) {
+            Some(p) => p.1 = value,
+            None => pairs.push((flag, value)),
+        }
+    }
+    let mut v: Vec<String> = pairs
+        .iter()
+        .flat_map(|&(f, val)| [f.to_owned(), val.to_owned()])
+        .collect();
+    v.extend(extra.iter().map(|s| (*s).to_owned()));
+    v
+}
+
+/// Runs `testbed` with `args`, `STKBAR_DEBUG` removed unless `env_debug` sets it.
+pub(crate) fn run_with_env(args: &[String], env_debug: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_testbed"));
+    cmd.args(args).env_remove("STKBAR_DEBUG");
+    if let Some(d) = env_debug {
+        cmd.env("STKBAR_DEBUG", d);
+    }
+    cmd.output().expect("testbed runs")
+}
+
+/// Runs `testbed` with `args` and no `STKBAR_DEBUG`.
+pub(crate) fn run(args: &[String]) -> Output {
+    run_with_env(args, None)
+}
+
+/// Output bytes as text.
+pub(crate) fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The command, its status and both streams, for an assertion message.
+pub(crate) fn describe(args: &[String], env_debug: Option<&str>, out: &Output) -> String {
+    let env = env_debug.map_or(String::new(), |d| format!("STKBAR_DEBUG={d:?} "));
+    format!(
+        "{env}testbed {}\nstatus: {:?}\nstdout:\n{}\nstderr:\n{}",
+        args.join(" "),
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    )
+}
