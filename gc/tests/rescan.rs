@@ -27,7 +27,7 @@ impl Behaviour for Script {
     }
 }
 
-const LEAF: FuncId = FuncId(4); // the first user function follows the four runtime functions
+const LEAF: FuncId = FuncId(6); // the first user function follows the six runtime functions
 const NODE: TypeId = TypeId(0);
 
 fn call() -> Op {

@@ -15,8 +15,8 @@ use gc::{
 use rand::RngExt;
 use stacks::{FuncId, Program, StackBarrierMode};
 
-/// The first user function follows the four runtime functions.
-const FRAME: FuncId = FuncId(4);
+/// The first user function follows the six runtime functions.
+const FRAME: FuncId = FuncId(6);
 const BIG_FRAME: FuncId = FuncId(5);
 const NODE: TypeId = TypeId(0);
 

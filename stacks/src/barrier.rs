@@ -36,7 +36,9 @@
 //!
 //! Synchronization. Installing, removing and unwinding barriers hold the goroutine's stack-barrier
 //! lock, which a profiler only tries; the hit handler takes no lock, since it runs on every return
-//! through a barrier, and the unwinder repairs a traceback that starts inside the trampoline.
+//! through a barrier: a profiler recognises it by the PC inside the trampoline, and the unwinder
+//! can repair a traceback that starts there. Each of these operations is several stores, and a
+//! signal may land between them (see `signal`).
 //!
 //! Counting. Every barrier installed ends exactly one way — hit by a return, passed by an unwind, or
 //! removed — so `installed = hit + unwound + removed` once a stack has no barriers left.
@@ -46,6 +48,7 @@ use std::fmt;
 use crate::addr::{Addr, Pc, WORD};
 use crate::code::Program;
 use crate::error::StackError;
+use crate::signal::{MidOp, NoSignals, Signals};
 use crate::stack::{GStack, Stkbar, max_stack_barriers};
 use crate::unwind::Frame;
 
@@ -199,12 +202,14 @@ impl GStack {
     }
 
     /// Installs a barrier over the return-PC slot at `slot` (Go's `gcInstallStackBarrier`): records
-    /// the slot and its PC, writes the trampoline's PC. Barriers must be installed from low to high
-    /// addresses; the caller holds the stack-barrier lock and has checked there is room.
+    /// the slot and its PC, then writes the trampoline's PC (a signal boundary between the two, see
+    /// `signal`). Barriers must be installed from low to high addresses; the caller holds the
+    /// stack-barrier lock and has checked there is room.
     pub(crate) fn install_stack_barrier(
         &mut self,
         prog: &Program,
         slot: Addr,
+        sig: &mut impl Signals,
     ) -> Result<(), StackError> {
         let saved = self.read(slot)?;
         debug_assert!(self.stkbar_len < self.stack.stkbar_cap());
@@ -216,8 +221,10 @@ impl GStack {
             },
         );
         self.stkbar_len += 1;
-        self.write(slot, prog.stack_barrier_pc().0)?;
         self.counters.installed += 1;
+        sig.boundary(self, MidOp::BarrierInstall);
+        self.write(slot, prog.stack_barrier_pc().0)?;
+        sig.boundary(self, MidOp::BarrierInstall);
         Ok(())
     }
 
@@ -225,17 +232,18 @@ impl GStack {
     /// array (Go's `gcRemoveStackBarriers`). The live stack is then byte-identical to one that never
     /// had barriers. Returns how many were removed.
     pub fn remove_stack_barriers(&mut self, prog: &Program) -> Result<usize, StackError> {
-        self.with_stack_lock(|gs| gs.remove_stack_barriers_locked(prog))
+        self.with_stack_lock(|gs| gs.remove_stack_barriers_locked(prog, &mut NoSignals))
     }
 
     /// [`GStack::remove_stack_barriers`] for a caller that already holds the stack-barrier lock.
     pub(crate) fn remove_stack_barriers_locked(
         &mut self,
         prog: &Program,
+        sig: &mut impl Signals,
     ) -> Result<usize, StackError> {
         let n = self.stkbar_len - self.stkbar_pos;
         for i in self.stkbar_pos..self.stkbar_len {
-            self.remove_stack_barrier(prog, i)?;
+            self.remove_stack_barrier(prog, i, sig)?;
         }
         self.counters.removed += n as u64;
         self.stkbar_pos = 0;
@@ -244,8 +252,13 @@ impl GStack {
     }
 
     /// Restores barrier `i`'s return PC (Go's `gcRemoveStackBarrier`); the slot must still hold the
-    /// trampoline's PC.
-    fn remove_stack_barrier(&mut self, prog: &Program, i: usize) -> Result<(), StackError> {
+    /// trampoline's PC. The entry stays recorded: the caller retires it after the boundary.
+    fn remove_stack_barrier(
+        &mut self,
+        prog: &Program,
+        i: usize,
+        sig: &mut impl Signals,
+    ) -> Result<(), StackError> {
         let bar = self.stack.stkbar(i);
         let found = self.stack.read(bar.saved_lr_ptr);
         if found != Some(prog.stack_barrier_pc().0) {
@@ -257,6 +270,7 @@ impl GStack {
             )));
         }
         self.stack.write(bar.saved_lr_ptr, bar.saved_lr_val.0);
+        sig.boundary(self, MidOp::BarrierRemove);
         Ok(())
     }
 
@@ -265,11 +279,22 @@ impl GStack {
     /// writes into the stack at `sp` without a pointer bitmap, so the re-scan covers what changes.
     /// Returns how many barriers were passed.
     pub fn unwind_barriers(&mut self, prog: &Program, sp: Addr) -> Result<usize, StackError> {
+        self.unwind_barriers_with_signals(prog, sp, &mut NoSignals)
+    }
+
+    /// [`GStack::unwind_barriers`] on a goroutine's own M, where a signal may land between the
+    /// stores of each restoration.
+    pub fn unwind_barriers_with_signals(
+        &mut self,
+        prog: &Program,
+        sp: Addr,
+        sig: &mut impl Signals,
+    ) -> Result<usize, StackError> {
         self.with_stack_lock(|gs| {
             let before = gs.stkbar_pos;
             while gs.stkbar_pos < gs.stkbar_len && gs.stack.stkbar(gs.stkbar_pos).saved_lr_ptr < sp
             {
-                gs.remove_stack_barrier(prog, gs.stkbar_pos)?;
+                gs.remove_stack_barrier(prog, gs.stkbar_pos, sig)?;
                 gs.stkbar_pos += 1;
                 gs.counters.unwound += 1;
             }

@@ -24,6 +24,7 @@
 use crate::addr::{Addr, Pc, WORD};
 use crate::code::{FuncId, FuncKind, Program};
 use crate::error::StackError;
+use crate::signal::{MidOp, NoSignals, Signals};
 use crate::stack::{GStack, Gobuf};
 
 /// The outcome of a call.
@@ -138,6 +139,18 @@ impl GStack {
     /// replaced.
     #[inline]
     pub fn ret(&mut self, prog: &Program) -> Result<Ret, StackError> {
+        self.ret_with_signals(prog, &mut NoSignals)
+    }
+
+    /// [`GStack::ret`] on the goroutine's own M, where a signal may land inside the trampoline: after
+    /// the frame is popped (PC at `stackBarrier`, SP just above the slot) and again after
+    /// `stkbar_pos` advances (see `signal`).
+    #[inline]
+    pub fn ret_with_signals(
+        &mut self,
+        prog: &Program,
+        sig: &mut impl Signals,
+    ) -> Result<Ret, StackError> {
         if self.is_empty() {
             return Err(self.frame_op_error("return from a goroutine with no frames"));
         }
@@ -150,7 +163,14 @@ impl GStack {
             .ok_or_else(|| self.bad_address(slot))?;
         let hit_barrier = raw == prog.stack_barrier_pc().0;
         let pc = if hit_barrier {
-            self.stack_barrier_hit(fp)?
+            self.sched = Gobuf {
+                pc: prog.stack_barrier_pc(),
+                sp: fp,
+            };
+            sig.boundary(self, MidOp::BarrierHit);
+            let pc = self.stack_barrier_hit(fp)?;
+            sig.boundary(self, MidOp::BarrierHit);
+            pc
         } else {
             Pc(raw)
         };
@@ -228,6 +248,17 @@ impl GStack {
     /// its call site. Barriers on the popped frames are marked hit first. `n` must leave at least one
     /// frame. Returns the number of barriers passed.
     pub fn unwind_frames(&mut self, prog: &Program, n: usize) -> Result<usize, StackError> {
+        self.unwind_frames_with_signals(prog, n, &mut NoSignals)
+    }
+
+    /// [`GStack::unwind_frames`] on the goroutine's own M, where a signal may land while the
+    /// barriers are restored.
+    pub fn unwind_frames_with_signals(
+        &mut self,
+        prog: &Program,
+        n: usize,
+        sig: &mut impl Signals,
+    ) -> Result<usize, StackError> {
         if n == 0 {
             return Ok(0);
         }
@@ -243,7 +274,7 @@ impl GStack {
                 last.index + 1
             )));
         }
-        let passed = self.unwind_barriers(prog, last.fp)?;
+        let passed = self.unwind_barriers_with_signals(prog, last.fp, sig)?;
         self.sched = Gobuf {
             pc: last.lr,
             sp: last.fp,
@@ -260,6 +291,18 @@ impl GStack {
         prog: &Program,
         dst: Addr,
         words: &[u64],
+    ) -> Result<usize, StackError> {
+        self.runtime_bulk_write_with_signals(prog, dst, words, &mut NoSignals)
+    }
+
+    /// [`GStack::runtime_bulk_write`] on the goroutine's own M, where a signal may land while the
+    /// barriers below `dst` are restored.
+    pub fn runtime_bulk_write_with_signals(
+        &mut self,
+        prog: &Program,
+        dst: Addr,
+        words: &[u64],
+        sig: &mut impl Signals,
     ) -> Result<usize, StackError> {
         let end = dst.add(words.len() * WORD);
         let mut target = None;
@@ -278,7 +321,7 @@ impl GStack {
                 )));
             }
         }
-        let passed = self.unwind_barriers(prog, dst)?;
+        let passed = self.unwind_barriers_with_signals(prog, dst, sig)?;
         self.stack
             .words_mut(dst, end)
             .expect("checked to lie in a frame")

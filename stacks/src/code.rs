@@ -16,7 +16,9 @@
 //!   return PC;
 //! * `gogo` — the goroutine switch, [`GOGO_BYTES`] long as on amd64 (seed 003's `RuntimeGogoBytes`),
 //!   so that a profiler can tell whether a PC lies inside it;
-//! * `morestack` — where a function's prologue goes when its frame does not fit.
+//! * `morestack` — where a function's prologue goes when its frame does not fit;
+//! * `mcall` — the switch from a goroutine to its M's scheduler stack (g0);
+//! * `schedule` — the scheduler loop an M runs on g0 between goroutines.
 //!
 //! User functions follow. A user function has `call_sites` call instructions, each 16 bytes long; the
 //! return PC of call site `k` is `entry + 16·(k+1)`, the address just past that call, so a return PC
@@ -73,6 +75,10 @@ pub enum FuncKind {
     Gogo,
     /// The stack-growth entry.
     Morestack,
+    /// The switch from a goroutine to the scheduler stack.
+    Mcall,
+    /// The scheduler, running on an M's g0.
+    Schedule,
 }
 
 /// One function of the simulated program.
@@ -199,6 +205,8 @@ pub struct Program {
     stack_barrier: FuncId,
     gogo: FuncId,
     morestack: FuncId,
+    mcall: FuncId,
+    schedule: FuncId,
     first_user: u32,
 }
 
@@ -246,7 +254,7 @@ impl ProgramBuilder {
         for s in &self.specs {
             validate(s)?;
         }
-        let mut funcs = Vec::with_capacity(self.specs.len() + 4);
+        let mut funcs = Vec::with_capacity(self.specs.len() + 6);
         let mut next = TEXT_BASE;
         let mut place = |name: &str, kind, len: u64, frame_size, ptr_map, call_sites| {
             let entry = next;
@@ -286,6 +294,15 @@ impl ProgramBuilder {
             PtrMap::new(),
             0,
         );
+        place("runtime.mcall", FuncKind::Mcall, 32, 0, PtrMap::new(), 0);
+        place(
+            "runtime.schedule",
+            FuncKind::Schedule,
+            64,
+            0,
+            PtrMap::new(),
+            0,
+        );
         for mut s in self.specs {
             // The scanner walks the map's raw words; bits past its length must be clear.
             s.ptr_map.set_uninitialized(false);
@@ -316,7 +333,9 @@ impl ProgramBuilder {
             stack_barrier: FuncId(1),
             gogo: FuncId(2),
             morestack: FuncId(3),
-            first_user: 4,
+            mcall: FuncId(4),
+            schedule: FuncId(5),
+            first_user: 6,
         })
     }
 }
@@ -469,6 +488,22 @@ impl Program {
     /// `runtime.morestack`.
     pub fn morestack(&self) -> FuncId {
         self.morestack
+    }
+
+    /// `runtime.mcall`.
+    pub fn mcall(&self) -> FuncId {
+        self.mcall
+    }
+
+    /// `runtime.schedule`.
+    pub fn schedule(&self) -> FuncId {
+        self.schedule
+    }
+
+    /// Whether `pc` lies inside function `f`.
+    #[inline]
+    pub fn pc_in(&self, f: FuncId, pc: Pc) -> bool {
+        self.func(f).contains(pc)
     }
 
     /// A seeded random program (see [`RandomProgram`]). The same seed and spec give the same program.

@@ -17,7 +17,8 @@
 //! * [`call`] — the calling convention: call, return, local stores, panic unwinds, runtime bulk writes;
 //! * [`barrier`] — stack barriers and the invariant that makes partial re-scans sound;
 //! * [`scan`] — `scanstack`: pointer slots for the collector, barriers installed on the way;
-//! * [`copystack`] — growing and shrinking stacks with barriers in them.
+//! * [`copystack`] — growing and shrinking stacks with barriers in them;
+//! * [`signal`] — where a profiling signal may land inside a barrier operation.
 //!
 //! Every operation that reads stack contents returns a [`StackError`] naming the goroutine's stack,
 //! the frame and the address when the contents do not make sense; nothing panics on bad data.
@@ -29,6 +30,7 @@ pub mod code;
 pub mod copystack;
 pub mod error;
 pub mod scan;
+pub mod signal;
 pub mod stack;
 pub mod unwind;
 
@@ -40,6 +42,7 @@ pub use barrier::{StackBarrierMode, StkbarCounters};
 pub use call::{Call, Ret};
 pub use code::{Func, FuncId, FuncKind, Program, RandomProgram};
 pub use error::{StackError, StackId};
-pub use scan::{ScanKind, ScanStats, scan_frames, scanstack};
+pub use scan::{ScanKind, ScanStats, scan_frames, scanstack, scanstack_with_signals};
+pub use signal::{MidOp, NoSignals, Signals};
 pub use stack::{GStack, Gobuf, Stack, StackPool, Stkbar, max_stack_barriers};
 pub use unwind::{Frame, Gentraceback, gentraceback};

@@ -25,6 +25,7 @@ use crate::addr::{Addr, WORD};
 use crate::barrier::{BarrierPlacement, StackBarrierMode};
 use crate::code::Program;
 use crate::error::StackError;
+use crate::signal::{NoSignals, Signals};
 use crate::stack::GStack;
 use crate::unwind::Frame;
 
@@ -99,10 +100,24 @@ pub fn scanstack(
     kind: ScanKind,
     visit: impl FnMut(Addr, u64),
 ) -> Result<ScanStats, StackError> {
+    scanstack_with_signals(prog, gs, kind, &mut NoSignals, visit)
+}
+
+/// [`scanstack`] by a goroutine on its own M (a self-scan at a safe point), where a signal may
+/// land between the stores of each barrier it removes or installs (see `signal`).
+pub fn scanstack_with_signals(
+    prog: &Program,
+    gs: &mut GStack,
+    kind: ScanKind,
+    sig: &mut impl Signals,
+    visit: impl FnMut(Addr, u64),
+) -> Result<ScanStats, StackError> {
     match kind {
         ScanKind::Whole => scan_frames(prog, gs, None, |_| {}, visit),
         ScanKind::Rescan => scan_frames(prog, gs, gs.rescan_limit(), |_| {}, visit),
-        ScanKind::Mark(mode) => gs.with_stack_lock(|gs| scan_and_install(prog, gs, mode, visit)),
+        ScanKind::Mark(mode) => {
+            gs.with_stack_lock(|gs| scan_and_install(prog, gs, mode, sig, visit))
+        }
     }
 }
 
@@ -111,9 +126,10 @@ fn scan_and_install(
     prog: &Program,
     gs: &mut GStack,
     mode: StackBarrierMode,
+    sig: &mut impl Signals,
     visit: impl FnMut(Addr, u64),
 ) -> Result<ScanStats, StackError> {
-    let stale = gs.remove_stack_barriers_locked(prog)?;
+    let stale = gs.remove_stack_barriers_locked(prog, sig)?;
 
     let mut placement = BarrierPlacement::new(mode, gs.sp(), gs.stack().stkbar_cap(), prog);
     let mut slots: SmallVec<[Addr; 24]> = SmallVec::new();
@@ -129,7 +145,7 @@ fn scan_and_install(
         visit,
     )?;
     for &slot in &slots {
-        gs.install_stack_barrier(prog, slot)?;
+        gs.install_stack_barrier(prog, slot, sig)?;
     }
     stats.barriers_installed = slots.len();
     stats.stale_barriers_removed = stale;
