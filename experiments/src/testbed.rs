@@ -34,7 +34,7 @@ Exit codes: 0 success, 2 bad input, 3 a checker found a violation, 1 the run cou
 )]
 pub struct TestbedArgs {
     /// Workload: deep-oscillate, deep-unwind, many-shallow, mixed, copy-heavy, adversarial,
-    /// sync-leak, replay (with --replay FILE).
+    /// sync-leak, switch-heavy, replay (with --replay FILE).
     #[arg(long)]
     pub workload: String,
     /// The trace `--workload replay` replays (format `stkbar-replay 1`; see experiments/data/).

@@ -19,7 +19,8 @@
 //! every P's work buffer (Go's ragged `forEachP` barrier in `gcMarkDone`) and, if marking is then
 //! complete, stops the world for mark termination. When no goroutine can run, a blocked one is
 //! woken (the engine's timer), and when none is left alive, cycles are forced so a run always
-//! completes.
+//! completes. While tracing, the engine reads full trace buffers between steps; while profiling,
+//! each P's M takes signals from a seeded countdown of its micro-operation boundaries.
 
 use rand::{RngExt, SeedableRng};
 
@@ -28,9 +29,11 @@ use crate::mark::MarkProgress;
 use crate::mgc::Phase;
 use crate::mmu::MmuPoint;
 use crate::mutator::Rng;
+use crate::profile::Profile;
 use crate::runtime::{GcConfig, Runtime, Step, WorkloadImage};
 use crate::sched::P;
 use crate::stats::{CycleStats, RescanBound, RescanRecord, Totals};
+use crate::trace::{STW_MARK_TERMINATION, STW_SWEEP_TERMINATION, TraceStats};
 use crate::workbuf::GcWork;
 
 /// What a run produced.
@@ -49,6 +52,10 @@ pub struct RunResult {
     /// [`crate::mmu::MMU_WINDOWS_NS`] that fit in it; empty under the deterministic engine,
     /// which has no clock.
     pub mmu: Vec<MmuPoint>,
+    /// The profile since the engine started, if the configuration profiles.
+    pub profile: Option<Profile>,
+    /// The tracer's counters, if the configuration traces.
+    pub trace: Option<TraceStats>,
 }
 
 /// The deterministic engine.
@@ -71,6 +78,7 @@ impl Deterministic {
         let seed = config.seed;
         let gc_share = config.gc_share.clamp(0.0, 1.0);
         let rt = Runtime::new(config, image, &mut ps)?;
+        rt.start_profiling(ps.iter_mut(), false);
         Ok(Deterministic {
             rt,
             ps,
@@ -105,6 +113,7 @@ impl Deterministic {
         for p in &mut self.ps {
             self.rt.stop_p(p);
         }
+        self.rt.trace_flush(self.ps.iter_mut());
         let history = self.rt.gc.history();
         let cycles = history[target - cycles as usize..].to_vec();
         Ok(RunResult {
@@ -113,6 +122,8 @@ impl Deterministic {
             rescans: self.rt.gc.rescan_records(),
             rescan_bound: self.rt.gc.rescan_bound(),
             mmu: Vec::new(),
+            profile: self.rt.profile(self.ps.iter()),
+            trace: self.rt.trace.as_ref().map(|t| t.stats()),
         })
     }
 
@@ -129,13 +140,17 @@ impl Deterministic {
     /// One scheduling decision.
     pub fn step(&mut self) -> Result<(), RuntimeError> {
         let rt = &self.rt;
+        rt.trace_read_pending();
         if rt.gc.start_requested() && rt.gc.phase() != Phase::Mark {
+            let stw = rt.trace_now();
             self.stop_the_world();
             self.ops_since_cycle = 0;
             if let Some(n) = self.rt.config.procs_at_cycle(self.rt.gc.cycle() + 1) {
                 self.rt.procresize(self.ps.iter_mut(), n)?;
             }
-            return self.rt.gc_start(&mut self.worker, &mut self.ps[0]);
+            let r = self.rt.gc_start(&mut self.worker, &mut self.ps[0]);
+            self.rt.trace_stw(STW_SWEEP_TERMINATION, stw);
+            return r;
         }
         // One draw per step: the high half decides the collector's turn, the low half picks the P
         // (the one a mutator step runs, or the one the background sweeper runs on).
@@ -145,7 +160,7 @@ impl Deterministic {
             Phase::Mark if collector_turn => self.mark_step(),
             Phase::Sweep if collector_turn => {
                 let i = self.pick_p(r as u32);
-                self.rt.sweep_step(&mut self.ps[i]);
+                self.rt.sweep_batch(&mut self.ps[i], 1);
                 Ok(())
             }
             _ => self.mutator_step(r as u32),
@@ -167,8 +182,10 @@ impl Deterministic {
         }
         self.worker.dispose(&self.rt.gc.pool);
         if self.rt.mark_complete() {
+            let stw = self.rt.trace_now();
             self.stop_the_world();
             let r = self.rt.mark_termination(&mut self.worker);
+            self.rt.trace_stw(STW_MARK_TERMINATION, stw);
             self.rt.trace_cycle();
             r?;
         }
@@ -207,7 +224,7 @@ impl Deterministic {
                         match self.rt.gc.phase() {
                             Phase::Mark => self.mark_step()?,
                             Phase::Sweep => {
-                                self.rt.sweep_step(&mut self.ps[i]);
+                                self.rt.sweep_batch(&mut self.ps[i], 1);
                             }
                             Phase::Off => self.rt.gc.request_start(),
                         }

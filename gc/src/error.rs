@@ -78,6 +78,12 @@ pub enum RuntimeError {
     /// was lost or counted twice.
     #[error("fatal error: sanitizer accounting after procresize: {0}")]
     SanitizerAccounting(String),
+    /// A write barrier ran inside a `nowritebarrier` region (debug builds; see `nowb`).
+    #[error("fatal error: write barrier in nowritebarrier function {region}")]
+    WriteBarrierInNoWriteBarrier {
+        /// The innermost region.
+        region: &'static str,
+    },
     /// The heap is full.
     #[error("fatal error: {0}")]
     Heap(#[from] HeapError),
@@ -127,6 +133,7 @@ impl RuntimeError {
             RuntimeError::BadPointer { .. }
             | RuntimeError::MissedWriteBarrier { .. }
             | RuntimeError::SanitizerAccounting(_)
+            | RuntimeError::WriteBarrierInNoWriteBarrier { .. }
             | RuntimeError::CheckmarkFailed { .. } => true,
             RuntimeError::Heap(_)
             | RuntimeError::Mutator { .. }

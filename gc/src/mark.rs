@@ -28,16 +28,20 @@
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
-use stacks::{Addr, ScanKind, StackBarrierMode, scan_frames, scanstack};
+use stacks::{
+    Addr, NoSignals, ScanKind, Signals, StackBarrierMode, scan_frames, scanstack_with_signals,
+};
 
 use crate::debug::seeded_fraction;
 use crate::error::{RuntimeError, TRACEBACK_FRAMES, stack_place, traceback};
 use crate::heap::{Lookup, lock};
 use crate::mgc::Phase;
 use crate::pacer::GC_OVER_ASSIST_WORK;
-use crate::runtime::Runtime;
+use crate::profile::BarrierSignals;
+use crate::runtime::{Runtime, TraceTo};
 use crate::sched::{GIndex, GOwner, GState, P, status};
 use crate::stats::{CycleStats, RescanRecord};
+use crate::trace::{TraceEv, Track};
 use crate::wbarrier::StackPolicy;
 use crate::workbuf::GcWork;
 
@@ -78,18 +82,24 @@ impl Runtime {
         owner: &mut GOwner,
         gcw: &mut GcWork,
         cycle: u32,
+        to: &mut TraceTo<'_>,
+        sig: &mut impl Signals,
     ) -> Result<(), RuntimeError> {
         let index = owner.index();
         let g = self.g(index);
         let Some(st) = g.state(owner).as_mut() else {
             return Ok(());
         };
+        let t0 = self.trace_now();
+        let goid = st.gs.goid();
         if st
             .gs
             .shrinkstack(&mut lock(&self.stackpool), &self.prog)
             .map_err(|e| self.copystack_error(e, &st.gs))?
         {
             lock(&self.gc.acc).stats.copystacks += 1;
+            let size = st.gs.stack().alloc_size() as u64;
+            self.trace_to(to, TraceEv::CopyStack, None, [goid, size]);
         }
         let rescans = self.stack_policy() == StackPolicy::ConcurrentScanRescan;
         let mode = if rescans {
@@ -98,13 +108,19 @@ impl Runtime {
             StackBarrierMode::Off
         };
         let mut err = None;
-        let stats = scanstack(&self.prog, &mut st.gs, ScanKind::Mark(mode), |slot, v| {
-            if err.is_none()
-                && let Err(e) = self.shade(v, gcw, "")
-            {
-                err = Some((e, slot));
-            }
-        })?;
+        let stats = scanstack_with_signals(
+            &self.prog,
+            &mut st.gs,
+            ScanKind::Mark(mode),
+            sig,
+            |slot, v| {
+                if err.is_none()
+                    && let Err(e) = self.shade(v, gcw, "")
+                {
+                    err = Some((e, slot));
+                }
+            },
+        )?;
         if let Some((e, slot)) = err {
             return Err(self.relocate(e, &st.gs, slot));
         }
@@ -116,6 +132,16 @@ impl Runtime {
         if stats.barriers_installed > 0 || stats.stale_barriers_removed > 0 {
             lock(&self.gc.barriered).push(index);
         }
+        if self.trace.is_some() {
+            let (stale, installed) = (stats.stale_barriers_removed, stats.barriers_installed);
+            if stale > 0 {
+                self.trace_to(to, TraceEv::BarrierRemove, None, [goid, stale as u64]);
+            }
+            if installed > 0 {
+                self.trace_to(to, TraceEv::BarrierInstall, None, [goid, installed as u64]);
+            }
+            self.trace_to(to, TraceEv::StackScan, Some(t0), [goid, stats.bytes as u64]);
+        }
         if rescans {
             st.gcscanvalid = true;
             self.begin_track(st);
@@ -126,13 +152,40 @@ impl Runtime {
 
     /// A running goroutine scans its own stack at a safe point (Go's `preemptscan`), then goes on
     /// running, so it joins the re-scan list at once.
+    /// It scans on its own M, so a profiling signal may land inside a barrier install there.
     pub(crate) fn self_scan(&self, owner: &mut GOwner, p: &mut P) -> Result<(), RuntimeError> {
         let cycle = self.gc.cycle();
-        let g = self.g(owner.index());
+        let index = owner.index();
+        let g = self.g(index);
         if self.gc.phase() != Phase::Mark || g.scan_done_cycle.load(Ordering::Acquire) == cycle {
             return Ok(());
         }
-        self.scan_g(owner, &mut p.gcw, cycle)?;
+        // The true frames stay put while the scan borrows the stack.
+        let true_frames = g
+            .state(owner)
+            .as_mut()
+            .map(|st| std::mem::take(&mut st.true_frames))
+            .unwrap_or_default();
+        let P {
+            id,
+            gcw,
+            tracebuf,
+            prof,
+            ..
+        } = p;
+        let mut sig = BarrierSignals {
+            rt: self,
+            prof,
+            p_id: *id,
+            index,
+            true_frames: &true_frames,
+        };
+        let mut to = TraceTo::P(tracebuf, *id);
+        let r = self.scan_g(owner, gcw, cycle, &mut to, &mut sig);
+        if let Some(st) = g.state(owner).as_mut() {
+            st.true_frames = true_frames;
+        }
+        r?;
         if let Some(st) = g.state(owner).as_mut()
             && st.gcscanvalid
         {
@@ -208,7 +261,8 @@ impl Runtime {
                     let r = if g.scan_done_cycle.load(Ordering::Acquire) == cycle {
                         Ok(())
                     } else {
-                        self.scan_g(&mut owner, worker, cycle)
+                        let mut to = TraceTo::Global(Track::Worker(preempt_p.unwrap_or(0) as u16));
+                        self.scan_g(&mut owner, worker, cycle, &mut to, &mut NoSignals)
                     };
                     g.release(owner, restore);
                     finished(self);
@@ -382,11 +436,16 @@ impl Runtime {
             return Ok(()); // dead
         };
         let scanned = g.scan_done_cycle.load(Ordering::Acquire) == cycle;
+        let t0 = self.trace_now();
+        let before = stats.rescan_bytes;
         let r = match g.state(&mut owner).as_mut() {
             Some(st) => self.rescan_state(st, scanned, worker, cycle, stats, records),
             None => Ok(()),
         };
+        let goid = g.goid();
         g.release(owner, restore);
+        let bytes = stats.rescan_bytes - before;
+        self.trace_global(Track::Gc, TraceEv::Rescan, Some(t0), [goid, bytes]);
         r
     }
 

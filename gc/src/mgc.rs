@@ -18,14 +18,16 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
-use stacks::StkbarCounters;
+use stacks::{NoSignals, StkbarCounters};
 
 use crate::error::RuntimeError;
 use crate::heap::lock;
+use crate::nowb::nowritebarrier;
 use crate::pacer::Pacer;
-use crate::runtime::{GcConfig, Runtime};
+use crate::runtime::{GcConfig, Runtime, TraceTo};
 use crate::sched::{GIndex, P, PCounters};
 use crate::stats::{CycleStats, RescanBound, RescanRecord};
+use crate::trace::{PHASE_MARK, PHASE_SWEEP, TraceEv, Track};
 use crate::wbarrier::StackPolicy;
 use crate::workbuf::{GcWork, WorkbufPool};
 
@@ -242,6 +244,7 @@ impl Runtime {
     /// its grey objects to the global lists, its mcache spans to the heap, its counters to the
     /// cycle.
     pub fn stop_p(&self, p: &mut P) {
+        let _nowb = nowritebarrier("stopTheWorld");
         self.deschedule(p);
         p.gcw.dispose(&self.gc.pool);
         self.heap.flush_mcache(&mut p.mcache);
@@ -252,12 +255,17 @@ impl Runtime {
     /// went through [`Runtime::stop_p`]), and `p` is the P whose goroutine started the cycle: the
     /// rest of the last cycle's sweep runs on it (Go's `finishsweep_m`).
     pub fn gc_start(&self, worker: &mut GcWork, p: &mut P) -> Result<(), RuntimeError> {
+        let _nowb = nowritebarrier("gcStart");
         let t0 = Instant::now();
         let gc = &self.gc;
         {
             let P { id, racectx, .. } = p;
             self.heap
                 .finish_sweep(|a, size| self.note_free(*id, racectx, a, size));
+        }
+        if gc.phase() == Phase::Sweep {
+            gc.set_phase(Phase::Off);
+            self.trace_phase_change(Some(PHASE_SWEEP));
         }
         let cycle = gc.cycle.fetch_add(1, Ordering::AcqRel) + 1;
         self.heap.start_mark();
@@ -294,12 +302,14 @@ impl Runtime {
         lock(&gc.barriered).clear();
         self.wb_on.store(true, Ordering::Release);
         gc.set_phase(Phase::Mark);
+        self.trace_phase_change(None);
         gc.start_requested.store(false, Ordering::Relaxed);
         if policy == StackPolicy::StwScanAtStart {
             for index in 0..self.allglen() as GIndex {
                 let g = self.g(index);
                 if let Some((mut owner, restore)) = g.try_own_for_scan() {
-                    let r = self.scan_g(&mut owner, worker, cycle);
+                    let mut to = TraceTo::Global(Track::Gc);
+                    let r = self.scan_g(&mut owner, worker, cycle, &mut to, &mut NoSignals);
                     g.release(owner, restore);
                     r?;
                 }
@@ -315,6 +325,8 @@ impl Runtime {
     /// Mark termination (Go's `gcMarkTermination`); the world is stopped. Returns the cycle's
     /// stats, or the checker's error.
     pub fn mark_termination(&self, worker: &mut GcWork) -> Result<CycleStats, RuntimeError> {
+        let _nowb = nowritebarrier("gcMarkTermination");
+        self.trace_phase_change(Some(PHASE_MARK));
         let t0 = Instant::now();
         let gc = &self.gc;
         let cycle = gc.cycle();
@@ -349,14 +361,18 @@ impl Runtime {
             let g = self.g(index);
             if let Some((mut owner, restore)) = g.try_own_for_scan() {
                 let r = match g.state(&mut owner).as_mut() {
-                    Some(st) => st
-                        .gs
-                        .remove_stack_barriers(&self.prog)
-                        .map(|_| stkbar.add(&st.gs.take_counters())),
-                    None => Ok(()),
+                    Some(st) => st.gs.remove_stack_barriers(&self.prog).map(|n| {
+                        stkbar.add(&st.gs.take_counters());
+                        n
+                    }),
+                    None => Ok(0),
                 };
                 g.release(owner, restore);
-                r?;
+                let removed = r?;
+                if removed > 0 {
+                    let args = [g.goid(), removed as u64];
+                    self.trace_global(Track::Gc, TraceEv::BarrierRemove, None, args);
+                }
             }
         }
         self.wb_on.store(false, Ordering::Release);
@@ -365,6 +381,7 @@ impl Runtime {
         let assist_scan_bytes = gc.pacer.assist_work();
         gc.pacer.set_after_cycle(marked, &self.config);
         gc.set_phase(Phase::Sweep);
+        self.trace_phase_change(None);
         let mark_term_ns = (t0.elapsed().as_nanos() as u64).saturating_sub(checkmark_ns);
 
         // Book-keeping after the pause proper (still stopped): stack use and the cycle's row.

@@ -26,8 +26,11 @@ use crate::error::{RuntimeError, TRACEBACK_FRAMES, short_traceback, stack_place,
 use crate::heap::{Globals, Heap, Lookup, ObjRef, ObjType, lock};
 use crate::mgc::GcState;
 use crate::mutator::{Behaviour, Ctx, Op, Rng};
+use crate::nowb::nowritebarrier;
+use crate::profile::{BarrierSignals, Curg, MProf, MState, ProfileConfig, Where};
 use crate::sanitizer::{ProcCtx, Sanitizer};
 use crate::sched::{G, GIndex, GOwner, GState, P, ScanTrack, status};
+use crate::trace::{Trace, TraceEv, TraceEvent, Track};
 use crate::wbarrier::{BarrierDesign, Dijkstra, StackPolicy};
 use crate::workbuf::GcWork;
 
@@ -79,6 +82,10 @@ pub struct GcConfig {
     pub procs_schedule: Vec<(u32, usize)>,
     /// Keep a [`crate::RescanRecord`] per re-scanned goroutine.
     pub record_rescans: bool,
+    /// Trace the run (see `trace`); the events go to the sink set on [`Runtime::trace`].
+    pub trace: bool,
+    /// Profile the run (see `profile`).
+    pub profile: Option<ProfileConfig>,
 }
 
 impl Default for GcConfig {
@@ -101,6 +108,8 @@ impl Default for GcConfig {
             sanitizer: None,
             procs_schedule: Vec::new(),
             record_rescans: false,
+            trace: false,
+            profile: None,
         }
     }
 }
@@ -221,6 +230,15 @@ pub struct Runtime {
     /// Per P: come to the scheduler at the next safe point (Go's `preempt` flag, set for every
     /// running goroutine by `preemptall` when the world stops). Only the threaded engine sets it.
     preempt: Box<[AtomicBool]>,
+    /// Per P: a profiling signal is pending for its M (set by the threaded engine's profiler
+    /// thread).
+    sigpending: Box<[AtomicBool]>,
+    /// The tracer, while tracing.
+    pub trace: Option<Trace>,
+    /// Goroutines keep their true frames for the profiler to check its samples against.
+    keep_true_frames: bool,
+    /// When the current concurrent GC phase began, in trace time.
+    trace_phase_since: AtomicU64,
 }
 
 impl Runtime {
@@ -273,6 +291,10 @@ impl Runtime {
             sanitizer: config.sanitizer.map(|_| Sanitizer::new()),
             gomaxprocs: AtomicUsize::new(config.procs.clamp(1, ps.len().max(1))),
             preempt: ps.iter().map(|_| AtomicBool::new(false)).collect(),
+            sigpending: ps.iter().map(|_| AtomicBool::new(false)).collect(),
+            trace: config.trace.then(Trace::new),
+            keep_true_frames: config.profile.is_some_and(|c| c.validate),
+            trace_phase_since: AtomicU64::new(0),
             prog: image.program,
             config,
         };
@@ -308,11 +330,15 @@ impl Runtime {
         ps: impl IntoIterator<Item = &'p mut P>,
         nprocs: usize,
     ) -> Result<(), RuntimeError> {
+        let _nowb = nowritebarrier("procresize");
         let mut contexts = Vec::new();
         for p in ps {
             let dead = p.id >= nprocs;
             if dead && !p.dead {
                 debug_assert!(p.curg.is_none(), "stop_p descheduled it");
+                if let Some(tr) = &self.trace {
+                    tr.release(&mut p.tracebuf);
+                }
                 lock(&self.globrunq).extend(p.runq.drain(..));
                 p.gcw.dispose(&self.gc.pool);
                 self.heap.flush_mcache(&mut p.mcache);
@@ -424,9 +450,11 @@ impl Runtime {
             gcscanvalid: false,
             track: None,
             gc_assist_bytes: 0,
+            true_frames: Vec::new(),
         });
         self.live_gs.fetch_add(1, Ordering::Relaxed);
         p.counters.spawned += 1;
+        self.trace_p(p, TraceEv::GoCreate, [goid, 0]);
         self.gc.note_new_goroutine(self, index);
         g.release(owner, status::RUNNABLE);
         p.runq.push_back(index);
@@ -435,6 +463,7 @@ impl Runtime {
 
     /// Makes the next runnable goroutine `p`'s current one; false if there is none.
     pub fn schedule(&self, p: &mut P) -> bool {
+        let _nowb = nowritebarrier("schedule");
         debug_assert!(p.curg.is_none());
         for _ in 0..p.runq.len() + 1 {
             p.schedtick = p.schedtick.wrapping_add(1);
@@ -471,6 +500,8 @@ impl Runtime {
     pub fn deschedule(&self, p: &mut P) {
         if let Some(owner) = p.curg.take() {
             let index = owner.index();
+            self.trace_go_left(p, index, crate::trace::LEFT_PREEMPT);
+            p.m = MState::Scheduler;
             self.g(index).release(owner, status::RUNNABLE);
             p.runq.push_front(index);
         }
@@ -534,11 +565,16 @@ impl Runtime {
     /// a marker's request to scan the stack (Go's preemptscan) is honoured there. Returns
     /// [`Step::Ran`] if the goroutine is still current; `p.counters.ops` counts what ran.
     pub fn mutator_run(&self, p: &mut P, max_ops: u64) -> Result<Step, RuntimeError> {
-        if p.curg.is_none() && !self.schedule(p) {
-            return Ok(Step::Idle);
+        if p.curg.is_none() {
+            self.sig_boundary(&mut p.prof, p.id, MState::Scheduler, None, Where::Scheduler);
+            if !self.schedule(p) {
+                return Ok(Step::Idle);
+            }
+            self.gogo(p);
         }
         let mut owner = p.curg.take().expect("scheduled");
-        let g = self.g(owner.index());
+        let index = owner.index();
+        let g = self.g(index);
         for _ in 0..max_ops {
             if self.preempt_requested(p.id) {
                 break;
@@ -555,9 +591,15 @@ impl Runtime {
                 .state(&mut owner)
                 .as_mut()
                 .expect("a running goroutine has state");
+            let curg = Curg {
+                index,
+                gs: &st.gs,
+                true_frames: &st.true_frames,
+            };
+            self.sig_boundary(&mut p.prof, p.id, MState::User, Some(curg), Where::Op);
             let op = st.behaviour.next_op(&Ctx { depth: st.depth }, &mut st.rng);
             p.counters.ops += 1;
-            let leave = match self.exec(op, st, p) {
+            let leave = match self.exec(op, index, st, p) {
                 Ok(Flow::Continue) => continue,
                 Ok(Flow::Spawn) => {
                     if let Some(child) = st.behaviour.spawn(&mut st.rng)
@@ -574,22 +616,70 @@ impl Runtime {
                     return Err(e);
                 }
             };
-            let index = owner.index();
+            let curg = Curg {
+                index,
+                gs: &st.gs,
+                true_frames: &st.true_frames,
+            };
+            self.mcall(p, curg);
             match leave {
                 Leave::Yield => {
+                    self.trace_go_left(p, index, crate::trace::LEFT_YIELD);
                     g.release(owner, status::RUNNABLE);
                     p.runq.push_back(index);
                 }
                 Leave::Block => {
+                    self.trace_go_left(p, index, crate::trace::LEFT_BLOCK);
                     g.release(owner, status::WAITING);
                     lock(&self.parked).push(index);
                 }
-                Leave::Exit => self.goexit(owner, p)?,
+                Leave::Exit => {
+                    self.trace_go_left(p, index, crate::trace::LEFT_EXIT);
+                    self.goexit(owner, p)?;
+                }
             }
             return Ok(Step::Switched);
         }
         p.curg = Some(owner);
         Ok(Step::Ran)
+    }
+
+    /// Switches `p`'s M to its newly scheduled goroutine (Go's `gogo`): g, then SP, then PC, a
+    /// signal boundary after each store but the last (see `profile`).
+    fn gogo(&self, p: &mut P) {
+        let _nowb = nowritebarrier("gogo");
+        let mut owner = p.curg.take().expect("schedule made it current");
+        let index = owner.index();
+        let st = self
+            .g(index)
+            .state(&mut owner)
+            .as_ref()
+            .expect("a scheduled goroutine has state");
+        if let Some(tr) = &self.trace {
+            p.trace_running_since = tr.now_ns();
+        }
+        for step in 0..3 {
+            p.m = MState::Gogo(step);
+            let curg = Curg {
+                index,
+                gs: &st.gs,
+                true_frames: &st.true_frames,
+            };
+            self.sig_boundary(&mut p.prof, p.id, p.m, Some(curg), Where::Switch);
+        }
+        p.m = MState::User;
+        p.curg = Some(owner);
+    }
+
+    /// Switches `p`'s M from its goroutine, whose gobuf is saved, to g0 (Go's `mcall`): g, then
+    /// SP, a signal boundary after each, then the jump to the scheduler.
+    fn mcall(&self, p: &mut P, curg: Curg<'_>) {
+        let _nowb = nowritebarrier("mcall");
+        for step in 0..2 {
+            p.m = MState::Mcall(step);
+            self.sig_boundary(&mut p.prof, p.id, p.m, Some(curg), Where::Switch);
+        }
+        p.m = MState::Scheduler;
     }
 
     /// Ends the owned goroutine: its remaining barriers are passed, its stack returns to the pool
@@ -602,13 +692,24 @@ impl Runtime {
             .take()
             .expect("a running goroutine has state");
         let hi = st.gs.stack().hi();
-        st.gs.unwind_barriers(&self.prog, hi)?;
+        let mut sig = BarrierSignals {
+            rt: self,
+            prof: &mut p.prof,
+            p_id: p.id,
+            index,
+            true_frames: &st.true_frames,
+        };
+        let passed = st
+            .gs
+            .unwind_barriers_with_signals(&self.prog, hi, &mut sig)?;
+        if passed > 0 {
+            self.trace_p(p, TraceEv::BarrierUnwind, [st.gs.goid(), passed as u64]);
+        }
         self.gc.note_goroutine_exit(&st.gs.take_counters());
         lock(&self.stackpool).stackfree(st.gs.into_stack());
         self.live_gs.fetch_sub(1, Ordering::Relaxed);
         g.release(owner, status::DEAD);
         lock(&self.gfree).push(index);
-        let _ = p;
         Ok(())
     }
 
@@ -704,7 +805,13 @@ impl Runtime {
 
     /// Executes one operation.
     #[inline]
-    fn exec(&self, op: Op, st: &mut GState, p: &mut P) -> Result<Flow, RuntimeError> {
+    fn exec(
+        &self,
+        op: Op,
+        index: GIndex,
+        st: &mut GState,
+        p: &mut P,
+    ) -> Result<Flow, RuntimeError> {
         let prog = &self.prog;
         match op {
             Op::Call { func, site } => {
@@ -719,20 +826,39 @@ impl Runtime {
                         .newstack(&mut lock(&self.stackpool), prog, needed)
                         .map_err(|e| self.copystack_error(e, &st.gs))?;
                     p.counters.copystacks += 1;
+                    let size = st.gs.stack().alloc_size() as u64;
+                    self.trace_p(p, TraceEv::CopyStack, [st.gs.goid(), size]);
                     let again = st.gs.call(prog, func, u32::from(site))?;
                     debug_assert_eq!(again, Call::Pushed);
                 }
                 st.depth += 1;
+                if self.keep_true_frames {
+                    st.true_frames.push(func);
+                }
             }
             Op::Ret => {
                 if st.depth == 0 {
                     return Ok(Flow::Leave(Leave::Exit));
                 }
-                match st.gs.ret(prog)? {
+                // The frame is gone once the return pops it: a signal inside the trampoline
+                // sees the caller's frames.
+                st.true_frames.pop();
+                let mut sig = BarrierSignals {
+                    rt: self,
+                    prof: &mut p.prof,
+                    p_id: p.id,
+                    index,
+                    true_frames: &st.true_frames,
+                };
+                match st.gs.ret_with_signals(prog, &mut sig)? {
                     Ret::Exited => return Ok(Flow::Leave(Leave::Exit)),
-                    Ret::Returned { .. } => {
+                    Ret::Returned { hit_barrier } => {
                         st.depth -= 1;
                         self.note_return(st);
+                        if hit_barrier {
+                            let pos = st.gs.stkbar_pos() as u64;
+                            self.trace_p(p, TraceEv::BarrierHit, [st.gs.goid(), pos]);
+                        }
                     }
                 }
             }
@@ -854,16 +980,43 @@ impl Runtime {
                     (target, locals.source(Some(src)))
                 };
                 if Self::is_stack_ptr(st, target) && !Self::escapes(v) {
-                    st.gs.runtime_bulk_write(prog, Addr(target), &[v])?;
+                    let mut sig = BarrierSignals {
+                        rt: self,
+                        prof: &mut p.prof,
+                        p_id: p.id,
+                        index,
+                        true_frames: &st.true_frames,
+                    };
+                    let passed = st.gs.runtime_bulk_write_with_signals(
+                        prog,
+                        Addr(target),
+                        &[v],
+                        &mut sig,
+                    )?;
                     self.note_bulk_write(st, Addr(target))?;
+                    if passed > 0 {
+                        self.trace_p(p, TraceEv::BarrierUnwind, [st.gs.goid(), passed as u64]);
+                    }
                 }
             }
             Op::Unwind { frames } => {
                 let n = usize::from(frames).min(st.depth.saturating_sub(1));
                 if n > 0 {
-                    st.gs.unwind_frames(prog, n)?;
+                    let mut sig = BarrierSignals {
+                        rt: self,
+                        prof: &mut p.prof,
+                        p_id: p.id,
+                        index,
+                        true_frames: &st.true_frames,
+                    };
+                    let passed = st.gs.unwind_frames_with_signals(prog, n, &mut sig)?;
                     st.depth -= n;
+                    let keep = st.true_frames.len().saturating_sub(n);
+                    st.true_frames.truncate(keep);
                     self.note_return(st);
+                    if passed > 0 {
+                        self.trace_p(p, TraceEv::BarrierUnwind, [st.gs.goid(), passed as u64]);
+                    }
                 }
             }
             Op::Spawn => return Ok(Flow::Spawn),
@@ -1061,6 +1214,9 @@ impl Runtime {
     /// first with the slot's old value and the value being stored.
     #[inline]
     pub fn write_barrier(&self, p: &mut P, old: u64, new: u64) -> Result<(), RuntimeError> {
+        if let Some(region) = crate::nowb::current_region() {
+            return Err(RuntimeError::WriteBarrierInNoWriteBarrier { region });
+        }
         if !self.wb_on.load(Ordering::Relaxed) {
             return Ok(());
         }
@@ -1117,6 +1273,145 @@ impl Runtime {
         }
     }
 
+    // ---------------------------------------------------------------------------------------
+    // Tracing and profiling.
+
+    /// Trace time now (0 when not tracing).
+    #[inline]
+    pub fn trace_now(&self) -> u64 {
+        self.trace.as_ref().map_or(0, Trace::now_ns)
+    }
+
+    /// Writes an instant event on `p`'s track into its buffer.
+    #[inline]
+    pub(crate) fn trace_p(&self, p: &mut P, ev: TraceEv, args: [u64; 2]) {
+        if let Some(tr) = &self.trace {
+            let track = Track::P(p.id as u16);
+            tr.event(&mut p.tracebuf, TraceEvent::instant(tr, track, ev, args));
+        }
+    }
+
+    /// Writes a slice from `since` until now on `track` into `p`'s buffer.
+    #[inline]
+    pub fn trace_slice_p(&self, p: &mut P, track: Track, ev: TraceEv, since: u64, args: [u64; 2]) {
+        if let Some(tr) = &self.trace {
+            tr.event(
+                &mut p.tracebuf,
+                TraceEvent::slice(tr, track, ev, since, args),
+            );
+        }
+    }
+
+    /// Writes an instant event (`since` = `None`) or a slice into the global buffer, for code
+    /// running without a P.
+    pub fn trace_global(&self, track: Track, ev: TraceEv, since: Option<u64>, args: [u64; 2]) {
+        if let Some(tr) = &self.trace {
+            tr.event_global(match since {
+                Some(t) => TraceEvent::slice(tr, track, ev, t, args),
+                None => TraceEvent::instant(tr, track, ev, args),
+            });
+        }
+    }
+
+    /// The slice of the goroutine `index` that has just left `p` (how: `trace::LEFT_*`).
+    fn trace_go_left(&self, p: &mut P, index: GIndex, left: u64) {
+        if self.trace.is_some() {
+            let goid = self.g(index).goid();
+            let since = p.trace_running_since;
+            self.trace_slice_p(
+                p,
+                Track::P(p.id as u16),
+                TraceEv::GoRun,
+                since,
+                [goid, left],
+            );
+        }
+    }
+
+    /// Ends the current concurrent phase's slice (`phase` = `trace::PHASE_*`) and starts the next.
+    pub(crate) fn trace_phase_change(&self, ended: Option<u64>) {
+        if let Some(tr) = &self.trace {
+            let now = tr.now_ns();
+            let since = self.trace_phase_since.swap(now, Ordering::Relaxed);
+            if let Some(phase) = ended {
+                let cycle = u64::from(self.gc.cycle());
+                self.trace_global(Track::Gc, TraceEv::GcPhase, Some(since), [phase, cycle]);
+            }
+        }
+    }
+
+    /// A stop-the-world pause that began at `since` (trace time) and has just ended.
+    pub fn trace_stw(&self, reason: u64, since: u64) {
+        let cycle = u64::from(self.gc.cycle());
+        self.trace_global(Track::Gc, TraceEv::Stw, Some(since), [reason, cycle]);
+    }
+
+    /// Queues every P's and the global trace buffer for the reader and reads them all: the end
+    /// of a run (Go's `StopTrace`). Tracing goes on if the engine runs again.
+    pub fn trace_flush<'p>(&self, ps: impl IntoIterator<Item = &'p mut P>) {
+        if let Some(tr) = &self.trace {
+            for p in ps {
+                tr.release(&mut p.tracebuf);
+            }
+            tr.release_global();
+            tr.read();
+        }
+    }
+
+    /// Reads the full trace buffers, if any (the engines call it as they run).
+    #[inline]
+    pub fn trace_read_pending(&self) {
+        if let Some(tr) = &self.trace
+            && tr.full_pending()
+        {
+            tr.read();
+        }
+    }
+
+    /// Gives every P's M a profiler state, if the configuration profiles: a seeded countdown
+    /// under the deterministic engine, the profiler thread's flag under the threaded one.
+    pub fn start_profiling<'p>(&self, ps: impl IntoIterator<Item = &'p mut P>, threaded: bool) {
+        if let Some(cfg) = &self.config.profile {
+            for p in ps {
+                p.prof = Some(Box::new(MProf::new(cfg, self.config.seed, p.id, threaded)));
+            }
+        }
+    }
+
+    /// The profile every P's M has recorded so far, if profiling.
+    pub fn profile<'p>(&self, ps: impl IntoIterator<Item = &'p P>) -> Option<crate::Profile> {
+        self.config.profile?;
+        let mut total = crate::Profile::default();
+        for p in ps {
+            if let Some(m) = &p.prof {
+                total.add(m.profile());
+            }
+        }
+        Some(total)
+    }
+
+    /// Sends a profiling signal to P `id`'s M (the threaded engine's profiler thread).
+    pub fn signal_p(&self, id: usize) {
+        if let Some(f) = self.sigpending.get(id) {
+            f.store(true, Ordering::Release);
+        }
+    }
+
+    /// Takes P `id`'s pending profiling signal, if any.
+    #[inline]
+    pub(crate) fn take_sigpending(&self, id: usize) -> bool {
+        self.sigpending
+            .get(id)
+            .is_some_and(|f| f.load(Ordering::Relaxed) && f.swap(false, Ordering::Acquire))
+    }
+
+    /// A boundary of `p`'s own loop outside the mutator (sweeping, marking, idle): a pending
+    /// signal finds its M on g0.
+    #[inline]
+    pub fn sig_boundary_system(&self, p: &mut P) {
+        self.sig_boundary(&mut p.prof, p.id, MState::Scheduler, None, Where::Scheduler);
+    }
+
     /// Starts a scan track for a goroutine whose stack was just scanned.
     pub(crate) fn begin_track(&self, st: &mut GState) {
         let used = st.gs.used();
@@ -1131,6 +1426,39 @@ impl Runtime {
             changed_sp_depth: used,
             ret_slot_depth: usize::MAX,
         });
+    }
+}
+
+/// Where a piece of runtime code writes its trace events: its P's buffer, or (without a P) the
+/// global buffer, on a track.
+pub(crate) enum TraceTo<'a> {
+    /// P `1`'s buffer and track.
+    P(&'a mut Option<Box<crate::trace::TraceBuf>>, usize),
+    /// The global buffer, on this track.
+    Global(Track),
+}
+
+impl Runtime {
+    /// Writes an instant event (`since` = `None`) or a slice where `to` says.
+    pub(crate) fn trace_to(
+        &self,
+        to: &mut TraceTo<'_>,
+        ev: TraceEv,
+        since: Option<u64>,
+        args: [u64; 2],
+    ) {
+        let Some(tr) = &self.trace else { return };
+        match to {
+            TraceTo::P(buf, id) => {
+                let track = Track::P(*id as u16);
+                let e = match since {
+                    Some(t) => TraceEvent::slice(tr, track, ev, t, args),
+                    None => TraceEvent::instant(tr, track, ev, args),
+                };
+                tr.event(buf, e);
+            }
+            TraceTo::Global(track) => self.trace_global(*track, ev, since, args),
+        }
     }
 }
 

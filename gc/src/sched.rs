@@ -16,7 +16,8 @@
 //! (Go's `gfget`/`gfput`); its stack went back to the pool when it died.
 //!
 //! A [`P`] is plain data owned by the thread running it: its run queue, its current goroutine's
-//! token, its mcache, the gcWork its write barriers shade into, and its sanitizer context.
+//! token, its mcache, the gcWork its write barriers shade into, its sanitizer context, its trace
+//! buffer, and — since each P's thread is its M — the M's registers and profiler state.
 
 use std::cell::UnsafeCell;
 use std::collections::VecDeque;
@@ -27,10 +28,12 @@ use stacks::GStack;
 use crate::heap::MCache;
 use crate::mmu::GcTimeline;
 use crate::mutator::{Behaviour, Rng};
+use crate::profile::{MProf, MState};
 use crate::sanitizer::ProcCtx;
 #[cfg(feature = "loom")]
 use crate::sync::TrackedAccess;
 use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use crate::trace::TraceBuf;
 use crate::workbuf::GcWork;
 
 /// Goroutine status values (Go's `_Grunnable`, …).
@@ -216,6 +219,10 @@ pub struct GState {
     /// Assist credit in heap bytes (Go's `gcAssistBytes`): allocation during mark debits it;
     /// below zero, the goroutine must do mark work before allocating on (see `pacer`).
     pub gc_assist_bytes: i64,
+    /// The functions on the stack, outermost first, kept by the interpreter apart from stack
+    /// memory while the profiler validates its samples (empty otherwise): the ground truth a
+    /// traceback must match.
+    pub true_frames: Vec<stacks::FuncId>,
 }
 
 /// Mutator counters of one P, folded into the cycle's stats at each stop-the-world.
@@ -257,6 +264,14 @@ pub struct P {
     pub dead: bool,
     /// Its sanitizer context (Go's `p.racectx`), while the sanitizer is on and the P alive.
     pub racectx: Option<ProcCtx>,
+    /// Its trace buffer (Go's `p.tracebuf`), while tracing.
+    pub tracebuf: Option<Box<TraceBuf>>,
+    /// When its current goroutine started running, in trace time.
+    pub trace_running_since: u64,
+    /// Where its M's registers stand (see `profile`); each P's thread is its M.
+    pub m: MState,
+    /// Its M's profiler state, while profiling.
+    pub prof: Option<Box<MProf>>,
 }
 
 impl P {
@@ -274,6 +289,10 @@ impl P {
             gc_timeline: GcTimeline::new(),
             dead: false,
             racectx: None,
+            tracebuf: None,
+            trace_running_since: 0,
+            m: MState::Scheduler,
+            prof: None,
         }
     }
 

@@ -9,6 +9,7 @@
 use crate::mgc::Phase;
 use crate::runtime::Runtime;
 use crate::sched::P;
+use crate::trace::{PHASE_SWEEP, TraceEv, Track};
 
 impl Runtime {
     /// One unit of concurrent sweep, on `p`; false when the heap is swept (the phase is then
@@ -26,6 +27,22 @@ impl Runtime {
             return true;
         }
         self.gc.set_phase(Phase::Off);
+        self.trace_phase_change(Some(PHASE_SWEEP));
         false
+    }
+
+    /// Up to `max` units of sweep on `p`, traced as one slice on its track; returns how many
+    /// spans it swept.
+    pub fn sweep_batch(&self, p: &mut P, max: usize) -> usize {
+        let t0 = self.trace_now();
+        let mut n = 0;
+        while n < max && self.sweep_step(p) {
+            n += 1;
+        }
+        if n > 0 {
+            let track = Track::P(p.id as u16);
+            self.trace_slice_p(p, track, TraceEv::Sweep, t0, [n as u64, 0]);
+        }
+        n
     }
 }

@@ -46,7 +46,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
-use rand::SeedableRng;
+use rand::{RngExt, SeedableRng};
 
 use crate::engine::RunResult;
 use crate::error::RuntimeError;
@@ -58,6 +58,10 @@ use crate::mutator::Rng;
 use crate::runtime::{GcConfig, Runtime, Step, WorkloadImage};
 use crate::sched::P;
 use crate::stats::Totals;
+use crate::trace::{
+    STW_MARK_TERMINATION, STW_SWEEP_TERMINATION, TraceEv, Track, WORKER_DEDICATED,
+    WORKER_FRACTIONAL, WORKER_IDLE,
+};
 use crate::workbuf::GcWork;
 
 /// Operations a P runs between two looks at its scheduler loop (it still stops at every
@@ -170,6 +174,8 @@ pub struct Threaded {
     worker: GcWork,
     stw: Vec<(u64, u64)>,
     origin: Instant,
+    /// Signals the profiler thread has sent since the engine started.
+    signals_sent: u64,
 }
 
 /// The stopped world: every P, held.
@@ -184,6 +190,7 @@ impl Threaded {
         let mut ps: Vec<P> = (0..config.max_procs()).map(P::new).collect();
         let plan = WorkerPlan::new(config.procs.max(1), config.gc_share.clamp(0.0, 1.0));
         let rt = Runtime::new(config, image, &mut ps)?;
+        rt.start_profiling(ps.iter_mut(), true);
         Ok(Threaded {
             rt,
             ps: ps.into_iter().map(Mutex::new).collect(),
@@ -191,6 +198,7 @@ impl Threaded {
             worker: GcWork::new(),
             stw: Vec::new(),
             origin: Instant::now(),
+            signals_sent: 0,
         })
     }
 
@@ -232,6 +240,7 @@ impl Threaded {
             coordinator: std::thread::current(),
         };
         let (rt, ps, origin) = (&self.rt, &self.ps, self.origin);
+        let mut signals_sent = 0;
         let gc_share = rt.config.gc_share.clamp(0.0, 1.0);
         let mut coordinator = Coordinator {
             rt,
@@ -262,8 +271,18 @@ impl Threaded {
                     })
                     .expect("spawn a P thread");
             }
+            let profiler = rt.config.profile.map(|cfg| {
+                let ctl = &ctl;
+                std::thread::Builder::new()
+                    .name("profiler".into())
+                    .spawn_scoped(s, move || profiler_thread(rt, ctl, cfg.interval))
+                    .expect("spawn the profiler thread")
+            });
             let r = coordinator.run(target, cycles, limits);
             ctl.done.store(true, Ordering::Release);
+            if let Some(t) = profiler {
+                signals_sent = t.join().unwrap_or(0);
+            }
             for i in 0..ps.len() {
                 rt.preempt_p(i);
             }
@@ -277,6 +296,23 @@ impl Threaded {
             self.rt.stop_p(p);
             self.rt.clear_preempt(p.id);
         }
+        self.rt.trace_flush(
+            self.ps
+                .iter_mut()
+                .map(|p| p.get_mut().unwrap_or_else(|e| e.into_inner())),
+        );
+        self.signals_sent += signals_sent;
+        let profile = self
+            .rt
+            .profile(
+                self.ps
+                    .iter_mut()
+                    .map(|p| &*p.get_mut().unwrap_or_else(|e| e.into_inner())),
+            )
+            .map(|mut prof| {
+                prof.signals_sent = self.signals_sent;
+                prof
+            });
         let error = ctl.error.into_inner().unwrap_or_else(|e| e.into_inner());
         outcome?;
         if let Some(e) = error {
@@ -300,6 +336,8 @@ impl Threaded {
             rescans: self.rt.gc.rescan_records(),
             rescan_bound: self.rt.gc.rescan_bound(),
             mmu: mmu::mmu(&per_p, &self.stw, (0, end_ns), &MMU_WINDOWS_NS),
+            profile,
+            trace: self.rt.trace.as_ref().map(|t| t.stats()),
         })
     }
 }
@@ -344,8 +382,10 @@ impl<'a> Coordinator<'a> {
                 });
             }
             let phase = rt.gc.phase();
+            rt.trace_read_pending();
             if rt.gc.start_requested() && phase != Phase::Mark {
                 self.ctl.ops_since_cycle.store(0, Ordering::Relaxed);
+                let stw = rt.trace_now();
                 let mut world = self.stop_the_world();
                 let r = match rt.config.procs_at_cycle(rt.gc.cycle() + 1) {
                     Some(n) => rt.procresize(world.ps.iter_mut().map(|p| &mut **p), n),
@@ -353,6 +393,7 @@ impl<'a> Coordinator<'a> {
                 }
                 .and_then(|()| rt.gc_start(self.worker, &mut world.ps[0]));
                 let pause = self.start_the_world(world);
+                rt.trace_stw(STW_SWEEP_TERMINATION, stw);
                 rt.gc.set_sweep_term_pause(pause);
                 self.ctl
                     .mark_start_ns
@@ -369,9 +410,11 @@ impl<'a> Coordinator<'a> {
                 self.for_each_p_flush();
                 self.worker.dispose(&rt.gc.pool);
                 if rt.mark_complete() {
+                    let stw = rt.trace_now();
                     let world = self.stop_the_world();
                     let r = rt.mark_termination(self.worker);
                     let pause = self.start_the_world(world);
+                    rt.trace_stw(STW_MARK_TERMINATION, stw);
                     rt.gc.set_mark_term_pause(pause);
                     rt.trace_cycle();
                     r?;
@@ -452,6 +495,30 @@ impl<'a> Coordinator<'a> {
     }
 }
 
+/// The profiler thread (the threaded engine's `setitimer`): until the run ends, waits a random
+/// time of mean `interval`, then signals a random live P's M. Returns the signals sent.
+fn profiler_thread(rt: &Runtime, ctl: &Control, interval: Duration) -> u64 {
+    let mut rng = Rng::seed_from_u64(rt.config.seed ^ 0x5167_7071);
+    let mean_ns = interval.as_nanos().max(1) as u64;
+    let mut sent = 0;
+    while !ctl.done.load(Ordering::Acquire) {
+        let wait = Duration::from_nanos(rng.random_range(0..2 * mean_ns));
+        let until = Instant::now() + wait;
+        // Short waits spin (the OS sleeps at least tens of microseconds); long ones sleep.
+        while Instant::now() < until {
+            if wait > Duration::from_micros(200) {
+                std::thread::sleep(until.saturating_duration_since(Instant::now()));
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        let procs = rt.gomaxprocs().max(1);
+        rt.signal_p(rng.random_range(0..procs));
+        sent += 1;
+    }
+    sent
+}
+
 /// One P's thread.
 struct PThread<'a> {
     rt: &'a Runtime,
@@ -489,18 +556,16 @@ impl<'a> PThread<'a> {
                 p = self.park(p, Some(DEAD_P_SLEEP));
                 continue;
             }
-            for _ in 0..SWEEP_BATCH {
-                if !self.rt.sweep_step(&mut p) {
-                    break;
-                }
-            }
+            // The scheduler loop runs on g0: a profiling signal here is a System sample.
+            self.rt.sig_boundary_system(&mut p);
+            self.rt.sweep_batch(&mut p, SWEEP_BATCH);
             let generation = self.ctl.flush_gen.load(Ordering::Acquire);
             if self.ctl.flushed[self.i].load(Ordering::Acquire) < generation {
                 p.gcw.dispose(&self.rt.gc.pool);
                 self.ctl.flushed[self.i].store(generation, Ordering::Release);
             }
             let r = match self.turn(&mut p) {
-                Turn::Mark { until, fractional } => self.mark(&mut p, until, fractional),
+                Turn::Mark { until, fractional } => self.mark(&mut p, until, fractional, false),
                 Turn::Mutator => match self.mutate(&mut p) {
                     Ok(Step::Idle) => {
                         p = self.idle(p);
@@ -584,11 +649,18 @@ impl<'a> PThread<'a> {
     }
 
     /// Marks until `until`, a stop request, or no work.
-    fn mark(&mut self, p: &mut P, until: Instant, fractional: bool) -> Result<(), RuntimeError> {
+    fn mark(
+        &mut self,
+        p: &mut P,
+        until: Instant,
+        fractional: bool,
+        idle: bool,
+    ) -> Result<(), RuntimeError> {
         let rt = self.rt;
         let Some(t0) = p.now_ns() else {
             return Ok(());
         };
+        let trace_t0 = rt.trace_now();
         let mut progress;
         loop {
             progress = rt.mark_work(&mut p.gcw, WORKER_DRAIN_BYTES, Some(self.i))?;
@@ -603,6 +675,15 @@ impl<'a> PThread<'a> {
             }
         }
         p.note_gc_time(t0);
+        let kind = if fractional {
+            WORKER_FRACTIONAL
+        } else if idle {
+            WORKER_IDLE
+        } else {
+            WORKER_DEDICATED
+        };
+        let track = Track::Worker(self.i as u16);
+        rt.trace_slice_p(p, track, TraceEv::MarkWorker, trace_t0, [kind, 0]);
         if fractional {
             self.fractional_ns += p.now_ns().unwrap_or(t0) - t0;
         }
@@ -642,7 +723,7 @@ impl<'a> PThread<'a> {
         let rt = self.rt;
         if rt.gc.phase() == Phase::Mark {
             let until = Instant::now() + WORKER_SLICE;
-            if let Err(e) = self.mark(&mut p, until, false) {
+            if let Err(e) = self.mark(&mut p, until, false, true) {
                 self.ctl.fail(e);
             }
             return p;

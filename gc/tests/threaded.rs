@@ -17,7 +17,7 @@ use stacks::{FuncId, Program, StackBarrierMode};
 
 /// The first user function follows the six runtime functions.
 const FRAME: FuncId = FuncId(6);
-const BIG_FRAME: FuncId = FuncId(5);
+const BIG_FRAME: FuncId = FuncId(7);
 const NODE: TypeId = TypeId(0);
 
 /// Recurses to a random depth (growing its stack through copystack) and back (so the next scan

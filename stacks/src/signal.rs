@@ -86,12 +86,20 @@ mod tests {
         let lock = gs.stack_barrier_lock();
         let mut seen = Vec::new();
         let mut sig = |gs: &GStack, at: MidOp| {
-            assert!(lock.is_locked(), "{at:?} happens under the stack-barrier lock");
+            assert!(
+                lock.is_locked(),
+                "{at:?} happens under the stack-barrier lock"
+            );
             seen.push((at, walk(&prog, gs).is_ok()));
         };
         scanstack_with_signals(&prog, &mut gs, ScanKind::Mark(mode), &mut sig, |_, _| {}).unwrap();
         let want: Vec<_> = (0..5)
-            .flat_map(|_| [(MidOp::BarrierInstall, false), (MidOp::BarrierInstall, true)])
+            .flat_map(|_| {
+                [
+                    (MidOp::BarrierInstall, false),
+                    (MidOp::BarrierInstall, true),
+                ]
+            })
             .collect();
         assert_eq!(seen, want);
 
@@ -106,16 +114,25 @@ mod tests {
         assert_eq!(r, Ret::Returned { hit_barrier: true });
         assert_eq!(
             seen,
-            [(MidOp::BarrierHit, 0, Some(5)), (MidOp::BarrierHit, 1, Some(5))]
+            [
+                (MidOp::BarrierHit, 0, Some(5)),
+                (MidOp::BarrierHit, 1, Some(5))
+            ]
         );
 
         // Removal (an unwind of three frames passes three barriers): each boundary sees a slot
         // restored while its entry is still un-hit, which the unwinder reports as a lost barrier.
         let mut seen = Vec::new();
         let mut sig = |gs: &GStack, at: MidOp| {
-            seen.push((at, matches!(walk(&prog, gs), Err(StackError::StackBarrierLost { .. }))));
+            seen.push((
+                at,
+                matches!(walk(&prog, gs), Err(StackError::StackBarrierLost { .. })),
+            ));
         };
-        assert_eq!(gs.unwind_frames_with_signals(&prog, 3, &mut sig).unwrap(), 3);
+        assert_eq!(
+            gs.unwind_frames_with_signals(&prog, 3, &mut sig).unwrap(),
+            3
+        );
         assert_eq!(seen, [(MidOp::BarrierRemove, true); 3]);
         assert_eq!(walk(&prog, &gs).unwrap(), 2);
     }

@@ -19,6 +19,7 @@ pub mod deep_unwind;
 pub mod many_shallow;
 pub mod mixed;
 pub mod replay;
+pub mod switch_heavy;
 pub mod sync_leak;
 
 use std::path::Path;
@@ -60,6 +61,7 @@ pub static WORKLOADS: &[&dyn Workload] = &[
     &adversarial::Adversarial,
     &copy_heavy::CopyHeavy,
     &sync_leak::SyncLeak,
+    &switch_heavy::SwitchHeavy,
 ];
 
 /// The workload called `name`.
