@@ -184,6 +184,10 @@ pub struct SampleCounts {
     pub malformed_mid_barrier: u64,
     /// Unwound samples compared with the true frames.
     pub validated: u64,
+    /// Samples taken inside `gogo` or `mcall` that were unwound (0 with the checks on).
+    pub unwound_mid_switch: u64,
+    /// Samples taken inside a stack-barrier operation that were unwound (0 with the checks on).
+    pub unwound_mid_barrier: u64,
     /// System samples because g was g0.
     pub refused_g0: u64,
     /// System samples because SP was outside g's stack.
@@ -210,6 +214,8 @@ impl SampleCounts {
         self.malformed_mid_switch += o.malformed_mid_switch;
         self.malformed_mid_barrier += o.malformed_mid_barrier;
         self.validated += o.validated;
+        self.unwound_mid_switch += o.unwound_mid_switch;
+        self.unwound_mid_barrier += o.unwound_mid_barrier;
         self.refused_g0 += o.refused_g0;
         self.refused_sp += o.refused_sp;
         self.refused_gogo += o.refused_gogo;
@@ -461,6 +467,8 @@ impl Runtime {
         let c = &mut prof.profile.counts;
         c.user_samples += 1;
         c.validated += u64::from(validate);
+        c.unwound_mid_switch += u64::from(mid_switch);
+        c.unwound_mid_barrier += u64::from(matches!(at, Where::Barrier(_)));
         let malformed = failed || !agrees;
         let mut stack: Vec<FuncId> = frames.iter().rev().copied().collect();
         let key = if malformed {
