@@ -367,21 +367,23 @@ impl Runtime {
         if let Some(prof) = prof.as_deref_mut()
             && prof.take_signal(self, p_id)
         {
-            let regs = Regs::of(&self.prog, p_id, state, curg.map(|c| (c.index, c.gs)));
-            self.sigprof(prof, regs, curg, at, state);
+            self.sigprof(prof, p_id, state, curg, at);
         }
     }
 
-    /// The profiling signal handler (Go's `sigprof`).
+    /// The profiling signal handler (Go's `sigprof`), on P `p_id`'s M in state `state`.
+    #[cold]
+    #[inline(never)]
     fn sigprof(
         &self,
         prof: &mut MProf,
-        regs: Regs,
+        p_id: usize,
+        state: MState,
         curg: Option<Curg<'_>>,
         at: Where,
-        state: MState,
     ) {
         let _nowb = nowritebarrier("sigprof");
+        let regs = Regs::of(&self.prog, p_id, state, curg.map(|c| (c.index, c.gs)));
         let prog = &self.prog;
         let checks = self.config.profile.is_some_and(|c| c.checks);
         let max_frames = self

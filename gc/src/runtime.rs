@@ -10,6 +10,12 @@
 //! The interpreter keeps, for a goroutine scanned in this cycle, the watermark of DESIGN §4 (the
 //! highest frame that has run since the scan): returns, unwinds and runtime bulk writes raise it;
 //! calls and local stores happen below it. Mark termination turns it into `oracle_rescan_bytes`.
+//!
+//! Switches. A goroutine reaches its P's M through `gogo` and leaves it through `mcall`, each a
+//! few separate register stores with a micro-operation boundary between them, where a profiling
+//! signal may land (see `profile`); so do the stores of a barrier hit, install or removal on the
+//! running goroutine's own stack (`stacks::signal`). The scheduler, the switches and the code
+//! that runs with the world stopped are `nowritebarrier` regions (see `nowb`).
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -591,12 +597,14 @@ impl Runtime {
                 .state(&mut owner)
                 .as_mut()
                 .expect("a running goroutine has state");
-            let curg = Curg {
-                index,
-                gs: &st.gs,
-                true_frames: &st.true_frames,
-            };
-            self.sig_boundary(&mut p.prof, p.id, MState::User, Some(curg), Where::Op);
+            if p.prof.is_some() {
+                let curg = Curg {
+                    index,
+                    gs: &st.gs,
+                    true_frames: &st.true_frames,
+                };
+                self.sig_boundary(&mut p.prof, p.id, MState::User, Some(curg), Where::Op);
+            }
             let op = st.behaviour.next_op(&Ctx { depth: st.depth }, &mut st.rng);
             p.counters.ops += 1;
             let leave = match self.exec(op, index, st, p) {
@@ -842,7 +850,9 @@ impl Runtime {
                 }
                 // The frame is gone once the return pops it: a signal inside the trampoline
                 // sees the caller's frames.
-                st.true_frames.pop();
+                if self.keep_true_frames {
+                    st.true_frames.pop();
+                }
                 let mut sig = BarrierSignals {
                     rt: self,
                     prof: &mut p.prof,

@@ -40,6 +40,13 @@
 //!
 //! Minimum mutator utilisation. Each P records the intervals it spent marking or assisting; the
 //! coordinator records every pause; [`crate::mmu::mmu`] turns them into the MMU curve.
+//!
+//! Tracing and profiling. While tracing, each P writes its events into its own buffer, the
+//! coordinator writes the pauses and phases into the global one and reads full buffers at every
+//! turn of its loop (see `trace`). While profiling, a profiler thread sends a signal to a random
+//! live P every so often (Go's `setitimer`); the P's thread takes it at its next micro-operation
+//! boundary — inside the interpreter, or at the top of its scheduler loop, where it is on g0 and
+//! the sample is a `System` one (see `profile`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
