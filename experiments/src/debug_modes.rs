@@ -290,7 +290,7 @@ fn fault_run(plan: &Plan) -> Result<FaultOutcome, SuiteError> {
     let result = engine.run(r.cycles, r.max_ops);
     let rt = engine.runtime();
     let dropped = rt.fault_log.dropped();
-    let cycles = rt.gc.history().len() as u64;
+    let cycles = rt.gc.cycles_completed() as u64;
     let stores = rt.fault_log.stores();
     // The dropped barrier a report names: the last one before it to `matches`, else the first.
     let named = |at: u64, matches: &dyn Fn(&gc::debug::DroppedBarrier) -> bool| {

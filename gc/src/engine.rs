@@ -98,12 +98,12 @@ impl Deterministic {
     /// Runs until `cycles` more cycles have completed; fails with [`RuntimeError::Stalled`]
     /// after `max_ops` mutator operations without getting there.
     pub fn run(&mut self, cycles: u32, max_ops: u64) -> Result<RunResult, RuntimeError> {
-        let target = self.rt.gc.history().len() + cycles as usize;
+        let target = self.rt.gc.cycles_completed() + cycles as usize;
         let start_ops = self.ops;
-        while self.rt.gc.history().len() < target {
+        while self.rt.gc.cycles_completed() < target {
             if self.ops - start_ops >= max_ops {
                 return Err(RuntimeError::Stalled {
-                    completed: (self.rt.gc.history().len() + cycles as usize - target) as u32,
+                    completed: (self.rt.gc.cycles_completed() + cycles as usize - target) as u32,
                     wanted: cycles,
                     ops: self.ops - start_ops,
                 });

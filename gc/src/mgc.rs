@@ -165,6 +165,11 @@ impl GcState {
         lock(&self.history).clone()
     }
 
+    /// Cycles completed so far (without copying the history: the engines ask at every step).
+    pub fn cycles_completed(&self) -> usize {
+        lock(&self.history).len()
+    }
+
     /// The per-goroutine re-scan records (when `record_rescans` is on).
     pub fn rescan_records(&self) -> Vec<RescanRecord> {
         lock(&self.rescans).clone()
@@ -361,10 +366,10 @@ impl Runtime {
             let g = self.g(index);
             if let Some((mut owner, restore)) = g.try_own_for_scan() {
                 let r = match g.state(&mut owner).as_mut() {
-                    Some(st) => st.gs.remove_stack_barriers(&self.prog).map(|n| {
-                        stkbar.add(&st.gs.take_counters());
-                        n
-                    }),
+                    Some(st) => st
+                        .gs
+                        .remove_stack_barriers(&self.prog)
+                        .inspect(|_| stkbar.add(&st.gs.take_counters())),
                     None => Ok(0),
                 };
                 g.release(owner, restore);

@@ -266,6 +266,8 @@ impl Profile {
             .iter()
             .map(|(s, n)| {
                 let frames: Vec<&str> = match s {
+                    // A goroutine sampled before its first call is at `goexit`, its bottom frame.
+                    SampleStack::User(fs) if fs.is_empty() => vec!["runtime.goexit"],
                     SampleStack::User(fs) => fs.iter().map(name).collect(),
                     SampleStack::System(pc) => std::iter::once("runtime._System")
                         .chain(pc.iter().map(name))

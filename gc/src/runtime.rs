@@ -1407,6 +1407,14 @@ impl Runtime {
         }
     }
 
+    /// Drops P `id`'s pending profiling signal: its thread slept through it. `ITIMER_PROF` counts
+    /// CPU time, so a thread that is not running is not signalled.
+    pub fn clear_sigpending(&self, id: usize) {
+        if let Some(f) = self.sigpending.get(id) {
+            f.store(false, Ordering::Relaxed);
+        }
+    }
+
     /// Takes P `id`'s pending profiling signal, if any.
     #[inline]
     pub(crate) fn take_sigpending(&self, id: usize) -> bool {
@@ -1443,7 +1451,7 @@ impl Runtime {
 /// global buffer, on a track.
 pub(crate) enum TraceTo<'a> {
     /// P `1`'s buffer and track.
-    P(&'a mut Option<Box<crate::trace::TraceBuf>>, usize),
+    P(&'a mut Option<crate::trace::TraceBuf>, usize),
     /// The global buffer, on this track.
     Global(Track),
 }

@@ -265,7 +265,7 @@ pub struct P {
     /// Its sanitizer context (Go's `p.racectx`), while the sanitizer is on and the P alive.
     pub racectx: Option<ProcCtx>,
     /// Its trace buffer (Go's `p.tracebuf`), while tracing.
-    pub tracebuf: Option<Box<TraceBuf>>,
+    pub tracebuf: Option<TraceBuf>,
     /// When its current goroutine started running, in trace time.
     pub trace_running_since: u64,
     /// Where its M's registers stand (see `profile`); each P's thread is its M.

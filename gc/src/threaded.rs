@@ -222,7 +222,7 @@ impl Threaded {
     /// Runs until `cycles` more cycles have completed, or fails when a limit is reached first
     /// ([`RuntimeError::Stalled`], [`RuntimeError::TimeLimit`]) or any thread meets an error.
     pub fn run(&mut self, cycles: u32, limits: Limits) -> Result<RunResult, RuntimeError> {
-        let first = self.rt.gc.history().len();
+        let first = self.rt.gc.cycles_completed();
         let target = first + cycles as usize;
         self.origin = Instant::now();
         self.stw.clear();
@@ -368,7 +368,7 @@ impl<'a> Coordinator<'a> {
             if let Some(e) = lock(&self.ctl.error).take() {
                 return Err(e);
             }
-            let completed = rt.gc.history().len();
+            let completed = rt.gc.cycles_completed();
             if completed >= target {
                 return Ok(());
             }
@@ -502,23 +502,17 @@ impl<'a> Coordinator<'a> {
     }
 }
 
-/// The profiler thread (the threaded engine's `setitimer`): until the run ends, waits a random
-/// time of mean `interval`, then signals a random live P's M. Returns the signals sent.
+/// The profiler thread (the threaded engine's `setitimer`): until the run ends, sleeps a random
+/// time of mean `interval` (the OS rounds short sleeps up to tens of microseconds), then signals
+/// a random live P's M. A P whose thread is asleep drops the signal when it wakes, as a thread
+/// that uses no CPU gets no `SIGPROF`. Returns the signals sent. It sleeps rather than spins so
+/// that it takes no core from the Ps.
 fn profiler_thread(rt: &Runtime, ctl: &Control, interval: Duration) -> u64 {
     let mut rng = Rng::seed_from_u64(rt.config.seed ^ 0x5167_7071);
     let mean_ns = interval.as_nanos().max(1) as u64;
     let mut sent = 0;
     while !ctl.done.load(Ordering::Acquire) {
-        let wait = Duration::from_nanos(rng.random_range(0..2 * mean_ns));
-        let until = Instant::now() + wait;
-        // Short waits spin (the OS sleeps at least tens of microseconds); long ones sleep.
-        while Instant::now() < until {
-            if wait > Duration::from_micros(200) {
-                std::thread::sleep(until.saturating_duration_since(Instant::now()));
-            } else {
-                std::thread::yield_now();
-            }
-        }
+        std::thread::sleep(Duration::from_nanos(rng.random_range(0..2 * mean_ns)));
         let procs = rt.gomaxprocs().max(1);
         rt.signal_p(rng.random_range(0..procs));
         sent += 1;
@@ -612,6 +606,7 @@ impl<'a> PThread<'a> {
                     .unwrap_or_else(|e| e.into_inner());
             }
         }
+        self.rt.clear_sigpending(self.i);
         lock(&self.ps[self.i])
     }
 

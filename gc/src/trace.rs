@@ -18,9 +18,10 @@
 //! call it as buffers fill and at the end of a run, after [`Trace::release`] has queued every P's
 //! partly filled buffer.
 //!
-//! No write barriers. Buffers are plain Rust allocations: the simulated collector never scans
-//! them, they hold only ids, sizes and times (never a heap pointer), and moving one is a Rust
-//! move, not a simulated pointer store — Go's untraced `traceBufPtr`. Writing an event and
+//! No write barriers. A buffer's events live in a plain Rust allocation: the simulated collector
+//! never scans it, it holds only ids, sizes and times (never a heap pointer), and handing a buffer
+//! from a P to a queue is a Rust move of its handle, not a simulated pointer store — Go's
+//! untraced `traceBufPtr`. Writing an event and
 //! flushing run inside a `nowritebarrier` region (see `nowb`), since they are called from the
 //! scheduler and with the world stopped.
 //!
@@ -211,10 +212,10 @@ pub struct TraceBuf {
 }
 
 impl TraceBuf {
-    fn new() -> Box<TraceBuf> {
-        Box::new(TraceBuf {
+    fn new() -> TraceBuf {
+        TraceBuf {
             events: Vec::with_capacity(TRACE_BUF_EVENTS),
-        })
+        }
     }
 
     fn is_full(&self) -> bool {
@@ -256,8 +257,8 @@ pub struct TraceStats {
 
 #[derive(Debug, Default)]
 struct Queues {
-    full: VecDeque<Box<TraceBuf>>,
-    empty: Vec<Box<TraceBuf>>,
+    full: VecDeque<TraceBuf>,
+    empty: Vec<TraceBuf>,
 }
 
 /// The tracer's shared state (Go's `trace` struct).
@@ -266,7 +267,7 @@ pub struct Trace {
     queues: Mutex<Queues>,
     /// Whether the full queue may be non-empty: the engines' cheap look before calling `read`.
     full_pending: AtomicBool,
-    global: Mutex<Option<Box<TraceBuf>>>,
+    global: Mutex<Option<TraceBuf>>,
     sink: Mutex<Option<Box<dyn TraceSink>>>,
     sink_error: Mutex<Option<io::Error>>,
     events: AtomicU64,
@@ -325,7 +326,7 @@ impl Trace {
 
     /// Writes `e` into `buf`, a P's buffer (Go's `traceEvent`).
     #[inline]
-    pub fn event(&self, buf: &mut Option<Box<TraceBuf>>, e: TraceEvent) {
+    pub fn event(&self, buf: &mut Option<TraceBuf>, e: TraceEvent) {
         let _nowb = nowritebarrier("traceEvent");
         if buf.as_ref().is_none_or(|b| b.is_full()) {
             let fresh = self.flush(buf.take());
@@ -345,7 +346,7 @@ impl Trace {
 
     /// Queues `buf` (if any) as full and returns an empty buffer, recycled if one is free (Go's
     /// `traceFlush`).
-    fn flush(&self, buf: Option<Box<TraceBuf>>) -> Box<TraceBuf> {
+    fn flush(&self, buf: Option<TraceBuf>) -> TraceBuf {
         let _nowb = nowritebarrier("traceFlush");
         let mut q = lock(&self.queues);
         if let Some(b) = buf {
@@ -361,7 +362,7 @@ impl Trace {
 
     /// Queues a partly filled buffer so the reader sees its events (Go's `traceProcFree`, and
     /// `StopTrace` for every P and the global buffer); leaves `buf` empty.
-    pub fn release(&self, buf: &mut Option<Box<TraceBuf>>) {
+    pub fn release(&self, buf: &mut Option<TraceBuf>) {
         let _nowb = nowritebarrier("traceProcFree");
         if let Some(b) = buf.take() {
             if b.events.is_empty() {
@@ -455,7 +456,7 @@ mod tests {
         let trace = Trace::new();
         let sink = VecSink::default();
         trace.set_sink(Box::new(sink.clone()));
-        let mut bufs: [Option<Box<TraceBuf>>; 2] = [None, None];
+        let mut bufs: [Option<TraceBuf>; 2] = [None, None];
         let n = 50 * TRACE_BUF_EVENTS as u64;
         for i in 0..n {
             trace.event(&mut bufs[(i % 2) as usize], ev(i));

@@ -102,16 +102,25 @@ fn samples_taken_mid_switch_are_never_unwound() {
         let prof = r.profile.expect("profiling was on");
         let c = prof.counts;
         assert!(c.samples > 20_000, "{c:?}");
-        assert!(c.samples_mid_gogo > 1_000 && c.samples_mid_mcall > 500, "{c:?}");
+        assert!(
+            c.samples_mid_gogo > 1_000 && c.samples_mid_mcall > 500,
+            "{c:?}"
+        );
         assert_eq!(c.unwound_mid_switch, 0, "{c:?}");
         assert_eq!(c.malformed, 0, "{c:?}");
-        assert_eq!(c.validated, c.user_samples, "every unwound sample was checked");
+        assert_eq!(
+            c.validated, c.user_samples,
+            "every unwound sample was checked"
+        );
         assert_eq!(c.samples, c.user_samples + c.system_samples);
         // Mid-gogo samples were refused by each of seed 003's three tests in turn: g is g0, SP
         // is not yet in g's stack, PC is inside gogo.
-        assert!(c.refused_g0 > 0 && c.refused_sp > 0 && c.refused_gogo > 0, "{c:?}");
+        assert!(
+            c.refused_g0 > 0 && c.refused_sp > 0 && c.refused_gogo > 0,
+            "{c:?}"
+        );
         let prog = image(1, 1).program;
-        for (stack, _) in &prof.stacks {
+        for stack in prof.stacks.keys() {
             if let SampleStack::User(frames) = stack {
                 assert!(
                     frames.iter().all(|&f| prog.func(f).kind == FuncKind::User),
@@ -133,8 +142,14 @@ fn barrier_mid_update_samples_are_system_samples() {
     let c = r.profile.expect("profiling was on").counts;
     assert!(c.samples_mid_barrier > 200, "{c:?}");
     assert_eq!(c.unwound_mid_barrier, 0, "{c:?}");
-    assert!(c.refused_stack_barrier_pc > 0, "hits are refused by PC: {c:?}");
-    assert!(c.refused_stkbar_lock > 0, "installs and removals by the lock: {c:?}");
+    assert!(
+        c.refused_stack_barrier_pc > 0,
+        "hits are refused by PC: {c:?}"
+    );
+    assert!(
+        c.refused_stkbar_lock > 0,
+        "installs and removals by the lock: {c:?}"
+    );
     assert_eq!(c.malformed, 0, "{c:?}");
     assert!(r.totals.sum.barriers_hit > 100, "{:?}", r.totals.sum);
 }
@@ -145,7 +160,10 @@ fn barrier_mid_update_samples_are_system_samples() {
 fn without_the_checks_mid_switch_and_mid_barrier_samples_are_malformed() {
     let r = run_deterministic(config(false, StackBarrierMode::EVERY_FRAME, 3), 12);
     let c = r.profile.expect("profiling was on").counts;
-    assert!(c.unwound_mid_switch > 0 && c.unwound_mid_barrier > 0, "{c:?}");
+    assert!(
+        c.unwound_mid_switch > 0 && c.unwound_mid_barrier > 0,
+        "{c:?}"
+    );
     assert!(c.malformed_mid_switch > 0, "{c:?}");
     assert!(c.malformed_mid_barrier > 0, "{c:?}");
     assert_eq!(
@@ -195,7 +213,12 @@ fn trace_buffers_are_recycled_not_leaked_across_a_long_run() {
     cfg.trace = true;
     let mut engine = Deterministic::new(cfg, image(12, 40)).unwrap();
     let sink = VecSink::default();
-    engine.runtime().trace.as_ref().unwrap().set_sink(Box::new(sink.clone()));
+    engine
+        .runtime()
+        .trace
+        .as_ref()
+        .unwrap()
+        .set_sink(Box::new(sink.clone()));
     let mut allocated = Vec::new();
     for _ in 0..6 {
         let r = engine.run(20, 50_000_000).unwrap();
@@ -209,7 +232,11 @@ fn trace_buffers_are_recycled_not_leaked_across_a_long_run() {
     let capacity = gc::trace::TRACE_BUF_EVENTS as u64 * stats.buffers_allocated;
     assert!(stats.events > 10 * capacity, "{stats:?}");
     assert!(stats.buffers_allocated <= 3 + 2, "{stats:?}");
-    assert_eq!(allocated.first(), allocated.last(), "no growth: {allocated:?}");
+    assert_eq!(
+        allocated.first(),
+        allocated.last(),
+        "no growth: {allocated:?}"
+    );
     // The kinds of event the runtime writes, on the tracks they belong to.
     let seen = |ev: TraceEv| events.iter().any(|e| e.ev == ev);
     for ev in [
