@@ -27,7 +27,7 @@ use crate::pacer::Pacer;
 use crate::runtime::{GcConfig, Runtime, TraceTo};
 use crate::sched::{GIndex, P, PCounters};
 use crate::stats::{CycleStats, RescanBound, RescanRecord};
-use crate::trace::{PHASE_MARK, PHASE_SWEEP, TraceEv, Track};
+use crate::trace::{TraceEv, Track};
 use crate::wbarrier::StackPolicy;
 use crate::workbuf::{GcWork, WorkbufPool};
 
@@ -136,6 +136,14 @@ impl GcState {
 
     pub(crate) fn set_phase(&self, p: Phase) {
         self.phase.store(p as u8, Ordering::Release);
+    }
+
+    /// Moves the phase from `from` to `to`; false if another thread moved it first (two Ps that
+    /// sweep the last spans at once both try to end the sweep).
+    pub(crate) fn cas_phase(&self, from: Phase, to: Phase) -> bool {
+        self.phase
+            .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
     }
 
     /// The current (or last) cycle number; 0 before the first.
@@ -268,10 +276,6 @@ impl Runtime {
             self.heap
                 .finish_sweep(|a, size| self.note_free(*id, racectx, a, size));
         }
-        if gc.phase() == Phase::Sweep {
-            gc.set_phase(Phase::Off);
-            self.trace_phase_change(Some(PHASE_SWEEP));
-        }
         let cycle = gc.cycle.fetch_add(1, Ordering::AcqRel) + 1;
         self.heap.start_mark();
         let heap_live = self.heap.heap_live();
@@ -307,7 +311,6 @@ impl Runtime {
         lock(&gc.barriered).clear();
         self.wb_on.store(true, Ordering::Release);
         gc.set_phase(Phase::Mark);
-        self.trace_phase_change(None);
         gc.start_requested.store(false, Ordering::Relaxed);
         if policy == StackPolicy::StwScanAtStart {
             for index in 0..self.allglen() as GIndex {
@@ -331,7 +334,6 @@ impl Runtime {
     /// stats, or the checker's error.
     pub fn mark_termination(&self, worker: &mut GcWork) -> Result<CycleStats, RuntimeError> {
         let _nowb = nowritebarrier("gcMarkTermination");
-        self.trace_phase_change(Some(PHASE_MARK));
         let t0 = Instant::now();
         let gc = &self.gc;
         let cycle = gc.cycle();
@@ -386,7 +388,6 @@ impl Runtime {
         let assist_scan_bytes = gc.pacer.assist_work();
         gc.pacer.set_after_cycle(marked, &self.config);
         gc.set_phase(Phase::Sweep);
-        self.trace_phase_change(None);
         let mark_term_ns = (t0.elapsed().as_nanos() as u64).saturating_sub(checkmark_ns);
 
         // Book-keeping after the pause proper (still stopped): stack use and the cycle's row.

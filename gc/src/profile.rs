@@ -280,9 +280,7 @@ impl Profile {
             })
             .collect();
         lines.sort();
-        let mut out = lines.join("\n");
-        out.push('\n');
-        out
+        lines.iter().map(|l| format!("{l}\n")).collect()
     }
 }
 

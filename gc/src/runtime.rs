@@ -36,7 +36,9 @@ use crate::nowb::nowritebarrier;
 use crate::profile::{BarrierSignals, Curg, MProf, MState, ProfileConfig, Where};
 use crate::sanitizer::{ProcCtx, Sanitizer};
 use crate::sched::{G, GIndex, GOwner, GState, P, ScanTrack, status};
-use crate::trace::{Trace, TraceEv, TraceEvent, Track};
+use crate::trace::{
+    PHASE_MARK, PHASE_SWEEP, STW_MARK_TERMINATION, Trace, TraceEv, TraceEvent, Track,
+};
 use crate::wbarrier::{BarrierDesign, Dijkstra, StackPolicy};
 use crate::workbuf::GcWork;
 
@@ -243,7 +245,9 @@ pub struct Runtime {
     pub trace: Option<Trace>,
     /// Goroutines keep their true frames for the profiler to check its samples against.
     keep_true_frames: bool,
-    /// When the current concurrent GC phase began, in trace time.
+    /// The concurrent GC phase whose trace slice is open (`trace::PHASE_*`, 0 for none), and
+    /// when it began, in trace time.
+    trace_open_phase: AtomicU64,
     trace_phase_since: AtomicU64,
 }
 
@@ -300,6 +304,7 @@ impl Runtime {
             sigpending: ps.iter().map(|_| AtomicBool::new(false)).collect(),
             trace: config.trace.then(Trace::new),
             keep_true_frames: config.profile.is_some_and(|c| c.validate),
+            trace_open_phase: AtomicU64::new(0),
             trace_phase_since: AtomicU64::new(0),
             prog: image.program,
             config,
@@ -1338,28 +1343,69 @@ impl Runtime {
         }
     }
 
-    /// Ends the current concurrent phase's slice (`phase` = `trace::PHASE_*`) and starts the next.
-    pub(crate) fn trace_phase_change(&self, ended: Option<u64>) {
-        if let Some(tr) = &self.trace {
-            let now = tr.now_ns();
-            let since = self.trace_phase_since.swap(now, Ordering::Relaxed);
-            if let Some(phase) = ended {
-                let cycle = u64::from(self.gc.cycle());
-                self.trace_global(Track::Gc, TraceEv::GcPhase, Some(since), [phase, cycle]);
-            }
+    /// Ends the open concurrent phase's slice if it is `phase` (`trace::PHASE_*`), at `at` or now;
+    /// exactly once, whichever thread gets there first.
+    pub(crate) fn trace_phase_end(&self, phase: u64, at: Option<u64>) {
+        if let Some(tr) = &self.trace
+            && self
+                .trace_open_phase
+                .compare_exchange(phase, 0, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            let since = self.trace_phase_since.load(Ordering::Acquire);
+            let end = at.unwrap_or_else(|| tr.now_ns()).max(since);
+            let cycle = u64::from(self.gc.cycle());
+            tr.event_global(TraceEvent::between(
+                Track::Gc,
+                TraceEv::GcPhase,
+                since,
+                end,
+                [phase, cycle],
+            ));
         }
     }
 
-    /// A stop-the-world pause that began at `since` (trace time) and has just ended.
+    /// Opens a concurrent phase's slice at `at`.
+    fn trace_phase_begin(&self, phase: u64, at: u64) {
+        self.trace_phase_since.store(at, Ordering::Release);
+        self.trace_open_phase.store(phase, Ordering::Release);
+    }
+
+    /// A stop-the-world pause that began at `since` (trace time) and has just ended. The phases
+    /// are stamped at the pauses' edges, so they never overlap them: sweep termination ends the
+    /// sweep (if the Ps had not finished it) when the world stops and begins the mark when it
+    /// restarts; mark termination ends the mark when the world stops and begins the sweep.
     pub fn trace_stw(&self, reason: u64, since: u64) {
+        let Some(tr) = &self.trace else { return };
+        let now = tr.now_ns();
         let cycle = u64::from(self.gc.cycle());
-        self.trace_global(Track::Gc, TraceEv::Stw, Some(since), [reason, cycle]);
+        let (ended, next) = if reason == STW_MARK_TERMINATION {
+            (PHASE_MARK, PHASE_SWEEP)
+        } else {
+            (PHASE_SWEEP, PHASE_MARK)
+        };
+        self.trace_phase_end(ended, Some(since));
+        tr.event_global(TraceEvent::between(
+            Track::Gc,
+            TraceEv::Stw,
+            since,
+            now,
+            [reason, cycle],
+        ));
+        self.trace_phase_begin(next, now);
     }
 
     /// Queues every P's and the global trace buffer for the reader and reads them all: the end
-    /// of a run (Go's `StopTrace`). Tracing goes on if the engine runs again.
+    /// of a run (Go's `StopTrace`). An open phase's slice ends here and a new one begins, so
+    /// tracing goes on if the engine runs again.
     pub fn trace_flush<'p>(&self, ps: impl IntoIterator<Item = &'p mut P>) {
         if let Some(tr) = &self.trace {
+            let open = self.trace_open_phase.load(Ordering::Acquire);
+            if open != 0 {
+                let now = tr.now_ns();
+                self.trace_phase_end(open, Some(now));
+                self.trace_phase_begin(open, now);
+            }
             for p in ps {
                 tr.release(&mut p.tracebuf);
             }

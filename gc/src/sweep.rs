@@ -26,8 +26,9 @@ impl Runtime {
         {
             return true;
         }
-        self.gc.set_phase(Phase::Off);
-        self.trace_phase_change(Some(PHASE_SWEEP));
+        if self.gc.cas_phase(Phase::Sweep, Phase::Off) {
+            self.trace_phase_end(PHASE_SWEEP, None);
+        }
         false
     }
 

@@ -194,10 +194,15 @@ impl TraceEvent {
     /// A slice from `since` until now.
     #[inline]
     pub fn slice(tr: &Trace, track: Track, ev: TraceEv, since: u64, args: [u64; 2]) -> TraceEvent {
-        let now = tr.now_ns().max(since);
+        TraceEvent::between(track, ev, since, tr.now_ns(), args)
+    }
+
+    /// A slice from `start` to `end` (trace time; an `end` before `start` is taken as `start`).
+    #[inline]
+    pub fn between(track: Track, ev: TraceEv, start: u64, end: u64, args: [u64; 2]) -> TraceEvent {
         TraceEvent {
-            ts_ns: since,
-            dur_ns: u32::try_from(now - since).unwrap_or(u32::MAX),
+            ts_ns: start,
+            dur_ns: u32::try_from(end.saturating_sub(start)).unwrap_or(u32::MAX),
             ev,
             track,
             args,
@@ -388,22 +393,19 @@ impl Trace {
         self.full_pending.load(Ordering::Relaxed)
     }
 
-    /// The reader (Go's `ReadTrace`): hands every full buffer to the sink, in queue order, and
-    /// recycles it onto the empty stack. A sink error is kept (see [`Trace::take_sink`]) and the
+    /// The reader (Go's `ReadTrace`): hands every buffer queued full when it is called to the sink,
+    /// in queue order, and recycles it onto the empty stack. A sink error is kept (see [`Trace::take_sink`]) and the
     /// events after it are dropped. Returns the number of events read.
     pub fn read(&self) -> u64 {
         let mut sink = lock(&self.sink);
+        // Only what is queued now: writers that keep filling buffers cannot keep the reader here.
+        let full = {
+            let mut q = lock(&self.queues);
+            self.full_pending.store(false, Ordering::Release);
+            std::mem::take(&mut q.full)
+        };
         let mut n = 0;
-        loop {
-            let next = {
-                let mut q = lock(&self.queues);
-                let b = q.full.pop_front();
-                if b.is_none() {
-                    self.full_pending.store(false, Ordering::Release);
-                }
-                b
-            };
-            let Some(mut b) = next else { break };
+        for mut b in full {
             n += b.events.len() as u64;
             if let Some(s) = sink.as_mut()
                 && let Err(e) = s.write(&b.events)
