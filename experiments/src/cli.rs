@@ -13,6 +13,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
+use tempfile::NamedTempFile;
 
 /// Parses the command line of binary `bin`. `--help` and `--version` print and give
 /// `Err(ExitCode::SUCCESS)`; any other error prints clap's message folded onto one line,
@@ -54,20 +55,36 @@ pub fn write_atomically(
     path: &Path,
     fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".stkbar-")
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
+    fs::create_dir_all(dir_of(path))?;
+    let mut tmp = temp_file_beside(path)?;
     {
         let mut w = BufWriter::new(tmp.as_file_mut());
         fill(&mut w)?;
         w.flush()?;
     }
+    persist(tmp, path)
+}
+
+/// The directory `path` lies in (`.` for a bare file name).
+fn dir_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+/// A temporary file in `path`'s directory, which must exist: what [`persist`] later renames over
+/// `path` (a rename within one file system is atomic). Dropped without `persist`, it is deleted.
+pub fn temp_file_beside(path: &Path) -> io::Result<NamedTempFile> {
+    tempfile::Builder::new()
+        .prefix(".stkbar-")
+        .suffix(".tmp")
+        .tempfile_in(dir_of(path))
+}
+
+/// Makes `tmp` (from [`temp_file_beside`], fully written and flushed) readable by everyone, syncs
+/// it and renames it over `path`.
+pub fn persist(tmp: NamedTempFile, path: &Path) -> io::Result<()> {
     // Results are for everyone to read; the temporary file was created private (0600).
     #[cfg(unix)]
     {

@@ -464,7 +464,9 @@ pub(crate) fn resolve(plan: &Plan) -> Result<Resolved, SuiteError> {
         .map_err(|e| SuiteError::BadInput(format!("plan `{}`: {e}", plan.command())))
 }
 
-fn progress_bar(name: &str, len: u64, quiet: bool) -> ProgressBar {
+/// A progress bar for `len` runs of experiment `name`, hidden with `--quiet` or when stderr is
+/// not a terminal.
+pub(crate) fn progress_bar(name: &str, len: u64, quiet: bool) -> ProgressBar {
     if quiet || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
@@ -737,31 +739,39 @@ pub fn write_results<R: Serialize>(
     name: &str,
     rows: &[R],
 ) -> Result<(), SuiteError> {
-    let fail = |path: &Path, e: &dyn fmt::Display| {
-        SuiteError::Failed(format!("cannot write {}: {e}", path.display()))
-    };
-    let csv_path = args.out.join(format!("{name}.csv"));
-    cli::write_atomically(&csv_path, |w| {
-        let mut csv = csv::Writer::from_writer(w);
-        for row in rows {
-            csv.serialize(row).map_err(std::io::Error::other)?;
-        }
-        csv.flush()
-    })
-    .map_err(|e| fail(&csv_path, &e))?;
-    let json_path = args.out.join(format!("{name}.json"));
+    write_csv(&args.out.join(format!("{name}.csv")), rows)?;
     let json = JsonResults {
         experiment: name,
         mode: args.mode(),
         seeds: args.seeds(),
         rows,
     };
-    cli::write_atomically(&json_path, |w| {
-        serde_json::to_writer_pretty(&mut *w, &json).map_err(std::io::Error::other)?;
+    write_json(&args.out.join(format!("{name}.json")), &json)
+}
+
+/// Writes `rows` to the CSV file `path` atomically, a header from the first row's fields.
+pub fn write_csv<R: Serialize>(path: &Path, rows: &[R]) -> Result<(), SuiteError> {
+    cli::write_atomically(path, |w| {
+        let mut csv = csv::Writer::from_writer(w);
+        for row in rows {
+            csv.serialize(row).map_err(std::io::Error::other)?;
+        }
+        csv.flush()
+    })
+    .map_err(|e| write_failed(path, &e))
+}
+
+/// Writes `value` to the JSON file `path` atomically, pretty-printed.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), SuiteError> {
+    cli::write_atomically(path, |w| {
+        serde_json::to_writer_pretty(&mut *w, value).map_err(std::io::Error::other)?;
         w.write_all(b"\n")
     })
-    .map_err(|e| fail(&json_path, &e))?;
-    Ok(())
+    .map_err(|e| write_failed(path, &e))
+}
+
+fn write_failed(path: &Path, e: &dyn fmt::Display) -> SuiteError {
+    SuiteError::Failed(format!("cannot write {}: {e}", path.display()))
 }
 
 /// The body of an experiment binary: parse the flags, run `experiment`, print its summary on

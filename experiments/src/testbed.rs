@@ -8,17 +8,21 @@
 
 use clap::Parser;
 use gc::wbarrier::{self, StackPolicy};
+use std::io;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use gc::mmu::MmuPoint;
 use gc::{
-    CycleStats, DebugKnobs, Deterministic, GcConfig, Inject, Limits, RescanBound, RunResult,
-    RuntimeError, SanitizerOptions, Threaded, Totals,
+    CycleStats, DebugKnobs, Deterministic, GcConfig, Inject, Limits, ProfileConfig, RescanBound,
+    RunResult, Runtime, RuntimeError, SampleCounts, SanitizerOptions, Threaded, Totals, TraceStats,
 };
 use serde::Serialize;
 use stacks::StackBarrierMode;
 
+use crate::cli;
+use crate::trace_export::{ChromeTraceWriter, SharedSink};
 use crate::workload::{self, Workload, WorkloadParams};
 
 /// `testbed`: run one configuration of the collector on one workload.
@@ -27,7 +31,7 @@ use crate::workload::{self, Workload, WorkloadParams};
     name = "testbed",
     version,
     about = "Run one configuration of the simulated Go collector on one workload and report its re-scan figures.",
-    after_help = "Examples:\n  testbed --workload deep-oscillate --goroutines 64 --depth 1000 --json\n  testbed --workload mixed --barrier hybrid --debug gctrace=1,gccheckmark=1\n  testbed --workload mixed --inject wb-drop=0.01 --debug wbshadow=2,gccheckmark=1   (exits 3)\n  testbed --workload sync-leak --sanitizer --procs 2 --procs-schedule 3:8,6:1 --gogc 50\n\n\
+    after_help = "Examples:\n  testbed --workload deep-oscillate --goroutines 64 --depth 1000 --json\n  testbed --workload mixed --barrier hybrid --debug gctrace=1,gccheckmark=1\n  testbed --workload mixed --inject wb-drop=0.01 --debug wbshadow=2,gccheckmark=1   (exits 3)\n  testbed --workload sync-leak --sanitizer --procs 2 --procs-schedule 3:8,6:1 --gogc 50\n  testbed --workload mixed --trace trace.json   (open trace.json in https://ui.perfetto.dev)\n  testbed --workload switch-heavy --profile cpu.folded   (folded stacks for flame graphs)\n\n\
 Debug knobs (--debug, else the STKBAR_DEBUG environment variable; comma-separated name=value,\nGo's GODEBUG names; the flag wins over the variable):\n  gctrace=1|2          one line per cycle on stderr, Go's shape plus re-scan figures\n  gccheckmark=1        re-mark from every root after mark termination; a missed object exits 3\n  wbshadow=1|2         a shadow copy of every heap and global pointer word, checked at each\n                       barriered store: a store that bypassed the write barrier exits 3 naming\n                       the word, its object, type and field, and the writer's traceback;\n                       2 also checks every word the checkmark walk scans (and runs that walk)\n  gcstackbarrieroff=1  no stack barriers (same as --stack-barriers off)\n  gcstackbarrierall=1  a barrier on every frame (same as --stack-barriers all)\n  allocfreetrace=1     a line on stderr per allocation (with a short traceback) and per free\n  invalidptr=0|1       (default 1) a first-page value in a pointer slot is fatal, with a\n                       traceback (poison values always are)\n\n\
 Fault injection (--inject, comma-separated name=F, F a fraction in [0, 1]):\n  wb-drop=F            skip the write barrier (shading and shadow) at a seeded fraction of heap\n                       and global pointer stores; wbshadow=2,gccheckmark=1 catches every one\n                       that loses an object\n  rescan-skip=F        skip a seeded fraction of the frames mark termination's re-scans visit\n\n\
 Exit codes: 0 success, 2 bad input, 3 a checker found a violation, 1 the run could not complete."
@@ -117,6 +121,28 @@ pub struct TestbedArgs {
     /// seed 004 fixed).
     #[arg(long, requires = "sanitizer")]
     pub no_free_notify: bool,
+    /// Trace the run (seed 001) into FILE as Chrome trace-event JSON, for https://ui.perfetto.dev:
+    /// GC phases, stop-the-world pauses, stack scans and re-scans (goid, bytes), stack-barrier
+    /// installs, hits, removals and unwinds, copystack, sweep, goroutines on each P, mark workers.
+    /// FILE appears only when the run succeeds; its directory must exist.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+    /// Profile the run with the sampling profiler (seed 003) and write its folded stacks
+    /// (`frame;frame;… count`, for flame graphs) to FILE; its directory must exist.
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
+    /// With --profile, deterministic engine: mean micro-operation boundaries between two signals
+    /// to an M, at least 1 [default: 64].
+    #[arg(long, value_name = "N")]
+    pub profile_period: Option<u64>,
+    /// With --profile, threaded engine: mean microseconds between two signals from the profiler
+    /// thread, more than 0 [default: 100].
+    #[arg(long, value_name = "US", allow_hyphen_values = true)]
+    pub profile_interval_us: Option<f64>,
+    /// With --profile: the signal handler's consistency checks, on, or off as in Go before
+    /// seed 003 (it then unwinds half-switched goroutines) [default: on].
+    #[arg(long, value_name = "on|off")]
+    pub profile_checks: Option<String>,
     /// Print one JSON object (config, totals, cycles) on stdout.
     #[arg(long)]
     pub json: bool,
@@ -173,6 +199,18 @@ pub struct ConfigReport {
     pub procs_schedule: String,
     /// The sanitizer: `off`, `free-notify` or `no-free-notify`.
     pub sanitizer: &'static str,
+    /// The Chrome trace file (`--trace`), `null` when not tracing.
+    pub trace: Option<String>,
+    /// The folded-stacks file (`--profile`), `null` when not profiling.
+    pub profile: Option<String>,
+    /// The profiler's consistency checks, `on` or `off`; `null` when not profiling.
+    pub profile_checks: Option<&'static str>,
+    /// Mean micro-operation boundaries between signals (profiling with the deterministic
+    /// engine; `null` otherwise).
+    pub profile_period: Option<u64>,
+    /// Mean microseconds between signals (profiling with the threaded engine; `null`
+    /// otherwise).
+    pub profile_interval_us: Option<f64>,
 }
 
 /// A validated configuration.
@@ -188,6 +226,10 @@ pub struct Resolved {
     pub cycles: u32,
     /// Operation limit.
     pub max_ops: u64,
+    /// Where the Chrome trace goes (`--trace`; `config.trace` is then on).
+    pub trace_file: Option<PathBuf>,
+    /// Where the folded profile goes (`--profile`; `config.profile` is then set).
+    pub profile_file: Option<PathBuf>,
     /// The report's `config`.
     pub report: ConfigReport,
 }
@@ -212,6 +254,25 @@ pub struct Report {
     /// Minimum mutator utilisation, window 100 µs to 1 s (threaded engine; empty for the
     /// deterministic engine, which has no clock).
     pub mmu: Vec<MmuPoint>,
+    /// The tracer's counters over the whole run, warm-up included (`--trace` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace: Option<TraceStats>,
+    /// The profiler's counts over the whole run, warm-up included (`--profile` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<ProfileSummary>,
+}
+
+/// The report's `profile`: what the samples were, and how many signals were sent.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct ProfileSummary {
+    /// The sample counts (`samples`, `user_samples`, `system_samples`, `malformed`, …).
+    #[serde(flatten)]
+    pub counts: SampleCounts,
+    /// Signals the threaded engine's profiler thread sent (0 under the deterministic engine,
+    /// where every signal raised is handled).
+    pub signals_sent: u64,
+    /// Distinct stacks, the lines of the folded file.
+    pub stacks: usize,
 }
 
 /// Resolves and validates the flags; the error is the one-line message for exit code 2.
@@ -316,6 +377,21 @@ pub fn resolve(args: &TestbedArgs) -> Result<Resolved, String> {
         return Err("--force-gc-every must be at least 1".into());
     }
     let stack_barriers = resolve_stack_barriers(args, &debug, design.stack_policy())?;
+    let profile = resolve_profile(args, threaded)?;
+    if let Some(p) = &args.trace {
+        check_output_file("--trace", p)?;
+    }
+    if let Some(p) = &args.profile {
+        check_output_file("--profile", p)?;
+    }
+    if let (Some(t), Some(p)) = (&args.trace, &args.profile)
+        && t == p
+    {
+        return Err(format!(
+            "--trace and --profile both name {}; give each its own file",
+            t.display()
+        ));
+    }
     let params = WorkloadParams {
         goroutines: args.goroutines,
         depth: args.depth,
@@ -337,6 +413,8 @@ pub fn resolve(args: &TestbedArgs) -> Result<Resolved, String> {
             free_notify: !args.no_free_notify,
         }),
         procs_schedule: procs_schedule.clone(),
+        trace: args.trace.is_some(),
+        profile,
         ..GcConfig::default()
     };
     check_depth_fits(&*workload, &params, &config)?;
@@ -384,6 +462,13 @@ pub fn resolve(args: &TestbedArgs) -> Result<Resolved, String> {
             (true, false) => "free-notify",
             (true, true) => "no-free-notify",
         },
+        trace: args.trace.as_ref().map(|p| p.display().to_string()),
+        profile: args.profile.as_ref().map(|p| p.display().to_string()),
+        profile_checks: profile.map(|p| if p.checks { "on" } else { "off" }),
+        profile_period: profile.filter(|_| !threaded).map(|p| p.period),
+        profile_interval_us: profile
+            .filter(|_| threaded)
+            .map(|p| p.interval.as_secs_f64() * 1e6),
     };
     Ok(Resolved {
         workload,
@@ -391,7 +476,95 @@ pub fn resolve(args: &TestbedArgs) -> Result<Resolved, String> {
         config,
         cycles: args.cycles,
         max_ops: args.max_ops,
+        trace_file: args.trace.clone(),
+        profile_file: args.profile.clone(),
         report,
+    })
+}
+
+/// `--profile` and its knobs: the profiler's configuration, or `None` without `--profile`.
+fn resolve_profile(args: &TestbedArgs, threaded: bool) -> Result<Option<ProfileConfig>, String> {
+    let defaults = ProfileConfig::default();
+    if args.profile_period == Some(0) {
+        return Err("--profile-period must be at least 1 micro-operation boundary".into());
+    }
+    if let Some(us) = args.profile_interval_us
+        && !(us > 0.0 && us <= MAX_PROFILE_INTERVAL_US)
+    {
+        return Err(format!(
+            "--profile-interval-us {us} must be a number of microseconds in (0, {MAX_PROFILE_INTERVAL_US}]"
+        ));
+    }
+    let checks = match args.profile_checks.as_deref() {
+        None => defaults.checks,
+        Some("on") => true,
+        Some("off") => false,
+        Some(other) => return Err(format!("--profile-checks {other:?} must be on or off")),
+    };
+    if args.profile.is_none() {
+        let knob = [
+            ("--profile-period", args.profile_period.is_some()),
+            ("--profile-interval-us", args.profile_interval_us.is_some()),
+            ("--profile-checks", args.profile_checks.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(flag, given)| given.then_some(flag));
+        return match knob {
+            Some(flag) => Err(format!("{flag} applies only with --profile FILE")),
+            None => Ok(None),
+        };
+    }
+    if threaded && args.profile_period.is_some() {
+        return Err(
+            "--profile-period applies only to --engine deterministic (the threaded engine's profiler thread signals every --profile-interval-us)"
+                .into(),
+        );
+    }
+    if !threaded && args.profile_interval_us.is_some() {
+        return Err(
+            "--profile-interval-us applies only to --engine threaded (the deterministic engine signals every --profile-period boundaries)"
+                .into(),
+        );
+    }
+    Ok(Some(ProfileConfig {
+        checks,
+        period: args.profile_period.unwrap_or(defaults.period),
+        interval: args
+            .profile_interval_us
+            .map_or(defaults.interval, |us| Duration::from_secs_f64(us / 1e6)),
+        ..defaults
+    }))
+}
+
+/// The longest `--profile-interval-us`: 10 s between signals.
+const MAX_PROFILE_INTERVAL_US: f64 = 1e7;
+
+/// Checks, before the run, that an output file (`--trace`, `--profile`) can be written: its
+/// directory exists and takes a new file (a temporary one, created and removed here, as the run
+/// will create it), and it is not itself a directory.
+fn check_output_file(flag: &str, path: &Path) -> Result<(), String> {
+    let shown = path.display();
+    if path.as_os_str().is_empty() {
+        return Err(format!("{flag} needs a file name"));
+    }
+    if path.is_dir() {
+        return Err(format!("{flag} {shown} is a directory, not a file"));
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(format!(
+            "{flag} {shown}: directory {} does not exist",
+            dir.display()
+        ));
+    }
+    cli::temp_file_beside(path).map(drop).map_err(|e| {
+        format!(
+            "{flag} {shown}: cannot create a file in {}: {e}",
+            dir.display()
+        )
     })
 }
 
@@ -511,35 +684,140 @@ fn check_depth_fits(
     Ok(())
 }
 
+/// Why a run produced no report: the runtime failed, or an output file could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The runtime's error: a checker's violation, or a run that could not complete.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// Writing `--trace` or `--profile` failed.
+    #[error("cannot write {}: {source}", path.display())]
+    Output {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+impl RunError {
+    /// Whether a checker found a violation (exit code 3).
+    pub fn is_checker_violation(&self) -> bool {
+        matches!(self, RunError::Runtime(e) if e.is_checker_violation())
+    }
+
+    fn output(path: &Path, source: io::Error) -> RunError {
+        RunError::Output {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
 /// Runs a resolved configuration to completion.
-pub fn run(r: &Resolved) -> Result<Report, RuntimeError> {
+pub fn run(r: &Resolved) -> Result<Report, RunError> {
     run_timed(r).map(|(report, _)| report)
+}
+
+/// One engine, whichever the configuration picked.
+enum Engine {
+    Deterministic(Box<Deterministic>),
+    Threaded(Box<Threaded>, Limits),
+}
+
+impl Engine {
+    fn new(r: &Resolved, image: gc::WorkloadImage) -> Result<Engine, RuntimeError> {
+        Ok(match r.report.time_limit {
+            None => Engine::Deterministic(Box::new(Deterministic::new(r.config.clone(), image)?)),
+            Some(secs) => Engine::Threaded(
+                Box::new(Threaded::new(r.config.clone(), image)?),
+                Limits {
+                    max_ops: r.max_ops,
+                    time_limit: Duration::from_secs_f64(secs),
+                },
+            ),
+        })
+    }
+
+    fn runtime(&self) -> &Runtime {
+        match self {
+            Engine::Deterministic(e) => e.runtime(),
+            Engine::Threaded(e, _) => e.runtime(),
+        }
+    }
+
+    fn run(&mut self, cycles: u32, max_ops: u64) -> Result<RunResult, RuntimeError> {
+        match self {
+            Engine::Deterministic(e) => e.run(cycles, max_ops),
+            Engine::Threaded(e, limits) => e.run(cycles, *limits),
+        }
+    }
 }
 
 /// [`run`], also giving the wall time of the engine's run (the workload's build excluded): the
 /// denominator of mutator throughput.
-pub fn run_timed(r: &Resolved) -> Result<(Report, Duration), RuntimeError> {
+pub fn run_timed(r: &Resolved) -> Result<(Report, Duration), RunError> {
+    run_measured(r).map(|(report, t)| (report, t.run))
+}
+
+/// Where a run's wall time went.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Timings {
+    /// The engine's run, from its creation to its last cycle (the workload's build excluded).
+    pub run: Duration,
+    /// Finishing `--trace` (waiting for the encoder to write what it was handed, the metadata,
+    /// the rename) and writing `--profile`; zero without them.
+    pub outputs: Duration,
+}
+
+/// [`run`], with [`Timings`].
+///
+/// With `--trace`, a [`ChromeTraceWriter`] is the trace's sink for the whole run (warm-up
+/// included) and is finished, its `otherData` the resolved configuration and the tracer's
+/// counters, only when the run succeeds; with `--profile`, the folded stacks are written
+/// atomically after it. A failed run leaves neither file (nor a partial one) behind.
+pub fn run_measured(r: &Resolved) -> Result<(Report, Timings), RunError> {
     let image = r.workload.build(&r.params);
+    let trace_sink = match &r.trace_file {
+        Some(path) => Some(SharedSink::new(
+            ChromeTraceWriter::create(path).map_err(|e| RunError::output(path, e))?,
+        )),
+        None => None,
+    };
     let start = std::time::Instant::now();
     let warmup = r.report.warmup_cycles;
     let all_cycles = r.cycles + warmup;
+    let mut engine = Engine::new(r, image)?;
+    if let (Some(sink), Some(tr)) = (&trace_sink, &engine.runtime().trace) {
+        tr.set_sink(Box::new(sink.clone()));
+    }
     let RunResult {
         cycles,
         totals,
         rescan_bound,
         mmu,
+        profile,
+        trace,
         ..
-    } = match r.report.time_limit {
-        None => Deterministic::new(r.config.clone(), image)?.run(all_cycles, r.max_ops)?,
-        Some(secs) => Threaded::new(r.config.clone(), image)?.run(
-            all_cycles,
-            Limits {
-                max_ops: r.max_ops,
-                time_limit: Duration::from_secs_f64(secs),
-            },
-        )?,
-    };
+    } = engine.run(all_cycles, r.max_ops)?;
     let wall = start.elapsed();
+    let outputs_start = std::time::Instant::now();
+    if let (Some(sink), Some(path)) = (trace_sink, &r.trace_file) {
+        finish_trace(engine.runtime(), &sink, path, &r.report)?;
+    }
+    if let (Some(prof), Some(path)) = (&profile, &r.profile_file) {
+        let folded = if prof.stacks.is_empty() {
+            String::new()
+        } else {
+            prof.folded(&engine.runtime().prog)
+        };
+        cli::write_atomically(path, |w| w.write_all(folded.as_bytes()))
+            .map_err(|e| RunError::output(path, e))?;
+    }
+    let timings = Timings {
+        run: wall,
+        outputs: outputs_start.elapsed(),
+    };
     let cycles: Vec<CycleStats> = cycles.into_iter().skip(warmup as usize).collect();
     let totals = if warmup == 0 {
         totals
@@ -553,9 +831,37 @@ pub fn run_timed(r: &Resolved) -> Result<(Report, Duration), RuntimeError> {
             cycles,
             rescan_bound,
             mmu,
+            trace,
+            profile: profile.map(|p| ProfileSummary {
+                counts: p.counts,
+                signals_sent: p.signals_sent,
+                stacks: p.stacks.len(),
+            }),
         },
-        wall,
+        timings,
     ))
+}
+
+/// Takes the trace's sink back after the run (every buffer read) and finishes the file, unless
+/// the sink failed on the way: the trace would then lack events, and is dropped.
+fn finish_trace(
+    rt: &Runtime,
+    sink: &SharedSink<ChromeTraceWriter>,
+    path: &Path,
+    config: &ConfigReport,
+) -> Result<(), RunError> {
+    let stats = rt.trace.as_ref().map(gc::Trace::stats);
+    let error = rt.trace.as_ref().and_then(|tr| tr.take_sink().1);
+    let writer = sink.take();
+    if let Some(e) = error {
+        return Err(RunError::output(path, e));
+    }
+    let writer = writer
+        .ok_or_else(|| RunError::output(path, io::Error::other("the trace writer was lost")))?;
+    let other_data = serde_json::json!({ "config": config, "trace": stats });
+    writer
+        .finish(other_data)
+        .map_err(|e| RunError::output(path, e))
 }
 
 /// The human-readable summary `testbed` prints without `--json`.
@@ -568,7 +874,7 @@ pub fn summary(report: &Report) -> String {
     } else {
         t.sum.rescan_bytes as f64 / t.sum.oracle_rescan_bytes as f64
     };
-    format!(
+    let mut out = format!(
         "workload {} ({} goroutines, depth {}), barrier {}, stack barriers {}{}, seed {}\n\
          cycles {}, mutator ops {}\n\
          re-scanned {:.1} KiB of {:.1} KiB full ({:.2}% avoided), oracle {:.1} KiB ({:.2}x)\n\
@@ -598,7 +904,23 @@ pub fn summary(report: &Report) -> String {
         t.mark_term_ns_p50 as f64 / 1e6,
         t.mark_term_ns_max as f64 / 1e6,
         t.sum.checkmark_failures
-    )
+    );
+    if let (Some(tr), Some(file)) = (&report.trace, &c.trace) {
+        out.push_str(&format!(
+            "\ntrace: {} events, {} buffers of {:.0} KiB allocated -> {file}",
+            tr.events,
+            tr.buffers_allocated,
+            kib(tr.buffer_bytes) / tr.buffers_allocated.max(1) as f64,
+        ));
+    }
+    if let (Some(p), Some(file)) = (&report.profile, &c.profile) {
+        let n = &p.counts;
+        out.push_str(&format!(
+            "\nprofile: {} samples ({} user, {} system, {} malformed), {} stacks -> {file}",
+            n.samples, n.user_samples, n.system_samples, n.malformed, p.stacks
+        ));
+    }
+    out
 }
 
 /// The summary's line on DESIGN §4's bound.
@@ -616,4 +938,84 @@ fn bound_line(b: &RescanBound) -> String {
         b.bounded_rescans,
         b.bounded_rescans - b.outside_bound
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn resolve_flags(flags: &[&str]) -> Result<Resolved, String> {
+        let argv = ["testbed", "--workload", "mixed"].iter().chain(flags);
+        resolve(&TestbedArgs::try_parse_from(argv).map_err(|e| e.to_string())?)
+    }
+
+    #[test]
+    fn tracing_and_profiling_are_off_unless_asked() {
+        let r = resolve_flags(&[]).unwrap();
+        assert!(!r.config.trace);
+        assert_eq!(r.config.profile, None);
+        assert_eq!((r.trace_file, r.profile_file), (None, None));
+        let c = &r.report;
+        assert_eq!(
+            (&c.trace, &c.profile, c.profile_checks),
+            (&None, &None, None)
+        );
+        assert_eq!((c.profile_period, c.profile_interval_us), (None, None));
+    }
+
+    #[test]
+    fn profile_knobs_resolve_per_engine_with_the_profilers_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("cpu.folded").display().to_string();
+        let defaults = ProfileConfig::default();
+        let r = resolve_flags(&["--profile", &f]).unwrap();
+        assert_eq!(r.config.profile, Some(defaults));
+        assert_eq!(r.report.profile_period, Some(defaults.period));
+        assert_eq!(r.report.profile_interval_us, None);
+        assert_eq!(r.report.profile_checks, Some("on"));
+        let r = resolve_flags(&[
+            "--profile",
+            &f,
+            "--engine",
+            "threaded",
+            "--profile-interval-us",
+            "250",
+            "--profile-checks",
+            "off",
+        ])
+        .unwrap();
+        let p = r.config.profile.unwrap();
+        assert_eq!(p.interval, Duration::from_micros(250));
+        assert!(!p.checks);
+        assert_eq!(r.report.profile_interval_us, Some(250.0));
+        assert_eq!(r.report.profile_period, None);
+        assert_eq!(r.report.profile_checks, Some("off"));
+        // Nothing was created by the check that the directory takes a file.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn help_states_the_profilers_defaults() {
+        let cmd = TestbedArgs::command();
+        let help = |id: &str| {
+            cmd.get_arguments()
+                .find(|a| a.get_id() == id)
+                .and_then(|a| a.get_help())
+                .map(|h| h.to_string())
+                .unwrap_or_default()
+        };
+        let d = ProfileConfig::default();
+        assert!(
+            help("profile_period").contains(&format!("[default: {}]", d.period)),
+            "{}",
+            help("profile_period")
+        );
+        let us = d.interval.as_micros();
+        assert!(
+            help("profile_interval_us").contains(&format!("[default: {us}]")),
+            "{}",
+            help("profile_interval_us")
+        );
+    }
 }

@@ -1,0 +1,389 @@
+//! `trace_overhead`: what execution tracing (seed 001) costs a run, JSON export included.
+//!
+//! Invariant: the traced and untraced runs of a row differ only in `--trace`: each pair is the
+//! same `testbed` configuration, resolved by [`testbed::resolve`] from the same flags, so the
+//! figure is the tracer's cost and nothing else. Under the deterministic engine tracing changes
+//! no counter (the tracer draws no random number and adds no step), so both runs execute the
+//! same operations and `mutator_ops` is the same; under the threaded engine the schedule is
+//! real and each run differs a little.
+//!
+//! Algorithm. For each workload (`mixed`, `many-shallow`, `switch-heavy`, and `deep-oscillate`
+//! with a barrier on every frame, the most barrier events), each engine (deterministic with 4
+//! Ps; threaded with `--procs`, default one per CPU) and each seed, run `reps` times with
+//! tracing off and on, alternating, one run at a time so runs never share the machine. A traced
+//! run streams its events through a [`crate::trace_export::ChromeTraceWriter`] into a
+//! temporary directory, so its wall time — the engine's run plus finishing the trace file
+//! ([`testbed::Timings`]) — includes the JSON encoding and the write. A row reports the median
+//! run of each side (the upper median for an even count: a real run, whose counters go with
+//! its time), `overhead = wall_ms_on / wall_ms_off − 1`, the traced run's events, trace bytes
+//! and buffers, and the mark-termination p50 of both (tracing writes events inside the pause).
+//! Every run uses a 1 MiB heap minimum unless `--heap-minimum` says otherwise, so cycles come
+//! often and a run is short; `switch-heavy`, a goroutine switch per operation, is the worst
+//! case: one event per operation.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::suite::{self, Mode, Plan, SuiteArgs, SuiteError, Workload};
+use crate::testbed::{self, ConfigReport, Report, Timings};
+
+/// The experiment's name: its files are `OUT/trace_overhead.csv` and `.json`.
+pub const NAME: &str = "trace_overhead";
+
+/// The workloads: `(name, goroutines, depth, extra testbed flags)`.
+const WORKLOADS: [(&str, usize, usize, &[&str]); 4] = [
+    ("mixed", 64, 200, &[]),
+    ("many-shallow", 1000, 10, &[]),
+    ("switch-heavy", 64, 50, &[]),
+    ("deep-oscillate", 32, 1000, &["--stack-barriers", "all"]),
+];
+
+/// Ps of the deterministic engine (the testbed's default, so counters do not depend on the
+/// machine).
+const DETERMINISTIC_PROCS: usize = 4;
+
+/// The heap minimum of every run unless `--heap-minimum` is given: 1 MiB.
+const HEAP_MINIMUM: u64 = 1 << 20;
+
+/// Repetitions per side: 3 with `--quick`, 7 with `--full`.
+pub fn default_reps(mode: Mode) -> usize {
+    match mode {
+        Mode::Quick => 3,
+        Mode::Full => 7,
+    }
+}
+
+/// GC cycles per run: 3 with `--quick`, 10 with `--full`.
+fn default_cycles(mode: Mode) -> u32 {
+    match mode {
+        Mode::Quick => 3,
+        Mode::Full => 10,
+    }
+}
+
+/// `trace_overhead`'s flags beyond the suite's.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Runs per side and configuration [default: [`default_reps`]].
+    pub reps: Option<usize>,
+}
+
+/// One configuration: tracing off against on.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    /// Workload.
+    pub workload: String,
+    /// `deterministic` or `threaded`.
+    pub engine: String,
+    /// Ps.
+    pub procs: usize,
+    /// Goroutines.
+    pub goroutines: usize,
+    /// Depth.
+    pub depth: usize,
+    /// Seed.
+    pub seed: u64,
+    /// GC cycles per run.
+    pub cycles: u32,
+    /// Runs per side.
+    pub reps: usize,
+    /// Median wall time untraced, ms.
+    pub wall_ms_off: f64,
+    /// Median wall time traced (the run plus finishing the trace file), ms.
+    pub wall_ms_on: f64,
+    /// `wall_ms_on / wall_ms_off - 1`.
+    pub overhead: f64,
+    /// Mutator operations of the median traced run.
+    pub mutator_ops: u64,
+    /// Events the median traced run wrote.
+    pub events: u64,
+    /// `events` per second of `wall_ms_on`.
+    pub events_per_sec: f64,
+    /// Size of its trace file.
+    pub trace_bytes: u64,
+    /// Trace buffers it allocated (each 64 KiB).
+    pub buffers_allocated: u64,
+    /// Median mark-termination pause of the median untraced run.
+    pub mark_term_ns_p50_off: u64,
+    /// Median mark-termination pause of the median traced run.
+    pub mark_term_ns_p50_on: u64,
+}
+
+/// One configuration in the JSON summary: its row, the resolved configuration of the untraced
+/// run (the traced one adds only `trace`), the command that reproduces it (add `--trace FILE`
+/// for the traced side), every run's wall time, and of each traced run's the part spent
+/// finishing the trace file (draining the encoder, the metadata, `fsync`, the rename).
+#[derive(Debug, Serialize)]
+struct Config {
+    #[serde(flatten)]
+    row: Row,
+    command: String,
+    config: ConfigReport,
+    wall_ms_off_runs: Vec<f64>,
+    wall_ms_on_runs: Vec<f64>,
+    finish_ms_on_runs: Vec<f64>,
+}
+
+/// `trace_overhead.json`.
+#[derive(Debug, Serialize)]
+struct Summary<'a> {
+    experiment: &'static str,
+    mode: Mode,
+    reps: usize,
+    seeds: &'a [u64],
+    cpus: usize,
+    heap_minimum: u64,
+    configs: &'a [Config],
+}
+
+/// One run's figures.
+#[derive(Clone, Debug)]
+struct Run {
+    /// The engine's run plus finishing the outputs.
+    wall: Duration,
+    /// Finishing the outputs.
+    finish: Duration,
+    report: Report,
+    trace_bytes: u64,
+}
+
+/// Runs `plan` once, traced into `trace` if given; the trace file is removed afterwards.
+fn run_once(plan: &Plan, trace: Option<&Path>) -> Result<Run, SuiteError> {
+    let plan = match trace {
+        Some(path) => plan.clone().with("--trace", path.display()),
+        None => plan.clone(),
+    };
+    let r = suite::resolve(&plan)?;
+    let (report, Timings { run, outputs }) = testbed::run_measured(&r).map_err(|e| {
+        let msg = format!("{NAME}: run `{}` failed: {e}", plan.command());
+        if e.is_checker_violation() {
+            SuiteError::Violation(msg)
+        } else {
+            SuiteError::Failed(msg)
+        }
+    })?;
+    let trace_bytes = match trace {
+        Some(path) => {
+            let bytes = std::fs::metadata(path).map_or(0, |m| m.len());
+            // Best effort: the directory is temporary and removed at the end anyway.
+            let _ = std::fs::remove_file(path);
+            bytes
+        }
+        None => 0,
+    };
+    Ok(Run {
+        wall: run + outputs,
+        finish: outputs,
+        report,
+        trace_bytes,
+    })
+}
+
+/// The upper-median run by wall time.
+fn median(runs: &[Run]) -> &Run {
+    let mut order: Vec<&Run> = runs.iter().collect();
+    order.sort_by_key(|r| r.wall);
+    order[order.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// `trace_overhead`: see the module comment.
+pub fn trace_overhead(args: &SuiteArgs, opts: Options) -> Result<String, SuiteError> {
+    args.validate()?;
+    let reps = opts.reps.unwrap_or_else(|| default_reps(args.mode()));
+    if reps == 0 {
+        return Err(SuiteError::BadInput("--reps must be at least 1".into()));
+    }
+    let cycles = args.cycles.unwrap_or_else(|| default_cycles(args.mode()));
+    let heap_minimum = args.heap_minimum.unwrap_or(HEAP_MINIMUM);
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threaded_procs = args.procs.unwrap_or(cpus);
+    // One seed unless --seeds asks for more: the pairs, not the seeds, carry the figure.
+    let seeds: Vec<u64> = if args.seeds.is_some() {
+        args.seeds()
+    } else {
+        vec![args.seed]
+    };
+    let mut plans = Vec::new();
+    for (name, goroutines, depth, extra) in WORKLOADS {
+        let workload = Workload::new(name, args.size(goroutines), args.size(depth));
+        for (engine, procs) in [
+            ("deterministic", DETERMINISTIC_PROCS),
+            ("threaded", threaded_procs),
+        ] {
+            for &seed in &seeds {
+                let mut flags = vec![
+                    "--workload".to_owned(),
+                    workload.name.clone(),
+                    "--goroutines".to_owned(),
+                    workload.goroutines.to_string(),
+                    "--depth".to_owned(),
+                    workload.depth.to_string(),
+                ];
+                flags.extend(extra.iter().map(|f| (*f).to_owned()));
+                let plan = Plan { flags }
+                    .with("--engine", engine)
+                    .with("--procs", procs)
+                    .with("--seed", seed)
+                    .with("--cycles", cycles)
+                    .with("--heap-minimum", heap_minimum);
+                // Resolve now: a bad plan is bad input before anything runs.
+                let config = suite::resolve(&plan)?.report;
+                plans.push((plan, config));
+            }
+        }
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("stkbar-trace-overhead-")
+        .tempdir()
+        .map_err(|e| {
+            SuiteError::Failed(format!("{NAME}: cannot create a temporary directory: {e}"))
+        })?;
+    let start = Instant::now();
+    let bar = suite::progress_bar(NAME, (plans.len() * reps * 2) as u64, args.quiet);
+    let mut configs = Vec::new();
+    for (i, (plan, config)) in plans.into_iter().enumerate() {
+        bar.set_message(plan.command());
+        let trace = dir.path().join(format!("{i}.json"));
+        let (mut off, mut on) = (Vec::new(), Vec::new());
+        for _ in 0..reps {
+            off.push(run_once(&plan, None)?);
+            bar.inc(1);
+            on.push(run_once(&plan, Some(&trace))?);
+            bar.inc(1);
+        }
+        let (m_off, m_on) = (median(&off), median(&on));
+        let stats = m_on.report.trace.unwrap_or_default();
+        let (wall_ms_off, wall_ms_on) = (ms(m_off.wall), ms(m_on.wall));
+        let row = Row {
+            workload: config.workload.to_owned(),
+            engine: config.engine.to_owned(),
+            procs: config.procs,
+            goroutines: config.goroutines,
+            depth: config.depth,
+            seed: config.seed,
+            cycles: config.cycles,
+            reps,
+            wall_ms_off,
+            wall_ms_on,
+            overhead: wall_ms_on / wall_ms_off.max(1e-9) - 1.0,
+            mutator_ops: m_on.report.totals.mutator_ops,
+            events: stats.events,
+            events_per_sec: stats.events as f64 / (wall_ms_on / 1e3).max(1e-12),
+            trace_bytes: m_on.trace_bytes,
+            buffers_allocated: stats.buffers_allocated,
+            mark_term_ns_p50_off: m_off.report.totals.mark_term_ns_p50,
+            mark_term_ns_p50_on: m_on.report.totals.mark_term_ns_p50,
+        };
+        configs.push(Config {
+            row,
+            command: plan.command(),
+            config,
+            wall_ms_off_runs: off.iter().map(|r| ms(r.wall)).collect(),
+            wall_ms_on_runs: on.iter().map(|r| ms(r.wall)).collect(),
+            finish_ms_on_runs: on.iter().map(|r| ms(r.finish)).collect(),
+        });
+    }
+    bar.finish_and_clear();
+    let rows: Vec<Row> = configs.iter().map(|c| c.row.clone()).collect();
+    suite::write_csv(&args.out.join(format!("{NAME}.csv")), &rows)?;
+    suite::write_json(
+        &args.out.join(format!("{NAME}.json")),
+        &Summary {
+            experiment: NAME,
+            mode: args.mode(),
+            reps,
+            seeds: &seeds,
+            cpus,
+            heap_minimum,
+            configs: &configs,
+        },
+    )?;
+    Ok(summary(args, &rows, start.elapsed()))
+}
+
+/// The lines the binary prints: where the files went, then one line per row.
+fn summary(args: &SuiteArgs, rows: &[Row], took: Duration) -> String {
+    let mut out = format!(
+        "{NAME}: {} configurations × {} runs each side ({} mode) in {:.1} s -> {}",
+        rows.len(),
+        rows.first().map_or(0, |r| r.reps),
+        args.mode(),
+        took.as_secs_f64(),
+        args.out.join(format!("{NAME}.csv")).display()
+    );
+    for r in rows {
+        out.push_str(&format!(
+            "\n  {:<15} {:<13} P{} off {:>8.1} ms, on {:>8.1} ms ({:+6.1} %), {:>9} events ({:.2} M/s), {:.1} MiB",
+            r.workload,
+            r.engine,
+            r.procs,
+            r.wall_ms_off,
+            r.wall_ms_on,
+            100.0 * r.overhead,
+            r.events,
+            r.events_per_sec / 1e6,
+            r.trace_bytes as f64 / f64::from(1 << 20),
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(ms: u64) -> Run {
+        Run {
+            wall: Duration::from_millis(ms),
+            finish: Duration::ZERO,
+            report: Report {
+                config: suite::resolve(&Plan {
+                    flags: vec!["--workload".into(), "mixed".into()],
+                })
+                .unwrap()
+                .report,
+                totals: Default::default(),
+                cycles: Vec::new(),
+                rescan_bound: Default::default(),
+                mmu: Vec::new(),
+                trace: None,
+                profile: None,
+            },
+            trace_bytes: ms,
+        }
+    }
+
+    #[test]
+    fn the_median_is_a_real_run_the_upper_one_for_even_counts() {
+        let odd = [run(5), run(1), run(3)];
+        assert_eq!(median(&odd).trace_bytes, 3);
+        let even = [run(4), run(1), run(3), run(2)];
+        assert_eq!(median(&even).trace_bytes, 3);
+        assert_eq!(median(&[run(7)]).trace_bytes, 7);
+    }
+
+    #[test]
+    fn every_workload_resolves_on_both_engines() {
+        for (name, goroutines, depth, extra) in WORKLOADS {
+            for engine in ["deterministic", "threaded"] {
+                let mut flags = vec![
+                    "--workload".to_owned(),
+                    name.to_owned(),
+                    "--goroutines".to_owned(),
+                    goroutines.to_string(),
+                    "--depth".to_owned(),
+                    depth.to_string(),
+                ];
+                flags.extend(extra.iter().map(|f| (*f).to_owned()));
+                let plan = Plan { flags }.with("--engine", engine);
+                assert!(suite::resolve(&plan).is_ok(), "{}", plan.command());
+            }
+        }
+    }
+}
