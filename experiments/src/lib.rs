@@ -5,13 +5,19 @@
 //! * [`suite`] — the experiment binaries' machinery: shared flags, plans of testbed runs, rows;
 //! * [`sweeps`] — the experiments themselves (which runs each one makes);
 //! * [`debug_modes`] — the debug-mode experiments: sanitizer contexts and wbshadow against faults;
+//! * [`profiler_switch`] — the sampling profiler across goroutine switches and barrier operations (seed 003);
+//! * [`trace_export`] — the runtime's trace as Chrome trace-event JSON (Perfetto), written atomically;
+//! * [`trace_overhead`] — what tracing costs: each workload and engine with tracing off and on;
 //! * [`cli`] — one-line errors with exit code 2, atomic result files.
 
 pub mod cli;
 pub mod debug_modes;
 pub mod paper;
 pub mod plot;
+pub mod profiler_switch;
 pub mod suite;
 pub mod sweeps;
 pub mod testbed;
+pub mod trace_export;
+pub mod trace_overhead;
 pub mod workload;

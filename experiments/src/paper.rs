@@ -131,6 +131,35 @@ struct OverheadRow {
     heap_bytes: u64,
 }
 
+/// A `profiler_switch.csv` row: one profiled run of one workload, engine, checks setting and seed
+/// (seed 003).
+#[derive(Clone, Debug, Deserialize)]
+struct ProfilerRow {
+    workload: String,
+    /// `deterministic` or `threaded`.
+    engine: String,
+    /// Seed 003's checks: `on` or `off`.
+    checks: String,
+    samples: u64,
+    user_samples: u64,
+    system_samples: u64,
+    samples_mid_gogo: u64,
+    samples_mid_barrier: u64,
+    malformed: u64,
+}
+
+/// A `trace_overhead.csv` row: one workload and engine run with tracing off and on (seed 001).
+#[derive(Clone, Debug, Deserialize)]
+struct TraceOverheadRow {
+    workload: String,
+    engine: String,
+    wall_ms_off: f64,
+    wall_ms_on: f64,
+    events_per_sec: f64,
+    trace_bytes: u64,
+    buffers_allocated: u64,
+}
+
 /// Reads `dir/name.csv`; `Ok(None)` when it does not exist.
 fn read<T: for<'de> Deserialize<'de>>(
     dir: &Path,
@@ -799,6 +828,122 @@ fn wbshadow_overhead_table(rows: &[OverheadRow]) -> Table {
     }
 }
 
+/// `profiler_switch`: per workload, engine and checks setting, where the samples went and how
+/// many tracebacks were malformed, summed over the seeds.
+fn profiler_switch_table(rows: &[ProfilerRow]) -> Table {
+    let header: Vec<String> = [
+        "workload",
+        "engine",
+        "seed 003 checks",
+        "samples",
+        "unwound",
+        "System",
+        "mid-gogo",
+        "mid-barrier",
+        "malformed",
+        "malformed per 10⁶",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let mut body = Vec::new();
+    let mut counts = Vec::new();
+    for workload in first_seen(rows, |r| &r.workload) {
+        for engine in ["deterministic", "threaded"] {
+            for checks in ["on", "off"] {
+                let sel: Vec<&ProfilerRow> = rows
+                    .iter()
+                    .filter(|r| r.workload == workload && r.engine == engine && r.checks == checks)
+                    .collect();
+                if sel.is_empty() {
+                    continue;
+                }
+                counts.push(sel.len());
+                let sum = |f: fn(&ProfilerRow) -> u64| sel.iter().map(|r| f(r)).sum::<u64>();
+                let samples = sum(|r| r.samples);
+                let malformed = sum(|r| r.malformed);
+                body.push(vec![
+                    format!("`{workload}`"),
+                    engine.to_owned(),
+                    checks.to_owned(),
+                    samples.to_string(),
+                    sum(|r| r.user_samples).to_string(),
+                    sum(|r| r.system_samples).to_string(),
+                    sum(|r| r.samples_mid_gogo).to_string(),
+                    sum(|r| r.samples_mid_barrier).to_string(),
+                    malformed.to_string(),
+                    if samples == 0 {
+                        "–".into()
+                    } else {
+                        num(1e6 * malformed as f64 / samples as f64, 0)
+                    },
+                ]);
+            }
+        }
+    }
+    let seeds = match seed_count(counts).as_deref() {
+        None | Some("1") => "one seed".to_owned(),
+        Some(n) => format!("{n} seeds, summed"),
+    };
+    let note = format!(
+        "Samples: profiling signals handled ({seeds}). Unwound: samples the handler turned into a traceback, each compared with the goroutine's true frames; System: samples it refused to unwind (seed 003's checks: g is not the M's user goroutine, SP outside its stack, PC inside `gogo`; and the stack-barrier checks: PC inside `stackBarrier`, the stack-barrier lock held). Mid-gogo: samples taken between the register stores of `gogo`, the switch to a goroutine; mid-barrier: between the stores of a stack-barrier install, hit or removal. Malformed: unwound samples whose traceback failed or differed from the true frames; DESIGN §6 target with the checks on: 0 in 10⁶ samples. Checks off is Go before seed 003."
+    );
+    Table {
+        name: "profiler_switch".into(),
+        markdown: markdown(&header, &body, &note),
+    }
+}
+
+/// `trace_overhead`: per workload and engine, what tracing costs in wall time and what it writes.
+fn trace_overhead_table(rows: &[TraceOverheadRow]) -> Table {
+    let header: Vec<String> = [
+        "workload",
+        "engine",
+        "overhead % (median)",
+        "events/s",
+        "buffers allocated",
+        "MiB written",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let mut body = Vec::new();
+    let mut counts = Vec::new();
+    for workload in first_seen(rows, |r| &r.workload) {
+        let of_workload: Vec<&TraceOverheadRow> =
+            rows.iter().filter(|r| r.workload == workload).collect();
+        for engine in first_seen(&of_workload, |r| &r.engine) {
+            let sel: Vec<&TraceOverheadRow> = of_workload
+                .iter()
+                .copied()
+                .filter(|r| r.engine == engine)
+                .collect();
+            counts.push(sel.len());
+            let n = sel.len() as f64;
+            let overhead = median(
+                sel.iter()
+                    .map(|r| 100.0 * (r.wall_ms_on / r.wall_ms_off - 1.0))
+                    .collect(),
+            );
+            let mean = |f: fn(&TraceOverheadRow) -> f64| sel.iter().map(|r| f(r)).sum::<f64>() / n;
+            body.push(vec![
+                format!("`{workload}`"),
+                engine,
+                num(overhead, 1),
+                num(mean(|r| r.events_per_sec), 0),
+                num(mean(|r| r.buffers_allocated as f64), 0),
+                mib(mean(|r| r.trace_bytes as f64)),
+            ]);
+        }
+    }
+    let seeds = seed_count(counts).unwrap_or_else(|| "0".into());
+    let note = format!(
+        "Overhead: a run's wall time with tracing on over the same run's with it off, less one, the median of {seeds} seed(s). Events/s: trace events written per second of the traced run; buffers allocated: per-P trace buffers the run ever allocated (they are recycled, not freed); MiB written: the trace bytes the run wrote. The other columns are means over the seeds."
+    );
+    Table {
+        name: "trace_overhead".into(),
+        markdown: markdown(&header, &body, &note),
+    }
+}
+
 /// Every table the CSVs in `dir` allow, with the names of those whose CSV is absent.
 pub fn tables(dir: &Path) -> Result<(Vec<Table>, Vec<String>), PaperError> {
     let mut out = Vec::new();
@@ -843,6 +988,14 @@ pub fn tables(dir: &Path) -> Result<(Vec<Table>, Vec<String>), PaperError> {
     match read::<SanitizerRow>(dir, "sanitizer_leak")? {
         Some(rows) => out.push(sanitizer_leak_table(&rows)),
         None => missing.push("sanitizer_leak".into()),
+    }
+    match read::<ProfilerRow>(dir, "profiler_switch")? {
+        Some(rows) => out.push(profiler_switch_table(&rows)),
+        None => missing.push("profiler_switch".into()),
+    }
+    match read::<TraceOverheadRow>(dir, "trace_overhead")? {
+        Some(rows) => out.push(trace_overhead_table(&rows)),
+        None => missing.push("trace_overhead".into()),
     }
     Ok((out, missing))
 }
@@ -1054,6 +1207,72 @@ mod tests {
             err.to_string().contains("wbshadow_faults.csv"),
             "{err} should name the file"
         );
+    }
+
+    #[test]
+    fn profiler_switch_table_sums_each_workload_engine_and_checks_setting() {
+        let md = profiler_switch_table(&fixture("profiler_switch")).markdown;
+        let lines: Vec<&str> = md.lines().collect();
+        assert_eq!(
+            lines[0],
+            "| workload | engine | seed 003 checks | samples | unwound | System | mid-gogo | mid-barrier | malformed | malformed per 10⁶ |"
+        );
+        // Four workloads × two engines × checks on and off, in the CSV's workload order.
+        assert_eq!(lines.len(), 2 + 16 + 2, "{md}");
+        assert_eq!(
+            lines[2],
+            "| `switch-heavy` | deterministic | on | 28606 | 6214 | 22392 | 11210 | 0 | 0 | 0 |"
+        );
+        assert_eq!(
+            lines[3],
+            "| `switch-heavy` | deterministic | off | 11429 | 5463 | 5966 | 4532 | 0 | 2986 | 261265 |"
+        );
+        assert_eq!(
+            lines[6],
+            "| `deep-oscillate` | deterministic | on | 25316 | 21268 | 4048 | 1245 | 1589 | 0 | 0 |"
+        );
+        assert!(lines[19].starts_with("Samples: profiling signals handled (one seed)."));
+    }
+
+    #[test]
+    fn trace_overhead_table_takes_the_median_overhead_and_mean_figures() {
+        let md = trace_overhead_table(&fixture("trace_overhead")).markdown;
+        assert_eq!(
+            md,
+            concat!(
+                "| workload | engine | overhead % (median) | events/s | buffers allocated | MiB written |\n",
+                "| --- | ---: | ---: | ---: | ---: | ---: |\n",
+                "| `deep-oscillate` | deterministic | 4.5 | 853022 | 5 | 3.97 |\n",
+                "| `deep-oscillate` | threaded | 10.0 | 1818182 | 7 | 10.00 |\n",
+                "| `mixed` | deterministic | 10.0 | 568182 | 5 | 1.00 |\n",
+                "\n",
+                "Overhead: a run's wall time with tracing on over the same run's with it off, less one, the median of 1–2 seed(s). ",
+                "Events/s: trace events written per second of the traced run; buffers allocated: per-P trace buffers the run ever allocated (they are recycled, not freed); ",
+                "MiB written: the trace bytes the run wrote. The other columns are means over the seeds.\n",
+            )
+        );
+    }
+
+    #[test]
+    fn observability_tables_are_made_from_their_csvs_or_reported_missing() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (_, missing) = tables(dir.path()).expect("no CSV is no error");
+        for name in ["profiler_switch", "trace_overhead"] {
+            assert!(missing.iter().any(|m| m == name), "{missing:?}");
+        }
+        for csv in ["profiler_switch.csv", "trace_overhead.csv"] {
+            std::fs::copy(Path::new(FIXTURES).join(csv), dir.path().join(csv)).expect("copy");
+        }
+        let (made, missing) = tables(dir.path()).expect("the fixtures parse");
+        let names: Vec<&str> = made.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["profiler_switch", "trace_overhead"]);
+        assert!(!missing.iter().any(|m| names.contains(&m.as_str())));
+
+        let path = dir.path().join("trace_overhead.csv");
+        let text = std::fs::read_to_string(&path).expect("read");
+        std::fs::write(&path, text.replacen(",200.0,", ",2oo.0,", 1)).expect("write");
+        let err = tables(dir.path()).expect_err("a bad number is an error");
+        assert!(err.to_string().contains("trace_overhead.csv"), "{err}");
     }
 
     #[test]

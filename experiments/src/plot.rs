@@ -39,6 +39,15 @@
 //! * `wbshadow_delay_vs_drop` — heap stores from the dropped barrier a report names to the report:
 //!   the median as the line, an error bar up to the maximum (not a range over seeds).
 //!
+//! `profiler_switch.csv` holds one row per profiled run (workload, engine, seed 003's checks on or
+//! off, seed); its figure sums the runs of each workload (seeds, and for the top panel engines):
+//!
+//! * `profiler_switch` — grouped bars per workload: where the checks-on samples went, as a share of
+//!   them (unwound, or `System` by the check that refused: g is g0, SP off g's stack, PC in `gogo`,
+//!   PC in `stackBarrier`, the stkbar lock held), and below, malformed tracebacks per 10⁶ samples
+//!   for each checks setting and engine on a linear axis, each bar labelled with its value so the
+//!   checks-on zeros read as zeros.
+//!
 //! A CSV that does not exist skips its figures (reported as an [`Event`]); one that exists but
 //! does not parse is an error. Colours are fixed per workload, design and mode, so a line keeps its
 //! colour from figure to figure, and each series also has its own marker shape, so lines that
@@ -86,6 +95,10 @@ pub const WBSHADOW_FAULTS_CSV: &str = "wbshadow_faults.csv";
 pub const SANITIZER_FIGURES: [&str; 1] = ["sanitizer_leak"];
 /// Figures drawn from [`WBSHADOW_FAULTS_CSV`].
 pub const WBSHADOW_FIGURES: [&str; 2] = ["wbshadow_detection_vs_drop", "wbshadow_delay_vs_drop"];
+/// The profiler's samples per run, seed 003's checks on and off.
+pub const PROFILER_SWITCH_CSV: &str = "profiler_switch.csv";
+/// Figures drawn from [`PROFILER_SWITCH_CSV`].
+pub const PROFILER_FIGURES: [&str; 1] = ["profiler_switch"];
 
 /// `plot`: regenerate every figure from the experiment CSVs.
 #[derive(Parser, Debug, Clone)]
@@ -95,8 +108,8 @@ pub const WBSHADOW_FIGURES: [&str; 2] = ["wbshadow_detection_vs_drop", "wbshadow
     about = "Regenerate every figure (PNG and SVG) of the stkbar report from the experiment CSVs.",
     after_help = "Example:\n  plot --results results\n  plot --results results --out /tmp/report --quiet\n\n\
 Reads rescan_offsets.csv, depth_sweep.csv, goroutine_sweep.csv, barrier_designs_mmu.csv,\n\
-sanitizer_leak.csv and wbshadow_faults.csv from --results; a CSV that does not exist skips its\n\
-figures. Writes OUT/figures/NAME.png and .svg.\n\n\
+sanitizer_leak.csv, wbshadow_faults.csv and profiler_switch.csv from --results; a CSV that does\n\
+not exist skips its figures. Writes OUT/figures/NAME.png and .svg.\n\n\
 Exit codes: 0 success, 2 bad input (an unknown flag, a malformed CSV), 1 a figure could not be written."
 )]
 pub struct PlotArgs {
@@ -279,6 +292,7 @@ pub fn plot_all(
     let mmu = read_mmu(&results.join(MMU_CSV))?;
     let sanitizer = read_sanitizer(&results.join(SANITIZER_LEAK_CSV))?;
     let faults = read_faults(&results.join(WBSHADOW_FAULTS_CSV))?;
+    let profiler = read_profiler(&results.join(PROFILER_SWITCH_CSV))?;
 
     let mut planned: Vec<(PathBuf, Result<Figure, Skip>)> = Vec::new();
     let mut missing = |csv: &str, figures: &[&str]| {
@@ -325,6 +339,10 @@ pub fn plot_all(
             planned.push((t.path.clone(), fig_wbshadow_delay_vs_drop(t)));
         }
         None => missing(WBSHADOW_FAULTS_CSV, &WBSHADOW_FIGURES),
+    }
+    match &profiler {
+        Some(t) => planned.push((t.path.clone(), fig_profiler_switch(t))),
+        None => missing(PROFILER_SWITCH_CSV, &PROFILER_FIGURES),
     }
 
     register_fonts()?;
@@ -388,6 +406,19 @@ const GOROUTINE_COLUMNS: &[&str] = &[
 const MMU_COLUMNS: &[&str] = &["workload", "design", "window_ns", "mmu"];
 /// DESIGN §7 fixes these four columns of `sanitizer_leak.csv`.
 const SANITIZER_COLUMNS: &[&str] = &["mode", "step", "live_objects", "sanitizer_bytes"];
+const PROFILER_COLUMNS: &[&str] = &[
+    "workload",
+    "engine",
+    "checks",
+    "samples",
+    "user_samples",
+    "malformed",
+    "refused_g0",
+    "refused_sp",
+    "refused_gogo",
+    "refused_stack_barrier_pc",
+    "refused_stkbar_lock",
+];
 const FAULT_COLUMNS: &[&str] = &[
     "mode",
     "drop_fraction",
@@ -467,6 +498,24 @@ struct FaultRow {
     detection_rate: Option<f64>,
     delay_stores_p50: Option<f64>,
     delay_stores_max: Option<f64>,
+}
+
+/// One row of the profiler CSV: one run's samples, by where they went.
+#[derive(Debug, Clone)]
+struct ProfilerRow {
+    workload: String,
+    /// `deterministic` or `threaded`.
+    engine: String,
+    /// Seed 003's checks: `on` or `off`.
+    checks: String,
+    samples: Option<f64>,
+    user_samples: Option<f64>,
+    malformed: Option<f64>,
+    refused_g0: Option<f64>,
+    refused_sp: Option<f64>,
+    refused_gogo: Option<f64>,
+    refused_stack_barrier_pc: Option<f64>,
+    refused_stkbar_lock: Option<f64>,
 }
 
 /// A CSV read into string records, with its header index.
@@ -655,6 +704,30 @@ fn read_faults(path: &Path) -> Result<Option<Rows<FaultRow>>, PlotError> {
             detection_rate: t.number(*line, rec, "detection_rate")?,
             delay_stores_p50: t.number(*line, rec, "delay_stores_p50")?,
             delay_stores_max: t.number(*line, rec, "delay_stores_max")?,
+        });
+    }
+    Ok(Some(Rows { path: t.path, rows }))
+}
+
+fn read_profiler(path: &Path) -> Result<Option<Rows<ProfilerRow>>, PlotError> {
+    let Some(t) = read_table(path, PROFILER_COLUMNS)? else {
+        return Ok(None);
+    };
+    let mut rows = Vec::with_capacity(t.records.len());
+    for (line, rec) in &t.records {
+        let n = |column| t.number(*line, rec, column);
+        rows.push(ProfilerRow {
+            workload: t.text(rec, "workload"),
+            engine: t.text(rec, "engine"),
+            checks: t.text(rec, "checks"),
+            samples: n("samples")?,
+            user_samples: n("user_samples")?,
+            malformed: n("malformed")?,
+            refused_g0: n("refused_g0")?,
+            refused_sp: n("refused_sp")?,
+            refused_gogo: n("refused_gogo")?,
+            refused_stack_barrier_pc: n("refused_stack_barrier_pc")?,
+            refused_stkbar_lock: n("refused_stkbar_lock")?,
         });
     }
     Ok(Some(Rows { path: t.path, rows }))
@@ -952,6 +1025,15 @@ struct Panel {
     /// Lines stop short of this x: the points from it on are a different regime (stack barriers
     /// off is not a very large offset), drawn as markers only.
     line_break: Option<f64>,
+    /// Draw the series as grouped bars, one group per integer x (a category), instead of lines.
+    bars: Option<Bars>,
+}
+
+/// How a bar panel is drawn.
+#[derive(Debug, Clone, Copy)]
+struct Bars {
+    /// Write each bar's value above it (so a zero is seen to be a zero, not a missing bar).
+    labels: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -1111,6 +1193,7 @@ fn fig_rescan_avoided_vs_offset(t: &Runs) -> Result<Figure, Skip> {
             },
             series,
             line_break: off_category(&cats),
+            bars: None,
         }],
     })
 }
@@ -1142,6 +1225,7 @@ fn fig_stkbar_memory_vs_offset(t: &Runs) -> Result<Figure, Skip> {
             y: number_axis(label, scale, &ys),
             series,
             line_break: off_category(&cats),
+            bars: None,
         }
     };
     Ok(Figure {
@@ -1238,6 +1322,7 @@ fn fig_rescan_vs_depth(t: &Runs) -> Result<Figure, Skip> {
             y: number_axis("stack bytes re-scanned per cycle", Scale::Log, &ys),
             series,
             line_break: None,
+            bars: None,
         }],
     })
 }
@@ -1297,6 +1382,7 @@ fn pause_figure(
             y: number_axis("mark-termination pause, p50 (µs)", Scale::Log, &ys),
             series,
             line_break: None,
+            bars: None,
         }],
     })
 }
@@ -1389,6 +1475,7 @@ fn figs_mmu(t: &MmuTable) -> Vec<Figure> {
                 },
                 series,
                 line_break: None,
+                bars: None,
             }],
         });
     }
@@ -1418,6 +1505,7 @@ fn fig_sanitizer_leak(t: &Rows<SanitizerRow>) -> Result<Figure, Skip> {
             y: number_axis(label, Scale::Linear, &ys),
             series,
             line_break: None,
+            bars: None,
         }
     };
     Ok(Figure {
@@ -1491,6 +1579,7 @@ fn fig_wbshadow_detection_vs_drop(t: &Rows<FaultRow>) -> Result<Figure, Skip> {
             },
             series,
             line_break: None,
+            bars: None,
         }],
     })
 }
@@ -1534,7 +1623,167 @@ fn fig_wbshadow_delay_vs_drop(t: &Rows<FaultRow>) -> Result<Figure, Skip> {
             y: number_axis("stores to report (p50, bar to max)", Scale::Log, &ys),
             series,
             line_break: None,
+            bars: None,
         }],
+    })
+}
+
+/// Where the profiler's samples went, as the CSV's columns name them, with their colours.
+const SAMPLE_FATES: [(&str, RGBColor); 6] = [
+    ("unwound (validated)", RGBColor(44, 160, 44)),
+    ("System: g is g0", RGBColor(127, 127, 127)),
+    ("System: SP off g's stack", RGBColor(255, 127, 14)),
+    ("System: PC in gogo", RGBColor(148, 103, 189)),
+    ("System: PC in stackBarrier", RGBColor(140, 86, 75)),
+    ("System: stkbar lock held", RGBColor(227, 119, 194)),
+];
+
+/// The checks and engines of the malformed panel, with their colours.
+const CHECK_ENGINES: [(&str, &str, &str, RGBColor); 4] = [
+    (
+        "on",
+        "deterministic",
+        "checks on, deterministic",
+        RGBColor(31, 119, 180),
+    ),
+    (
+        "on",
+        "threaded",
+        "checks on, threaded",
+        RGBColor(120, 170, 215),
+    ),
+    (
+        "off",
+        "deterministic",
+        "checks off, deterministic",
+        RGBColor(214, 39, 40),
+    ),
+    (
+        "off",
+        "threaded",
+        "checks off, threaded",
+        RGBColor(240, 140, 140),
+    ),
+];
+
+fn fig_profiler_switch(t: &Rows<ProfilerRow>) -> Result<Figure, Skip> {
+    const NAME: &str = "profiler_switch";
+    let mut workloads: Vec<&str> = Vec::new();
+    for r in &t.rows {
+        if !workloads.contains(&r.workload.as_str()) {
+            workloads.push(&r.workload);
+        }
+    }
+    let x_of = |w: &str| workloads.iter().position(|x| *x == w).map(|i| i as f64);
+    // Sums over every run (seeds and, for the fates, engines) of a workload.
+    let sum = |rows: &mut dyn Iterator<Item = &ProfilerRow>, f: fn(&ProfilerRow) -> Option<f64>| {
+        rows.filter_map(f).sum::<f64>()
+    };
+    let bar_series = |label: &str, colour: RGBColor, points: Vec<Point>| Series {
+        label: label.to_owned(),
+        colour,
+        marker: Marker::Square,
+        points,
+    };
+    let point = |x: f64, v: f64| Point {
+        x,
+        mean: v,
+        min: v,
+        max: v,
+    };
+    let fates: [fn(&ProfilerRow) -> Option<f64>; 6] = [
+        |r| r.user_samples,
+        |r| r.refused_g0,
+        |r| r.refused_sp,
+        |r| r.refused_gogo,
+        |r| r.refused_stack_barrier_pc,
+        |r| r.refused_stkbar_lock,
+    ];
+    let mut fate_series = Vec::new();
+    for ((label, colour), f) in SAMPLE_FATES.iter().zip(fates) {
+        let mut points = Vec::new();
+        for w in &workloads {
+            let on = || {
+                t.rows
+                    .iter()
+                    .filter(|r| r.workload == *w && r.checks == "on")
+            };
+            let samples = sum(&mut on(), |r| r.samples);
+            if samples > 0.0 {
+                points.extend(x_of(w).map(|x| point(x, 100.0 * sum(&mut on(), f) / samples)));
+            }
+        }
+        if !points.is_empty() {
+            fate_series.push(bar_series(label, *colour, points));
+        }
+    }
+    let mut malformed_series = Vec::new();
+    for (checks, engine, label, colour) in CHECK_ENGINES {
+        let mut points = Vec::new();
+        for w in &workloads {
+            let of = || {
+                t.rows
+                    .iter()
+                    .filter(|r| r.workload == *w && r.checks == checks && r.engine == engine)
+            };
+            let samples = sum(&mut of(), |r| r.samples);
+            if samples > 0.0 {
+                let malformed = sum(&mut of(), |r| r.malformed);
+                points.extend(x_of(w).map(|x| point(x, 1e6 * malformed / samples)));
+            }
+        }
+        if !points.is_empty() {
+            malformed_series.push(bar_series(label, colour, points));
+        }
+    }
+    if malformed_series.is_empty() {
+        return Err(no_data(NAME, "sampled"));
+    }
+    let x = Axis {
+        label: "workload".to_owned(),
+        scale: Scale::Linear,
+        lo: -0.5,
+        hi: workloads.len() as f64 - 0.5,
+        ticks: Ticks::Categories(workloads.iter().map(|w| (*w).to_owned()).collect()),
+    };
+    let mut panels = Vec::new();
+    if !fate_series.is_empty() {
+        panels.push(Panel {
+            x: x.clone(),
+            y: Axis {
+                label: "samples, checks on (%)".to_owned(),
+                scale: Scale::Linear,
+                lo: 0.0,
+                hi: 105.0,
+                ticks: Ticks::Number,
+            },
+            series: fate_series,
+            line_break: None,
+            bars: Some(Bars { labels: false }),
+        });
+    }
+    let (_, ys) = all_values(&malformed_series);
+    let (_, hi) = axis_range(&ys, Scale::Linear);
+    panels.push(Panel {
+        x,
+        y: Axis {
+            label: "malformed per 10⁶ samples".to_owned(),
+            scale: Scale::Linear,
+            lo: 0.0,
+            hi: hi * 1.08,
+            ticks: Ticks::Number,
+        },
+        series: malformed_series,
+        line_break: None,
+        bars: Some(Bars { labels: true }),
+    });
+    Ok(Figure {
+        name: NAME.to_owned(),
+        title: "Profiler samples across goroutine switches and stack barriers (seed 003)"
+            .to_owned(),
+        legend_title: "samples".to_owned(),
+        size: (1000, 850),
+        panels,
     })
 }
 
@@ -1745,6 +1994,9 @@ where
         .draw()
         .map_err(de)?;
 
+    if let Some(bars) = p.bars {
+        return draw_bars(&mut chart, p, bars).map_err(de);
+    }
     let log_y = p.y.scale == Scale::Log;
     let log_x = p.x.scale == Scale::Log;
     let drawable = |pt: &Point| (!log_y || pt.mean > 0.0) && (!log_x || pt.x > 0.0);
@@ -1823,6 +2075,46 @@ where
                 EmptyElement::at((x.0, floor)) + Text::new(note, (0, -6), style.clone()),
             ))
             .map_err(de)?;
+    }
+    Ok(())
+}
+
+/// Grouped bars: at each category x, one bar per series side by side, from zero up to the
+/// series' value there (a linear y axis).
+fn draw_bars<DB, X, Y>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<X, Y>>,
+    p: &Panel,
+    bars: Bars,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>>
+where
+    DB: DrawingBackend,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    let n = p.series.len().max(1) as f64;
+    let group = 0.8;
+    let width = group / n;
+    let label_style = TextStyle::from((FONT, LABEL_PX - 3).into_font())
+        .color(&RGBColor(60, 60, 60))
+        .pos(plotters::style::text_anchor::Pos::new(
+            plotters::style::text_anchor::HPos::Center,
+            plotters::style::text_anchor::VPos::Bottom,
+        ));
+    for (k, s) in p.series.iter().enumerate() {
+        let left = |x: f64| x - group / 2.0 + k as f64 * width;
+        chart.draw_series(s.points.iter().map(|pt| {
+            let x0 = left(pt.x);
+            Rectangle::new(
+                [(x0 + 0.04 * width, 0.0), (x0 + 0.96 * width, pt.mean)],
+                s.colour.filled(),
+            )
+        }))?;
+        if bars.labels {
+            chart.draw_series(s.points.iter().map(|pt| {
+                EmptyElement::at((left(pt.x) + width / 2.0, pt.mean))
+                    + Text::new(compact(pt.mean), (0, -3), label_style.clone())
+            }))?;
+        }
     }
     Ok(())
 }

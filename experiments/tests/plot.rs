@@ -46,6 +46,14 @@ const EXPECTED: &[(&str, &[&str])] = &[
             "stores to report (p50, bar to max)",
         ],
     ),
+    (
+        "profiler_switch",
+        &[
+            "samples, checks on (%)",
+            "malformed per 10⁶ samples",
+            "switch-heavy",
+        ],
+    ),
 ];
 
 /// A scratch results directory holding copies of the fixtures, less `leave_out`.
@@ -300,6 +308,17 @@ fn a_malformed_debug_mode_csv_exits_2_naming_the_file_column_and_line() {
         line.contains("drop_fraction") && line.contains("0.0o1"),
         "{line}"
     );
+
+    let line = expect_bad_input("profiler_switch.csv", |t| drop_column(t, "refused_gogo"));
+    assert!(line.contains("missing column `refused_gogo`"), "{line}");
+    let line = expect_bad_input("profiler_switch.csv", |t| {
+        set_cell(t, 3, "malformed", "none")
+    });
+    assert!(line.contains("profiler_switch.csv:3"), "{line}");
+    assert!(
+        line.contains("malformed") && line.contains("none"),
+        "{line}"
+    );
 }
 
 #[test]
@@ -310,6 +329,7 @@ fn a_missing_debug_mode_csv_skips_only_its_figures() {
             "wbshadow_faults.csv",
             &["wbshadow_detection_vs_drop", "wbshadow_delay_vs_drop"][..],
         ),
+        ("profiler_switch.csv", &["profiler_switch"][..]),
     ] {
         let results = results_copy(&[csv]);
         let out = tempfile::tempdir().expect("temp dir");
@@ -390,7 +410,7 @@ fn no_csv_at_all_still_exits_0() {
     let empty = tempfile::tempdir().expect("temp dir");
     let run = plot_bin(&["--results", path_arg(empty.path())]);
     assert_eq!(run.status.code(), Some(0));
-    assert_eq!(stderr_lines(&run).len(), 6, "one line per missing CSV");
+    assert_eq!(stderr_lines(&run).len(), 7, "one line per missing CSV");
 }
 
 #[test]

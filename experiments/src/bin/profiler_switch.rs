@@ -1,0 +1,14 @@
+//! `profiler_switch`: the sampling profiler (seed 003) at a high rate across goroutine switches
+//! and stack-barrier operations, every unwound traceback validated against the true frames.
+//! Writes `OUT/profiler_switch.csv`, `.json` and `OUT/profiler_switch_<workload>.folded`; with
+//! `--json` prints DESIGN §7's `{"config": …, "totals": …}`. Exit codes as DESIGN §7: 3 when a
+//! sample is malformed with the checks on.
+
+use std::process::ExitCode;
+
+use experiments::profiler_switch::{self, ProfilerArgs};
+use experiments::suite;
+
+fn main() -> ExitCode {
+    suite::main::<ProfilerArgs>("profiler_switch", profiler_switch::profiler_switch)
+}

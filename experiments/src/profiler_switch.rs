@@ -1,0 +1,1002 @@
+//! `profiler_switch`: the sampling profiler (seed 003) under a high sample rate on workloads
+//! that switch goroutines and cross stack barriers as often as they can, every unwound sample
+//! checked against the goroutine's true frames.
+//!
+//! Invariant: with seed 003's checks on, no sample is malformed — every traceback the handler
+//! records is exactly the interrupted goroutine's frames (DESIGN §6: 0 in 10^6 samples). The
+//! experiment is the evidence: it draws at least 10^6 samples (10^5 with `--quick`) from
+//! checks-on runs with `validate` on, so each unwound sample is compared with the frames the
+//! interpreter keeps apart from stack memory, and any mismatch or unwinder error is a checker
+//! violation (a report naming the run, its counts and some malformed stacks; exit 3). The same
+//! runs with the checks off (Go before seed 003) show the malformed tracebacks the checks prevent;
+//! `--no-seed003-checks` runs only those, and then malformed samples are the expected result.
+//!
+//! The algorithm. Four configurations: `switch-heavy` (seed 003's `TestGoroutineSwitch`, a
+//! `Gosched` loop: signals land inside `gogo` and `mcall`), `deep-oscillate` and `deep-unwind` with
+//! a stack barrier on every frame and a cycle forced every 20,000 operations (barriers are
+//! installed at every scan, hit at every return, removed at every mark termination and by every
+//! panic unwind: signals land inside each of those operations), and `mixed` under Go's own barrier
+//! setting. Each runs under the deterministic engine — a seeded countdown signals each M every
+//! [`PERIOD`] micro-operation boundaries on average; these runs give the bulk of the samples,
+//! exactly reproducible — and under the threaded engine, where a real profiler thread signals a
+//! random P every [`INTERVAL_US`] µs on average while the Ps run on their own threads. A run is one
+//! engine: it completes cycles in chunks (re-running `run` on the same engine, whose profile
+//! accumulates; `next_chunk` sizes each from the rate so far) until its share of the sample target
+//! is reached. Deterministic checks-on runs share the target equally, so their total alone meets
+//! it; threaded runs aim at a hundredth each but stop at a wall-time budget ([`threaded_budget`]:
+//! the profiler thread signals only as fast as the machine lets it run); checks-off runs take a
+//! tenth (deterministic) or a two-hundredth (threaded) each. With `--seeds N` each configuration
+//! runs N seeds that split its share. Deterministic runs go in parallel on `--jobs` threads,
+//! threaded runs one at a time afterwards, alone on the machine.
+//!
+//! Outputs: `OUT/profiler_switch.csv`, one row per run (the sample counts of [`gc::SampleCounts`],
+//! the engine's signals sent, cycles and wall time); `OUT/profiler_switch.json`, the configuration
+//! and the totals over the checks-on runs (DESIGN §7; over the checks-off runs with
+//! `--no-seed003-checks`), the checks-off totals and the rows; and
+//! `OUT/profiler_switch_<workload>.folded`, the folded stacks of the deterministic run of
+//! `switch-heavy` and of `deep-oscillate` (flame-graph input; `runtime._System` and
+//! `runtime._Malformed` mark the samples that were not unwound and those unwound wrongly).
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use gc::{
+    Deterministic, Limits, Profile, ProfileConfig, RunResult, RuntimeError, SampleCounts, Threaded,
+};
+use indicatif::ProgressBar;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::cli;
+use crate::suite::{self, Design, Mode, Plan, SuiteArgs, SuiteError, Workload};
+use crate::testbed::Resolved;
+
+/// Deterministic engine: mean micro-operation boundaries between two signals to an M.
+pub const PERIOD: u64 = 16;
+/// Threaded engine: mean microseconds between two signals from the profiler thread.
+pub const INTERVAL_US: u64 = 50;
+/// Ps of the threaded runs unless `--procs` says otherwise.
+pub const THREADED_PROCS: usize = 2;
+/// Samples the checks-on runs must draw in all: DESIGN §6's 10^6, a tenth of it with `--quick`.
+pub const FULL_SAMPLES: u64 = 1_000_000;
+/// `--quick`'s sample target.
+pub const QUICK_SAMPLES: u64 = 100_000;
+/// A cycle is forced after this many mutator operations without one, so barriers are installed,
+/// hit and removed all the time.
+const FORCE_GC_EVERY: u64 = 20_000;
+/// The smallest heap goal: small, so cycles also start from allocation.
+const HEAP_MINIMUM: u64 = 256 << 10;
+/// Most cycles one call to an engine's `run` completes; the target is checked between calls.
+const MAX_CHUNK: u64 = 256;
+
+/// Wall time a threaded run may take before it stops short of its target: the profiler thread
+/// signals at the rate the machine allows, and the suite has a time budget.
+pub fn threaded_budget(mode: Mode) -> Duration {
+    match mode {
+        Mode::Quick => Duration::from_secs(1),
+        Mode::Full => Duration::from_secs(5),
+    }
+}
+
+/// Malformed folded stacks a violation report shows.
+const REPORT_STACKS: usize = 8;
+
+/// `profiler_switch`: samples across goroutine switches and stack-barrier operations.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "profiler_switch",
+    version,
+    about = "Draw profiling samples at a high rate across goroutine switches and stack-barrier operations, validate every unwound traceback against the true frames, and count the malformed ones (seed 003; DESIGN §6: 0 in 10^6).",
+    after_help = "Examples:\n  profiler_switch --quick\n  profiler_switch --json --out /tmp/results\n  profiler_switch --quick --no-seed003-checks   (the malformed tracebacks the checks prevent)\n\n\
+Runs switch-heavy, deep-oscillate and deep-unwind (a stack barrier on every frame) and mixed, on\n\
+the deterministic engine (a signal every 16 micro-operation boundaries on average) and the\n\
+threaded one (a profiler thread, a signal every 50 µs on average, for at most 5 s a run, 1 s with\n\
+--quick), with seed 003's checks on and off. The checks-on runs draw at least 10^6 samples (10^5\n\
+with --quick). --procs sets the threaded runs' Ps (default 2); --scale, --heap-minimum, --seeds\n\
+(which split the samples) and --jobs as for every experiment; --cycles is the fewest cycles a\n\
+run completes; --traces is unused.\n\n\
+Exit codes: 0 success, 2 bad input, 3 a malformed sample with the checks on (or another checker\n\
+violation), 1 a run could not complete."
+)]
+pub struct ProfilerArgs {
+    /// The experiment flags every binary takes.
+    #[command(flatten)]
+    pub suite: SuiteArgs,
+    /// Print `{"config": …, "totals": …}` (DESIGN §7) on stdout instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+    /// Run everything with seed 003's checks off, as Go did before it: the totals then show the
+    /// malformed tracebacks the checks prevent (expected here, not an error).
+    #[arg(long)]
+    pub no_seed003_checks: bool,
+    /// For tests: the sample target of the runs the totals sum (checks on, or off with
+    /// --no-seed003-checks), instead of 10^6 (10^5 with --quick).
+    #[arg(long, hide = true, value_name = "N")]
+    pub samples: Option<u64>,
+}
+
+/// One configuration: a workload at a size, under a stack-barrier setting.
+#[derive(Clone, Copy, Debug)]
+struct Setup {
+    workload: &'static str,
+    goroutines: usize,
+    depth: usize,
+    design: Design,
+}
+
+/// The configurations, in the order results list them.
+const SETUPS: [Setup; 4] = [
+    Setup {
+        workload: "switch-heavy",
+        goroutines: 64,
+        depth: 8,
+        design: Design::Stkbar(1024),
+    },
+    Setup {
+        workload: "deep-oscillate",
+        goroutines: 16,
+        depth: 200,
+        design: Design::StkbarAll,
+    },
+    Setup {
+        workload: "deep-unwind",
+        goroutines: 16,
+        depth: 200,
+        design: Design::StkbarAll,
+    },
+    Setup {
+        workload: "mixed",
+        goroutines: 64,
+        depth: 100,
+        design: Design::Stkbar(1024),
+    },
+];
+
+/// The workloads whose deterministic run's folded stacks are written.
+const FOLDED: [&str; 2] = ["switch-heavy", "deep-oscillate"];
+
+/// Which engine a run uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Engine {
+    Deterministic,
+    Threaded,
+}
+
+impl Engine {
+    fn name(self) -> &'static str {
+        match self {
+            Engine::Deterministic => "deterministic",
+            Engine::Threaded => "threaded",
+        }
+    }
+}
+
+/// One run to make.
+#[derive(Debug)]
+struct Cell {
+    setup: Setup,
+    engine: Engine,
+    checks: bool,
+    seed: u64,
+    /// Samples to draw before stopping.
+    target: u64,
+    /// Write this run's folded stacks.
+    folded: bool,
+    plan: Plan,
+    resolved: Resolved,
+}
+
+/// One run as a row of `profiler_switch.csv`.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunRow {
+    /// Workload.
+    pub workload: String,
+    /// `deterministic` or `threaded`.
+    pub engine: String,
+    /// Ps.
+    pub procs: usize,
+    /// Goroutines.
+    pub goroutines: usize,
+    /// Depth.
+    pub depth: usize,
+    /// `on` (Go's 1024-byte offset), `all` (every frame) or `off`.
+    pub stack_barriers: String,
+    /// Seed.
+    pub seed: u64,
+    /// Seed 003's checks: `on` or `off`.
+    pub checks: String,
+    /// Deterministic: mean boundaries between two signals to an M; threaded: mean µs between
+    /// two signals from the profiler thread.
+    pub period_or_interval: u64,
+    /// GC cycles completed.
+    pub cycles: u64,
+    /// Signals handled.
+    pub samples: u64,
+    /// Samples unwound into a traceback.
+    pub user_samples: u64,
+    /// Samples recorded as `System`.
+    pub system_samples: u64,
+    /// Samples taken inside `gogo`.
+    pub samples_mid_gogo: u64,
+    /// Samples taken inside `mcall`.
+    pub samples_mid_mcall: u64,
+    /// Samples taken inside a stack-barrier install, hit or removal.
+    pub samples_mid_barrier: u64,
+    /// Samples taken in the scheduler or a P's own loop.
+    pub samples_in_scheduler: u64,
+    /// Unwound samples whose traceback failed or differs from the true frames.
+    pub malformed: u64,
+    /// Of those, taken inside `gogo` or `mcall`.
+    pub malformed_mid_switch: u64,
+    /// Of those, taken inside a stack-barrier operation.
+    pub malformed_mid_barrier: u64,
+    /// Unwound samples compared with the true frames.
+    pub validated: u64,
+    /// System samples because g was g0.
+    pub refused_g0: u64,
+    /// System samples because SP was outside g's stack.
+    pub refused_sp: u64,
+    /// System samples because PC was inside `gogo`.
+    pub refused_gogo: u64,
+    /// System samples because PC was inside `stackBarrier`.
+    pub refused_stack_barrier_pc: u64,
+    /// System samples because the stack-barrier lock was held.
+    pub refused_stkbar_lock: u64,
+    /// Signals the threaded engine's profiler thread sent (0 for the deterministic engine).
+    pub signals_sent: u64,
+    /// Wall time of the run, the workload's build excluded.
+    pub wall_ms: f64,
+    /// Samples taken inside `gogo` or `mcall` that were unwound (0 with the checks on).
+    pub unwound_mid_switch: u64,
+    /// Samples taken inside a stack-barrier operation that were unwound (0 with the checks on).
+    pub unwound_mid_barrier: u64,
+    /// The samples the run was to draw.
+    pub sample_target: u64,
+    /// Mutator operations.
+    pub mutator_ops: u64,
+    /// Stack barriers installed, over the run's cycles.
+    pub barriers_installed: u64,
+    /// Stack barriers hit.
+    pub barriers_hit: u64,
+    /// Stack barriers removed.
+    pub barriers_removed: u64,
+}
+
+/// A finished run.
+#[derive(Debug)]
+struct Outcome {
+    row: RunRow,
+    profile: Profile,
+    /// The folded stacks, for the runs in [`FOLDED`].
+    folded: Option<String>,
+    /// The malformed stacks, folded (`runtime._Malformed;frame;… count`), most frequent first.
+    malformed_stacks: Vec<String>,
+}
+
+/// DESIGN §7's `totals`: the sample counts summed over the runs, and what they came from.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Totals {
+    /// The counts.
+    #[serde(flatten)]
+    pub counts: SampleCounts,
+    /// Runs summed.
+    pub runs: u64,
+    /// GC cycles over those runs.
+    pub cycles: u64,
+    /// Signals the threaded runs' profiler threads sent.
+    pub signals_sent: u64,
+    /// Malformed samples per 10^6 samples.
+    pub malformed_per_million: f64,
+}
+
+impl Totals {
+    fn of<'a>(rows: impl IntoIterator<Item = &'a Outcome>) -> Totals {
+        let mut t = Totals::default();
+        for o in rows {
+            t.counts.add(&o.profile.counts);
+            t.runs += 1;
+            t.cycles += o.row.cycles;
+            t.signals_sent += o.row.signals_sent;
+        }
+        t.malformed_per_million = if t.counts.samples == 0 {
+            0.0
+        } else {
+            1e6 * t.counts.malformed as f64 / t.counts.samples as f64
+        };
+        t
+    }
+}
+
+/// One configuration as the JSON `config` lists it.
+#[derive(Clone, Debug, Serialize)]
+struct SetupReport {
+    workload: &'static str,
+    goroutines: usize,
+    depth: usize,
+    stack_barriers: &'static str,
+    design: String,
+}
+
+/// DESIGN §7's `config`.
+#[derive(Clone, Debug, Serialize)]
+struct ConfigReport {
+    experiment: &'static str,
+    mode: Mode,
+    seeds: Vec<u64>,
+    /// `on`, or `off` with `--no-seed003-checks`: the checks of the runs `totals` sums.
+    checks: &'static str,
+    /// Samples the runs `totals` sums had to draw at least.
+    sample_target: u64,
+    period: u64,
+    interval_us: u64,
+    deterministic_procs: usize,
+    threaded_procs: usize,
+    /// Wall time a threaded run may take (per seed) before it stops short of its target.
+    threaded_seconds: f64,
+    max_frames: usize,
+    validate: bool,
+    force_gc_every: u64,
+    heap_minimum: u64,
+    setups: Vec<SetupReport>,
+}
+
+/// What `--json` prints: DESIGN §7's object.
+#[derive(Debug, Serialize)]
+struct Report<'a> {
+    config: &'a ConfigReport,
+    totals: &'a Totals,
+}
+
+/// `profiler_switch.json`: the report, the checks-off totals beside it, and every row.
+#[derive(Debug, Serialize)]
+struct ResultsFile<'a> {
+    config: &'a ConfigReport,
+    totals: &'a Totals,
+    /// Totals over the checks-off runs (the comparison; the same as `totals` with
+    /// `--no-seed003-checks`).
+    checks_off_totals: &'a Totals,
+    rows: Vec<&'a RunRow>,
+}
+
+/// `profiler_switch`: see the module comment. The summary (or the JSON with `--json`) is the
+/// result; a malformed sample with the checks on is [`SuiteError::Violation`].
+pub fn profiler_switch(args: &ProfilerArgs) -> Result<String, SuiteError> {
+    let s = &args.suite;
+    s.validate()?;
+    let name = "profiler_switch";
+    let target = match args.samples {
+        Some(0) => return Err(SuiteError::BadInput("--samples must be at least 1".into())),
+        Some(n) => n,
+        None => match s.mode() {
+            Mode::Quick => QUICK_SAMPLES,
+            Mode::Full => FULL_SAMPLES,
+        },
+    };
+    let threaded_procs = s.procs.unwrap_or(THREADED_PROCS);
+    let seeds = seeds(s);
+    let checks_modes: &[bool] = if args.no_seed003_checks {
+        &[false]
+    } else {
+        &[true, false]
+    };
+    let primary = !args.no_seed003_checks;
+    let mut cells = Vec::new();
+    for &checks in checks_modes {
+        for engine in [Engine::Deterministic, Engine::Threaded] {
+            for setup in SETUPS {
+                for &seed in &seeds {
+                    let share = match (checks == primary, engine) {
+                        (true, Engine::Deterministic) => target / SETUPS.len() as u64,
+                        (true, Engine::Threaded) => target / 100,
+                        (false, Engine::Deterministic) => target / 10,
+                        (false, Engine::Threaded) => target / 200,
+                    };
+                    let per_seed = share.div_ceil(seeds.len() as u64).max(1);
+                    let mut c = cell(s, setup, engine, checks, seed, per_seed, threaded_procs)?;
+                    c.folded = checks == primary
+                        && engine == Engine::Deterministic
+                        && seed == s.seed
+                        && FOLDED.contains(&setup.workload);
+                    cells.push(c);
+                }
+            }
+        }
+    }
+    let start = Instant::now();
+    let total_target: u64 = cells.iter().map(|c| c.target).sum();
+    let bar = suite::progress_bar(name, total_target, s.quiet);
+    let jobs = s
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs)
+        .build()
+        .map_err(|e| SuiteError::Failed(format!("cannot start {jobs} threads: {e}")))?;
+    let (threaded, deterministic): (Vec<_>, Vec<_>) = cells
+        .iter()
+        .enumerate()
+        .partition(|(_, c)| c.engine == Engine::Threaded);
+    let time_cap = threaded_budget(s.mode()) / seeds.len() as u32;
+    let mut outcomes: Vec<(usize, Outcome)> = pool.install(|| {
+        deterministic
+            .par_iter()
+            .map(|&(i, c)| run_cell(c, &bar, time_cap).map(|o| (i, o)))
+            .collect::<Result<Vec<_>, _>>()
+    })?;
+    for (i, c) in threaded {
+        outcomes.push((i, run_cell(c, &bar, time_cap)?));
+    }
+    bar.finish_and_clear();
+    outcomes.sort_by_key(|&(i, _)| i);
+    let outcomes: Vec<Outcome> = outcomes.into_iter().map(|(_, o)| o).collect();
+
+    let (on, off): (Vec<&Outcome>, Vec<&Outcome>) =
+        outcomes.iter().partition(|o| o.row.checks == "on");
+    let totals = Totals::of(if primary { on.clone() } else { off.clone() });
+    let off_totals = Totals::of(off.clone());
+    let config = ConfigReport {
+        experiment: name,
+        mode: s.mode(),
+        seeds: seeds.clone(),
+        checks: if primary { "on" } else { "off" },
+        sample_target: target,
+        period: PERIOD,
+        interval_us: INTERVAL_US,
+        deterministic_procs: cells
+            .iter()
+            .find(|c| c.engine == Engine::Deterministic)
+            .map_or(0, |c| c.resolved.config.procs),
+        threaded_procs,
+        threaded_seconds: time_cap.as_secs_f64(),
+        max_frames: gc::profile::MAX_CPU_PROF_STACK,
+        validate: true,
+        force_gc_every: FORCE_GC_EVERY,
+        heap_minimum: s.heap_minimum.unwrap_or(HEAP_MINIMUM),
+        setups: SETUPS
+            .iter()
+            .map(|u| SetupReport {
+                workload: u.workload,
+                goroutines: s.size(u.goroutines),
+                depth: s.size(u.depth),
+                stack_barriers: stack_barriers(u.design),
+                design: u.design.name(),
+            })
+            .collect(),
+    };
+    write_outputs(s, name, &config, &totals, &off_totals, &outcomes)?;
+
+    if primary && totals.counts.malformed > 0 {
+        return Err(SuiteError::Violation(violation_report(&on)));
+    }
+    if args.json {
+        return serde_json::to_string(&Report {
+            config: &config,
+            totals: &totals,
+        })
+        .map_err(|e| SuiteError::Failed(format!("cannot encode the report: {e}")));
+    }
+    Ok(summary(
+        name,
+        s,
+        start.elapsed(),
+        &outcomes,
+        &totals,
+        primary,
+    ))
+}
+
+/// The seeds every configuration runs with: `--seeds`, else one (the sample target is what
+/// grows with `--full`, not the seeds).
+fn seeds(s: &SuiteArgs) -> Vec<u64> {
+    let n = s.seeds.unwrap_or(1);
+    (0..n).map(|i| s.seed.wrapping_add(i)).collect()
+}
+
+fn stack_barriers(d: Design) -> &'static str {
+    match d {
+        Design::StkbarAll => "all",
+        Design::FullRescan => "off",
+        _ => "on",
+    }
+}
+
+/// The run of `setup` on `engine`, resolved as the testbed would, with the profiler on.
+fn cell(
+    s: &SuiteArgs,
+    setup: Setup,
+    engine: Engine,
+    checks: bool,
+    seed: u64,
+    target: u64,
+    threaded_procs: usize,
+) -> Result<Cell, SuiteError> {
+    let w = Workload::new(
+        setup.workload,
+        s.size(setup.goroutines),
+        s.size(setup.depth),
+    );
+    let mut plan = Plan::new(&w, setup.design, seed)
+        .with("--engine", engine.name())
+        .with("--cycles", s.cycles.unwrap_or(1))
+        .with("--heap-minimum", s.heap_minimum.unwrap_or(HEAP_MINIMUM))
+        .with("--force-gc-every", FORCE_GC_EVERY);
+    if engine == Engine::Threaded {
+        plan = plan.with("--procs", threaded_procs);
+    }
+    let mut resolved = suite::resolve(&plan)?;
+    resolved.config.profile = Some(ProfileConfig {
+        checks,
+        period: PERIOD,
+        interval: Duration::from_micros(INTERVAL_US),
+        validate: true,
+        ..ProfileConfig::default()
+    });
+    Ok(Cell {
+        setup,
+        engine,
+        checks,
+        seed,
+        target,
+        folded: false,
+        plan,
+        resolved,
+    })
+}
+
+/// Either engine, behind one `run`.
+enum AnyEngine {
+    Deterministic(Box<Deterministic>),
+    Threaded(Box<Threaded>),
+}
+
+impl AnyEngine {
+    fn run(&mut self, chunk: u32, r: &Resolved) -> Result<RunResult, RuntimeError> {
+        match self {
+            AnyEngine::Deterministic(e) => e.run(chunk, r.max_ops),
+            AnyEngine::Threaded(e) => e.run(
+                chunk,
+                Limits {
+                    max_ops: r.max_ops,
+                    time_limit: Duration::from_secs_f64(r.report.time_limit.unwrap_or(300.0)),
+                },
+            ),
+        }
+    }
+
+    fn program(&self) -> &stacks::Program {
+        match self {
+            AnyEngine::Deterministic(e) => &e.runtime().prog,
+            AnyEngine::Threaded(e) => &e.runtime().prog,
+        }
+    }
+}
+
+/// Runs `c` until it has drawn its target (a threaded run also stops after `time_cap`), at least
+/// the plan's `--cycles`, advancing `bar` by the samples drawn.
+fn run_cell(c: &Cell, bar: &ProgressBar, time_cap: Duration) -> Result<Outcome, SuiteError> {
+    let failed = |e: RuntimeError| {
+        let msg = format!(
+            "run `{}` ({} checks, {} engine) failed: {e}",
+            c.plan.command(),
+            if c.checks { "with" } else { "without" },
+            c.engine.name()
+        );
+        if e.is_checker_violation() {
+            SuiteError::Violation(msg)
+        } else {
+            SuiteError::Failed(msg)
+        }
+    };
+    let r = &c.resolved;
+    bar.set_message(format!(
+        "{} {} checks {}",
+        c.setup.workload,
+        c.engine.name(),
+        if c.checks { "on" } else { "off" }
+    ));
+    let image = r.workload.build(&r.params);
+    let mut engine = match c.engine {
+        Engine::Deterministic => AnyEngine::Deterministic(Box::new(
+            Deterministic::new(r.config.clone(), image).map_err(failed)?,
+        )),
+        Engine::Threaded => AnyEngine::Threaded(Box::new(
+            Threaded::new(r.config.clone(), image).map_err(failed)?,
+        )),
+    };
+    let start = Instant::now();
+    let mut shown = 0;
+    let mut cycles = 0u64;
+    let (mut installed, mut hit, mut removed) = (0, 0, 0);
+    let mut chunk = 1;
+    let (profile, mutator_ops) = loop {
+        let result = engine.run(chunk, r).map_err(failed)?;
+        cycles += result.cycles.len() as u64;
+        for cy in &result.cycles {
+            installed += cy.barriers_installed;
+            hit += cy.barriers_hit;
+            removed += cy.barriers_removed;
+        }
+        let profile = result
+            .profile
+            .ok_or_else(|| SuiteError::Failed("a run without its profile".into()))?;
+        let drawn = profile.counts.samples.min(c.target);
+        bar.inc(drawn.saturating_sub(shown));
+        shown = shown.max(drawn);
+        let enough = profile.counts.samples >= c.target && cycles >= u64::from(r.cycles);
+        let out_of_time = c.engine == Engine::Threaded && start.elapsed() >= time_cap;
+        if enough || out_of_time {
+            break (profile, result.totals.mutator_ops);
+        }
+        let limit =
+            (c.engine == Engine::Threaded).then(|| time_cap.saturating_sub(start.elapsed()));
+        chunk = next_chunk(
+            cycles,
+            profile.counts.samples,
+            c.target,
+            start.elapsed(),
+            limit,
+        );
+    };
+    let wall = start.elapsed();
+    bar.inc(c.target.saturating_sub(shown));
+    let folded =
+        (c.folded || profile.counts.malformed > 0).then(|| profile.folded(engine.program()));
+    let malformed_stacks = malformed_stacks(folded.as_deref().unwrap_or(""));
+    let folded = folded.filter(|_| c.folded);
+    let k = &profile.counts;
+    let row = RunRow {
+        workload: c.setup.workload.to_owned(),
+        engine: c.engine.name().to_owned(),
+        procs: r.config.procs,
+        goroutines: r.params.goroutines,
+        depth: r.params.depth,
+        stack_barriers: r.report.stack_barriers.to_owned(),
+        seed: c.seed,
+        checks: if c.checks { "on" } else { "off" }.to_owned(),
+        period_or_interval: match c.engine {
+            Engine::Deterministic => PERIOD,
+            Engine::Threaded => INTERVAL_US,
+        },
+        cycles,
+        samples: k.samples,
+        user_samples: k.user_samples,
+        system_samples: k.system_samples,
+        samples_mid_gogo: k.samples_mid_gogo,
+        samples_mid_mcall: k.samples_mid_mcall,
+        samples_mid_barrier: k.samples_mid_barrier,
+        samples_in_scheduler: k.samples_in_scheduler,
+        malformed: k.malformed,
+        malformed_mid_switch: k.malformed_mid_switch,
+        malformed_mid_barrier: k.malformed_mid_barrier,
+        validated: k.validated,
+        refused_g0: k.refused_g0,
+        refused_sp: k.refused_sp,
+        refused_gogo: k.refused_gogo,
+        refused_stack_barrier_pc: k.refused_stack_barrier_pc,
+        refused_stkbar_lock: k.refused_stkbar_lock,
+        signals_sent: profile.signals_sent,
+        wall_ms: (wall.as_secs_f64() * 1e3 * 1000.0).round() / 1000.0,
+        unwound_mid_switch: k.unwound_mid_switch,
+        unwound_mid_barrier: k.unwound_mid_barrier,
+        sample_target: c.target,
+        mutator_ops,
+        barriers_installed: installed,
+        barriers_hit: hit,
+        barriers_removed: removed,
+    };
+    Ok(Outcome {
+        row,
+        profile,
+        folded,
+        malformed_stacks,
+    })
+}
+
+/// Cycles the next call to `run` should complete: as many as the rate so far says are left to
+/// draw the target (or, with a time `limit`, to use it up), so a run takes a few calls — each
+/// call merges every P's profile, and a threaded one computes an MMU curve — and overshoots its
+/// target by less than a call's worth.
+fn next_chunk(
+    cycles: u64,
+    samples: u64,
+    target: u64,
+    elapsed: Duration,
+    limit: Option<Duration>,
+) -> u32 {
+    let cycles = cycles.max(1);
+    let per_cycle = (samples as f64 / cycles as f64).max(1.0);
+    let mut n = target.saturating_sub(samples) as f64 / per_cycle;
+    if let Some(left) = limit {
+        // Aim at three quarters of the time left: a threaded cycle's length varies.
+        let per_cycle_s = elapsed.as_secs_f64() / cycles as f64;
+        if per_cycle_s > 0.0 {
+            n = n.min(0.75 * left.as_secs_f64() / per_cycle_s);
+        }
+    }
+    (n.ceil() as u64).clamp(1, MAX_CHUNK) as u32
+}
+
+/// The `runtime._Malformed` lines of a folded profile, most frequent first.
+fn malformed_stacks(folded: &str) -> Vec<String> {
+    let count = |l: &str| -> u64 {
+        l.rsplit_once(' ')
+            .and_then(|(_, n)| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let mut lines: Vec<String> = folded
+        .lines()
+        .filter(|l| l.starts_with("runtime._Malformed"))
+        .map(str::to_owned)
+        .collect();
+    lines.sort_by_key(|l| std::cmp::Reverse(count(l)));
+    lines
+}
+
+/// Writes the CSV, the JSON and the folded stacks, each atomically.
+fn write_outputs(
+    s: &SuiteArgs,
+    name: &str,
+    config: &ConfigReport,
+    totals: &Totals,
+    off_totals: &Totals,
+    outcomes: &[Outcome],
+) -> Result<(), SuiteError> {
+    let fail = |path: &std::path::Path, e: &dyn std::fmt::Display| {
+        SuiteError::Failed(format!("cannot write {}: {e}", path.display()))
+    };
+    let csv_path = s.out.join(format!("{name}.csv"));
+    cli::write_atomically(&csv_path, |w| {
+        let mut csv = csv::Writer::from_writer(w);
+        for o in outcomes {
+            csv.serialize(&o.row).map_err(std::io::Error::other)?;
+        }
+        csv.flush()
+    })
+    .map_err(|e| fail(&csv_path, &e))?;
+    let json_path = s.out.join(format!("{name}.json"));
+    let file = ResultsFile {
+        config,
+        totals,
+        checks_off_totals: off_totals,
+        rows: outcomes.iter().map(|o| &o.row).collect(),
+    };
+    cli::write_atomically(&json_path, |w| {
+        serde_json::to_writer_pretty(&mut *w, &file).map_err(std::io::Error::other)?;
+        w.write_all(b"\n")
+    })
+    .map_err(|e| fail(&json_path, &e))?;
+    for o in outcomes {
+        if let Some(folded) = &o.folded {
+            let path = s.out.join(format!("{name}_{}.folded", o.row.workload));
+            cli::write_atomically(&path, |w| w.write_all(folded.as_bytes()))
+                .map_err(|e| fail(&path, &e))?;
+        }
+    }
+    Ok(())
+}
+
+/// The checker's report: every checks-on run with a malformed sample, its counts, and its most
+/// frequent malformed stacks.
+fn violation_report(on: &[&Outcome]) -> String {
+    let bad: Vec<&&Outcome> = on.iter().filter(|o| o.row.malformed > 0).collect();
+    let total: u64 = bad.iter().map(|o| o.row.malformed).sum();
+    let mut out = format!(
+        "{total} malformed profiler traceback(s) with seed 003's checks on (DESIGN §6: 0), in {} run(s)",
+        bad.len()
+    );
+    for o in bad {
+        let r = &o.row;
+        let _ = write!(
+            out,
+            "\n  {} ({} G × depth {}, stack barriers {}), {} engine, {} Ps, seed {}: \
+             malformed {} of {} validated ({} mid-switch, {} mid-barrier); samples {}, \
+             mid-gogo {}, mid-mcall {}, mid-barrier {}, unwound mid-switch {}, unwound mid-barrier {}",
+            r.workload,
+            r.goroutines,
+            r.depth,
+            r.stack_barriers,
+            r.engine,
+            r.procs,
+            r.seed,
+            r.malformed,
+            r.validated,
+            r.malformed_mid_switch,
+            r.malformed_mid_barrier,
+            r.samples,
+            r.samples_mid_gogo,
+            r.samples_mid_mcall,
+            r.samples_mid_barrier,
+            r.unwound_mid_switch,
+            r.unwound_mid_barrier,
+        );
+        let _ = write!(
+            out,
+            "\n    most frequent malformed stacks (what the unwinder produced, outermost frame first; count last):"
+        );
+        for line in o.malformed_stacks.iter().take(REPORT_STACKS) {
+            let _ = write!(out, "\n      {line}");
+        }
+    }
+    out
+}
+
+/// The human-readable summary: a line per checks setting and engine.
+fn summary(
+    name: &str,
+    s: &SuiteArgs,
+    elapsed: Duration,
+    outcomes: &[Outcome],
+    totals: &Totals,
+    primary: bool,
+) -> String {
+    let mut out = format!(
+        "{name}: {} runs ({} mode) in {:.1} s -> {}",
+        outcomes.len(),
+        s.mode(),
+        elapsed.as_secs_f64(),
+        s.out.join(format!("{name}.csv")).display()
+    );
+    for checks in ["on", "off"] {
+        for engine in [Engine::Deterministic, Engine::Threaded] {
+            let t = Totals::of(
+                outcomes
+                    .iter()
+                    .filter(|o| o.row.checks == checks && o.row.engine == engine.name()),
+            );
+            if t.runs == 0 {
+                continue;
+            }
+            let c = &t.counts;
+            let label = match checks {
+                "on" => "checks on ",
+                _ => "checks off",
+            };
+            let sent = if engine == Engine::Threaded {
+                format!(" of {} signals sent", t.signals_sent)
+            } else {
+                String::new()
+            };
+            let _ = write!(
+                out,
+                "\n  {label}, {:<13}: {} samples{sent} ({} unwound, {} System; {} mid-gogo, {} mid-mcall, {} mid-barrier); malformed {} of {} validated ({} mid-switch, {} mid-barrier)",
+                engine.name(),
+                c.samples,
+                c.user_samples,
+                c.system_samples,
+                c.samples_mid_gogo,
+                c.samples_mid_mcall,
+                c.samples_mid_barrier,
+                c.malformed,
+                c.validated,
+                c.malformed_mid_switch,
+                c.malformed_mid_barrier,
+            );
+        }
+    }
+    let _ = write!(
+        out,
+        "\n  totals (checks {}): {} samples, {} malformed (DESIGN §6: 0 in 10^6 with the checks on)",
+        if primary { "on" } else { "off" },
+        totals.counts.samples,
+        totals.counts.malformed
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chunk_covers_what_is_left_at_the_rate_so_far() {
+        let s = Duration::from_secs(1);
+        assert_eq!(next_chunk(2, 1_000, 10_000, s, None), 18);
+        assert_eq!(next_chunk(2, 10_000, 10_000, s, None), 1);
+        assert_eq!(next_chunk(0, 0, 10_000, s, None), MAX_CHUNK as u32);
+        // A time limit caps it: half a second left at two cycles a second is one cycle.
+        assert_eq!(next_chunk(2, 1_000, 10_000, s, Some(s / 2)), 1);
+        assert_eq!(next_chunk(2, 1_000, 10_000, s, Some(s * 4)), 6);
+    }
+
+    #[test]
+    fn a_violation_report_names_the_run_its_counts_and_its_most_frequent_malformed_stacks() {
+        let folded = "main.f0;main.f1 7\nruntime._Malformed;main.f0 2\nruntime._Malformed;main.f0;main.f2 9\nruntime._System;runtime.gogo 3\n";
+        let stacks = malformed_stacks(folded);
+        assert_eq!(
+            stacks,
+            [
+                "runtime._Malformed;main.f0;main.f2 9",
+                "runtime._Malformed;main.f0 2"
+            ]
+        );
+        let row = RunRow {
+            workload: "switch-heavy".into(),
+            engine: "deterministic".into(),
+            procs: 4,
+            goroutines: 64,
+            depth: 8,
+            stack_barriers: "on".into(),
+            seed: 3,
+            checks: "on".into(),
+            period_or_interval: PERIOD,
+            cycles: 2,
+            samples: 100,
+            user_samples: 40,
+            system_samples: 60,
+            samples_mid_gogo: 20,
+            samples_mid_mcall: 10,
+            samples_mid_barrier: 5,
+            samples_in_scheduler: 5,
+            malformed: 11,
+            malformed_mid_switch: 9,
+            malformed_mid_barrier: 2,
+            validated: 40,
+            refused_g0: 30,
+            refused_sp: 10,
+            refused_gogo: 10,
+            refused_stack_barrier_pc: 5,
+            refused_stkbar_lock: 5,
+            signals_sent: 0,
+            wall_ms: 1.0,
+            unwound_mid_switch: 9,
+            unwound_mid_barrier: 2,
+            sample_target: 100,
+            mutator_ops: 1000,
+            barriers_installed: 0,
+            barriers_hit: 0,
+            barriers_removed: 0,
+        };
+        let bad = Outcome {
+            row,
+            profile: Profile::default(),
+            folded: None,
+            malformed_stacks: stacks,
+        };
+        let mut clean = Outcome {
+            row: bad.row.clone(),
+            profile: Profile::default(),
+            folded: None,
+            malformed_stacks: Vec::new(),
+        };
+        clean.row.malformed = 0;
+        clean.row.workload = "mixed".into();
+        let report = violation_report(&[&clean, &bad]);
+        assert!(
+            report.starts_with("11 malformed profiler traceback(s) with seed 003's checks on"),
+            "{report}"
+        );
+        assert!(report.contains("in 1 run(s)"), "{report}");
+        assert!(report.contains("switch-heavy (64 G × depth 8, stack barriers on), deterministic engine, 4 Ps, seed 3"), "{report}");
+        assert!(
+            report.contains("malformed 11 of 40 validated (9 mid-switch, 2 mid-barrier)"),
+            "{report}"
+        );
+        assert!(!report.contains("mixed"), "{report}");
+        let first = report
+            .find("main.f0;main.f2 9")
+            .expect("the most frequent stack");
+        let second = report
+            .find("runtime._Malformed;main.f0 2")
+            .expect("the other stack");
+        assert!(first < second, "{report}");
+    }
+
+    #[test]
+    fn every_setup_resolves_on_both_engines() {
+        let args = ProfilerArgs::try_parse_from(["profiler_switch", "--quick"]).unwrap();
+        for setup in SETUPS {
+            for engine in [Engine::Deterministic, Engine::Threaded] {
+                let c = cell(&args.suite, setup, engine, true, 1, 10, 2).unwrap();
+                assert!(
+                    c.resolved
+                        .config
+                        .profile
+                        .is_some_and(|p| p.checks && p.validate)
+                );
+                assert_eq!(c.resolved.report.engine, engine.name());
+            }
+        }
+    }
+}
