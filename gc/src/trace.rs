@@ -329,8 +329,9 @@ impl Trace {
         self.origin.elapsed().as_nanos() as u64
     }
 
-    /// Writes `e` into `buf`, a P's buffer (Go's `traceEvent`).
-    #[inline]
+    /// Writes `e` into `buf`, a P's buffer (Go's `traceEvent`). Out of line, so that the
+    /// interpreter's many trace points cost a test and a call only when tracing.
+    #[inline(never)]
     pub fn event(&self, buf: &mut Option<TraceBuf>, e: TraceEvent) {
         let _nowb = nowritebarrier("traceEvent");
         if buf.as_ref().is_none_or(|b| b.is_full()) {
