@@ -338,14 +338,8 @@ fn par_map<T: Sync, R: Send>(
     items: &[T],
     f: impl Fn(&T) -> Result<R, SuiteError> + Sync,
 ) -> Result<Vec<R>, SuiteError> {
-    let jobs = args
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(jobs)
-        .build()
-        .map_err(|e| SuiteError::Failed(format!("cannot start {jobs} threads: {e}")))?
+    args.job_pool()
+        .map_err(SuiteError::Failed)?
         .install(|| items.par_iter().map(&f).collect())
 }
 

@@ -408,14 +408,7 @@ pub fn profiler_switch(args: &ProfilerArgs) -> Result<String, SuiteError> {
     let start = Instant::now();
     let total_target: u64 = cells.iter().map(|c| c.target).sum();
     let bar = suite::progress_bar(name, total_target, s.quiet);
-    let jobs = s
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(jobs)
-        .build()
-        .map_err(|e| SuiteError::Failed(format!("cannot start {jobs} threads: {e}")))?;
+    let pool = s.job_pool().map_err(SuiteError::Failed)?;
     let (threaded, deterministic): (Vec<_>, Vec<_>) = cells
         .iter()
         .enumerate()

@@ -97,6 +97,19 @@ pub fn default_traces_dir() -> PathBuf {
 }
 
 impl SuiteArgs {
+    /// A thread pool of `--jobs` threads (default: one per CPU); the error says why it could
+    /// not start.
+    pub(crate) fn job_pool(&self) -> Result<rayon::ThreadPool, String> {
+        let jobs = self
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1);
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(jobs)
+            .build()
+            .map_err(|e| format!("cannot start {jobs} threads: {e}"))
+    }
+
     /// The sweep size.
     pub fn mode(&self) -> Mode {
         if self.quick { Mode::Quick } else { Mode::Full }
@@ -428,14 +441,9 @@ pub fn execute(name: &str, args: &SuiteArgs, plans: Vec<Plan>) -> Result<Vec<Out
         .iter()
         .enumerate()
         .partition(|(_, (plan, _))| plan.threaded());
-    let jobs = args
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(jobs)
-        .build()
-        .map_err(|e| SuiteError::Failed(format!("{name}: cannot start {jobs} threads: {e}")))?;
+    let pool = args
+        .job_pool()
+        .map_err(|e| SuiteError::Failed(format!("{name}: {e}")))?;
     let mut outcomes: Vec<(usize, Outcome)> = pool.install(|| {
         deterministic
             .par_iter()

@@ -26,18 +26,19 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::suite::{self, Mode, Plan, SuiteArgs, SuiteError, Workload};
+use crate::suite::{self, Design, Mode, Plan, SuiteArgs, SuiteError, Workload};
 use crate::testbed::{self, ConfigReport, Report, Timings};
 
 /// The experiment's name: its files are `OUT/trace_overhead.csv` and `.json`.
 pub const NAME: &str = "trace_overhead";
 
-/// The workloads: `(name, goroutines, depth, extra testbed flags)`.
-const WORKLOADS: [(&str, usize, usize, &[&str]); 4] = [
-    ("mixed", 64, 200, &[]),
-    ("many-shallow", 1000, 10, &[]),
-    ("switch-heavy", 64, 50, &[]),
-    ("deep-oscillate", 32, 1000, &["--stack-barriers", "all"]),
+/// The workloads: `(name, goroutines, depth, design)`; the design is Go's 1 KiB barriers but
+/// for `deep-oscillate`, with a barrier on every frame.
+const WORKLOADS: [(&str, usize, usize, Design); 4] = [
+    ("mixed", 64, 200, Design::Stkbar(1024)),
+    ("many-shallow", 1000, 10, Design::Stkbar(1024)),
+    ("switch-heavy", 64, 50, Design::Stkbar(1024)),
+    ("deep-oscillate", 32, 1000, Design::StkbarAll),
 ];
 
 /// Ps of the deterministic engine (the testbed's default, so counters do not depend on the
@@ -210,26 +211,16 @@ pub fn trace_overhead(args: &SuiteArgs, opts: Options) -> Result<String, SuiteEr
         vec![args.seed]
     };
     let mut plans = Vec::new();
-    for (name, goroutines, depth, extra) in WORKLOADS {
+    for (name, goroutines, depth, design) in WORKLOADS {
         let workload = Workload::new(name, args.size(goroutines), args.size(depth));
         for (engine, procs) in [
             ("deterministic", DETERMINISTIC_PROCS),
             ("threaded", threaded_procs),
         ] {
             for &seed in &seeds {
-                let mut flags = vec![
-                    "--workload".to_owned(),
-                    workload.name.clone(),
-                    "--goroutines".to_owned(),
-                    workload.goroutines.to_string(),
-                    "--depth".to_owned(),
-                    workload.depth.to_string(),
-                ];
-                flags.extend(extra.iter().map(|f| (*f).to_owned()));
-                let plan = Plan { flags }
+                let plan = Plan::new(&workload, design, seed)
                     .with("--engine", engine)
                     .with("--procs", procs)
-                    .with("--seed", seed)
                     .with("--cycles", cycles)
                     .with("--heap-minimum", heap_minimum);
                 // Resolve now: a bad plan is bad input before anything runs.
@@ -370,18 +361,10 @@ mod tests {
 
     #[test]
     fn every_workload_resolves_on_both_engines() {
-        for (name, goroutines, depth, extra) in WORKLOADS {
+        for (name, goroutines, depth, design) in WORKLOADS {
             for engine in ["deterministic", "threaded"] {
-                let mut flags = vec![
-                    "--workload".to_owned(),
-                    name.to_owned(),
-                    "--goroutines".to_owned(),
-                    goroutines.to_string(),
-                    "--depth".to_owned(),
-                    depth.to_string(),
-                ];
-                flags.extend(extra.iter().map(|f| (*f).to_owned()));
-                let plan = Plan { flags }.with("--engine", engine);
+                let workload = Workload::new(name, goroutines, depth);
+                let plan = Plan::new(&workload, design, 1).with("--engine", engine);
                 assert!(suite::resolve(&plan).is_ok(), "{}", plan.command());
             }
         }

@@ -237,10 +237,10 @@ pub struct Runtime {
     gomaxprocs: AtomicUsize,
     /// Per P: come to the scheduler at the next safe point (Go's `preempt` flag, set for every
     /// running goroutine by `preemptall` when the world stops). Only the threaded engine sets it.
-    preempt: Box<[AtomicBool]>,
+    preempt: PFlags,
     /// Per P: a profiling signal is pending for its M (set by the threaded engine's profiler
     /// thread).
-    sigpending: Box<[AtomicBool]>,
+    sigpending: PFlags,
     /// The tracer, while tracing.
     pub trace: Option<Trace>,
     /// Goroutines keep their true frames for the profiler to check its samples against.
@@ -300,8 +300,8 @@ impl Runtime {
             fault_log: FaultLog::default(),
             sanitizer: config.sanitizer.map(|_| Sanitizer::new()),
             gomaxprocs: AtomicUsize::new(config.procs.clamp(1, ps.len().max(1))),
-            preempt: ps.iter().map(|_| AtomicBool::new(false)).collect(),
-            sigpending: ps.iter().map(|_| AtomicBool::new(false)).collect(),
+            preempt: PFlags::new(ps.len()),
+            sigpending: PFlags::new(ps.len()),
             trace: config.trace.then(Trace::new),
             keep_true_frames: config.profile.is_some_and(|c| c.validate),
             trace_open_phase: AtomicU64::new(0),
@@ -403,25 +403,19 @@ impl Runtime {
     /// Asks P `id` to leave its goroutine at the next safe point and return to its scheduler
     /// loop (`mutator_run` and preemptible mark work return early).
     pub fn preempt_p(&self, id: usize) {
-        if let Some(f) = self.preempt.get(id) {
-            f.store(true, Ordering::Release);
-        }
+        self.preempt.set(id);
     }
 
     /// Clears P `id`'s preemption request; its scheduler loop calls this before looking at why
     /// it was preempted.
     pub fn clear_preempt(&self, id: usize) {
-        if let Some(f) = self.preempt.get(id) {
-            f.store(false, Ordering::Release);
-        }
+        self.preempt.clear(id);
     }
 
     /// Whether P `id` has been asked to come to a safe point.
     #[inline]
     pub fn preempt_requested(&self, id: usize) -> bool {
-        self.preempt
-            .get(id)
-            .is_some_and(|f| f.load(Ordering::Relaxed))
+        self.preempt.is_set(id)
     }
 
     /// The write-barrier design's stack policy.
@@ -1448,25 +1442,19 @@ impl Runtime {
 
     /// Sends a profiling signal to P `id`'s M (the threaded engine's profiler thread).
     pub fn signal_p(&self, id: usize) {
-        if let Some(f) = self.sigpending.get(id) {
-            f.store(true, Ordering::Release);
-        }
+        self.sigpending.set(id);
     }
 
     /// Drops P `id`'s pending profiling signal: its thread slept through it. `ITIMER_PROF` counts
     /// CPU time, so a thread that is not running is not signalled.
     pub fn clear_sigpending(&self, id: usize) {
-        if let Some(f) = self.sigpending.get(id) {
-            f.store(false, Ordering::Relaxed);
-        }
+        self.sigpending.clear(id);
     }
 
     /// Takes P `id`'s pending profiling signal, if any.
     #[inline]
     pub(crate) fn take_sigpending(&self, id: usize) -> bool {
-        self.sigpending
-            .get(id)
-            .is_some_and(|f| f.load(Ordering::Relaxed) && f.swap(false, Ordering::Acquire))
+        self.sigpending.take(id)
     }
 
     /// A boundary of `p`'s own loop outside the mutator (sweeping, marking, idle): a pending
@@ -1490,6 +1478,42 @@ impl Runtime {
             changed_sp_depth: used,
             ret_slot_depth: usize::MAX,
         });
+    }
+}
+
+/// One flag per P, raised by another thread and looked at by the P's own at its safe points:
+/// a preemption request (Go's `preempt`), a pending profiling signal. Ids beyond the Ps are
+/// never set.
+#[derive(Debug)]
+struct PFlags(Box<[AtomicBool]>);
+
+impl PFlags {
+    fn new(procs: usize) -> PFlags {
+        PFlags((0..procs).map(|_| AtomicBool::new(false)).collect())
+    }
+
+    fn set(&self, id: usize) {
+        if let Some(f) = self.0.get(id) {
+            f.store(true, Ordering::Release);
+        }
+    }
+
+    fn clear(&self, id: usize) {
+        if let Some(f) = self.0.get(id) {
+            f.store(false, Ordering::Release);
+        }
+    }
+
+    /// Whether P `id`'s flag is up (a relaxed look, cheap at every operation).
+    #[inline]
+    fn is_set(&self, id: usize) -> bool {
+        self.0.get(id).is_some_and(|f| f.load(Ordering::Relaxed))
+    }
+
+    /// Lowers P `id`'s flag; whether it was up.
+    #[inline]
+    fn take(&self, id: usize) -> bool {
+        self.is_set(id) && self.0[id].swap(false, Ordering::Acquire)
     }
 }
 
