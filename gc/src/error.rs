@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use stacks::{Addr, GStack, Program, StackError};
 
 use crate::heap::HeapError;
+use crate::runtime::Runtime;
 
 /// Why a run stopped.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -224,4 +225,29 @@ pub fn short_traceback(prog: &Program, gs: &GStack, max: usize) -> String {
         let _ = write!(s, " < …{more} more");
     }
     s
+}
+
+impl Runtime {
+    /// A stack error from moving `gs`; a pointer slot holding junk (Go's "invalid pointer found
+    /// on stack" in `adjustpointers`) becomes a bad-pointer error with the goroutine's traceback.
+    pub(crate) fn copystack_error(&self, e: StackError, gs: &GStack) -> RuntimeError {
+        match e {
+            StackError::InvalidPointer {
+                slot,
+                value,
+                func,
+                why,
+                ..
+            } => RuntimeError::BadPointer {
+                value,
+                place: format!(
+                    "{} (a frame of {func}) while moving the stack",
+                    stack_place(gs.goid(), slot)
+                ),
+                why,
+                traceback: traceback(&self.prog, gs, TRACEBACK_FRAMES),
+            },
+            e => e.into(),
+        }
+    }
 }

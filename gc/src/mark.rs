@@ -29,7 +29,8 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use stacks::{
-    Addr, NoSignals, ScanKind, Signals, StackBarrierMode, scan_frames, scanstack_with_signals,
+    Addr, NoSignals, ScanKind, Signals, StackBarrierMode, bad_pointer_value, scan_frames,
+    scanstack_with_signals,
 };
 
 use crate::debug::seeded_fraction;
@@ -38,9 +39,10 @@ use crate::heap::{Lookup, lock};
 use crate::mgc::Phase;
 use crate::pacer::GC_OVER_ASSIST_WORK;
 use crate::profile::BarrierSignals;
-use crate::runtime::{Runtime, TraceTo};
-use crate::sched::{GIndex, GOwner, GState, P, status};
+use crate::runtime::Runtime;
+use crate::sched::{GIndex, GOwner, GState, P, ScanTrack, status};
 use crate::stats::{CycleStats, RescanRecord};
+use crate::trace::TraceTo;
 use crate::trace::{TraceEv, Track};
 use crate::wbarrier::StackPolicy;
 use crate::workbuf::GcWork;
@@ -646,6 +648,67 @@ impl Runtime {
             },
             e => e,
         }
+    }
+}
+
+impl Runtime {
+    /// Greys the object `v` points to, if it is white (Go's `shade`/`greyobject`). Nil and
+    /// non-heap values (stack addresses, globals) are ignored; with `invalidptr`, values in the
+    /// first page and heap addresses outside every object are fatal.
+    #[inline]
+    pub fn shade(&self, v: u64, gcw: &mut GcWork, place: &str) -> Result<(), RuntimeError> {
+        if v == 0 {
+            return Ok(());
+        }
+        if let Some(why) = bad_pointer_value(v, self.config.debug.invalidptr) {
+            return Err(RuntimeError::BadPointer {
+                value: v,
+                place: place.to_owned(),
+                why,
+                traceback: String::new(),
+            });
+        }
+        match self.heap.find_object(v) {
+            Lookup::NotHeap => Ok(()),
+            Lookup::Free(_) => {
+                self.bad_pointer(v, place, "a heap address outside every allocated object")
+            }
+            Lookup::Object(o) => {
+                if self.heap.try_mark(o) {
+                    gcw.put(&self.gc.pool, o.base);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn bad_pointer(&self, value: u64, place: &str, why: &'static str) -> Result<(), RuntimeError> {
+        if self.config.debug.invalidptr {
+            Err(RuntimeError::BadPointer {
+                value,
+                place: place.to_owned(),
+                why,
+                traceback: String::new(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Starts a scan track for a goroutine whose stack was just scanned.
+    pub(crate) fn begin_track(&self, st: &mut GState) {
+        let used = st.gs.used();
+        let top = if st.gs.is_empty() {
+            used
+        } else {
+            used - self.prog.findframe(st.gs.pc()).map_or(0, |(_, s)| s)
+        };
+        st.track = Some(ScanTrack {
+            sp0_depth: used,
+            changed_top_depth: top,
+            changed_sp_depth: used,
+            ret_slot_depth: usize::MAX,
+        });
     }
 }
 

@@ -24,9 +24,10 @@ use crate::error::RuntimeError;
 use crate::heap::lock;
 use crate::nowb::nowritebarrier;
 use crate::pacer::Pacer;
-use crate::runtime::{GcConfig, Runtime, TraceTo};
+use crate::runtime::{GcConfig, Runtime};
 use crate::sched::{GIndex, P, PCounters};
 use crate::stats::{CycleStats, RescanBound, RescanRecord};
+use crate::trace::TraceTo;
 use crate::trace::{TraceEv, Track};
 use crate::wbarrier::StackPolicy;
 use crate::workbuf::{GcWork, WorkbufPool};
@@ -243,7 +244,7 @@ impl GcState {
         }
     }
 
-    fn fold_p(&self, c: PCounters) {
+    pub(crate) fn fold_p(&self, c: PCounters) {
         let mut acc = lock(&self.acc);
         acc.stats.wb_calls += c.wb_calls;
         acc.stats.copystacks += c.copystacks;
@@ -253,17 +254,6 @@ impl GcState {
 }
 
 impl Runtime {
-    /// Stops `p` at a safe point for a stop-the-world: its goroutine goes back to the run queue,
-    /// its grey objects to the global lists, its mcache spans to the heap, its counters to the
-    /// cycle.
-    pub fn stop_p(&self, p: &mut P) {
-        let _nowb = nowritebarrier("stopTheWorld");
-        self.deschedule(p);
-        p.gcw.dispose(&self.gc.pool);
-        self.heap.flush_mcache(&mut p.mcache);
-        self.gc.fold_p(std::mem::take(&mut p.counters));
-    }
-
     /// Sweep termination and the start of mark (Go's `gcStart`); the world is stopped (every P
     /// went through [`Runtime::stop_p`]), and `p` is the P whose goroutine started the cycle: the
     /// rest of the last cycle's sweep runs on it (Go's `finishsweep_m`).

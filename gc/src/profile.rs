@@ -36,7 +36,7 @@ use stacks::{Addr, FuncId, GStack, MidOp, Pc, Program, Signals, gentraceback};
 use crate::mutator::Rng;
 use crate::nowb::nowritebarrier;
 use crate::runtime::Runtime;
-use crate::sched::GIndex;
+use crate::sched::{GIndex, P};
 
 /// Go's `maxCPUProfStack`: frames one sample keeps.
 pub const MAX_CPU_PROF_STACK: usize = 64;
@@ -524,5 +524,53 @@ impl Signals for BarrierSignals<'_> {
             Some(curg),
             Where::Barrier(at),
         );
+    }
+}
+
+impl Runtime {
+    /// Gives every P's M a profiler state, if the configuration profiles: a seeded countdown
+    /// under the deterministic engine, the profiler thread's flag under the threaded one.
+    pub fn start_profiling<'p>(&self, ps: impl IntoIterator<Item = &'p mut P>, threaded: bool) {
+        if let Some(cfg) = &self.config.profile {
+            for p in ps {
+                p.prof = Some(Box::new(MProf::new(cfg, self.config.seed, p.id, threaded)));
+            }
+        }
+    }
+
+    /// The profile every P's M has recorded so far, if profiling.
+    pub fn profile<'p>(&self, ps: impl IntoIterator<Item = &'p P>) -> Option<crate::Profile> {
+        self.config.profile?;
+        let mut total = crate::Profile::default();
+        for p in ps {
+            if let Some(m) = &p.prof {
+                total.add(m.profile());
+            }
+        }
+        Some(total)
+    }
+
+    /// Sends a profiling signal to P `id`'s M (the threaded engine's profiler thread).
+    pub fn signal_p(&self, id: usize) {
+        self.sigpending.set(id);
+    }
+
+    /// Drops P `id`'s pending profiling signal: its thread slept through it. `ITIMER_PROF` counts
+    /// CPU time, so a thread that is not running is not signalled.
+    pub fn clear_sigpending(&self, id: usize) {
+        self.sigpending.clear(id);
+    }
+
+    /// Takes P `id`'s pending profiling signal, if any.
+    #[inline]
+    pub(crate) fn take_sigpending(&self, id: usize) -> bool {
+        self.sigpending.take(id)
+    }
+
+    /// A boundary of `p`'s own loop outside the mutator (sweeping, marking, idle): a pending
+    /// signal finds its M on g0.
+    #[inline]
+    pub fn sig_boundary_system(&self, p: &mut P) {
+        self.sig_boundary(&mut p.prof, p.id, MState::Scheduler, None, Where::Scheduler);
     }
 }

@@ -40,6 +40,8 @@ use serde::Serialize;
 
 use crate::heap::lock;
 use crate::nowb::nowritebarrier;
+use crate::runtime::Runtime;
+use crate::sched::{GIndex, P};
 
 /// Events per buffer: as many as fit in 64 KiB, the size of Go's `traceBuf`.
 pub const TRACE_BUF_EVENTS: usize = (64 << 10) / std::mem::size_of::<TraceEvent>();
@@ -430,6 +432,174 @@ impl Trace {
             buffers_allocated: allocated,
             buffers_flushed: self.flushed.load(Ordering::Relaxed),
             buffer_bytes: allocated * (TRACE_BUF_EVENTS * std::mem::size_of::<TraceEvent>()) as u64,
+        }
+    }
+}
+
+impl Runtime {
+    /// Trace time now (0 when not tracing).
+    #[inline]
+    pub fn trace_now(&self) -> u64 {
+        self.trace.as_ref().map_or(0, Trace::now_ns)
+    }
+
+    /// Writes an instant event on `p`'s track into its buffer.
+    #[inline]
+    pub(crate) fn trace_p(&self, p: &mut P, ev: TraceEv, args: [u64; 2]) {
+        if let Some(tr) = &self.trace {
+            let track = Track::P(p.id as u16);
+            tr.event(&mut p.tracebuf, TraceEvent::instant(tr, track, ev, args));
+        }
+    }
+
+    /// Writes a slice from `since` until now on `track` into `p`'s buffer.
+    #[inline]
+    pub fn trace_slice_p(&self, p: &mut P, track: Track, ev: TraceEv, since: u64, args: [u64; 2]) {
+        if let Some(tr) = &self.trace {
+            tr.event(
+                &mut p.tracebuf,
+                TraceEvent::slice(tr, track, ev, since, args),
+            );
+        }
+    }
+
+    /// Writes an instant event (`since` = `None`) or a slice into the global buffer, for code
+    /// running without a P.
+    pub fn trace_global(&self, track: Track, ev: TraceEv, since: Option<u64>, args: [u64; 2]) {
+        if let Some(tr) = &self.trace {
+            tr.event_global(match since {
+                Some(t) => TraceEvent::slice(tr, track, ev, t, args),
+                None => TraceEvent::instant(tr, track, ev, args),
+            });
+        }
+    }
+
+    /// The slice of the goroutine `index` that has just left `p` (how: `trace::LEFT_*`).
+    pub(crate) fn trace_go_left(&self, p: &mut P, index: GIndex, left: u64) {
+        if self.trace.is_some() {
+            let goid = self.g(index).goid();
+            let since = p.trace_running_since;
+            self.trace_slice_p(
+                p,
+                Track::P(p.id as u16),
+                TraceEv::GoRun,
+                since,
+                [goid, left],
+            );
+        }
+    }
+
+    /// Ends the open concurrent phase's slice if it is `phase` (`trace::PHASE_*`), at `at` or now;
+    /// exactly once, whichever thread gets there first.
+    pub(crate) fn trace_phase_end(&self, phase: u64, at: Option<u64>) {
+        if let Some(tr) = &self.trace
+            && self
+                .trace_open_phase
+                .compare_exchange(phase, 0, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            let since = self.trace_phase_since.load(Ordering::Acquire);
+            let end = at.unwrap_or_else(|| tr.now_ns()).max(since);
+            let cycle = u64::from(self.gc.cycle());
+            tr.event_global(TraceEvent::between(
+                Track::Gc,
+                TraceEv::GcPhase,
+                since,
+                end,
+                [phase, cycle],
+            ));
+        }
+    }
+
+    /// Opens a concurrent phase's slice at `at`.
+    fn trace_phase_begin(&self, phase: u64, at: u64) {
+        self.trace_phase_since.store(at, Ordering::Release);
+        self.trace_open_phase.store(phase, Ordering::Release);
+    }
+
+    /// A stop-the-world pause that began at `since` (trace time) and has just ended. The phases
+    /// are stamped at the pauses' edges, so they never overlap them: sweep termination ends the
+    /// sweep (if the Ps had not finished it) when the world stops and begins the mark when it
+    /// restarts; mark termination ends the mark when the world stops and begins the sweep.
+    pub fn trace_stw(&self, reason: u64, since: u64) {
+        let Some(tr) = &self.trace else { return };
+        let now = tr.now_ns();
+        let cycle = u64::from(self.gc.cycle());
+        let (ended, next) = if reason == STW_MARK_TERMINATION {
+            (PHASE_MARK, PHASE_SWEEP)
+        } else {
+            (PHASE_SWEEP, PHASE_MARK)
+        };
+        self.trace_phase_end(ended, Some(since));
+        tr.event_global(TraceEvent::between(
+            Track::Gc,
+            TraceEv::Stw,
+            since,
+            now,
+            [reason, cycle],
+        ));
+        self.trace_phase_begin(next, now);
+    }
+
+    /// Queues every P's and the global trace buffer for the reader and reads them all: the end
+    /// of a run (Go's `StopTrace`). An open phase's slice ends here and a new one begins, so
+    /// tracing goes on if the engine runs again.
+    pub fn trace_flush<'p>(&self, ps: impl IntoIterator<Item = &'p mut P>) {
+        if let Some(tr) = &self.trace {
+            let open = self.trace_open_phase.load(Ordering::Acquire);
+            if open != 0 {
+                let now = tr.now_ns();
+                self.trace_phase_end(open, Some(now));
+                self.trace_phase_begin(open, now);
+            }
+            for p in ps {
+                tr.release(&mut p.tracebuf);
+            }
+            tr.release_global();
+            tr.read();
+        }
+    }
+
+    /// Reads the full trace buffers, if any (the engines call it as they run).
+    #[inline]
+    pub fn trace_read_pending(&self) {
+        if let Some(tr) = &self.trace
+            && tr.full_pending()
+        {
+            tr.read();
+        }
+    }
+}
+
+/// Where a piece of runtime code writes its trace events: its P's buffer, or (without a P) the
+/// global buffer, on a track.
+pub(crate) enum TraceTo<'a> {
+    /// P `1`'s buffer and track.
+    P(&'a mut Option<crate::trace::TraceBuf>, usize),
+    /// The global buffer, on this track.
+    Global(Track),
+}
+
+impl Runtime {
+    /// Writes an instant event (`since` = `None`) or a slice where `to` says.
+    pub(crate) fn trace_to(
+        &self,
+        to: &mut TraceTo<'_>,
+        ev: TraceEv,
+        since: Option<u64>,
+        args: [u64; 2],
+    ) {
+        let Some(tr) = &self.trace else { return };
+        match to {
+            TraceTo::P(buf, id) => {
+                let track = Track::P(*id as u16);
+                let e = match since {
+                    Some(t) => TraceEvent::slice(tr, track, ev, t, args),
+                    None => TraceEvent::instant(tr, track, ev, args),
+                };
+                tr.event(buf, e);
+            }
+            TraceTo::Global(track) => self.trace_global(*track, ev, since, args),
         }
     }
 }

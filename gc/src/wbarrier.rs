@@ -24,6 +24,15 @@
 pub mod cost;
 
 use std::fmt;
+use std::sync::atomic::Ordering;
+
+use stacks::Addr;
+
+use crate::debug::{DroppedBarrier, seeded_fraction};
+use crate::error::RuntimeError;
+use crate::heap::ObjRef;
+use crate::runtime::Runtime;
+use crate::sched::{GState, P};
 
 /// How a design treats goroutine stacks.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -119,3 +128,132 @@ pub fn design_names() -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+/// Where a barriered store writes: Go's `writebarrierptr` destination.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Slot {
+    /// Pointer word `1` of heap object `0`.
+    Field(ObjRef, usize),
+    /// A global.
+    Global(usize),
+    /// A slot of an outer frame of the storing goroutine's own stack.
+    Stack(Addr),
+}
+
+impl Slot {
+    /// The slot's address.
+    pub(crate) fn addr(self, rt: &Runtime) -> u64 {
+        match self {
+            Slot::Field(o, w) => o.base.add(w * stacks::WORD).0,
+            Slot::Global(i) => rt.globals.addr(i).0,
+            Slot::Stack(a) => a.0,
+        }
+    }
+}
+
+impl Runtime {
+    /// Every pointer store into a heap object, a global or an outer frame (Go's
+    /// `writebarrierptr`): the injected fault, if this store is one of the dropped fraction; the
+    /// wbshadow check and update of heap and global words; the design's barrier; the store.
+    #[inline]
+    pub(crate) fn writebarrierptr(
+        &self,
+        p: &mut P,
+        st: &mut GState,
+        slot: Slot,
+        new: u64,
+    ) -> Result<(), RuntimeError> {
+        if self.checked_stores && !matches!(slot, Slot::Stack(_)) {
+            let store = self.fault_log.next_store();
+            let wb_drop = self.config.inject.wb_drop;
+            if seeded_fraction(self.config.seed, DROP_STREAM, store, wb_drop) {
+                self.fault_log.note_dropped(DroppedBarrier {
+                    store,
+                    addr: slot.addr(self),
+                    new,
+                    goid: st.gs.goid(),
+                });
+                return self.write_slot(st, slot, new);
+            }
+            if let Some(shadow) = self.shadow_of(slot) {
+                let _stripe = self.shadow_lock(slot.addr(self));
+                let old = self.read_slot(st, slot)?;
+                self.check_shadow(slot, shadow, old, Some(new), store, Some(&st.gs))?;
+                shadow.store(new, Ordering::Relaxed);
+                self.write_barrier(p, old, new)?;
+                return self.write_slot(st, slot, new);
+            }
+        }
+        let old = self.read_slot(st, slot)?;
+        self.write_barrier(p, old, new)?;
+        self.write_slot(st, slot, new)
+    }
+
+    #[inline]
+    fn read_slot(&self, st: &GState, slot: Slot) -> Result<u64, RuntimeError> {
+        Ok(match slot {
+            Slot::Field(o, w) => self.heap.read_word(o, w),
+            Slot::Global(i) => self.globals.read(i),
+            Slot::Stack(a) => st.gs.read(a)?,
+        })
+    }
+
+    #[inline]
+    fn write_slot(&self, st: &mut GState, slot: Slot, v: u64) -> Result<(), RuntimeError> {
+        match slot {
+            Slot::Field(o, w) => self.heap.write_word(o, w, v),
+            Slot::Global(i) => self.globals.write(i, v),
+            Slot::Stack(a) => st.gs.write(a, v)?,
+        }
+        Ok(())
+    }
+
+    /// An atomic swap of pointer field `w` of `o` (Go's `atomic.SwapPointer`): the word is
+    /// exchanged in one step, the design's barrier runs on the old and new values, the word's
+    /// wbshadow copy becomes `noShadow` (a word written atomically cannot have its shadow kept in
+    /// step: two racing swaps may update word and shadow in opposite orders), and the sanitizer
+    /// records a synchronization object at the word. Returns the old value.
+    pub(crate) fn atomic_swap(
+        &self,
+        p: &mut P,
+        o: ObjRef,
+        w: usize,
+        new: u64,
+    ) -> Result<u64, RuntimeError> {
+        if self.checked_stores {
+            self.fault_log.next_store();
+        }
+        let old = self.heap.swap_word(o, w, new);
+        if let Some(shadow) = self.heap.shadow_word(o, w) {
+            shadow.store(crate::wbshadow::NO_SHADOW, Ordering::Relaxed);
+        }
+        if let (Some(san), Some(ctx)) = (&self.sanitizer, p.racectx.as_mut()) {
+            san.sync(ctx, Slot::Field(o, w).addr(self));
+        }
+        self.write_barrier(p, old, new)?;
+        Ok(old)
+    }
+
+    /// The write barrier: every store into a heap object, a global or an outer frame comes here
+    /// first with the slot's old value and the value being stored.
+    #[inline]
+    pub fn write_barrier(&self, p: &mut P, old: u64, new: u64) -> Result<(), RuntimeError> {
+        if let Some(region) = crate::nowb::current_region() {
+            return Err(RuntimeError::WriteBarrierInNoWriteBarrier { region });
+        }
+        if !self.wb_on.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        p.counters.wb_calls += 1;
+        if self.shade_old {
+            self.shade(old, &mut p.gcw, "a slot's old value in the write barrier")?;
+        }
+        if self.shade_new {
+            self.shade(new, &mut p.gcw, "a stored value in the write barrier")?;
+        }
+        Ok(())
+    }
+}
+
+/// The `seeded_fraction` stream `--inject wb-drop` draws from.
+const DROP_STREAM: u64 = 0xd0;

@@ -30,7 +30,8 @@ use stacks::GStack;
 
 use crate::error::{RuntimeError, TRACEBACK_FRAMES, WbShadowCheck, traceback};
 use crate::heap::{Lookup, ObjRef, lock};
-use crate::runtime::{Runtime, Slot};
+use crate::runtime::Runtime;
+use crate::wbarrier::Slot;
 
 /// Stored as a shadow to say "no shadow recorded": the word was written atomically. It matches
 /// any word (Go's `noShadow`; 1 is never a pointer).

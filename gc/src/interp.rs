@@ -1,0 +1,527 @@
+//! The mutator interpreter: runs a P's current goroutine operation by operation.
+//!
+//! Invariant: every operation keeps the contract of `mutator` (DESIGN §1's store rules): the
+//! running frame's own slots are written with no write barrier; every store into a heap object,
+//! a global or an outer frame goes through [`Runtime::writebarrierptr`]; runtime bulk writes and
+//! multi-frame unwinds pass the stack barriers below their target first. Every operation boundary
+//! is a safe point, where a marker's request to scan the stack is honoured.
+//!
+//! The interpreter keeps, for a goroutine scanned in this cycle, the watermark of DESIGN §4 (the
+//! highest frame that has run since the scan): returns, unwinds and runtime bulk writes raise it;
+//! calls and local stores happen below it. Mark termination turns it into `oracle_rescan_bytes`.
+
+use std::sync::atomic::Ordering;
+
+use rand::RngExt;
+use stacks::{Addr, Call, FuncId, FuncKind, Ret, WORD};
+
+use crate::error::{RuntimeError, stack_place};
+use crate::heap::{Lookup, lock};
+use crate::mutator::{Ctx, Op};
+use crate::profile::{BarrierSignals, Curg, MState, Where};
+use crate::runtime::{Runtime, Step};
+use crate::sched::{GIndex, GState, P, status};
+use crate::trace::TraceEv;
+use crate::wbarrier::Slot;
+impl Runtime {
+    /// Runs one operation of `p`'s current goroutine, scheduling one first if there is none.
+    #[inline]
+    pub fn mutator_step(&self, p: &mut P) -> Result<Step, RuntimeError> {
+        self.mutator_run(p, 1)
+    }
+
+    /// Runs up to `max_ops` operations of `p`'s current goroutine (scheduling one first if there
+    /// is none), stopping early when it leaves the P. Every operation boundary is a safe point:
+    /// a marker's request to scan the stack (Go's preemptscan) is honoured there. Returns
+    /// [`Step::Ran`] if the goroutine is still current; `p.counters.ops` counts what ran.
+    pub fn mutator_run(&self, p: &mut P, max_ops: u64) -> Result<Step, RuntimeError> {
+        if p.curg.is_none() {
+            self.sig_boundary(&mut p.prof, p.id, MState::Scheduler, None, Where::Scheduler);
+            if !self.schedule(p) {
+                return Ok(Step::Idle);
+            }
+            self.gogo(p);
+        }
+        let mut owner = p.curg.take().expect("scheduled");
+        let index = owner.index();
+        let g = self.g(index);
+        for _ in 0..max_ops {
+            if self.preempt_requested(p.id) {
+                break;
+            }
+            if g.preempt_scan.load(Ordering::Acquire) {
+                // A marker asked us to scan our own stack at this safe point.
+                g.preempt_scan.store(false, Ordering::Relaxed);
+                if let Err(e) = self.self_scan(&mut owner, p) {
+                    p.curg = Some(owner);
+                    return Err(e);
+                }
+            }
+            let st = g
+                .state(&mut owner)
+                .as_mut()
+                .expect("a running goroutine has state");
+            if p.prof.is_some() {
+                let curg = Curg {
+                    index,
+                    gs: &st.gs,
+                    true_frames: &st.true_frames,
+                };
+                self.sig_boundary(&mut p.prof, p.id, MState::User, Some(curg), Where::Op);
+            }
+            let op = st.behaviour.next_op(&Ctx { depth: st.depth }, &mut st.rng);
+            p.counters.ops += 1;
+            let leave = match self.exec(op, index, st, p) {
+                Ok(Flow::Continue) => continue,
+                Ok(Flow::Spawn) => {
+                    if let Some(child) = st.behaviour.spawn(&mut st.rng)
+                        && let Err(e) = self.newproc(child, p)
+                    {
+                        p.curg = Some(owner);
+                        return Err(e);
+                    }
+                    continue;
+                }
+                Ok(Flow::Leave(leave)) => leave,
+                Err(e) => {
+                    p.curg = Some(owner);
+                    return Err(e);
+                }
+            };
+            let curg = Curg {
+                index,
+                gs: &st.gs,
+                true_frames: &st.true_frames,
+            };
+            self.mcall(p, curg);
+            match leave {
+                Leave::Yield => {
+                    self.trace_go_left(p, index, crate::trace::LEFT_YIELD);
+                    g.release(owner, status::RUNNABLE);
+                    p.runq.push_back(index);
+                }
+                Leave::Block => {
+                    self.trace_go_left(p, index, crate::trace::LEFT_BLOCK);
+                    g.release(owner, status::WAITING);
+                    lock(&self.parked).push(index);
+                }
+                Leave::Exit => {
+                    self.trace_go_left(p, index, crate::trace::LEFT_EXIT);
+                    self.goexit(owner, p)?;
+                }
+            }
+            return Ok(Step::Switched);
+        }
+        p.curg = Some(owner);
+        Ok(Step::Ran)
+    }
+
+    /// The word indices of `f`'s pointer slots.
+    #[inline]
+    fn ptr_slots(&self, f: FuncId) -> &[u16] {
+        let (start, end) = self.ptr_slot_range[f.0 as usize];
+        &self.ptr_slot_words[start as usize..end as usize]
+    }
+
+    /// The running frame's pointer slots: one frame lookup per operation, however many slots it
+    /// reads and writes. A goroutine with no frames has none.
+    #[inline]
+    fn locals<'s>(&'s self, st: &'s mut GState) -> Result<Locals<'s>, RuntimeError> {
+        let sp = st.gs.sp();
+        if st.gs.is_empty() {
+            return Ok(Locals {
+                sp,
+                words: &mut [],
+                slots: &[],
+            });
+        }
+        let (f, words) = st.gs.running_locals_mut(&self.prog)?;
+        Ok(Locals {
+            sp,
+            words,
+            slots: self.ptr_slots(f),
+        })
+    }
+
+    /// Whether `v` points into the goroutine's live stack.
+    #[inline]
+    fn is_stack_ptr(st: &GState, v: u64) -> bool {
+        let s = st.gs.stack();
+        v >= st.gs.sp().0 && v < s.hi().0
+    }
+
+    /// Whether `v` is a stack address: such a value is never stored outside the frame holding it
+    /// (Go's escape analysis would have moved the local to the heap), so the store does nothing.
+    #[inline]
+    fn escapes(v: u64) -> bool {
+        (stacks::stack::STACK_BASE.0..stacks::stack::STACK_END.0).contains(&v)
+    }
+
+    /// The heap object `v` points to; `None` for nil and non-heap values; an error for a dangling
+    /// heap pointer.
+    fn deref(
+        &self,
+        goid: u64,
+        v: u64,
+        place: Addr,
+    ) -> Result<Option<crate::heap::ObjRef>, RuntimeError> {
+        if v == 0 {
+            return Ok(None);
+        }
+        match self.heap.find_object(v) {
+            Lookup::Object(o) => Ok(Some(o)),
+            Lookup::NotHeap => Ok(None),
+            Lookup::Free(_) => Err(RuntimeError::BadPointer {
+                value: v,
+                place: stack_place(goid, place),
+                why: "the mutator dereferenced a freed object (use after free: the collector freed a reachable object)",
+                traceback: String::new(),
+            }),
+        }
+    }
+
+    /// The heap object slot `obj` of the running frame points to, and the word index of its
+    /// pointer field `field` (modulo their number): `None` for a nil or non-heap value or a type
+    /// with no pointer fields; an error for a dangling heap pointer.
+    #[inline]
+    fn pointer_field(
+        &self,
+        goid: u64,
+        locals: &Locals<'_>,
+        obj: u8,
+        field: u8,
+    ) -> Result<Option<(crate::heap::ObjRef, usize)>, RuntimeError> {
+        let Some((place, v)) = locals.get(obj) else {
+            return Ok(None);
+        };
+        let Some(o) = self.deref(goid, v, place)? else {
+            return Ok(None);
+        };
+        let t = self.heap.type_of(self.heap.object_type(o));
+        Ok((!t.ptr_fields.is_empty()).then(|| {
+            (
+                o,
+                t.ptr_fields[field as usize % t.ptr_fields.len()] as usize,
+            )
+        }))
+    }
+
+    /// Executes one operation.
+    #[inline]
+    fn exec(
+        &self,
+        op: Op,
+        index: GIndex,
+        st: &mut GState,
+        p: &mut P,
+    ) -> Result<Flow, RuntimeError> {
+        let prog = &self.prog;
+        match op {
+            Op::Call { func, site } => {
+                if prog.func(func).kind != FuncKind::User {
+                    return Err(RuntimeError::Mutator {
+                        goid: st.gs.goid(),
+                        what: format!("calls runtime function {}", prog.func(func).name),
+                    });
+                }
+                if let Call::MoreStack { needed } = st.gs.call(prog, func, u32::from(site))? {
+                    st.gs
+                        .newstack(&mut lock(&self.stackpool), prog, needed)
+                        .map_err(|e| self.copystack_error(e, &st.gs))?;
+                    p.counters.copystacks += 1;
+                    let size = st.gs.stack().alloc_size() as u64;
+                    self.trace_p(p, TraceEv::CopyStack, [st.gs.goid(), size]);
+                    let again = st.gs.call(prog, func, u32::from(site))?;
+                    debug_assert_eq!(again, Call::Pushed);
+                }
+                st.depth += 1;
+                if self.keep_true_frames {
+                    st.true_frames.push(func);
+                }
+            }
+            Op::Ret => {
+                if st.depth == 0 {
+                    return Ok(Flow::Leave(Leave::Exit));
+                }
+                // The frame is gone once the return pops it: a signal inside the trampoline
+                // sees the caller's frames.
+                if self.keep_true_frames {
+                    st.true_frames.pop();
+                }
+                let mut sig = BarrierSignals {
+                    rt: self,
+                    prof: &mut p.prof,
+                    p_id: p.id,
+                    index,
+                    true_frames: &st.true_frames,
+                };
+                match st.gs.ret_with_signals(prog, &mut sig)? {
+                    Ret::Exited => return Ok(Flow::Leave(Leave::Exit)),
+                    Ret::Returned { hit_barrier } => {
+                        st.depth -= 1;
+                        self.note_return(st);
+                        if hit_barrier {
+                            let pos = st.gs.stkbar_pos() as u64;
+                            self.trace_p(p, TraceEv::BarrierHit, [st.gs.goid(), pos]);
+                        }
+                    }
+                }
+            }
+            Op::Alloc { ty, dst } => {
+                let mut locals = self.locals(st)?;
+                if locals.has_slots() {
+                    let a = self.mallocgc(p, ty, |a| locals.set(dst, a.0))?;
+                    self.after_malloc(p, st, a, ty)?;
+                }
+            }
+            Op::Copy { src, dst } => {
+                let mut locals = self.locals(st)?;
+                if let Some((_, v)) = locals.get(src) {
+                    locals.set(dst, v);
+                }
+            }
+            Op::Clear { dst } => self.locals(st)?.set(dst, 0),
+            Op::LoadField { obj, field, dst } => {
+                let goid = st.gs.goid();
+                let mut locals = self.locals(st)?;
+                if let Some((o, w)) = self.pointer_field(goid, &locals, obj, field)? {
+                    locals.set(dst, self.heap.read_word(o, w));
+                }
+            }
+            Op::StoreField { obj, field, src } => {
+                let goid = st.gs.goid();
+                let store = {
+                    let locals = self.locals(st)?;
+                    self.pointer_field(goid, &locals, obj, field)?
+                        .map(|(o, w)| (o, w, locals.source(src)))
+                };
+                if let Some((o, w, new)) = store
+                    && !Self::escapes(new)
+                {
+                    self.writebarrierptr(p, st, Slot::Field(o, w), new)?;
+                }
+            }
+            Op::SwapField {
+                obj,
+                field,
+                src,
+                dst,
+            } => {
+                let goid = st.gs.goid();
+                let swap = {
+                    let locals = self.locals(st)?;
+                    self.pointer_field(goid, &locals, obj, field)?
+                        .map(|(o, w)| (o, w, locals.source(src)))
+                };
+                if let Some((o, w, new)) = swap
+                    && !Self::escapes(new)
+                {
+                    let old = self.atomic_swap(p, o, w, new)?;
+                    self.locals(st)?.set(dst, old);
+                }
+            }
+            Op::LoadGlobal { global, dst } => {
+                if !self.globals.is_empty() {
+                    let v = self.globals.read(global as usize % self.globals.len());
+                    self.locals(st)?.set(dst, v);
+                }
+            }
+            Op::StoreGlobal { global, src } => {
+                if !self.globals.is_empty() {
+                    let i = global as usize % self.globals.len();
+                    let new = self.locals(st)?.source(src);
+                    if !Self::escapes(new) {
+                        self.writebarrierptr(p, st, Slot::Global(i), new)?;
+                    }
+                }
+            }
+            Op::TakeAddr { up, slot, dst } => {
+                if up == 0 || usize::from(up) >= st.depth || !self.locals(st)?.has_slots() {
+                    return Ok(Flow::Continue);
+                }
+                let frame = st
+                    .gs
+                    .frames(prog)
+                    .nth(usize::from(up))
+                    .expect("depth counts the frames")?;
+                let slots = self.ptr_slots(frame.func);
+                if !slots.is_empty() {
+                    let w = slots[slot as usize % slots.len()] as usize;
+                    self.locals(st)?.set(dst, frame.sp.add(w * WORD).0);
+                }
+            }
+            Op::StoreThrough { ptr, src } => {
+                let (target, new) = {
+                    let locals = self.locals(st)?;
+                    let Some((_, target)) = locals.get(ptr) else {
+                        return Ok(Flow::Continue);
+                    };
+                    (target, locals.source(src))
+                };
+                if Self::is_stack_ptr(st, target) && !Self::escapes(new) {
+                    self.writebarrierptr(p, st, Slot::Stack(Addr(target)), new)?;
+                }
+            }
+            Op::BulkWrite { ptr, src } => {
+                let (target, v) = {
+                    let locals = self.locals(st)?;
+                    let Some((_, target)) = locals.get(ptr) else {
+                        return Ok(Flow::Continue);
+                    };
+                    (target, locals.source(Some(src)))
+                };
+                if Self::is_stack_ptr(st, target) && !Self::escapes(v) {
+                    let mut sig = BarrierSignals {
+                        rt: self,
+                        prof: &mut p.prof,
+                        p_id: p.id,
+                        index,
+                        true_frames: &st.true_frames,
+                    };
+                    let passed = st.gs.runtime_bulk_write_with_signals(
+                        prog,
+                        Addr(target),
+                        &[v],
+                        &mut sig,
+                    )?;
+                    self.note_bulk_write(st, Addr(target))?;
+                    if passed > 0 {
+                        self.trace_p(p, TraceEv::BarrierUnwind, [st.gs.goid(), passed as u64]);
+                    }
+                }
+            }
+            Op::Unwind { frames } => {
+                let n = usize::from(frames).min(st.depth.saturating_sub(1));
+                if n > 0 {
+                    let mut sig = BarrierSignals {
+                        rt: self,
+                        prof: &mut p.prof,
+                        p_id: p.id,
+                        index,
+                        true_frames: &st.true_frames,
+                    };
+                    let passed = st.gs.unwind_frames_with_signals(prog, n, &mut sig)?;
+                    st.depth -= n;
+                    let keep = st.true_frames.len().saturating_sub(n);
+                    st.true_frames.truncate(keep);
+                    self.note_return(st);
+                    if passed > 0 {
+                        self.trace_p(p, TraceEv::BarrierUnwind, [st.gs.goid(), passed as u64]);
+                    }
+                }
+            }
+            Op::Spawn => return Ok(Flow::Spawn),
+            Op::Yield => return Ok(Flow::Leave(Leave::Yield)),
+            Op::Block => return Ok(Flow::Leave(Leave::Block)),
+            Op::Wake => {
+                let woken = {
+                    let mut parked = lock(&self.parked);
+                    (!parked.is_empty()).then(|| {
+                        let i = st.rng.random_range(0..parked.len());
+                        parked.swap_remove(i)
+                    })
+                };
+                if let Some(index) = woken {
+                    self.ready(index, p);
+                }
+            }
+            Op::Exit => return Ok(Flow::Leave(Leave::Exit)),
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// The watermark after a return or unwind: the frame now running has run since the scan.
+    #[inline]
+    fn note_return(&self, st: &mut GState) {
+        let Some(t) = st.track.as_mut() else { return };
+        let depth = st.gs.used();
+        t.ret_slot_depth = t.ret_slot_depth.min(depth + WORD);
+        if depth < t.changed_sp_depth {
+            let size = self.prog.findframe(st.gs.pc()).map_or(0, |(_, s)| s);
+            t.changed_sp_depth = depth;
+            t.changed_top_depth = depth - size;
+        }
+    }
+
+    /// The watermark after a runtime bulk write at `dst`: the frame holding it has changed.
+    fn note_bulk_write(&self, st: &mut GState, dst: Addr) -> Result<(), RuntimeError> {
+        let Some(mut t) = st.track else {
+            return Ok(());
+        };
+        let hi = st.gs.stack().hi();
+        for frame in st.gs.frames(&self.prog) {
+            let frame = frame?;
+            if frame.fp > dst {
+                let sp_depth = hi.offset_from(frame.sp);
+                t.ret_slot_depth = t.ret_slot_depth.min(hi.offset_from(dst) + WORD);
+                if sp_depth < t.changed_sp_depth {
+                    t.changed_sp_depth = sp_depth;
+                    t.changed_top_depth = hi.offset_from(frame.fp);
+                }
+                break;
+            }
+        }
+        st.track = Some(t);
+        Ok(())
+    }
+}
+
+/// The running frame's pointer slots as the interpreter sees them: slot `k` of an operation is the
+/// frame's `k`-th pointer slot, modulo their number; a frame without pointer slots ignores every
+/// local operation.
+struct Locals<'s> {
+    sp: Addr,
+    words: &'s mut [u64],
+    slots: &'s [u16],
+}
+
+impl Locals<'_> {
+    /// The word index of slot `k`.
+    #[inline]
+    fn word(&self, k: u8) -> Option<usize> {
+        (!self.slots.is_empty()).then(|| usize::from(self.slots[usize::from(k) % self.slots.len()]))
+    }
+
+    /// Whether the frame has pointer slots (then every slot number names one).
+    #[inline]
+    fn has_slots(&self) -> bool {
+        !self.slots.is_empty()
+    }
+
+    /// Slot `k`'s address and value.
+    #[inline]
+    fn get(&self, k: u8) -> Option<(Addr, u64)> {
+        self.word(k).map(|w| (self.sp.add(w * WORD), self.words[w]))
+    }
+
+    /// The value of optional source slot `src`: nil for `None` or a frame without slots.
+    #[inline]
+    fn source(&self, src: Option<u8>) -> u64 {
+        src.and_then(|k| self.get(k)).map_or(0, |(_, v)| v)
+    }
+
+    /// Stores `v` into slot `k`: a store to the frame's own local, with no write barrier.
+    #[inline]
+    fn set(&mut self, k: u8, v: u64) {
+        if let Some(w) = self.word(k) {
+            self.words[w] = v;
+        }
+    }
+}
+
+/// What the interpreter tells the scheduler after an operation.
+enum Flow {
+    /// The goroutine keeps the P.
+    Continue,
+    /// The goroutine keeps the P and starts a child (its behaviour says which).
+    Spawn,
+    /// The goroutine leaves the P.
+    Leave(Leave),
+}
+
+/// How a goroutine leaves its P.
+enum Leave {
+    Yield,
+    Block,
+    Exit,
+}
