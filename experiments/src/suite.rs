@@ -553,6 +553,34 @@ pub struct RunRow {
     pub mark_step_bytes: Option<u64>,
     /// Debug knobs.
     pub debug: String,
+    /// `after-restart` or `in-pause`.
+    pub barrier_removal: String,
+    /// The scheduler's time slice, ms.
+    pub time_slice_ms: f64,
+    /// Mean operations between blocks in the steady state (0: never).
+    pub block_every: Option<u32>,
+    /// Parked goroutines the network poller wakes per ms.
+    pub wakes_per_ms: Option<f64>,
+    /// Goroutines that never block (`many-shallow`).
+    pub running: Option<usize>,
+    /// Mean operations of a woken goroutine's burst (`many-shallow`).
+    pub burst: Option<u32>,
+    /// Goroutines re-scanned (summed over cycles; Go 1.7's re-scan list).
+    pub rescan_goroutines: u64,
+    /// Median re-scan list length.
+    pub rescan_goroutines_p50: u64,
+    /// Median time to stop the world for mark termination.
+    pub stw_stop_ns_p50: u64,
+    /// Median re-scan part of the mark-termination pause.
+    pub mark_term_rescan_ns_p50: u64,
+    /// Median drain part of the mark-termination pause.
+    pub mark_term_drain_ns_p50: u64,
+    /// Median rest of the mark-termination pause.
+    pub mark_term_other_ns_p50: u64,
+    /// Median time removing stack barriers (after the restart, or in the pause in `in-pause`).
+    pub barrier_removal_ns_p50: u64,
+    /// Goroutines the after-restart removal skipped because they were running (summed).
+    pub removal_skipped: u64,
     /// Frames re-scanned.
     pub rescan_frames: u64,
     /// Barriers removed.
@@ -645,6 +673,20 @@ impl RunRow {
             heap_minimum: c.heap_minimum,
             mark_step_bytes: c.mark_step_bytes,
             debug: c.debug.clone(),
+            barrier_removal: c.barrier_removal.clone(),
+            time_slice_ms: c.time_slice_ms,
+            block_every: c.blocking.block_every,
+            wakes_per_ms: c.blocking.wakes_per_ms,
+            running: c.blocking.running,
+            burst: c.blocking.burst,
+            rescan_goroutines: s.rescan_goroutines,
+            rescan_goroutines_p50: t.rescan_goroutines_p50,
+            stw_stop_ns_p50: t.stw_stop_ns_p50,
+            mark_term_rescan_ns_p50: t.mark_term_rescan_ns_p50,
+            mark_term_drain_ns_p50: t.mark_term_drain_ns_p50,
+            mark_term_other_ns_p50: t.mark_term_other_ns_p50,
+            barrier_removal_ns_p50: t.barrier_removal_ns_p50,
+            removal_skipped: s.removal_skipped,
             rescan_frames: s.rescan_frames,
             barriers_removed: s.barriers_removed,
             stacks_scanned: s.stacks_scanned,

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gc::mmu::MmuPoint;
+use gc::runtime::BarrierRemoval;
 use gc::{
     CycleStats, DebugKnobs, Deterministic, GcConfig, Inject, Limits, ProfileConfig, RescanBound,
     RunResult, Runtime, RuntimeError, SampleCounts, SanitizerOptions, Threaded, Totals, TraceStats,
@@ -69,6 +70,40 @@ pub struct TestbedArgs {
     /// Bytes above the SP of the first stack barrier (Go's firstStackBarrierOffset) [default: 1024].
     #[arg(long)]
     pub first_offset: Option<usize>,
+    /// When the stack barriers a cycle installed are removed: after-restart (Go 1.7's
+    /// gcTryRemoveAllStackBarriers: after the world restarts, best effort, running goroutines
+    /// skipped and cleaned at their next scan) or in-pause (Go 1.5/1.6: inside the
+    /// mark-termination pause, serially).
+    #[arg(
+        long,
+        default_value = "after-restart",
+        value_name = "after-restart|in-pause"
+    )]
+    pub barrier_removal: String,
+    /// The scheduler's time slice in milliseconds (Go's forcePreemptNS, enforced by sysmon): a
+    /// goroutine that has run this long gives up its P at its next call. The deterministic
+    /// engine measures it on its own clock (50 ns of a P's time per step).
+    #[arg(
+        long,
+        default_value_t = 10.0,
+        value_name = "MS",
+        allow_hyphen_values = true
+    )]
+    pub time_slice: f64,
+    /// Mean operations between two blocks of a goroutine in its steady state (0: never) [default:
+    /// the workload's; see --help on each workload in README].
+    #[arg(long, value_name = "OPS")]
+    pub block_every: Option<u32>,
+    /// Parked goroutines the network poller wakes per millisecond [default: the workload's;
+    /// many-shallow: 10].
+    #[arg(long, value_name = "PER_MS", allow_hyphen_values = true)]
+    pub wake_rate: Option<f64>,
+    /// many-shallow: goroutines that never block (busy workers) [default: 4].
+    #[arg(long, value_name = "N")]
+    pub running: Option<usize>,
+    /// many-shallow: mean operations a woken goroutine runs before it blocks again [default: 20].
+    #[arg(long, value_name = "OPS")]
+    pub burst: Option<u32>,
     /// Engine: deterministic (one thread, seeded schedule, exact counters) or threaded (a
     /// thread per P, real stop-the-world, real pause times and MMU).
     #[arg(long, default_value = "deterministic", value_parser = ["deterministic", "threaded"])]
@@ -171,6 +206,13 @@ pub struct ConfigReport {
     pub stack_barriers: &'static str,
     /// First barrier offset in bytes, `null` unless `on`.
     pub first_offset: Option<usize>,
+    /// `after-restart` or `in-pause`.
+    pub barrier_removal: String,
+    /// The scheduler's time slice, ms.
+    pub time_slice_ms: f64,
+    /// Where the goroutines block, every field resolved (the workload's defaults where no flag
+    /// was given).
+    pub blocking: workload::Blocking,
     /// Engine.
     pub engine: &'static str,
     /// Ps.
@@ -254,12 +296,27 @@ pub struct Report {
     /// Minimum mutator utilisation, window 100 µs to 1 s (threaded engine; empty for the
     /// deterministic engine, which has no clock).
     pub mmu: Vec<MmuPoint>,
+    /// The stack barriers no cycle's row has finished with when the run ends.
+    pub barriers_outstanding: BarriersOutstanding,
     /// The tracer's counters over the whole run, warm-up included (`--trace` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace: Option<TraceStats>,
     /// The profiler's counts over the whole run, warm-up included (`--profile` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub profile: Option<ProfileSummary>,
+}
+
+/// The report's `barriers_outstanding`: with barriers removed after the restart (Go 1.7), a
+/// goroutine the walk skipped keeps its barriers into the next cycle, so a run ends with some
+/// barriers still on stacks, and some that ended (hit, or removed) after the last row was made.
+/// Over a run without warm-up cycles, `totals.barriers_installed = barriers_hit +
+/// barriers_removed + on_stacks + ended_unreported`.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct BarriersOutstanding {
+    /// Barriers still on goroutine stacks.
+    pub on_stacks: u64,
+    /// Barriers hit, unwound or removed whose counts no cycle's row holds yet.
+    pub ended_unreported: u64,
 }
 
 /// The report's `profile`: what the samples were, and how many signals were sent.
@@ -392,14 +449,25 @@ pub fn resolve(args: &TestbedArgs) -> Result<Resolved, String> {
             t.display()
         ));
     }
+    let barrier_removal: BarrierRemoval = args.barrier_removal.parse()?;
+    if !(args.time_slice > 0.0 && args.time_slice <= 60_000.0) {
+        return Err(format!(
+            "--time-slice {} must be a number of milliseconds in (0, 60000]",
+            args.time_slice
+        ));
+    }
+    let blocking = resolve_blocking(args, &*workload)?;
     let params = WorkloadParams {
         goroutines: args.goroutines,
         depth: args.depth,
         seed: args.seed,
+        blocking,
     };
     let config = GcConfig {
         design,
         stack_barriers,
+        barrier_removal,
+        time_slice_ns: (args.time_slice * 1e6).round() as u64,
         gogc,
         heap_minimum: args.heap_minimum,
         procs,
@@ -436,6 +504,9 @@ pub fn resolve(args: &TestbedArgs) -> Result<Resolved, String> {
             StackBarrierMode::On { first_offset } if first_offset > 0 => Some(first_offset),
             _ => None,
         },
+        barrier_removal: barrier_removal.to_string(),
+        time_slice_ms: args.time_slice,
+        blocking,
         engine: if threaded {
             "threaded"
         } else {
@@ -598,6 +669,43 @@ pub fn parse_procs_schedule(s: &str) -> Result<Vec<(u32, usize)>, String> {
         out.push((c, n));
     }
     Ok(out)
+}
+
+/// `--block-every`, `--wake-rate`, `--running` and `--burst` over the workload's defaults:
+/// every field set, or a one-line error.
+fn resolve_blocking(args: &TestbedArgs, w: &dyn Workload) -> Result<workload::Blocking, String> {
+    let b = workload::Blocking {
+        block_every: args.block_every,
+        wakes_per_ms: args.wake_rate,
+        running: args.running,
+        burst: args.burst,
+    }
+    .or(w.blocking());
+    if let Some(r) = args.wake_rate
+        && !(r.is_finite() && (0.0..=1e6).contains(&r))
+    {
+        return Err(format!(
+            "--wake-rate {r} must be a number of wakes per millisecond in [0, 1000000]"
+        ));
+    }
+    if args.burst == Some(0) {
+        return Err("--burst must be at least 1 operation".into());
+    }
+    if let Some(n) = args.running
+        && n > args.goroutines
+    {
+        return Err(format!(
+            "--running {n} is more than the {} goroutines",
+            args.goroutines
+        ));
+    }
+    if b.block_every.unwrap_or(0) > 0 && b.wakes_per_ms.unwrap_or(0.0) <= 0.0 {
+        return Err(format!(
+            "--block-every makes {}'s goroutines block, but nothing would wake them: give --wake-rate PER_MS",
+            w.name()
+        ));
+    }
+    Ok(b)
 }
 
 /// `--stack-barriers`, `--first-offset` and the two knobs, reconciled.
@@ -801,6 +909,7 @@ pub fn run_measured(r: &Resolved) -> Result<(Report, Timings), RunError> {
         ..
     } = engine.run(all_cycles, r.max_ops)?;
     let wall = start.elapsed();
+    let (on_stacks, ended_unreported) = engine.runtime().stkbar_books();
     let outputs_start = std::time::Instant::now();
     if let (Some(sink), Some(path)) = (trace_sink, &r.trace_file) {
         finish_trace(engine.runtime(), &sink, path, &r.report)?;
@@ -831,6 +940,10 @@ pub fn run_measured(r: &Resolved) -> Result<(Report, Timings), RunError> {
             cycles,
             rescan_bound,
             mmu,
+            barriers_outstanding: BarriersOutstanding {
+                on_stacks,
+                ended_unreported,
+            },
             trace,
             profile: profile.map(|p| ProfileSummary {
                 counts: p.counts,
@@ -869,6 +982,7 @@ pub fn summary(report: &Report) -> String {
     let t = &report.totals;
     let c = &report.config;
     let kib = |b: u64| b as f64 / 1024.0;
+    let ms = |ns: u64| ns as f64 / 1e6;
     let oracle_ratio = if t.sum.oracle_rescan_bytes == 0 {
         0.0
     } else {
@@ -877,10 +991,14 @@ pub fn summary(report: &Report) -> String {
     let mut out = format!(
         "workload {} ({} goroutines, depth {}), barrier {}, stack barriers {}{}, seed {}\n\
          cycles {}, mutator ops {}\n\
-         re-scanned {:.1} KiB of {:.1} KiB full ({:.2}% avoided), oracle {:.1} KiB ({:.2}x)\n\
-         barriers installed {}, hit {}, removed {}; stkbar reserved {:.1} KiB (summed over cycles)\n\
+         re-scanned {:.1} KiB of {:.1} KiB full ({:.2}% avoided), oracle {:.1} KiB ({:.2}x); \
+         {} goroutines on the re-scan lists (median {} a cycle)\n\
+         barriers installed {}, hit {}, removed {}, {} left on stacks; stkbar reserved {:.1} KiB \
+         (summed over cycles)\n\
          {}\n\
-         mark termination p50 {:.3} ms, max {:.3} ms; checkmark failures {}",
+         mark termination p50 {:.3} ms, max {:.3} ms (medians: stop {:.3} + re-scan {:.3} + drain \
+         {:.3} + other {:.3} ms); barrier removal ({}) p50 {:.3} ms, {} goroutines skipped; \
+         checkmark failures {}",
         c.workload,
         c.goroutines,
         c.depth,
@@ -896,13 +1014,23 @@ pub fn summary(report: &Report) -> String {
         100.0 * t.rescan_avoided,
         kib(t.sum.oracle_rescan_bytes),
         oracle_ratio,
+        t.sum.rescan_goroutines,
+        t.rescan_goroutines_p50,
         t.sum.barriers_installed,
         t.sum.barriers_hit,
         t.sum.barriers_removed,
+        report.barriers_outstanding.on_stacks,
         kib(t.sum.stkbar_reserved_bytes),
         bound_line(&report.rescan_bound),
-        t.mark_term_ns_p50 as f64 / 1e6,
-        t.mark_term_ns_max as f64 / 1e6,
+        ms(t.mark_term_ns_p50),
+        ms(t.mark_term_ns_max),
+        ms(t.stw_stop_ns_p50),
+        ms(t.mark_term_rescan_ns_p50),
+        ms(t.mark_term_drain_ns_p50),
+        ms(t.mark_term_other_ns_p50),
+        c.barrier_removal,
+        ms(t.barrier_removal_ns_p50),
+        t.sum.removal_skipped,
         t.sum.checkmark_failures
     );
     if let (Some(tr), Some(file)) = (&report.trace, &c.trace) {

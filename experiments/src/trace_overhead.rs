@@ -343,6 +343,7 @@ mod tests {
                 cycles: Vec::new(),
                 rescan_bound: Default::default(),
                 mmu: Vec::new(),
+                barriers_outstanding: Default::default(),
                 trace: None,
                 profile: None,
             },

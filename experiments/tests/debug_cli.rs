@@ -288,14 +288,14 @@ fn wbshadow_2_catches_a_dropped_global_store_at_the_checkmark_walk() {
         args(
             &[
                 ("--workload", "many-shallow"),
-                ("--seed", "3"),
+                ("--seed", "2"),
                 ("--inject", "wb-drop=0.003"),
                 ("--debug", knobs),
             ],
             &[],
         )
     };
-    let word = "missed write barrier: global 1 at 0x600008 ";
+    let word = "missed write barrier: global 4 at 0x600020 ";
 
     let err = violation(&with("wbshadow=2,gccheckmark=1"));
     assert!(err.contains(word), "{err}");

@@ -5,6 +5,7 @@
 //! where the hidden object is placed exactly.)
 
 use experiments::workload::{WORKLOADS, WorkloadParams};
+use gc::runtime::BarrierRemoval;
 use gc::wbarrier::{self, BarrierDesign};
 use std::time::Duration;
 
@@ -28,58 +29,94 @@ fn config(design: &'static dyn BarrierDesign, mode: StackBarrierMode, seed: u64)
 }
 
 fn params(workload: &str, seed: u64) -> WorkloadParams {
-    WorkloadParams {
-        goroutines: 12,
-        depth: if workload == "many-shallow" { 10 } else { 120 },
-        seed,
-    }
+    WorkloadParams::new(12, if workload == "many-shallow" { 10 } else { 120 }, seed)
 }
 
-fn run(workload: &str, config: GcConfig, cycles: u32) -> Result<RunResult, RuntimeError> {
+/// A run's result and its barrier books outside the reported cycles (see `stkbar_books`).
+type Ran = (RunResult, (u64, u64));
+
+fn run(workload: &str, config: GcConfig, cycles: u32) -> Result<Ran, RuntimeError> {
     let w = experiments::workload::workload(workload).unwrap();
     let image = w.build(&params(workload, config.seed));
-    Deterministic::new(config, image)?.run(cycles, 50_000_000)
+    let mut e = Deterministic::new(config, image)?;
+    let r = e.run(cycles, 50_000_000)?;
+    Ok((r, e.runtime().stkbar_books()))
 }
 
-fn run_threaded(workload: &str, config: GcConfig, cycles: u32) -> Result<RunResult, RuntimeError> {
+fn run_threaded(workload: &str, config: GcConfig, cycles: u32) -> Result<Ran, RuntimeError> {
     let w = experiments::workload::workload(workload).unwrap();
     let image = w.build(&params(workload, config.seed));
     let limits = Limits {
         max_ops: 2_000_000_000,
         time_limit: Duration::from_secs(60),
     };
-    Threaded::new(config, image)?.run(cycles, limits)
+    let mut e = Threaded::new(config, image)?;
+    let r = e.run(cycles, limits)?;
+    Ok((r, e.runtime().stkbar_books()))
 }
 
-fn designs() -> Vec<(&'static dyn BarrierDesign, StackBarrierMode)> {
+/// Every design, the stack-barrier ones under both removal modes.
+fn designs() -> Vec<(&'static dyn BarrierDesign, StackBarrierMode, BarrierRemoval)> {
     let d = wbarrier::design("dijkstra").unwrap();
-    vec![
-        (d, StackBarrierMode::GO),
-        (d, StackBarrierMode::On { first_offset: 256 }),
-        (d, StackBarrierMode::Off),
-        (d, StackBarrierMode::EVERY_FRAME),
-        (wbarrier::design("hybrid").unwrap(), StackBarrierMode::Off),
-        (wbarrier::design("yuasa").unwrap(), StackBarrierMode::Off),
-    ]
+    let mut v = Vec::new();
+    for removal in [BarrierRemoval::AfterRestart, BarrierRemoval::InPause] {
+        v.extend([
+            (d, StackBarrierMode::GO, removal),
+            (d, StackBarrierMode::On { first_offset: 256 }, removal),
+            (d, StackBarrierMode::EVERY_FRAME, removal),
+        ]);
+    }
+    v.extend([
+        (d, StackBarrierMode::Off, BarrierRemoval::AfterRestart),
+        (
+            wbarrier::design("hybrid").unwrap(),
+            StackBarrierMode::Off,
+            BarrierRemoval::AfterRestart,
+        ),
+        (
+            wbarrier::design("yuasa").unwrap(),
+            StackBarrierMode::Off,
+            BarrierRemoval::AfterRestart,
+        ),
+    ]);
+    v
 }
 
 /// The checks every run must pass, whatever the engine.
-fn check_sound(what: &str, design: &dyn BarrierDesign, mode: StackBarrierMode, r: &RunResult) {
+fn check_sound(
+    what: &str,
+    design: &dyn BarrierDesign,
+    mode: StackBarrierMode,
+    removal: BarrierRemoval,
+    (r, (on_stacks, ended)): &Ran,
+) {
+    let s = &r.totals.sum;
+    assert_eq!(
+        s.barriers_installed,
+        s.barriers_hit + s.barriers_removed + ended + on_stacks,
+        "{what}: every barrier is hit or removed, or still on a stack at the end"
+    );
     for c in &r.cycles {
         assert_eq!(c.checkmark_failures, 0, "{what}");
         assert!(c.oracle_rescan_bytes <= c.rescan_bytes, "{what}: {c:?}");
         assert!(c.rescan_bytes <= c.full_rescan_bytes, "{what}: {c:?}");
-        assert_eq!(
-            c.barriers_installed,
-            c.barriers_hit + c.barriers_removed,
-            "{what}: every barrier is hit or removed"
-        );
+        if removal == BarrierRemoval::InPause {
+            assert_eq!(
+                c.barriers_installed,
+                c.barriers_hit + c.barriers_removed,
+                "{what}: in-pause removal balances every cycle"
+            );
+            assert_eq!(c.removal_skipped, 0, "{what}");
+        }
         if design.name() != "dijkstra" {
             assert_eq!((c.rescan_bytes, c.barriers_installed), (0, 0), "{what}");
         }
         if mode == StackBarrierMode::Off {
             assert_eq!(c.rescan_bytes, c.full_rescan_bytes, "{what}");
         }
+    }
+    if removal == BarrierRemoval::InPause {
+        assert_eq!((*on_stacks, *ended), (0, 0), "{what}");
     }
     let first_offset = mode.first_offset().unwrap_or(0);
     for rec in &r.rescans {
@@ -98,13 +135,20 @@ fn check_sound(what: &str, design: &dyn BarrierDesign, mode: StackBarrierMode, r
 #[test]
 fn every_workload_design_and_seed_marks_everything_reachable() {
     for w in WORKLOADS {
-        for (design, mode) in designs() {
+        for (design, mode, removal) in designs() {
             for seed in SEEDS {
-                let what = format!("{} {} {mode} seed {seed}", w.name(), design.name());
-                let r = run(w.name(), config(design, mode, seed), 3)
-                    .unwrap_or_else(|e| panic!("{what}: {e}"));
-                assert_eq!(r.cycles.len(), 3, "{what}");
-                check_sound(&what, design, mode, &r);
+                let what = format!(
+                    "{} {} {mode} {removal} seed {seed}",
+                    w.name(),
+                    design.name()
+                );
+                let c = GcConfig {
+                    barrier_removal: removal,
+                    ..config(design, mode, seed)
+                };
+                let r = run(w.name(), c, 3).unwrap_or_else(|e| panic!("{what}: {e}"));
+                assert_eq!(r.0.cycles.len(), 3, "{what}");
+                check_sound(&what, design, mode, removal, &r);
             }
         }
     }
@@ -117,20 +161,21 @@ fn every_workload_design_and_seed_marks_everything_reachable() {
 #[test]
 fn on_real_threads_every_design_and_seed_marks_everything_reachable() {
     for w in ["mixed", "adversarial"] {
-        for (design, mode) in designs() {
+        for (design, mode, removal) in designs() {
             for procs in [2, 8] {
                 for seed in SEEDS {
                     let what = format!(
-                        "threaded {w} {} {mode} procs {procs} seed {seed}",
+                        "threaded {w} {} {mode} {removal} procs {procs} seed {seed}",
                         design.name()
                     );
                     let c = GcConfig {
                         procs,
+                        barrier_removal: removal,
                         ..config(design, mode, seed)
                     };
                     let r = run_threaded(w, c, 3).unwrap_or_else(|e| panic!("{what}: {e}"));
-                    assert_eq!(r.cycles.len(), 3, "{what}");
-                    check_sound(&what, design, mode, &r);
+                    assert_eq!(r.0.cycles.len(), 3, "{what}");
+                    check_sound(&what, design, mode, removal, &r);
                 }
             }
         }
@@ -140,13 +185,18 @@ fn on_real_threads_every_design_and_seed_marks_everything_reachable() {
 #[test]
 fn the_same_seed_gives_the_same_counters() {
     for w in WORKLOADS {
-        let strip = |r: RunResult| {
+        let strip = |(r, _): Ran| {
             r.cycles
                 .into_iter()
                 .map(|c| gc::CycleStats {
                     sweep_term_ns: 0,
                     mark_ns: 0,
                     mark_term_ns: 0,
+                    stw_stop_ns: 0,
+                    mark_term_rescan_ns: 0,
+                    mark_term_drain_ns: 0,
+                    mark_term_other_ns: 0,
+                    barrier_removal_ns: 0,
                     ..c
                 })
                 .collect::<Vec<_>>()

@@ -255,7 +255,14 @@ fn json_report_has_config_totals_and_one_row_per_cycle() {
     keys.sort_unstable();
     assert_eq!(
         keys,
-        ["config", "cycles", "mmu", "rescan_bound", "totals"],
+        [
+            "barriers_outstanding",
+            "config",
+            "cycles",
+            "mmu",
+            "rescan_bound",
+            "totals"
+        ],
         "{v}"
     );
     assert_eq!(
@@ -375,16 +382,32 @@ fn assert_cycle_invariants(v: &Value) {
             "want oracle {oracle} <= rescan {rescan} <= full {full}: {row}\nconfig {}",
             v["config"]
         );
-        assert_eq!(
-            u(row, "barriers_installed"),
-            u(row, "barriers_hit") + u(row, "barriers_removed"),
-            "installed != hit + removed: {row}\nconfig {}",
-            v["config"]
-        );
+        if v["config"]["barrier_removal"] == "in-pause" {
+            assert_eq!(
+                u(row, "barriers_installed"),
+                u(row, "barriers_hit") + u(row, "barriers_removed"),
+                "installed != hit + removed: {row}\nconfig {}",
+                v["config"]
+            );
+        }
         assert_eq!(
             u(row, "checkmark_failures"),
             0,
             "{row}\nconfig {}",
+            v["config"]
+        );
+    }
+    // Over the run, every barrier is hit, removed, or still outstanding at the end.
+    let t = &v["totals"];
+    let left = &v["barriers_outstanding"];
+    if v["config"]["warmup_cycles"] == 0 {
+        assert_eq!(
+            u(t, "barriers_installed"),
+            u(t, "barriers_hit")
+                + u(t, "barriers_removed")
+                + u(left, "on_stacks")
+                + u(left, "ended_unreported"),
+            "barrier books: {t}\n{left}\nconfig {}",
             v["config"]
         );
     }
@@ -394,8 +417,17 @@ fn assert_cycle_invariants(v: &Value) {
 fn every_cycle_row_keeps_rescan_order_barrier_balance_and_no_checkmark_failures() {
     for workload in WORKLOADS {
         for sb in ["on", "off", "all"] {
-            let v = report(&[("--workload", workload), ("--stack-barriers", sb)], &[]);
-            assert_cycle_invariants(&v);
+            for removal in ["after-restart", "in-pause"] {
+                let v = report(
+                    &[
+                        ("--workload", workload),
+                        ("--stack-barriers", sb),
+                        ("--barrier-removal", removal),
+                    ],
+                    &[],
+                );
+                assert_cycle_invariants(&v);
+            }
         }
     }
 }

@@ -26,17 +26,19 @@ impl BarrierDesign for ShadesNothing {
     }
 }
 
+/// `many-shallow`: its server goroutines wake and run throughout the mark phase, so pointer
+/// stores into already-marked objects, and the objects they alone keep, come in every cycle.
 fn run(seed: u64, knobs: &str) -> Result<(), RuntimeError> {
     let args = TestbedArgs::parse_from([
         "testbed",
         "--workload",
-        "mixed",
+        "many-shallow",
         "--goroutines",
         "64",
         "--depth",
-        "100",
-        "--cycles",
         "10",
+        "--cycles",
+        "20",
         "--seed",
         &seed.to_string(),
         "--debug",

@@ -225,6 +225,7 @@ fn image(script: MakeScript) -> WorkloadImage {
     let program = program();
     let g = Box::new(script(&program)) as Box<dyn Behaviour>;
     WorkloadImage {
+        wakes_per_ms: 0.0,
         program,
         types: types(),
         globals: 2,
@@ -396,7 +397,7 @@ impl MarkBed {
         self.worker.dispose(&rt.gc.pool);
         rt.stop_p(&mut self.p);
         assert!(rt.mark_complete());
-        let stats = rt.mark_termination(&mut self.worker).unwrap();
+        let stats = rt.mark_termination(&mut self.worker, 0).unwrap();
         assert_eq!(stats.heap_live_bytes, (32 * self.nodes) as u64);
         elapsed
     }
@@ -437,7 +438,7 @@ impl MarkBed {
         let elapsed = t.elapsed();
         rt.stop_p(&mut self.p);
         assert!(rt.mark_complete());
-        let stats = rt.mark_termination(&mut self.worker).unwrap();
+        let stats = rt.mark_termination(&mut self.worker, 0).unwrap();
         assert_eq!(stats.heap_live_bytes, (32 * self.nodes) as u64);
         elapsed
     }

@@ -3,8 +3,10 @@
 //! Invariant: every operation keeps the contract of `mutator` (DESIGN §1's store rules): the
 //! running frame's own slots are written with no write barrier; every store into a heap object,
 //! a global or an outer frame goes through [`Runtime::writebarrierptr`]; runtime bulk writes and
-//! multi-frame unwinds pass the stack barriers below their target first. Every operation boundary
-//! is a safe point, where a marker's request to scan the stack is honoured.
+//! multi-frame unwinds pass the stack barriers below their target first. A goroutine leaves its P
+//! only where Go's would: when it yields, blocks or exits, or at a function prologue when asked to
+//! (preemption, see [`Runtime::mutator_run`]); every operation boundary is a point where the
+//! engine may interleave another P.
 //!
 //! The interpreter keeps, for a goroutine scanned in this cycle, the watermark of DESIGN §4 (the
 //! highest frame that has run since the scan): returns, unwinds and runtime bulk writes raise it;
@@ -31,9 +33,14 @@ impl Runtime {
     }
 
     /// Runs up to `max_ops` operations of `p`'s current goroutine (scheduling one first if there
-    /// is none), stopping early when it leaves the P. Every operation boundary is a safe point:
-    /// a marker's request to scan the stack (Go's preemptscan) is honoured there. Returns
-    /// [`Step::Ran`] if the goroutine is still current; `p.counters.ops` counts what ran.
+    /// is none), stopping early when it leaves the P. Returns [`Step::Ran`] if the goroutine is
+    /// still current; `p.counters.ops` counts what ran.
+    ///
+    /// Preemption, as in Go, happens only at a function prologue: after a call has pushed its
+    /// frame, the callee's stack-guard check is where a marker's request to scan the stack (Go's
+    /// `preemptscan`) is served — the goroutine scans itself and runs on — and where a request
+    /// to give up the P (a time slice spent, a stop-the-world, a ragged barrier: Go's
+    /// `stackguard0 = stackPreempt`) sends it to the global run queue (`gopreempt_m`).
     pub fn mutator_run(&self, p: &mut P, max_ops: u64) -> Result<Step, RuntimeError> {
         if p.curg.is_none() {
             self.sig_boundary(&mut p.prof, p.id, MState::Scheduler, None, Where::Scheduler);
@@ -46,17 +53,6 @@ impl Runtime {
         let index = owner.index();
         let g = self.g(index);
         for _ in 0..max_ops {
-            if self.preempt_requested(p.id) {
-                break;
-            }
-            if g.preempt_scan.load(Ordering::Acquire) {
-                // A marker asked us to scan our own stack at this safe point.
-                g.preempt_scan.store(false, Ordering::Relaxed);
-                if let Err(e) = self.self_scan(&mut owner, p) {
-                    p.curg = Some(owner);
-                    return Err(e);
-                }
-            }
             let st = g
                 .state(&mut owner)
                 .as_mut()
@@ -72,7 +68,23 @@ impl Runtime {
             let op = st.behaviour.next_op(&Ctx { depth: st.depth }, &mut st.rng);
             p.counters.ops += 1;
             let leave = match self.exec(op, index, st, p) {
-                Ok(Flow::Continue) => continue,
+                Ok(Flow::Continue) => {
+                    if !matches!(op, Op::Call { .. }) {
+                        continue;
+                    }
+                    // The callee's prologue.
+                    if g.preempt_scan.load(Ordering::Acquire) {
+                        g.preempt_scan.store(false, Ordering::Relaxed);
+                        if let Err(e) = self.self_scan(&mut owner, p) {
+                            p.curg = Some(owner);
+                            return Err(e);
+                        }
+                    }
+                    if !self.preempt_requested(p.id) {
+                        continue;
+                    }
+                    Leave::Preempt
+                }
                 Ok(Flow::Spawn) => {
                     if let Some(child) = st.behaviour.spawn(&mut st.rng)
                         && let Err(e) = self.newproc(child, p)
@@ -88,6 +100,11 @@ impl Runtime {
                     return Err(e);
                 }
             };
+            let st = g
+                .state(&mut owner)
+                .as_ref()
+                .expect("a running goroutine has state");
+            g.stack_used.store(st.gs.used() as u64, Ordering::Relaxed);
             let curg = Curg {
                 index,
                 gs: &st.gs,
@@ -96,9 +113,15 @@ impl Runtime {
             self.mcall(p, curg);
             match leave {
                 Leave::Yield => {
+                    // runtime.Gosched: to the global run queue (`goschedImpl`).
                     self.trace_go_left(p, index, crate::trace::LEFT_YIELD);
                     g.release(owner, status::RUNNABLE);
-                    p.runq.push_back(index);
+                    lock(&self.globrunq).push_back(index);
+                }
+                Leave::Preempt => {
+                    self.trace_go_left(p, index, crate::trace::LEFT_PREEMPT);
+                    g.release(owner, status::RUNNABLE);
+                    lock(&self.globrunq).push_back(index);
                 }
                 Leave::Block => {
                     self.trace_go_left(p, index, crate::trace::LEFT_BLOCK);
@@ -224,15 +247,15 @@ impl Runtime {
                         what: format!("calls runtime function {}", prog.func(func).name),
                     });
                 }
-                if let Call::MoreStack { needed } = st.gs.call(prog, func, u32::from(site))? {
+                // Each failed stack-guard check is one trip through morestack, which doubles
+                // the stack once (`newstack`); the prologue then checks again.
+                while let Call::MoreStack { .. } = st.gs.call(prog, func, u32::from(site))? {
                     st.gs
-                        .newstack(&mut lock(&self.stackpool), prog, needed)
+                        .newstack(&mut lock(&self.stackpool), prog)
                         .map_err(|e| self.copystack_error(e, &st.gs))?;
                     p.counters.copystacks += 1;
                     let size = st.gs.stack().alloc_size() as u64;
                     self.trace_p(p, TraceEv::CopyStack, [st.gs.goid(), size]);
-                    let again = st.gs.call(prog, func, u32::from(site))?;
-                    debug_assert_eq!(again, Call::Pushed);
                 }
                 st.depth += 1;
                 if self.keep_true_frames {
@@ -371,6 +394,13 @@ impl Runtime {
                     (target, locals.source(Some(src)))
                 };
                 if Self::is_stack_ptr(st, target) && !Self::escapes(v) {
+                    if !self.wb_on.load(Ordering::Relaxed) {
+                        // Go's `heapBitsBulkBarrier` does nothing while the write barrier is
+                        // off: barriers a skipped goroutine still carries are left for its next
+                        // scan to remove.
+                        st.gs.write(Addr(target), v)?;
+                        return Ok(Flow::Continue);
+                    }
                     let mut sig = BarrierSignals {
                         rt: self,
                         prof: &mut p.prof,
@@ -521,7 +551,12 @@ enum Flow {
 
 /// How a goroutine leaves its P.
 enum Leave {
+    /// `runtime.Gosched`.
     Yield,
+    /// Preempted at a function prologue.
+    Preempt,
+    /// Blocked until another goroutine, the poller or the engine wakes it.
     Block,
+    /// Finished.
     Exit,
 }

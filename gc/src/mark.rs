@@ -9,16 +9,20 @@
 //! Roots. Sweep termination snapshots `allg`; the concurrent phase scans the globals and each of
 //! those goroutines once (Go's `markroot`). A goroutine that is not running is scanned by the
 //! marker holding its `SCAN` status bit; a running one is asked to scan its own stack at its next
-//! safe point (Go's `preemptscan`). The concurrent scan shrinks the stack first if it uses less
-//! than a quarter (Go 1.7), shades every pointer slot and, for `dijkstra`, installs stack barriers
-//! at `first_offset·2^n`.
+//! call (Go's `preemptscan`, served at the function prologue). The concurrent scan shrinks the
+//! stack first if it uses little of it (Go 1.7's `shrinkstack`), removes the barriers an earlier
+//! cycle left (stale ones, on a goroutine the after-restart walk skipped), shades every pointer
+//! slot and, for `dijkstra`, installs stack barriers at `first_offset·2^n` (never on the running
+//! frame), then takes the goroutine off the re-scan list if it is on it (Go's `dequeueRescan`).
 //!
-//! Re-scan (`dijkstra` only, Go 1.7's re-scan list). A goroutine scanned in this cycle sets
-//! `gcscanvalid`; when it next starts running, the scheduler clears it and queues the goroutine for
-//! re-scan. Goroutines created during mark are queued too, never scanned. Mark termination re-scans
-//! exactly that list: a never-scanned stack whole; a scanned one, with stack barriers on, only up to
-//! and including the frame holding its lowest barrier not hit (all of it if every barrier was hit);
-//! with barriers off, whole. Each re-scan is recorded against the oracle and DESIGN §4's bound.
+//! Re-scan (`dijkstra` only, Go 1.7's re-scan list). A goroutine scanned in this cycle has
+//! `gcscanvalid` (a cycle stamp); when it next starts running, the scheduler clears it and queues
+//! the goroutine for re-scan. Goroutines created during mark are queued too, and stay queued
+//! unless the mark scans them. Mark termination re-scans exactly that list, as root jobs shared
+//! with the drain by every thread that helps ([`MarkTermWork`]): a never-scanned stack whole; a
+//! scanned one, with stack barriers on, only up to and including the frame holding its lowest
+//! barrier not hit (all of it if every barrier was hit); with barriers off, whole. Each re-scan is
+//! recorded against the oracle and DESIGN §4's bound.
 //!
 //! Mark work. Grey objects live in work buffers (`workbuf`): each mark worker and each P (for the
 //! objects its write barriers and self-scans shade) has a `GcWork`; a mark step is one root job
@@ -26,7 +30,9 @@
 //! buffer is empty, which an engine checks after flushing every P's buffer.
 
 use std::fmt::Write as _;
-use std::sync::atomic::Ordering;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
 
 use stacks::{
     Addr, NoSignals, ScanKind, Signals, StackBarrierMode, bad_pointer_value, scan_frames,
@@ -39,7 +45,7 @@ use crate::heap::{Lookup, lock};
 use crate::mgc::Phase;
 use crate::pacer::GC_OVER_ASSIST_WORK;
 use crate::profile::BarrierSignals;
-use crate::runtime::Runtime;
+use crate::runtime::{BarrierRemoval, Runtime};
 use crate::sched::{GIndex, GOwner, GState, P, ScanTrack, status};
 use crate::stats::{CycleStats, RescanRecord};
 use crate::trace::TraceTo;
@@ -66,6 +72,154 @@ pub enum MarkProgress {
     /// No roots left and this worker found no grey object: the engine should flush every P's
     /// buffer and, if the pool is still empty, terminate.
     Done,
+}
+
+/// Mark termination's parallel work (Go's `gcMark` with `helpgc`): the re-scan list as root jobs
+/// and the final drain, shared by every thread that helps — the coordinator and, in the threaded
+/// engine, the stopped Ps' threads (`gcprocs` of them).
+///
+/// Termination. Participants are counted in `state` (its low bits; the top bit says the work is
+/// over). A participant that finds neither a re-scan job nor a grey object — its own work buffer
+/// disposed to the global lists — stops counting itself and waits; it counts itself again when a
+/// full buffer appears on the global lists. Grey objects are made only by counted participants,
+/// so once none is counted and the lists hold no full buffer, nothing is left: the last to see
+/// that sets the top bit (Go's `getfull` with `work.nwait == work.nproc`). A helper that wakes
+/// after that leaves without touching anything, so no participant waits for a slow helper.
+#[derive(Debug)]
+pub struct MarkTermWork {
+    pub(crate) cycle: u32,
+    rescan: Vec<GIndex>,
+    next: AtomicUsize,
+    rescans_left: AtomicUsize,
+    state: AtomicU64,
+    start: Instant,
+    rescan_end_ns: AtomicU64,
+    drain_end_ns: AtomicU64,
+    found: Mutex<(CycleStats, Vec<RescanRecord>)>,
+    error: Mutex<Option<RuntimeError>>,
+}
+
+/// `MarkTermWork::state`'s bit saying the work is over.
+const MARK_TERM_DONE: u64 = 1 << 63;
+
+impl MarkTermWork {
+    /// The work of re-scanning `rescan` in `cycle`, with one participant (the caller) counted.
+    pub(crate) fn new(cycle: u32, rescan: Vec<GIndex>) -> MarkTermWork {
+        MarkTermWork {
+            cycle,
+            rescans_left: AtomicUsize::new(rescan.len()),
+            rescan,
+            next: AtomicUsize::new(0),
+            state: AtomicU64::new(1),
+            start: Instant::now(),
+            rescan_end_ns: AtomicU64::new(0),
+            drain_end_ns: AtomicU64::new(0),
+            found: Mutex::default(),
+            error: Mutex::default(),
+        }
+    }
+
+    /// Goroutines on the re-scan list.
+    pub fn rescan_goroutines(&self) -> usize {
+        self.rescan.len()
+    }
+
+    /// Nanoseconds since the work began.
+    fn now_ns(&self) -> u64 {
+        self.start.elapsed().as_nanos() as u64
+    }
+
+    /// Counts a late helper in, unless the work is over.
+    fn join(&self) -> bool {
+        self.state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+                (s & MARK_TERM_DONE == 0).then_some(s + 1)
+            })
+            .is_ok()
+    }
+
+    fn next_rescan(&self) -> Option<GIndex> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        self.rescan.get(i).copied()
+    }
+
+    /// A re-scan job finished; the last one stamps the end of the re-scan part.
+    fn rescan_done(&self) {
+        if self.rescans_left.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.rescan_end_ns.store(self.now_ns(), Ordering::Relaxed);
+        }
+    }
+
+    /// Adds a participant's findings to the shared sums and empties its own.
+    fn merge(&self, stats: &mut CycleStats, records: &mut Vec<RescanRecord>) {
+        let mut found = lock(&self.found);
+        let s = std::mem::take(stats);
+        found.0.rescan_goroutines += s.rescan_goroutines;
+        found.0.rescan_bytes += s.rescan_bytes;
+        found.0.rescan_frames += s.rescan_frames;
+        found.0.full_rescan_bytes += s.full_rescan_bytes;
+        found.0.oracle_rescan_bytes += s.oracle_rescan_bytes;
+        found.1.append(records);
+    }
+
+    /// Stops counting the caller and waits until a full buffer appears (true: count again and go
+    /// on) or the work is over (false).
+    fn idle_until_work(&self, pool: &crate::workbuf::WorkbufPool) -> bool {
+        let mut s = self.state.fetch_sub(1, Ordering::AcqRel) - 1;
+        loop {
+            if s & MARK_TERM_DONE != 0 {
+                return false;
+            }
+            if pool.has_full() {
+                if self.join() {
+                    return true;
+                }
+            } else if s == 0 {
+                // Nobody counted and nothing grey: the work is over, unless a participant came
+                // back in between (then the exchange fails and we look again).
+                if self
+                    .state
+                    .compare_exchange(0, MARK_TERM_DONE, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    self.drain_end_ns.store(self.now_ns(), Ordering::Relaxed);
+                    return false;
+                }
+            }
+            std::hint::spin_loop();
+            std::thread::yield_now();
+            s = self.state.load(Ordering::Acquire);
+        }
+    }
+
+    /// Records a participant's error, ends the work for everyone (the others leave at their
+    /// next idle moment) and stops counting the caller.
+    fn fail(&self, e: RuntimeError) {
+        lock(&self.error).get_or_insert(e);
+        self.state.fetch_or(MARK_TERM_DONE, Ordering::AcqRel);
+        self.state.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Waits until the work is over and no participant is left in it (at once after a normal
+    /// end, which needs every participant idle; after an error, until the others notice).
+    pub fn wait_all_left(&self) {
+        while self.state.load(Ordering::Acquire) != MARK_TERM_DONE {
+            std::hint::spin_loop();
+            std::thread::yield_now();
+        }
+    }
+
+    /// The sums (with the re-scan part's duration, and the drain's from the last re-scan to
+    /// the end), the records and the first error, once the work is over.
+    pub(crate) fn finish(&self) -> (CycleStats, Vec<RescanRecord>, Option<RuntimeError>) {
+        let (mut stats, mut records) = std::mem::take(&mut *lock(&self.found));
+        records.sort_by_key(|r| r.goid);
+        let rescan_end = self.rescan_end_ns.load(Ordering::Relaxed);
+        let drain_end = self.drain_end_ns.load(Ordering::Relaxed).max(rescan_end);
+        stats.mark_term_rescan_ns = rescan_end;
+        stats.mark_term_drain_ns = drain_end - rescan_end;
+        (stats, records, lock(&self.error).take())
+    }
 }
 
 /// How a checkmark pass reached an object, for its report.
@@ -127,11 +281,17 @@ impl Runtime {
             return Err(self.relocate(e, &st.gs, slot));
         }
         {
+            // The stack's barrier counters since they were last taken — stale barriers removed
+            // here, hits since the last removal, and this scan's installs — fold into this cycle.
             let mut acc = lock(&self.gc.acc);
             acc.stats.stacks_scanned += 1;
             acc.stats.scan_bytes += stats.bytes as u64;
+            acc.stkbar.add(&st.gs.take_counters());
         }
-        if stats.barriers_installed > 0 || stats.stale_barriers_removed > 0 {
+        g.stack_used.store(st.gs.used() as u64, Ordering::Relaxed);
+        if self.config.barrier_removal == BarrierRemoval::InPause
+            && (stats.barriers_installed > 0 || stats.stale_barriers_removed > 0)
+        {
             lock(&self.gc.barriered).push(index);
         }
         if self.trace.is_some() {
@@ -145,8 +305,11 @@ impl Runtime {
             self.trace_to(to, TraceEv::StackScan, Some(t0), [goid, stats.bytes as u64]);
         }
         if rescans {
-            st.gcscanvalid = true;
-            self.begin_track(st);
+            // Clean now: off the re-scan list it may have joined since the cycle began (Go's
+            // `dequeueRescan` in `scanstack`), and valid until it next runs.
+            self.gc.dequeue_rescan(self, index, cycle);
+            g.scan_valid_cycle.store(cycle, Ordering::Relaxed);
+            self.begin_track(st, cycle);
         }
         g.scan_done_cycle.store(cycle, Ordering::Release);
         Ok(())
@@ -188,11 +351,10 @@ impl Runtime {
             st.true_frames = true_frames;
         }
         r?;
-        if let Some(st) = g.state(owner).as_mut()
-            && st.gcscanvalid
-        {
-            st.gcscanvalid = false;
-            self.gc.queue_rescan(owner.index());
+        // It goes on running: its stack is no longer known good (`queueRescan` as it runs).
+        if g.scan_valid_cycle.load(Ordering::Relaxed) == cycle {
+            g.scan_valid_cycle.store(0, Ordering::Relaxed);
+            self.gc.queue_rescan(self, index);
         }
         Ok(())
     }
@@ -323,6 +485,12 @@ impl Runtime {
         if self.config.gogc.is_none() {
             return Ok(());
         }
+        let cycle = self.gc.cycle();
+        if st.assist_cycle != cycle {
+            // Credit or debt from an earlier cycle does not carry over (`gcResetMarkState`).
+            st.assist_cycle = cycle;
+            st.gc_assist_bytes = 0;
+        }
         st.gc_assist_bytes -= bytes as i64;
         if st.gc_assist_bytes >= 0 {
             return Ok(());
@@ -424,12 +592,46 @@ impl Runtime {
         Ok(self.heap.span(o).elem_size() as u64)
     }
 
+    /// One thread's share of mark termination's parallel work (Go's `gcDrain(gcDrainBlock)` in
+    /// `gcMark` and `gchelper`): re-scan jobs from `work`'s list until none is left, then grey
+    /// objects until every participant is idle and no work buffer holds one. `joining` is true
+    /// for a helper that arrives after the work began (the thread that began it is already
+    /// counted); a helper that arrives after the end leaves at once. Its re-scans are traced on
+    /// `track` (the collector's for the thread that began the work, a worker's for a helper).
+    pub fn gchelper(&self, work: &MarkTermWork, gcw: &mut GcWork, joining: bool, track: Track) {
+        if joining && !work.join() {
+            return;
+        }
+        let mut stats = CycleStats::default();
+        let mut records = Vec::new();
+        let r = (|| -> Result<(), RuntimeError> {
+            loop {
+                while let Some(index) = work.next_rescan() {
+                    self.rescan_g(index, gcw, work.cycle, track, &mut stats, &mut records)?;
+                    work.rescan_done();
+                }
+                self.drain(gcw, u64::MAX)?;
+                gcw.dispose(&self.gc.pool);
+                // Publish what this thread found before it counts as idle, so that when every
+                // participant is idle the sums are complete.
+                work.merge(&mut stats, &mut records);
+                if !work.idle_until_work(&self.gc.pool) {
+                    return Ok(());
+                }
+            }
+        })();
+        if let Err(e) = r {
+            work.fail(e);
+        }
+    }
+
     /// Re-scans one goroutine at mark termination.
     pub(crate) fn rescan_g(
         &self,
         index: GIndex,
         worker: &mut GcWork,
         cycle: u32,
+        track: Track,
         stats: &mut CycleStats,
         records: &mut Vec<RescanRecord>,
     ) -> Result<(), RuntimeError> {
@@ -444,10 +646,11 @@ impl Runtime {
             Some(st) => self.rescan_state(st, scanned, worker, cycle, stats, records),
             None => Ok(()),
         };
+        stats.rescan_goroutines += 1;
         let goid = g.goid();
         g.release(owner, restore);
         let bytes = stats.rescan_bytes - before;
-        self.trace_global(Track::Gc, TraceEv::Rescan, Some(t0), [goid, bytes]);
+        self.trace_global(track, TraceEv::Rescan, Some(t0), [goid, bytes]);
         r
     }
 
@@ -519,15 +722,15 @@ impl Runtime {
             return Err(self.relocate(e, gs, slot));
         }
         let used = gs.used();
-        let oracle = match st.track {
-            Some(t) if scanned => used - t.changed_top_depth.min(used),
-            _ => used,
+        let t = st.track.filter(|t| scanned && t.cycle == cycle);
+        let oracle = match t {
+            Some(t) => used - t.changed_top_depth.min(used),
+            None => used,
         };
         stats.rescan_bytes += scan.bytes as u64;
         stats.rescan_frames += scan.frames as u64;
         stats.full_rescan_bytes += used as u64;
         stats.oracle_rescan_bytes += oracle as u64;
-        let t = st.track;
         records.push(RescanRecord {
             cycle,
             goid,
@@ -535,6 +738,7 @@ impl Runtime {
             bounded: limit.is_some(),
             used,
             sp0_depth: t.map_or(used, |t| t.sp0_depth),
+            sp0_frame_size: t.map_or(0, |t| t.sp0_frame_size),
             ret_slot_depth: t.map_or(usize::MAX, |t| t.ret_slot_depth),
             rescan_bytes: scan.bytes,
             oracle_bytes: oracle,
@@ -695,15 +899,18 @@ impl Runtime {
         }
     }
 
-    /// Starts a scan track for a goroutine whose stack was just scanned.
-    pub(crate) fn begin_track(&self, st: &mut GState) {
+    /// Starts a scan track for a goroutine whose stack was just scanned in `cycle`.
+    pub(crate) fn begin_track(&self, st: &mut GState, cycle: u32) {
         let used = st.gs.used();
-        let top = if st.gs.is_empty() {
-            used
+        let frame0 = if st.gs.is_empty() {
+            0
         } else {
-            used - self.prog.findframe(st.gs.pc()).map_or(0, |(_, s)| s)
+            self.prog.findframe(st.gs.pc()).map_or(0, |(_, s)| s)
         };
+        let top = used - frame0;
         st.track = Some(ScanTrack {
+            cycle,
+            sp0_frame_size: frame0,
             sp0_depth: used,
             changed_top_depth: top,
             changed_sp_depth: used,

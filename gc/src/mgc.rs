@@ -7,11 +7,20 @@
 //! is on from sweep termination to the end of mark termination, for every goroutine, before any
 //! stack is scanned (mstkbar.go's "Gotchas").
 //!
-//! Mark termination, with the world stopped: re-scan the stacks on the re-scan list (see `mark`),
-//! drain, run checkmark if asked, remove every remaining stack barrier, turn the write barrier off,
-//! then hand the heap to the sweeper. Sweep termination, with the world stopped: finish the last
+//! Mark termination (Go 1.7's `gcMarkTermination`), with the world stopped: re-scan the stacks on
+//! the re-scan list and drain, on as many threads as the engine gives it (see `mark`'s
+//! [`MarkTermWork`]); run checkmark if asked; remove the barriers inside the pause only in
+//! `--barrier-removal in-pause` mode (Go 1.5/1.6); turn the write barrier off; hand the heap to
+//! the sweeper. Nothing in it is done per goroutine beyond the re-scan list: the per-goroutine
+//! mark state Go resets in `gcResetMarkState` is stamped with the cycle number instead, and
+//! after the world restarts one walk over every goroutine (Go's `gcTryRemoveAllStackBarriers`,
+//! [`Runtime::removal_step`]) removes the barriers left — best effort, skipping running
+//! goroutines — and sums stack use. Sweep termination, with the world stopped: finish the last
 //! cycle's sweep, turn the write barrier on, and queue the roots; `yuasa` also scans every stack
-//! whole inside this pause (a snapshot at the beginning).
+//! whole inside this pause (a snapshot at the beginning, which no Go release did).
+//!
+//! Every figure of a cycle's row is final once its after-restart walk is through; the engines
+//! print the `gctrace` line then, and the next cycle waits for it.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -22,10 +31,11 @@ use stacks::{NoSignals, StkbarCounters};
 
 use crate::error::RuntimeError;
 use crate::heap::lock;
+use crate::mark::MarkTermWork;
 use crate::nowb::nowritebarrier;
 use crate::pacer::Pacer;
-use crate::runtime::{GcConfig, Runtime};
-use crate::sched::{GIndex, P, PCounters};
+use crate::runtime::{BarrierRemoval, GcConfig, Runtime};
+use crate::sched::{GIndex, P, PCounters, status};
 use crate::stats::{CycleStats, RescanBound, RescanRecord};
 use crate::trace::TraceTo;
 use crate::trace::{TraceEv, Track};
@@ -62,6 +72,34 @@ impl Roots {
     }
 }
 
+/// The walk over every goroutine that follows a mark termination once the world has restarted
+/// (Go's `gcTryRemoveAllStackBarriers`): it removes the barriers left (after-restart mode) and
+/// sums the stack in use.
+#[derive(Debug)]
+pub(crate) struct RemovalPass {
+    next: GIndex,
+    end: GIndex,
+    remove: bool,
+    skipped: u64,
+    stack_bytes_used: u64,
+    counters: StkbarCounters,
+    ns: u64,
+}
+
+impl RemovalPass {
+    fn new(end: GIndex, mode: BarrierRemoval) -> RemovalPass {
+        RemovalPass {
+            next: 0,
+            end,
+            remove: mode == BarrierRemoval::AfterRestart,
+            skipped: 0,
+            stack_bytes_used: 0,
+            counters: StkbarCounters::default(),
+            ns: 0,
+        }
+    }
+}
+
 /// Counters of the cycle in progress.
 #[derive(Debug, Default)]
 pub(crate) struct Accum {
@@ -80,8 +118,20 @@ pub struct GcState {
     pub(crate) roots: Mutex<Roots>,
     /// Set once `roots` is done in this cycle, so mark workers stop taking its lock.
     pub(crate) roots_done: AtomicBool,
+    /// Go 1.7's re-scan list (`work.rescan`); each listed goroutine's `rescan_slot` says where.
     pub(crate) rescan: Mutex<Vec<GIndex>>,
+    /// Goroutines with barriers this cycle, for the in-pause removal.
     pub(crate) barriered: Mutex<Vec<GIndex>>,
+    /// The after-restart walk the last mark termination owes.
+    pub(crate) removal: Mutex<Option<RemovalPass>>,
+    /// When the running mark termination began (its pause, less the stop).
+    pub(crate) mark_term_at: Mutex<Option<Instant>>,
+    /// Goroutines reached through [`Runtime::g`] while `counting_g_visits` is on: mark
+    /// termination counts them, to show it visits the re-scan list and nothing else.
+    pub(crate) g_visits: AtomicU64,
+    pub(crate) counting_g_visits: AtomicBool,
+    /// The last mark termination's visits and its re-scan list's length.
+    pub(crate) last_g_visits: Mutex<(u64, u64)>,
     pub(crate) acc: Mutex<Accum>,
     /// The GC controller: trigger, goal, assist ratio.
     pub pacer: Pacer,
@@ -110,6 +160,11 @@ impl GcState {
             roots_done: AtomicBool::new(false),
             rescan: Mutex::default(),
             barriered: Mutex::default(),
+            removal: Mutex::default(),
+            mark_term_at: Mutex::default(),
+            g_visits: AtomicU64::new(0),
+            counting_g_visits: AtomicBool::new(false),
+            last_g_visits: Mutex::default(),
             acc: Mutex::default(),
             pacer: Pacer::new(config),
             start_requested: AtomicBool::new(false),
@@ -210,17 +265,62 @@ impl GcState {
         }
     }
 
-    /// Go 1.7's `queueRescan`.
-    pub(crate) fn queue_rescan(&self, index: GIndex) {
-        lock(&self.rescan).push(index);
+    /// Go 1.7's `queueRescan`: puts goroutine `index` on the re-scan list, if the collector is
+    /// marking (checked under the list's lock, so mark termination's taking of the list and a
+    /// late queueing cannot cross) and it is not on it already (a recycled `G` may be).
+    pub(crate) fn queue_rescan(&self, rt: &Runtime, index: GIndex) {
+        let mut list = lock(&self.rescan);
+        if self.phase() != Phase::Mark {
+            return;
+        }
+        let cycle = u64::from(self.cycle());
+        let g = rt.g(index);
+        if g.rescan_slot.load(Ordering::Relaxed) >> 32 == cycle {
+            return;
+        }
+        g.rescan_slot
+            .store(cycle << 32 | list.len() as u64, Ordering::Relaxed);
+        list.push(index);
+    }
+
+    /// Go 1.7's `dequeueRescan`: a goroutine whose stack was just scanned in `cycle` leaves the
+    /// re-scan list if it is on it; the list's last entry takes its place.
+    pub(crate) fn dequeue_rescan(&self, rt: &Runtime, index: GIndex, cycle: u32) {
+        let g = rt.g(index);
+        if g.rescan_slot.load(Ordering::Relaxed) >> 32 != u64::from(cycle) {
+            return;
+        }
+        let mut list = lock(&self.rescan);
+        let slot = g.rescan_slot.load(Ordering::Relaxed);
+        if slot >> 32 != u64::from(cycle) {
+            return;
+        }
+        let at = (slot & 0xffff_ffff) as usize;
+        debug_assert_eq!(list.get(at), Some(&index), "bad dequeueRescan");
+        list.swap_remove(at);
+        if let Some(&moved) = list.get(at) {
+            rt.g(moved)
+                .rescan_slot
+                .store(u64::from(cycle) << 32 | at as u64, Ordering::Relaxed);
+        }
+        g.rescan_slot.store(0, Ordering::Relaxed);
+    }
+
+    /// How many goroutines the last mark termination visited through [`Runtime::g`] (checkmark
+    /// excepted) and how many its re-scan list held: Go 1.7's mark termination does nothing
+    /// per goroutine beyond the list.
+    pub fn last_mark_term_visits(&self) -> (u64, u64) {
+        *lock(&self.last_g_visits)
     }
 
     /// A goroutine was created: it has never been scanned; during a `dijkstra` mark it must be
     /// re-scanned (whole) at mark termination.
     pub(crate) fn note_new_goroutine(&self, rt: &Runtime, index: GIndex) {
-        rt.g(index).scan_done_cycle.store(0, Ordering::Release);
-        if self.phase() == Phase::Mark && rt.stack_policy() == StackPolicy::ConcurrentScanRescan {
-            self.queue_rescan(index);
+        let g = rt.g(index);
+        g.scan_done_cycle.store(0, Ordering::Release);
+        g.scan_valid_cycle.store(0, Ordering::Relaxed);
+        if rt.stack_policy() == StackPolicy::ConcurrentScanRescan {
+            self.queue_rescan(rt, index);
         }
     }
 
@@ -236,11 +336,13 @@ impl GcState {
     }
 
     /// Replaces the last completed cycle's mark-termination pause with the engine's own
-    /// measurement, less the time checkmark took inside it.
-    pub fn set_mark_term_pause(&self, ns: u64) {
+    /// measurement, less the time checkmark took inside it; its stop part is `stop_ns`.
+    pub fn set_mark_term_pause(&self, ns: u64, stop_ns: u64) {
         let check = self.last_checkmark_ns.load(Ordering::Relaxed);
         if let Some(last) = lock(&self.history).last_mut() {
             last.mark_term_ns = ns.saturating_sub(check);
+            last.stw_stop_ns = stop_ns;
+            last.set_mark_term_other();
         }
     }
 
@@ -320,29 +422,60 @@ impl Runtime {
         Ok(())
     }
 
-    /// Mark termination (Go's `gcMarkTermination`); the world is stopped. Returns the cycle's
-    /// stats, or the checker's error.
-    pub fn mark_termination(&self, worker: &mut GcWork) -> Result<CycleStats, RuntimeError> {
-        let _nowb = nowritebarrier("gcMarkTermination");
-        let t0 = Instant::now();
+    /// Mark termination (Go's `gcMarkTermination`) on one thread: [`Runtime::mark_termination_start`],
+    /// [`Runtime::gchelper`] with `worker`, [`Runtime::mark_termination_finish`]. The world is
+    /// stopped; `stop_ns` is how long stopping it took. Returns the cycle's stats, or the
+    /// checker's error.
+    pub fn mark_termination(
+        &self,
+        worker: &mut GcWork,
+        stop_ns: u64,
+    ) -> Result<CycleStats, RuntimeError> {
+        let work = self.mark_termination_start();
+        self.gchelper(&work, worker, false, Track::Gc);
+        self.mark_termination_finish(&work, stop_ns)
+    }
+
+    /// The start of mark termination, with the world stopped: takes the re-scan list (Go 1.7
+    /// re-scans exactly the goroutines on it, nothing else) as the parallel work every helper
+    /// then shares ([`Runtime::gchelper`]). From here to [`Runtime::mark_termination_finish`]
+    /// the runtime counts the goroutines it visits, to show that none but the listed ones are.
+    pub fn mark_termination_start(&self) -> MarkTermWork {
         let gc = &self.gc;
-        let cycle = gc.cycle();
+        *lock(&gc.mark_term_at) = Some(Instant::now());
+        gc.g_visits.store(0, Ordering::Relaxed);
+        gc.counting_g_visits.store(true, Ordering::Relaxed);
+        let rescan = std::mem::take(&mut *lock(&gc.rescan));
+        MarkTermWork::new(gc.cycle(), rescan)
+    }
+
+    /// The end of mark termination, once every helper has left `work`: checkmark if asked (a
+    /// debugging pass, never part of the pause figure), the in-pause barrier removal if that is
+    /// the mode, the write barrier off, the heap handed to the sweeper, and the cycle's row.
+    /// After the world restarts, [`Runtime::removal_step`] removes the barriers (after-restart
+    /// mode) and sums stack use.
+    pub fn mark_termination_finish(
+        &self,
+        work: &MarkTermWork,
+        stop_ns: u64,
+    ) -> Result<CycleStats, RuntimeError> {
+        let _nowb = nowritebarrier("gcMarkTermination");
+        let gc = &self.gc;
+        work.wait_all_left();
+        let t0 = lock(&gc.mark_term_at).take().unwrap_or_else(Instant::now);
+        let cycle = work.cycle;
         let mark_ns = lock(&gc.mark_start)
             .take()
             .map_or(0, |t| t0.duration_since(t).as_nanos() as u64);
-        let mut rescan = std::mem::take(&mut *lock(&gc.rescan));
-        rescan.sort_unstable();
-        rescan.dedup();
-        let mut stats = CycleStats {
-            cycle,
-            ..Default::default()
-        };
-        let mut records = Vec::new();
-        for &index in &rescan {
-            self.rescan_g(index, worker, cycle, &mut stats, &mut records)?;
+        let (mut stats, records, error) = work.finish();
+        gc.counting_g_visits.store(false, Ordering::Relaxed);
+        *lock(&gc.last_g_visits) = (gc.g_visits.load(Ordering::Relaxed), stats.rescan_goroutines);
+        if let Some(e) = error {
+            return Err(e);
         }
-        self.drain(worker, u64::MAX)?;
-        // Checkmark is a debugging pass: it runs inside the pause but is not part of its figure.
+        stats.cycle = cycle;
+        // Checkmark is a debugging pass: it runs inside the pause but is not part of its figure,
+        // and it only reads the stacks (see `checkmark`).
         let t_check = Instant::now();
         let (failures, report, missed) = if self.config.debug.checkmark_walk() {
             self.checkmark()?
@@ -351,26 +484,17 @@ impl Runtime {
         };
         let checkmark_ns = t_check.elapsed().as_nanos() as u64;
         gc.last_checkmark_ns.store(checkmark_ns, Ordering::Relaxed);
-        // Remove every barrier left (gcRemoveStackBarriers) and collect the barrier counters.
-        let mut stkbar = StkbarCounters::default();
-        let barriered = std::mem::take(&mut *lock(&gc.barriered));
-        for index in barriered {
-            let g = self.g(index);
-            if let Some((mut owner, restore)) = g.try_own_for_scan() {
-                let r = match g.state(&mut owner).as_mut() {
-                    Some(st) => st
-                        .gs
-                        .remove_stack_barriers(&self.prog)
-                        .inspect(|_| stkbar.add(&st.gs.take_counters())),
-                    None => Ok(0),
-                };
-                g.release(owner, restore);
-                let removed = r?;
-                if removed > 0 {
-                    let args = [g.goid(), removed as u64];
-                    self.trace_global(Track::Gc, TraceEv::BarrierRemove, None, args);
+        let mut removed = StkbarCounters::default();
+        if self.config.barrier_removal == BarrierRemoval::InPause {
+            // Go 1.5/1.6: every barrier left is removed before the world restarts.
+            let t_remove = Instant::now();
+            let barriered = std::mem::take(&mut *lock(&gc.barriered));
+            for index in barriered {
+                if let Some((_, counters)) = self.take_for_removal(index, true)? {
+                    removed.add(&counters);
                 }
             }
+            stats.barrier_removal_ns = t_remove.elapsed().as_nanos() as u64;
         }
         self.wb_on.store(false, Ordering::Release);
         let heap_end = self.heap.heap_live();
@@ -378,26 +502,11 @@ impl Runtime {
         let assist_scan_bytes = gc.pacer.assist_work();
         gc.pacer.set_after_cycle(marked, &self.config);
         gc.set_phase(Phase::Sweep);
-        let mark_term_ns = (t0.elapsed().as_nanos() as u64).saturating_sub(checkmark_ns);
+        let mark_term_ns = stop_ns + (t0.elapsed().as_nanos() as u64).saturating_sub(checkmark_ns);
 
-        // Book-keeping after the pause proper (still stopped): stack use and the cycle's row.
-        let mut stack_bytes_used = 0;
-        for index in 0..self.allglen() as GIndex {
-            let g = self.g(index);
-            if let Some((mut owner, restore)) = g.try_own_for_scan() {
-                if let Some(st) = g.state(&mut owner).as_mut() {
-                    stack_bytes_used += st.gs.used() as u64;
-                    st.track = None;
-                    st.gcscanvalid = false;
-                    st.gc_assist_bytes = 0;
-                }
-                g.release(owner, restore);
-            }
-        }
         let mut acc = std::mem::take(&mut *lock(&gc.acc));
-        acc.stkbar.add(&stkbar);
+        acc.stkbar.add(&removed);
         stats.heap_live_bytes = marked;
-        stats.stack_bytes_used = stack_bytes_used;
         stats.stacks_scanned = acc.stats.stacks_scanned;
         stats.scan_bytes = acc.stats.scan_bytes;
         stats.barriers_installed = acc.stkbar.installed;
@@ -410,6 +519,8 @@ impl Runtime {
         stats.sweep_term_ns = acc.stats.sweep_term_ns;
         stats.mark_ns = mark_ns;
         stats.mark_term_ns = mark_term_ns;
+        stats.stw_stop_ns = stop_ns;
+        stats.set_mark_term_other();
         stats.checkmark_failures = failures;
         stats.procs = acc.stats.procs;
         (stats.wb_dropped, stats.rescan_frames_skipped) = self.fault_log.since_last_report();
@@ -424,6 +535,12 @@ impl Runtime {
         gc.gc_ns
             .fetch_add(mark_term_ns + mark_cpu, Ordering::Relaxed);
         lock(&gc.history).push(stats);
+        // What the world owes this cycle once it restarts: the walk over every goroutine that
+        // removes barriers (after-restart mode) and sums stack use.
+        *lock(&gc.removal) = Some(RemovalPass::new(
+            self.allglen() as GIndex,
+            self.config.barrier_removal,
+        ));
         {
             let first_offset = self.config.stack_barriers.first_offset().unwrap_or(0);
             let mut bound = lock(&gc.rescan_bound);
@@ -445,6 +562,112 @@ impl Runtime {
             });
         }
         Ok(stats)
+    }
+
+    /// Takes goroutine `index`'s stack as a scan would, if it is not running, and returns the
+    /// bytes of stack it uses and, with `remove`, its barrier counters after removing every
+    /// barrier left (Go's `gcRemoveStackBarriers`); `None` if it is running, dead or being
+    /// created.
+    fn take_for_removal(
+        &self,
+        index: GIndex,
+        remove: bool,
+    ) -> Result<Option<(u64, StkbarCounters)>, RuntimeError> {
+        let g = self.g(index);
+        let Some((mut owner, restore)) = g.try_own_for_scan() else {
+            return Ok(None);
+        };
+        let r = match g.state(&mut owner).as_mut() {
+            Some(st) if remove => st.gs.remove_stack_barriers(&self.prog).map(|n| {
+                if n > 0 {
+                    let args = [st.gs.goid(), n as u64];
+                    self.trace_global(Track::Gc, TraceEv::BarrierRemove, None, args);
+                }
+                Some((st.gs.used() as u64, st.gs.take_counters()))
+            }),
+            Some(st) => Ok(Some((st.gs.used() as u64, StkbarCounters::default()))),
+            None => Ok(None),
+        };
+        g.release(owner, restore);
+        Ok(r?)
+    }
+
+    /// The stack-barrier books outside the reported cycles, read with the world stopped (as it
+    /// is between two engine runs): the barriers still on stacks, and the barriers that ended —
+    /// hit, passed by an unwind, removed — whose counters no cycle's row holds yet. With them a
+    /// run's rows balance exactly: `installed = hit + removed + ended + on_stacks` (every
+    /// barrier's installation is counted at the scan that made it).
+    pub fn stkbar_books(&self) -> (u64, u64) {
+        let acc = lock(&self.gc.acc).stkbar;
+        let (mut on_stacks, mut ended) = (0, acc.hit + acc.unwound + acc.removed);
+        for index in 0..self.allglen() as GIndex {
+            let g = self.g(index);
+            if let Some((mut owner, restore)) = g.try_own_for_scan() {
+                if let Some(st) = g.state(&mut owner).as_ref() {
+                    on_stacks += (st.gs.stkbar_len() - st.gs.stkbar_pos()) as u64;
+                    let c = st.gs.counters();
+                    ended += c.hit + c.unwound + c.removed;
+                }
+                g.release(owner, restore);
+            }
+        }
+        (on_stacks, ended)
+    }
+
+    /// Whether the after-restart walk of the last mark termination is still owed.
+    pub fn removal_pending(&self) -> bool {
+        lock(&self.gc.removal).is_some()
+    }
+
+    /// Runs the after-restart walk of the last mark termination over up to `max_gs` more
+    /// goroutines (Go's `gcTryRemoveAllStackBarriers`, best effort): each goroutine that is not
+    /// running is taken as a scan takes it, its barriers removed (after-restart mode) and its
+    /// stack use summed; a running one keeps its barriers — it may hit them while the world
+    /// runs and loses them as stale at its next scan — and counts as skipped. The world is
+    /// running; the caller runs on a P (its time is GC time there). When the walk is through,
+    /// its figures go into the last cycle's row and it returns true.
+    pub fn removal_step(&self, max_gs: usize) -> Result<bool, RuntimeError> {
+        let mut slot = lock(&self.gc.removal);
+        let Some(pass) = slot.as_mut() else {
+            return Ok(true);
+        };
+        let t0 = Instant::now();
+        let end = pass.end.min(pass.next.saturating_add(max_gs as GIndex));
+        while pass.next < end {
+            let index = pass.next;
+            pass.next += 1;
+            match self.take_for_removal(index, pass.remove)? {
+                Some((used, counters)) => {
+                    pass.stack_bytes_used += used;
+                    pass.counters.add(&counters);
+                }
+                None => {
+                    let g = self.g(index);
+                    if g.status() == status::RUNNING {
+                        pass.skipped += u64::from(pass.remove);
+                        pass.stack_bytes_used += g.stack_used.load(Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+        pass.ns += t0.elapsed().as_nanos() as u64;
+        if pass.next < pass.end {
+            return Ok(false);
+        }
+        let pass = slot.take().expect("checked above");
+        drop(slot);
+        self.gc.gc_ns.fetch_add(pass.ns, Ordering::Relaxed);
+        if let Some(last) = lock(&self.gc.history).last_mut() {
+            last.stack_bytes_used = pass.stack_bytes_used;
+            if pass.remove {
+                last.barrier_removal_ns = pass.ns;
+                last.removal_skipped = pass.skipped;
+                last.barriers_hit += pass.counters.hit + pass.counters.unwound;
+                last.barriers_removed += pass.counters.removed;
+                last.barriers_installed += pass.counters.installed;
+            }
+        }
+        Ok(true)
     }
 
     /// Prints the last completed cycle's `gctrace` line, if the knob asks for it. Engines call it
@@ -473,8 +696,10 @@ impl Runtime {
         };
         format!(
             "gc {} @{:.3}s {:.0}%: {:.3}+{:.3}+{:.3} ms clock, {}->{}->{} MB, {} MB goal, {} P; \
-             stacks {} scanned {} B; rescan {} B {} frames of {} B full ({:.1}% avoided), oracle {} B; \
-             stkbar {} installed {} hit {} removed",
+             stacks {} scanned {} B; rescan {} G {} B {} frames of {} B full ({:.1}% avoided), oracle {} B; \
+             stkbar {} installed {} hit {} removed; \
+             mark term {:.3} stop + {:.3} rescan + {:.3} drain + {:.3} other ms; \
+             removal {:.3} ms {} skipped",
             s.cycle,
             elapsed.as_secs_f64(),
             pct,
@@ -488,6 +713,7 @@ impl Runtime {
             self.gc.procs,
             s.stacks_scanned,
             s.scan_bytes,
+            s.rescan_goroutines,
             s.rescan_bytes,
             s.rescan_frames,
             s.full_rescan_bytes,
@@ -495,7 +721,13 @@ impl Runtime {
             s.oracle_rescan_bytes,
             s.barriers_installed,
             s.barriers_hit,
-            s.barriers_removed
+            s.barriers_removed,
+            ms(s.stw_stop_ns),
+            ms(s.mark_term_rescan_ns),
+            ms(s.mark_term_drain_ns),
+            ms(s.mark_term_other_ns),
+            ms(s.barrier_removal_ns),
+            s.removal_skipped
         )
     }
 }

@@ -126,9 +126,9 @@ impl Runtime {
             depth: 0,
             behaviour,
             rng,
-            gcscanvalid: false,
             track: None,
             gc_assist_bytes: 0,
+            assist_cycle: 0,
             true_frames: Vec::new(),
         });
         self.live_gs.fetch_add(1, Ordering::Relaxed);
@@ -154,19 +154,17 @@ impl Runtime {
                 .or_else(|| lock(&self.globrunq).pop_front());
             let Some(index) = next else { return false };
             let g = self.g(index);
-            let Some(mut owner) = g.try_own(status::RUNNABLE, status::RUNNING) else {
+            let Some(owner) = g.try_own(status::RUNNABLE, status::RUNNING) else {
                 // A marker holds its stack: try it again later.
                 p.runq.push_back(index);
                 continue;
             };
-            let st = g
-                .state(&mut owner)
-                .as_mut()
-                .expect("a runnable goroutine has state");
-            if st.gcscanvalid {
-                // It runs again after its scan: its stack is no longer known good (queueRescan).
-                st.gcscanvalid = false;
-                self.gc.queue_rescan(index);
+            if g.scan_valid_cycle.load(Ordering::Relaxed) == self.gc.cycle() {
+                // It runs again after its scan: its stack is no longer known good (Go's
+                // `casgstatus` to running calls `queueRescan`; outside a mark that only clears
+                // `gcscanvalid`).
+                g.scan_valid_cycle.store(0, Ordering::Relaxed);
+                self.gc.queue_rescan(self, index);
             }
             p.curg = Some(owner);
             return true;
@@ -174,15 +172,73 @@ impl Runtime {
         false
     }
 
-    /// Takes `p`'s current goroutine off it, leaving it runnable at the front of `p`'s queue
-    /// (preemption at a safe point, and stopping the world).
+    /// Takes `p`'s current goroutine off it at once, runnable, to the global run queue as a
+    /// preempted goroutine goes (`gopreempt_m`). The engines never need it while goroutines
+    /// leave only at their prologues; `stop_p` keeps it as the guarantee that a stopped P holds
+    /// no goroutine.
     pub fn deschedule(&self, p: &mut P) {
-        if let Some(owner) = p.curg.take() {
+        if let Some(mut owner) = p.curg.take() {
             let index = owner.index();
+            let g = self.g(index);
+            if let Some(st) = g.state(&mut owner).as_ref() {
+                g.stack_used.store(st.gs.used() as u64, Ordering::Relaxed);
+            }
             self.trace_go_left(p, index, crate::trace::LEFT_PREEMPT);
             p.m = MState::Scheduler;
-            self.g(index).release(owner, status::RUNNABLE);
-            p.runq.push_front(index);
+            g.release(owner, status::RUNNABLE);
+            lock(&self.globrunq).push_back(index);
+        }
+    }
+
+    /// Go's `sysmon` looking at P `p` at time `now_ns` (`retake`): if the goroutine running there
+    /// has had the P for the time slice (`forcePreemptNS`) since the scheduler last picked one,
+    /// ask it to give up the P at its next call (`preemptone`). A new pick restarts the count.
+    pub fn retake(&self, p: &mut P, now_ns: u64) {
+        if p.sysmon_tick != p.schedtick {
+            p.sysmon_tick = p.schedtick;
+            p.sysmon_since_ns = now_ns;
+        } else if p.curg.is_some()
+            && now_ns.saturating_sub(p.sysmon_since_ns) >= self.config.time_slice_ns
+        {
+            self.preempt_p(p.id);
+        }
+    }
+
+    /// The network poller and timers (Go's `netpoll` in `findrunnable` and `sysmon`): readies as
+    /// many parked goroutines as the workload's wake rate has made due by `now_ns` (time since
+    /// the runtime began), chosen at random by `rng`, onto the global run queue
+    /// (`injectglist`). A wake that finds no parked goroutine is lost, as a request that
+    /// arrives for a server with every goroutine busy would queue in the kernel instead.
+    pub fn netpoll(&self, now_ns: u64, rng: &mut Rng) {
+        if self.wake_per_ns <= 0.0 {
+            return;
+        }
+        let due = (now_ns as f64 * self.wake_per_ns) as u64;
+        let mut done = self.netpoll_woken.load(Ordering::Relaxed);
+        loop {
+            if due <= done {
+                return;
+            }
+            match self.netpoll_woken.compare_exchange_weak(
+                done,
+                due,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(now) => done = now,
+            }
+        }
+        for _ in done..due {
+            let index = {
+                let mut parked = lock(&self.parked);
+                if parked.is_empty() {
+                    return;
+                }
+                let i = rng.random_range(0..parked.len());
+                parked.swap_remove(i)
+            };
+            self.ready_to(index, None);
         }
     }
 
@@ -217,6 +273,11 @@ impl Runtime {
 
     /// Moves a blocked goroutine to `p`'s run queue (Go's `ready`).
     pub(crate) fn ready(&self, index: GIndex, p: &mut P) {
+        self.ready_to(index, Some(p));
+    }
+
+    /// Makes blocked goroutine `index` runnable, on `p`'s run queue, or on the global one.
+    fn ready_to(&self, index: GIndex, p: Option<&mut P>) {
         let g = self.g(index);
         loop {
             if let Some(owner) = g.try_own(status::WAITING, status::RUNNABLE) {
@@ -227,7 +288,10 @@ impl Runtime {
             std::hint::spin_loop();
             std::thread::yield_now();
         }
-        p.runq.push_back(index);
+        match p {
+            Some(p) => p.runq.push_back(index),
+            None => lock(&self.globrunq).push_back(index),
+        }
     }
 
     /// Switches `p`'s M to its newly scheduled goroutine (Go's `gogo`): g, then SP, then PC, a
@@ -292,6 +356,7 @@ impl Runtime {
             self.trace_p(p, TraceEv::BarrierUnwind, [st.gs.goid(), passed as u64]);
         }
         self.gc.note_goroutine_exit(&st.gs.take_counters());
+        g.stack_used.store(0, Ordering::Relaxed);
         lock(&self.stackpool).stackfree(st.gs.into_stack());
         self.live_gs.fetch_sub(1, Ordering::Relaxed);
         g.release(owner, status::DEAD);

@@ -44,6 +44,12 @@ pub struct GcConfig {
     pub design: &'static dyn BarrierDesign,
     /// Stack barriers for the `dijkstra` re-scan (`Off` for designs that never re-scan).
     pub stack_barriers: StackBarrierMode,
+    /// When the barriers a cycle installed are removed.
+    pub barrier_removal: BarrierRemoval,
+    /// How long a goroutine runs before the scheduler asks it to give up its P at its next
+    /// call (Go's `forcePreemptNS`, 10 ms, enforced by `sysmon`). The threaded engine measures
+    /// it in wall time; the deterministic engine on its own clock (see `engine`).
+    pub time_slice_ns: u64,
     /// GOGC; `None` is `off` (cycles only when forced).
     pub gogc: Option<u32>,
     /// The smallest heap goal (Go's `heapminimum`, 4 MiB).
@@ -87,6 +93,8 @@ impl Default for GcConfig {
         GcConfig {
             design: &Dijkstra,
             stack_barriers: StackBarrierMode::GO,
+            barrier_removal: BarrierRemoval::AfterRestart,
+            time_slice_ns: FORCE_PREEMPT_NS,
             gogc: Some(100),
             heap_minimum: 4 << 20,
             heap_max: 1 << 30,
@@ -107,6 +115,48 @@ impl Default for GcConfig {
         }
     }
 }
+
+/// When the stack barriers a cycle installed are removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BarrierRemoval {
+    /// Go 1.7 (`gcTryRemoveAllStackBarriers`): after the world restarts, best effort, by a walk
+    /// over every goroutine on one P; a running goroutine is skipped, keeps its barriers (it may
+    /// hit them while the world runs) and loses them as stale at its next scan.
+    #[default]
+    AfterRestart,
+    /// Go 1.5/1.6: inside the mark-termination pause, every goroutine that got barriers this
+    /// cycle, one after another on the thread running mark termination. Go 1.6 spread that
+    /// work over its parallel helpers as part of re-scanning every stack; this mode keeps Go
+    /// 1.7's re-scan list and removes serially, so it is what the removal alone adds to a
+    /// pause, not a model of Go 1.6's whole mark termination.
+    InPause,
+}
+
+impl std::str::FromStr for BarrierRemoval {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "after-restart" => Ok(BarrierRemoval::AfterRestart),
+            "in-pause" => Ok(BarrierRemoval::InPause),
+            _ => Err(format!(
+                "unknown barrier removal {s:?} (valid: after-restart, in-pause)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for BarrierRemoval {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BarrierRemoval::AfterRestart => "after-restart",
+            BarrierRemoval::InPause => "in-pause",
+        })
+    }
+}
+
+/// Go's `forcePreemptNS`: the time slice after which `sysmon` preempts a goroutine.
+pub const FORCE_PREEMPT_NS: u64 = 10_000_000;
 
 /// How the sanitizer runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -149,6 +199,9 @@ pub struct WorkloadImage {
     pub globals: usize,
     /// The goroutines to start, in order.
     pub goroutines: Vec<Box<dyn Behaviour>>,
+    /// How many parked goroutines the network poller wakes per millisecond (requests arriving
+    /// at a server, timers firing); 0 for none. See [`Runtime::netpoll`].
+    pub wakes_per_ms: f64,
 }
 
 /// What a mutator step did to its goroutine.
@@ -212,6 +265,10 @@ pub struct Runtime {
     /// The concurrent GC phase whose trace slice is open (`trace::PHASE_*`, 0 for none), and
     /// when it began, in trace time.
     pub(crate) trace_open_phase: AtomicU64,
+    /// The workload's wake rate for parked goroutines (the network poller), per nanosecond.
+    pub(crate) wake_per_ns: f64,
+    /// Wakes the poller has made due so far.
+    pub(crate) netpoll_woken: AtomicU64,
     pub(crate) trace_phase_since: AtomicU64,
 }
 
@@ -269,6 +326,8 @@ impl Runtime {
             trace: config.trace.then(Trace::new),
             keep_true_frames: config.profile.is_some_and(|c| c.validate),
             trace_open_phase: AtomicU64::new(0),
+            wake_per_ns: image.wakes_per_ms.max(0.0) / 1e6,
+            netpoll_woken: AtomicU64::new(0),
             trace_phase_since: AtomicU64::new(0),
             prog: image.program,
             config,
@@ -294,9 +353,13 @@ impl Runtime {
         self.gomaxprocs.load(Ordering::Relaxed)
     }
 
-    /// The goroutine at `index`.
+    /// The goroutine at `index`. While mark termination counts the goroutines it visits, this
+    /// is where they are counted: every way to a goroutine passes here.
     #[inline]
     pub fn g(&self, index: GIndex) -> &G {
+        if self.gc.counting_g_visits.load(Ordering::Relaxed) {
+            self.gc.g_visits.fetch_add(1, Ordering::Relaxed);
+        }
         &self.allg[index as usize]
     }
 

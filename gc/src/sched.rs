@@ -67,6 +67,18 @@ pub struct G {
     /// The cycle whose concurrent (or start-of-cycle) scan covered this goroutine (Go's
     /// `gcscandone`, as a cycle number so it never needs resetting).
     pub(crate) scan_done_cycle: AtomicU32,
+    /// Go's `gcscanvalid` as a cycle number: equal to the current cycle while the goroutine has
+    /// not run since its scan in this cycle. Read and cleared by whoever owns the goroutine (the
+    /// scheduler making it run, the marker scanning it). A stamp rather than a flag, so that no
+    /// walk over every goroutine has to reset it between cycles (Go's `gcResetMarkState`).
+    pub(crate) scan_valid_cycle: AtomicU32,
+    /// Go's `gcRescan`: `cycle << 32 | position` while the goroutine is on that cycle's re-scan
+    /// list, so a stale entry from an earlier cycle means "not on the list" without a reset.
+    /// Written under the re-scan list's lock.
+    pub(crate) rescan_slot: AtomicU64,
+    /// Bytes of stack the goroutine used when it last left a P or was scanned: what the
+    /// collector's after-restart walk sums for a goroutine it cannot take because it is running.
+    pub(crate) stack_used: AtomicU64,
     state: UnsafeCell<Option<GState>>,
     /// Under `loom`, stands for the stack and `state`: every owner touches it when it opens the
     /// state and just before it gives up the status, so loom reports two owners whose accesses
@@ -104,6 +116,9 @@ impl G {
             goid: AtomicU64::new(0),
             preempt_scan: AtomicBool::new(false),
             scan_done_cycle: AtomicU32::new(0),
+            scan_valid_cycle: AtomicU32::new(0),
+            rescan_slot: AtomicU64::new(0),
+            stack_used: AtomicU64::new(0),
             state: UnsafeCell::new(None),
             #[cfg(feature = "loom")]
             stack_access: TrackedAccess::default(),
@@ -136,6 +151,11 @@ impl G {
 
     pub(crate) fn set_goid(&self, goid: u64) {
         self.goid.store(goid, Ordering::Relaxed);
+    }
+
+    /// The cycle whose concurrent scan last covered this goroutine (0 if none has).
+    pub fn scan_done_cycle(&self) -> u32 {
+        self.scan_done_cycle.load(Ordering::Acquire)
     }
 
     /// The status now (it may change at once unless the caller owns the goroutine).
@@ -185,9 +205,15 @@ impl G {
 
 /// What the collector remembers about a goroutine's stack between its concurrent scan and mark
 /// termination, kept up to date by the mutator (DESIGN §4's watermark). Depths are bytes below
-/// the stack top, so they survive copystack.
+/// the stack top, so they survive copystack. A track belongs to the cycle whose scan made it and
+/// means nothing in any other.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ScanTrack {
+    /// The cycle of the scan.
+    pub cycle: u32,
+    /// Size of the frame running at the scan (frame 0, which never gets a barrier; 0 for an
+    /// empty stack).
+    pub sp0_frame_size: usize,
     /// Depth of the SP at the scan (`hi - sp0`).
     pub sp0_depth: usize,
     /// Depth of the top (end) of the highest frame that has run or been written since the scan:
@@ -211,14 +237,15 @@ pub struct GState {
     pub behaviour: Box<dyn Behaviour>,
     /// The goroutine's own random stream.
     pub rng: Rng,
-    /// True while the goroutine has not run since its stack was scanned in this cycle (Go's
-    /// `gcscanvalid`).
-    pub gcscanvalid: bool,
-    /// Set by the concurrent scan, cleared at mark termination.
+    /// Set by the concurrent scan; valid only in its own cycle (see [`ScanTrack::cycle`]).
     pub track: Option<ScanTrack>,
-    /// Assist credit in heap bytes (Go's `gcAssistBytes`): allocation during mark debits it;
-    /// below zero, the goroutine must do mark work before allocating on (see `pacer`).
+    /// Assist credit in heap bytes (Go's `gcAssistBytes`) for cycle `assist_cycle`: allocation
+    /// during mark debits it; below zero, the goroutine must do mark work before allocating on
+    /// (see `pacer`). Credit from an earlier cycle counts as 0 (Go resets it in
+    /// `gcResetMarkState`).
     pub gc_assist_bytes: i64,
+    /// The cycle `gc_assist_bytes` belongs to.
+    pub assist_cycle: u32,
     /// The functions on the stack, outermost first, kept by the interpreter apart from stack
     /// memory while the profiler validates its samples (empty otherwise): the ground truth a
     /// traceback must match.
@@ -248,6 +275,11 @@ pub struct P {
     /// Goroutines scheduled so far (Go's `schedtick`): every 61st looks at the global queue
     /// first, so goroutines there are not starved by a busy local queue.
     pub schedtick: u32,
+    /// What `sysmon` last saw of this P (Go's `sysmontick`): its `schedtick`, and since when
+    /// (ns on the engine's clock) the goroutine it picked then has been running.
+    pub sysmon_tick: u32,
+    /// See `sysmon_tick`.
+    pub sysmon_since_ns: u64,
     /// The running goroutine, owned.
     pub curg: Option<GOwner>,
     /// Allocation cache.
@@ -281,6 +313,8 @@ impl P {
             id,
             runq: VecDeque::new(),
             schedtick: 0,
+            sysmon_tick: 0,
+            sysmon_since_ns: 0,
             curg: None,
             mcache: MCache::new(),
             gcw: GcWork::new(),

@@ -3,12 +3,25 @@
 //!
 //! Invariant: every counter of a [`CycleStats`] except the `_ns` timings is a function of the
 //! configuration and the seed under the deterministic engine. Re-scan figures obey, per cycle,
-//! `oracle_rescan_bytes ≤ rescan_bytes ≤ full_rescan_bytes` whenever the re-scan bound is sound, and
-//! barrier counters obey `barriers_installed = barriers_hit + barriers_removed` (every barrier
-//! installed in a cycle is hit by a return, passed by an unwind — which Go's `gcUnwindBarriers`
-//! counts as a hit — or removed at mark termination).
+//! `oracle_rescan_bytes ≤ rescan_bytes ≤ full_rescan_bytes` whenever the re-scan bound is sound.
+//! Every barrier installed ends once — hit by a return, passed by an unwind (which Go's
+//! `gcUnwindBarriers` counts as a hit), or removed — and is counted in the cycle whose books take
+//! its goroutine's barrier counters: its concurrent scan, its removal (inside the pause, or by the
+//! after-restart walk, which adds to the cycle just ended), or its exit. So over a run `installed =
+//! hit + removed + (barriers still on stacks at the end)`; with `--barrier-removal in-pause` every
+//! cycle balances on its own, and after the restart a barrier a running goroutine kept is counted
+//! in the next cycle, when its scan removes it as stale.
 
 use serde::Serialize;
+
+impl CycleStats {
+    /// Sets `mark_term_other_ns` to what the pause holds beyond its other parts.
+    pub(crate) fn set_mark_term_other(&mut self) {
+        self.mark_term_other_ns = self
+            .mark_term_ns
+            .saturating_sub(self.stw_stop_ns + self.mark_term_rescan_ns + self.mark_term_drain_ns);
+    }
+}
 
 /// One GC cycle's figures.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -17,12 +30,17 @@ pub struct CycleStats {
     pub cycle: u32,
     /// Heap bytes marked live by this cycle.
     pub heap_live_bytes: u64,
-    /// Bytes of goroutine stack in use at mark termination.
+    /// Bytes of goroutine stack in use at the end of the cycle, summed by the walk over every
+    /// goroutine that follows mark termination once the world restarts (a goroutine already
+    /// running again counts what it used when it last left its P).
     pub stack_bytes_used: u64,
     /// Stacks scanned concurrently (or, for `yuasa`, at the start).
     pub stacks_scanned: u64,
     /// Bytes those scans covered.
     pub scan_bytes: u64,
+    /// Goroutines on the re-scan list at mark termination (Go 1.7's `work.rescan`): the ones
+    /// that ran since their scan or were created during the mark.
+    pub rescan_goroutines: u64,
     /// Bytes of stack re-scanned at mark termination.
     pub rescan_bytes: u64,
     /// Frames re-scanned at mark termination.
@@ -49,8 +67,27 @@ pub struct CycleStats {
     pub sweep_term_ns: u64,
     /// Concurrent mark, wall time.
     pub mark_ns: u64,
-    /// Mark-termination pause.
+    /// Mark-termination pause, from the request to stop the world to its restart (checkmark's
+    /// time left out): `stw_stop_ns + mark_term_rescan_ns + mark_term_drain_ns +
+    /// mark_term_other_ns`.
     pub mark_term_ns: u64,
+    /// Of the mark-termination pause: from the request to every P stopped.
+    pub stw_stop_ns: u64,
+    /// Of the mark-termination pause: from the start of the parallel work to the end of the
+    /// last re-scan.
+    pub mark_term_rescan_ns: u64,
+    /// Of the mark-termination pause: from the end of the last re-scan to the end of the drain.
+    pub mark_term_drain_ns: u64,
+    /// Of the mark-termination pause: the rest (flushing the Ps, the in-pause barrier removal
+    /// when that is the mode, ending the mark, restarting the world).
+    pub mark_term_other_ns: u64,
+    /// Time spent removing stack barriers: after the restart, outside the pause, on a P whose
+    /// MMU counts it as GC time (`--barrier-removal after-restart`, Go 1.7); or inside the
+    /// pause, where it is part of `mark_term_other_ns` (`in-pause`, Go 1.5/1.6).
+    pub barrier_removal_ns: u64,
+    /// Goroutines the after-restart removal could not take because they were running: they
+    /// keep their barriers until their next scan removes them as stale.
+    pub removal_skipped: u64,
     /// Reachable objects the mark missed (checkmark).
     pub checkmark_failures: u64,
     /// Missed write barriers found by wbshadow (a run stops at the first, so a completed cycle
@@ -93,6 +130,8 @@ pub struct RescanRecord {
     pub used: usize,
     /// Depth of the SP at the concurrent scan.
     pub sp0_depth: usize,
+    /// Size of the frame running at the concurrent scan (frame 0, which never gets a barrier).
+    pub sp0_frame_size: usize,
     /// Depth of the highest return-PC slot returned or unwound through since; `usize::MAX` if none.
     pub ret_slot_depth: usize,
     /// Bytes re-scanned.
@@ -114,25 +153,30 @@ impl RescanRecord {
         }
     }
 
-    /// DESIGN §4's bound, with the frame granularity the `stacks` crate proves: the re-scan
-    /// covers at most `(sp0 - sp) + max(2x, first_offset) + last_frame_size` bytes. `true` for a
-    /// re-scan that was not bounded by a barrier.
+    /// DESIGN §4's bound with Go's placement (frame 0 never barriered), as the `stacks` crate
+    /// proves it: the re-scan covers at most `(sp0 - sp) + max(2x, first_offset, size(frame 0 at
+    /// scan)) + last_frame_size` bytes. `true` for a re-scan that was not bounded by a barrier.
     pub fn within_bound(&self, first_offset: usize) -> bool {
         if !self.bounded {
             return true;
         }
         let below = self.used as i64 - self.sp0_depth as i64;
         let x = self.return_height() as i64;
-        self.rescan_bytes as i64
-            <= below + (2 * x).max(first_offset as i64) + self.last_frame_size as i64
+        let reach = (2 * x)
+            .max(first_offset as i64)
+            .max(self.sp0_frame_size as i64);
+        self.rescan_bytes as i64 <= below + reach + self.last_frame_size as i64
     }
 }
 
 /// DESIGN §4's bound over a run: how many barrier-bounded re-scans kept to it and, for those
-/// whose goroutine returned past the first barrier's offset, how far up the stack the re-scan
-/// reached compared with how far the goroutine returned. Barriers spaced by doubling make the
-/// re-scan reach at most twice that height above the scan-time SP, plus the frame holding the
-/// barrier: mstkbar.go's "re-scans at most twice as much stack as necessary". (Frames pushed
+/// whose goroutine returned past the first barrier's offset and past the frame that was running
+/// at the scan (which never gets a barrier), how far up the stack the re-scan reached compared
+/// with how far the goroutine returned. Barriers spaced by doubling make the re-scan reach at
+/// most twice that height above the scan-time SP, plus the frame holding the barrier:
+/// mstkbar.go's "re-scans at most twice as much stack as necessary". (A goroutine that returned
+/// less than the running frame's size is re-scanned up to that frame's caller: the bound's
+/// `size(frame 0)` term, which the ratio leaves out.) (Frames pushed
 /// below the scan-time SP are re-scanned by any design, so the claim is about the part above it;
 /// when the goroutine ends shallower than it was scanned, `rescan / oracle` is not bounded by 2.)
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
@@ -141,8 +185,8 @@ pub struct RescanBound {
     pub bounded_rescans: u64,
     /// Of those, how many exceeded the bound (0 unless barrier placement is broken).
     pub outside_bound: u64,
-    /// Of those, how many had returned through a slot at least `first_offset` above the
-    /// scan-time SP.
+    /// Of those, how many had returned through a slot at least `first_offset`, and at least the
+    /// size of the frame running at the scan, above the scan-time SP.
     pub past_first_offset: u64,
     /// Largest ratio, among the last, of the re-scan's reach above the scan-time SP (short of
     /// the frame holding the barrier, which it covers whole) to the return height `x`; at most 2.
@@ -161,7 +205,7 @@ impl RescanBound {
             self.outside_bound += 1;
         }
         let x = rec.return_height();
-        if x > 0 && x >= first_offset {
+        if x > 0 && x >= first_offset.max(rec.sp0_frame_size) {
             self.past_first_offset += 1;
             let below = rec.used as f64 - rec.sp0_depth as f64;
             let reach = rec.rescan_bytes as f64 - below - rec.last_frame_size as f64;
@@ -191,6 +235,18 @@ pub struct Totals {
     pub sweep_term_ns_p99: u64,
     /// Longest sweep-termination pause.
     pub sweep_term_ns_max: u64,
+    /// Median re-scan list length.
+    pub rescan_goroutines_p50: u64,
+    /// Medians of the mark-termination pause's parts, and of the barrier removal's time.
+    pub stw_stop_ns_p50: u64,
+    /// See `stw_stop_ns_p50`.
+    pub mark_term_rescan_ns_p50: u64,
+    /// See `stw_stop_ns_p50`.
+    pub mark_term_drain_ns_p50: u64,
+    /// See `stw_stop_ns_p50`.
+    pub mark_term_other_ns_p50: u64,
+    /// See `stw_stop_ns_p50`.
+    pub barrier_removal_ns_p50: u64,
     /// `1 - rescan_bytes / full_rescan_bytes`, 1 when nothing needed re-scanning.
     pub rescan_avoided: f64,
     /// Mutator operations executed.
@@ -206,6 +262,7 @@ impl Totals {
             s.stack_bytes_used += c.stack_bytes_used;
             s.stacks_scanned += c.stacks_scanned;
             s.scan_bytes += c.scan_bytes;
+            s.rescan_goroutines += c.rescan_goroutines;
             s.rescan_bytes += c.rescan_bytes;
             s.rescan_frames += c.rescan_frames;
             s.full_rescan_bytes += c.full_rescan_bytes;
@@ -220,6 +277,12 @@ impl Totals {
             s.sweep_term_ns += c.sweep_term_ns;
             s.mark_ns += c.mark_ns;
             s.mark_term_ns += c.mark_term_ns;
+            s.stw_stop_ns += c.stw_stop_ns;
+            s.mark_term_rescan_ns += c.mark_term_rescan_ns;
+            s.mark_term_drain_ns += c.mark_term_drain_ns;
+            s.mark_term_other_ns += c.mark_term_other_ns;
+            s.barrier_removal_ns += c.barrier_removal_ns;
+            s.removal_skipped += c.removal_skipped;
             s.checkmark_failures += c.checkmark_failures;
             s.wbshadow_violations += c.wbshadow_violations;
             s.wb_dropped += c.wb_dropped;
@@ -240,6 +303,7 @@ impl Totals {
         };
         let mark_term = PauseSummary::of(cycles.iter().map(|c| c.mark_term_ns));
         let sweep_term = PauseSummary::of(cycles.iter().map(|c| c.sweep_term_ns));
+        let p50 = |f: fn(&CycleStats) -> u64| PauseSummary::of(cycles.iter().map(f)).p50;
         Totals {
             cycles: cycles.len() as u64,
             mark_term_ns_p50: mark_term.p50,
@@ -248,6 +312,12 @@ impl Totals {
             sweep_term_ns_p50: sweep_term.p50,
             sweep_term_ns_p99: sweep_term.p99,
             sweep_term_ns_max: sweep_term.max,
+            rescan_goroutines_p50: p50(|c| c.rescan_goroutines),
+            stw_stop_ns_p50: p50(|c| c.stw_stop_ns),
+            mark_term_rescan_ns_p50: p50(|c| c.mark_term_rescan_ns),
+            mark_term_drain_ns_p50: p50(|c| c.mark_term_drain_ns),
+            mark_term_other_ns_p50: p50(|c| c.mark_term_other_ns),
+            barrier_removal_ns_p50: p50(|c| c.barrier_removal_ns),
             rescan_avoided,
             mutator_ops,
             sum: s,
@@ -345,6 +415,7 @@ mod tests {
             bounded: true,
             used: 10_000,
             sp0_depth: 9_000,
+            sp0_frame_size: 48,
             ret_slot_depth: 8_000,
             rescan_bytes,
             oracle_bytes: 2_000,
@@ -369,6 +440,25 @@ mod tests {
                 ..r
             }
             .within_bound(4096)
+        );
+    }
+
+    #[test]
+    fn a_frame_zero_larger_than_the_offset_widens_the_bound() {
+        // Frame 0 never gets a barrier: when it alone reaches past the first offset, the first
+        // barrier is on the frame above it, whose top is frame 0's size plus its own above sp0.
+        let r = RescanRecord {
+            sp0_frame_size: 3_000,
+            ..record(1_000 + 3_000 + 64)
+        };
+        assert!(r.within_bound(1024));
+        assert!(
+            !RescanRecord {
+                sp0_frame_size: 48,
+                ..r
+            }
+            .within_bound(1024),
+            "without the frame-0 term the same re-scan is out of bounds"
         );
     }
 

@@ -3,34 +3,50 @@
 //!
 //! Invariant: the world is stopped exactly while the coordinator holds every P's lock. A P's
 //! thread holds its own P's lock whenever it runs goroutines or mark work, and lets go of it
-//! only at a safe point — an operation boundary of the interpreter, or between two objects of a
-//! drain — so when the coordinator holds every lock, no goroutine is between two halves of an
-//! operation and no marker holds a stack. The runtime code is the deterministic engine's:
+//! only at its scheduler loop with no goroutine on the P, so when the coordinator holds every
+//! lock, every goroutine has left its P where Go's would (a call, a block, a yield, an exit) and
+//! no marker holds a stack. The runtime code is the deterministic engine's:
 //! [`Runtime::mutator_run`], [`Runtime::mark_work`], [`Runtime::gc_start`],
-//! [`Runtime::mark_termination`], [`Runtime::stop_p`].
+//! [`Runtime::mark_termination_start`], [`Runtime::gchelper`],
+//! [`Runtime::mark_termination_finish`], [`Runtime::removal_step`], [`Runtime::stop_p`].
 //!
-//! Stop-the-world (Go's `stopTheWorld`). The coordinator sets `gcwaiting`, asks every P to come
-//! to a safe point ([`Runtime::preempt_p`], which `mutator_run` and preemptible drains poll at
-//! every boundary), and takes every P's lock in turn: a running P gives it up when it sees the
-//! request and sleeps until the world restarts; an idle P has already given it up. It then
-//! stops each P ([`Runtime::stop_p`]: goroutine to its run queue, grey objects to the global
-//! lists, mcache flushed), does the phase's work, lets go of the Ps and clears `gcwaiting`. The
-//! pause is measured from the request to the restart, as Go's `gctrace` and `GODEBUG` report it.
+//! Stop-the-world (Go's `stopTheWorld`). The coordinator sets `gcwaiting`, asks every P to give
+//! up its goroutine at its next call ([`Runtime::preempt_p`], Go's `preemptall`), and takes every
+//! P's lock in turn: a P runs its goroutine until it leaves, then sleeps until the world
+//! restarts; an idle P has already given its lock up. The stop (`stw_stop_ns`) ends when the last
+//! lock is taken. The coordinator then stops each P ([`Runtime::stop_p`]: grey objects to the
+//! global lists, mcache flushed, counters folded), does the phase's work, lets go of the Ps and
+//! clears `gcwaiting`. The pause is measured from the request to the restart, as Go's `gctrace`
+//! and `GODEBUG` report it.
 //!
-//! Mark workers (Go 1.5's `gcControllerState.startCycle`). Of `procs·gc_share` Ps' worth of
-//! marking, the whole part runs on dedicated Ps (the first ones), which give their goroutines
-//! to the global run queue and mark until no work is left; the fractional remainder runs on the
-//! next P, which marks whenever its mark time this cycle is below its share of the mark phase's
-//! wall time. An idle P marks too (Go's idle worker). Allocating goroutines assist (see `pacer`).
+//! Mark termination runs on `gcprocs` = min(GOMAXPROCS, CPUs, 32) threads (Go's `helpgc`): the
+//! coordinator offers the re-scan list and the drain ([`MarkTermWork`]) to the sleeping Ps'
+//! threads and works on it itself; a helper that wakes after the work is over leaves without
+//! touching it, so the pause never waits for a late one. After the restart the first P round its
+//! loop runs the walk over every goroutine that removes the cycle's barriers (Go's
+//! `gcTryRemoveAllStackBarriers`, skipping running goroutines) and sums stack use, as GC time on
+//! its timeline; the next cycle waits for it.
+//!
+//! Mark workers (Go 1.7's `gcControllerState`). Of `procs·gc_share` Ps' worth of marking, the
+//! whole part runs on dedicated Ps (the first ones), which mark until no work is left; the
+//! fractional remainder runs on the next P. A worker runs only when its P has no goroutine (Go
+//! runs workers from `schedule`): a dedicated P with one asks it to leave at its next call
+//! (`enlistWorker`); the fractional worker starts when its P schedules while its mark time is at
+//! or under its share of the mark phase so far (so at the start of the phase), and marks until
+//! preempted after a time slice or out of work. An idle P marks too (Go's idle worker).
+//! Allocating goroutines assist (see `pacer`).
 //! A worker that finds neither roots nor grey objects tells the coordinator, which runs the
 //! ragged barrier (Go's `forEachP`: every P publishes its work buffer, at its next safe point or,
 //! if idle, by the coordinator holding its lock) and, if marking is then complete, stops the
 //! world for mark termination.
 //!
-//! Scheduling. A P runs its current goroutine until it leaves, then the next from its own queue,
-//! the global queue every 61st time and whenever its own is empty (Go's `schedtick`); a P whose
-//! queue is long while another P is idle moves half of it to the global queue (Go's
-//! `runqputslow`). When every P is idle, one wakes a blocked goroutine (the engine's timer). The
+//! Scheduling. A P runs its current goroutine until it leaves — it blocks, yields, exits, or is
+//! preempted at a call after a time slice — then the next from its own queue, the global queue
+//! every 61st time and whenever its own is empty (Go's `schedtick`); a P whose queue is long
+//! while another P is idle moves half of it to the global queue (Go's `runqputslow`). Each P is
+//! its own `sysmon`: at every turn of its loop (at most every 4,096 operations) it looks at its
+//! goroutine's time slice ([`Runtime::retake`]) and polls the network ([`Runtime::netpoll`]).
+//! When every P is idle, one wakes a blocked goroutine (the engine's timer). The
 //! background sweep runs on the Ps (Go's `bgsweep` goroutine): a P sweeps a batch of spans at
 //! each turn of its scheduler loop while the phase is sweep, so every free is told to that P's
 //! sanitizer context. A procs schedule changes the P count at a cycle's sweep-termination
@@ -49,7 +65,7 @@
 //! the sample is a `System` one (see `profile`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
@@ -58,7 +74,7 @@ use rand::{RngExt, SeedableRng};
 use crate::engine::RunResult;
 use crate::error::RuntimeError;
 use crate::heap::lock;
-use crate::mark::MarkProgress;
+use crate::mark::{MarkProgress, MarkTermWork};
 use crate::mgc::Phase;
 use crate::mmu::{self, GcTimeline, MMU_WINDOWS_NS};
 use crate::mutator::Rng;
@@ -77,9 +93,6 @@ const BATCH_OPS: u64 = 4096;
 
 /// Heap bytes a mark worker scans between two looks at its clock.
 const WORKER_DRAIN_BYTES: u64 = 16 << 10;
-
-/// How long the fractional worker marks at a time.
-const FRACTIONAL_SLICE: Duration = Duration::from_micros(100);
 
 /// How long a dedicated or idle worker marks before looking at its scheduler loop again.
 const WORKER_SLICE: Duration = Duration::from_millis(1);
@@ -162,6 +175,14 @@ struct Control {
     mark_start_ns: AtomicU64,
     /// The coordinator, to wake when a P asks for a cycle or finds marking done.
     coordinator: Thread,
+    /// Mark termination's offer of parallel work to the stopped Ps' threads (Go's `helpgc`):
+    /// the work and how many helpers it wants; `help_gen` counts offers, `help_claims` the
+    /// threads that took the current one.
+    help: Mutex<Option<(Arc<MarkTermWork>, usize)>>,
+    help_gen: AtomicU64,
+    help_claims: AtomicUsize,
+    /// The last mark termination's after-restart walk waits for a P to run it.
+    removal_offered: AtomicBool,
 }
 
 impl Control {
@@ -170,6 +191,28 @@ impl Control {
         lock(&self.error).get_or_insert(e);
         self.coordinator.unpark();
     }
+
+    /// Offers `work` to `helpers` of the parked P threads.
+    fn offer_help(&self, work: &Arc<MarkTermWork>, helpers: usize) {
+        if helpers == 0 {
+            return;
+        }
+        let _w = lock(&self.world);
+        *lock(&self.help) = Some((Arc::clone(work), helpers));
+        self.help_claims.store(0, Ordering::Relaxed);
+        self.help_gen.fetch_add(1, Ordering::AcqRel);
+        self.restart.notify_all();
+    }
+
+    /// Withdraws the offer; a helper that took it and arrives late finds the work over.
+    fn withdraw_help(&self) {
+        *lock(&self.help) = None;
+    }
+}
+
+/// Go's `gcprocs`: the threads mark termination runs on, `min(GOMAXPROCS, CPUs, 32)`.
+pub fn gcprocs(gomaxprocs: usize, cpus: usize) -> usize {
+    gomaxprocs.min(cpus).clamp(1, 32)
 }
 
 /// The threaded engine.
@@ -183,12 +226,16 @@ pub struct Threaded {
     origin: Instant,
     /// Signals the profiler thread has sent since the engine started.
     signals_sent: u64,
+    /// When the engine began: the network poller's clock.
+    created: Instant,
 }
 
 /// The stopped world: every P, held.
 struct Stopped<'a> {
     ps: Vec<MutexGuard<'a, P>>,
     requested: Instant,
+    /// When the last P was taken.
+    stopped: Instant,
 }
 
 impl Threaded {
@@ -206,6 +253,7 @@ impl Threaded {
             stw: Vec::new(),
             origin: Instant::now(),
             signals_sent: 0,
+            created: Instant::now(),
         })
     }
 
@@ -245,8 +293,12 @@ impl Threaded {
             ops_since_cycle: AtomicU64::new(0),
             mark_start_ns: AtomicU64::new(0),
             coordinator: std::thread::current(),
+            help: Mutex::new(None),
+            help_gen: AtomicU64::new(0),
+            help_claims: AtomicUsize::new(0),
+            removal_offered: AtomicBool::new(false),
         };
-        let (rt, ps, origin) = (&self.rt, &self.ps, self.origin);
+        let (rt, ps, origin, created) = (&self.rt, &self.ps, self.origin, self.created);
         let mut signals_sent = 0;
         let gc_share = rt.config.gc_share.clamp(0.0, 1.0);
         let mut coordinator = Coordinator {
@@ -256,6 +308,7 @@ impl Threaded {
             origin,
             worker: &mut self.worker,
             stw: &mut self.stw,
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
         let outcome = std::thread::scope(|s| {
             for i in 0..ps.len() {
@@ -273,6 +326,9 @@ impl Threaded {
                             cycle: 0,
                             fractional_ns: 0,
                             dedicated_idle: false,
+                            created,
+                            helper_gcw: GcWork::new(),
+                            help_seen: 0,
                         }
                         .run();
                     })
@@ -357,6 +413,8 @@ struct Coordinator<'a> {
     origin: Instant,
     worker: &'a mut GcWork,
     stw: &'a mut Vec<(u64, u64)>,
+    /// The machine's CPUs, read once (reading them takes a system call or two).
+    cpus: usize,
 }
 
 impl<'a> Coordinator<'a> {
@@ -369,7 +427,7 @@ impl<'a> Coordinator<'a> {
                 return Err(e);
             }
             let completed = rt.gc.cycles_completed();
-            if completed >= target {
+            if completed >= target && !rt.removal_pending() {
                 return Ok(());
             }
             let completed = (completed + wanted as usize - target) as u32;
@@ -390,7 +448,7 @@ impl<'a> Coordinator<'a> {
             }
             let phase = rt.gc.phase();
             rt.trace_read_pending();
-            if rt.gc.start_requested() && phase != Phase::Mark {
+            if rt.gc.start_requested() && phase != Phase::Mark && !rt.removal_pending() {
                 self.ctl.ops_since_cycle.store(0, Ordering::Relaxed);
                 let stw = rt.trace_now();
                 let mut world = self.stop_the_world();
@@ -419,11 +477,20 @@ impl<'a> Coordinator<'a> {
                 if rt.mark_complete() {
                     let stw = rt.trace_now();
                     let world = self.stop_the_world();
-                    let r = rt.mark_termination(self.worker);
+                    let stop_ns = world.stopped.duration_since(world.requested).as_nanos() as u64;
+                    // The re-scans and the drain on `gcprocs` threads: this one and the
+                    // stopped Ps' (Go's `helpgc`).
+                    let work = Arc::new(rt.mark_termination_start());
+                    let helpers = gcprocs(rt.gomaxprocs(), self.cpus).saturating_sub(1);
+                    self.ctl.offer_help(&work, helpers);
+                    rt.gchelper(&work, self.worker, false, Track::Gc);
+                    self.ctl.withdraw_help();
+                    let r = rt.mark_termination_finish(&work, stop_ns);
                     let pause = self.start_the_world(world);
                     rt.trace_stw(STW_MARK_TERMINATION, stw);
-                    rt.gc.set_mark_term_pause(pause);
-                    rt.trace_cycle();
+                    rt.gc.set_mark_term_pause(pause, stop_ns);
+                    // The after-restart walk runs on the first P to come round its loop.
+                    self.ctl.removal_offered.store(true, Ordering::Release);
                     r?;
                 }
                 continue;
@@ -449,15 +516,20 @@ impl<'a> Coordinator<'a> {
             self.rt.preempt_p(i);
         }
         let mut ps: Vec<MutexGuard<'a, P>> = self.ps.iter().map(lock).collect();
+        let stopped = Instant::now();
         for p in &mut ps {
             self.rt.stop_p(p);
         }
-        Stopped { ps, requested }
+        Stopped {
+            ps,
+            requested,
+            stopped,
+        }
     }
 
     /// Restarts the world; returns the pause, from the request to now.
     fn start_the_world(&mut self, world: Stopped<'a>) -> u64 {
-        let Stopped { ps, requested } = world;
+        let Stopped { ps, requested, .. } = world;
         drop(ps);
         // The world has restarted once the Ps are told so. Read the clock before letting go of
         // the world lock: the woken Ps need it, so none of them can take this thread's core
@@ -534,6 +606,12 @@ struct PThread<'a> {
     fractional_ns: u64,
     /// A dedicated worker found no work: run goroutines for one batch before looking again.
     dedicated_idle: bool,
+    /// When the engine began: the clock `sysmon` and the network poller read.
+    created: Instant,
+    /// The work buffer this thread marks into when it helps mark termination without its P.
+    helper_gcw: GcWork,
+    /// The last help offer this thread has seen.
+    help_seen: u64,
 }
 
 /// What a P does next.
@@ -546,10 +624,21 @@ impl<'a> PThread<'a> {
     fn run(mut self) {
         let mut p = lock(&self.ps[self.i]);
         while !self.ctl.done.load(Ordering::Acquire) {
-            // The scheduler loop is a safe point: see why we were asked to come here.
-            self.rt.clear_preempt(self.i);
+            // The scheduler loop is a safe point: a P with no goroutine has answered any request
+            // to come here.
+            if p.curg.is_none() {
+                self.rt.clear_preempt(self.i);
+            }
             if self.ctl.gcwaiting.load(Ordering::Acquire) {
-                p = self.park(p, None);
+                if p.curg.is_some() {
+                    // A running goroutine stops at its next call, not here.
+                    if let Err(e) = self.mutate(&mut p) {
+                        self.ctl.fail(e);
+                        break;
+                    }
+                } else {
+                    p = self.park(p, None);
+                }
                 continue;
             }
             if p.dead {
@@ -559,6 +648,15 @@ impl<'a> PThread<'a> {
             }
             // The scheduler loop runs on g0: a profiling signal here is a System sample.
             self.rt.sig_boundary_system(&mut p);
+            let now = self.created.elapsed().as_nanos() as u64;
+            self.rt.retake(&mut p, now);
+            self.rt.netpoll(now, &mut self.rng);
+            if self.ctl.removal_offered.swap(false, Ordering::AcqRel)
+                && let Err(e) = self.remove_barriers(&mut p)
+            {
+                self.ctl.fail(e);
+                break;
+            }
             self.rt.sweep_batch(&mut p, SWEEP_BATCH);
             let generation = self.ctl.flush_gen.load(Ordering::Acquire);
             if self.ctl.flushed[self.i].load(Ordering::Acquire) < generation {
@@ -583,31 +681,70 @@ impl<'a> PThread<'a> {
         }
     }
 
-    /// Gives up the P until the world restarts (or, with `timeout`, at most that long).
-    fn park(&self, p: MutexGuard<'a, P>, timeout: Option<Duration>) -> MutexGuard<'a, P> {
+    /// The last mark termination's after-restart walk (Go's `gcTryRemoveAllStackBarriers`), on
+    /// this P, as GC time on its timeline; then the cycle's `gctrace` line.
+    fn remove_barriers(&mut self, p: &mut P) -> Result<(), RuntimeError> {
+        let t0 = p.now_ns();
+        self.rt.removal_step(usize::MAX)?;
+        if let Some(t0) = t0 {
+            p.note_gc_time(t0);
+        }
+        self.rt.trace_cycle();
+        self.ctl.coordinator.unpark();
+        Ok(())
+    }
+
+    /// Gives up the P until the world restarts (or, with `timeout`, at most that long), helping
+    /// mark termination meanwhile if it asks.
+    fn park(&mut self, p: MutexGuard<'a, P>, timeout: Option<Duration>) -> MutexGuard<'a, P> {
         drop(p);
-        let w = lock(&self.ctl.world);
-        match timeout {
-            None => {
-                let _w = self
-                    .ctl
-                    .restart
-                    .wait_while(w, |_| {
-                        self.ctl.gcwaiting.load(Ordering::Acquire)
-                            && !self.ctl.done.load(Ordering::Acquire)
-                    })
-                    .unwrap_or_else(|e| e.into_inner());
+        loop {
+            let w = lock(&self.ctl.world);
+            match timeout {
+                None => {
+                    let seen = self.help_seen;
+                    let _w = self
+                        .ctl
+                        .restart
+                        .wait_while(w, |_| {
+                            self.ctl.gcwaiting.load(Ordering::Acquire)
+                                && !self.ctl.done.load(Ordering::Acquire)
+                                && self.ctl.help_gen.load(Ordering::Acquire) == seen
+                        })
+                        .unwrap_or_else(|e| e.into_inner());
+                }
+                Some(t) => {
+                    let _w = self
+                        .ctl
+                        .restart
+                        .wait_timeout(w, t)
+                        .unwrap_or_else(|e| e.into_inner());
+                }
             }
-            Some(t) => {
-                let _w = self
-                    .ctl
-                    .restart
-                    .wait_timeout(w, t)
-                    .unwrap_or_else(|e| e.into_inner());
+            if !self.help() || timeout.is_some() {
+                break;
             }
         }
         self.rt.clear_sigpending(self.i);
         lock(&self.ps[self.i])
+    }
+
+    /// Takes mark termination's offer of work if there is a new one with room for a helper
+    /// (Go's `gchelper`); whether there was a new offer.
+    fn help(&mut self) -> bool {
+        let generation = self.ctl.help_gen.load(Ordering::Acquire);
+        if generation == self.help_seen {
+            return false;
+        }
+        self.help_seen = generation;
+        let offer = lock(&self.ctl.help).clone();
+        if let Some((work, helpers)) = offer
+            && self.ctl.help_claims.fetch_add(1, Ordering::AcqRel) < helpers
+        {
+            let track = Track::Worker(self.i as u16);
+            self.rt.gchelper(&work, &mut self.helper_gcw, true, track);
+        }
+        true
     }
 
     fn turn(&mut self, p: &mut P) -> Turn {
@@ -622,15 +759,23 @@ impl<'a> PThread<'a> {
             if std::mem::take(&mut self.dedicated_idle) {
                 return Turn::Mutator;
             }
+            if p.curg.is_some() {
+                // A worker runs only when the P schedules: ask the goroutine to give up the P
+                // at its next call (`enlistWorker`'s `preemptone`).
+                rt.preempt_p(self.i);
+                return Turn::Mutator;
+            }
             // A dedicated worker's goroutines go where the other Ps can run them.
-            rt.deschedule(p);
             rt.spill_runq(p, 0);
             return Turn::Mark {
                 until: now + WORKER_SLICE,
                 fractional: false,
             };
         }
-        if self.i == plan.dedicated && plan.fractional > 0.0 {
+        // Go 1.7's fractional worker: when the P schedules and the worker is at or under its
+        // share of the mark phase so far (so it starts the phase), it marks until preempted —
+        // a time slice — or out of work.
+        if self.i == plan.dedicated && plan.fractional > 0.0 && p.curg.is_none() {
             let cycle = rt.gc.cycle();
             if cycle != self.cycle {
                 self.cycle = cycle;
@@ -640,9 +785,9 @@ impl<'a> PThread<'a> {
                 .now_ns()
                 .unwrap_or(0)
                 .saturating_sub(self.ctl.mark_start_ns.load(Ordering::Relaxed));
-            if (self.fractional_ns as f64) < plan.fractional * elapsed as f64 {
+            if (self.fractional_ns as f64) <= plan.fractional * elapsed as f64 {
                 return Turn::Mark {
-                    until: now + FRACTIONAL_SLICE,
+                    until: now + Duration::from_nanos(rt.config.time_slice_ns),
                     fractional: true,
                 };
             }

@@ -60,6 +60,7 @@ fn image(goroutines: usize, depth: usize) -> WorkloadImage {
         .unwrap();
     let func = program.lookup("main.switcher").unwrap();
     WorkloadImage {
+        wakes_per_ms: 0.0,
         program,
         types: vec![ObjType::new("main.node", 4, &[0, 1])],
         globals: 4,
@@ -138,7 +139,7 @@ fn samples_taken_mid_switch_are_never_unwound() {
 /// sample, and nothing unwound is malformed.
 #[test]
 fn barrier_mid_update_samples_are_system_samples() {
-    let r = run_deterministic(config(true, StackBarrierMode::EVERY_FRAME, 3), 12);
+    let r = run_deterministic(config(true, StackBarrierMode::EVERY_FRAME, 3), 16);
     let c = r.profile.expect("profiling was on").counts;
     assert!(c.samples_mid_barrier > 200, "{c:?}");
     assert_eq!(c.unwound_mid_barrier, 0, "{c:?}");

@@ -7,6 +7,7 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
+use gc::runtime::BarrierRemoval;
 use gc::wbarrier;
 use gc::{
     Behaviour, Ctx, GcConfig, Limits, ObjType, Op, Rng, RunResult, RuntimeError, Threaded, TypeId,
@@ -113,6 +114,7 @@ fn image(goroutines: usize, seed: u64) -> WorkloadImage {
     assert_eq!(program.lookup("main.big"), Some(BIG_FRAME));
     let mut rng = Rng::seed_from_u64(seed);
     WorkloadImage {
+        wakes_per_ms: 0.0,
         program,
         types: vec![ObjType::new("main.node", 4, &[0, 1])],
         globals: 8,
@@ -129,6 +131,16 @@ fn run_bounded(
     cycles: u32,
     watchdog: Duration,
 ) -> Result<RunResult, RuntimeError> {
+    run_bounded_with_books(config, goroutines, cycles, watchdog).map(|(r, _)| r)
+}
+
+/// [`run_bounded`], also returning the barrier books left outside the reported cycles.
+fn run_bounded_with_books(
+    config: GcConfig,
+    goroutines: usize,
+    cycles: u32,
+    watchdog: Duration,
+) -> Result<(RunResult, (u64, u64)), RuntimeError> {
     let (tx, rx) = mpsc::channel();
     let what = format!(
         "{} procs {} seed {}",
@@ -146,6 +158,7 @@ fn run_bounded(
                     time_limit: Duration::from_secs(120),
                 },
             )
+            .map(|r| (r, e.runtime().stkbar_books()))
         });
         let _ = tx.send(r);
     });
@@ -170,17 +183,36 @@ fn config(design: &str, mode: StackBarrierMode, procs: usize, seed: u64) -> GcCo
 
 #[test]
 fn stop_the_world_never_deadlocks_with_blocked_exiting_and_growing_goroutines() {
-    for (design, mode) in [
-        ("dijkstra", StackBarrierMode::On { first_offset: 256 }),
-        ("dijkstra", StackBarrierMode::EVERY_FRAME),
-        ("hybrid", StackBarrierMode::Off),
-        ("yuasa", StackBarrierMode::Off),
+    for (design, mode, removal) in [
+        (
+            "dijkstra",
+            StackBarrierMode::On { first_offset: 256 },
+            BarrierRemoval::AfterRestart,
+        ),
+        (
+            "dijkstra",
+            StackBarrierMode::EVERY_FRAME,
+            BarrierRemoval::AfterRestart,
+        ),
+        (
+            "dijkstra",
+            StackBarrierMode::EVERY_FRAME,
+            BarrierRemoval::InPause,
+        ),
+        (
+            "hybrid",
+            StackBarrierMode::Off,
+            BarrierRemoval::AfterRestart,
+        ),
+        ("yuasa", StackBarrierMode::Off, BarrierRemoval::AfterRestart),
     ] {
         for procs in [3, 8] {
-            let c = config(design, mode, procs, procs as u64);
-            let what = format!("{design} {mode} procs {procs}");
-            let r = run_bounded(c, 24, 25, Duration::from_secs(120))
-                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            let mut c = config(design, mode, procs, procs as u64);
+            c.barrier_removal = removal;
+            let what = format!("{design} {mode} {removal} procs {procs}");
+            let (r, (on_stacks, ended)) =
+                run_bounded_with_books(c, 24, 25, Duration::from_secs(120))
+                    .unwrap_or_else(|e| panic!("{what}: {e}"));
             assert_eq!(r.cycles.len(), 25, "{what}");
             let t = &r.totals;
             assert_eq!(t.sum.checkmark_failures, 0, "{what}");
@@ -193,9 +225,16 @@ fn stop_the_world_never_deadlocks_with_blocked_exiting_and_growing_goroutines() 
             );
             assert_eq!(
                 t.sum.barriers_installed,
-                t.sum.barriers_hit + t.sum.barriers_removed,
-                "{what}: every barrier is hit or removed"
+                t.sum.barriers_hit + t.sum.barriers_removed + ended + on_stacks,
+                "{what}: every barrier is hit or removed, or still on a stack at the end"
             );
+            if removal == BarrierRemoval::InPause {
+                assert_eq!(
+                    on_stacks + ended,
+                    0,
+                    "{what}: the pause removed every barrier"
+                );
+            }
             let first_offset = mode.first_offset().unwrap_or(0);
             for rec in &r.rescans {
                 assert!(rec.within_bound(first_offset), "{what}: {rec:?}");

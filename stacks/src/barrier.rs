@@ -8,12 +8,18 @@
 //! original PC. At mark termination, every frame above the lowest barrier not yet hit has not been
 //! returned into since the scan, so the re-scan stops at the frame holding that barrier's slot.
 //!
-//! Placement. The first barrier goes on the first frame whose return-PC slot lies at least
-//! `first_offset` bytes above the SP at scan time, the next on the first frame at least twice that
-//! far, and so on (`first_offset·2^n`), so the stkbar array grows logarithmically with the stack and
-//! is carved from the top of the stack allocation (see `stack`). `first_offset = 0` puts a barrier on
-//! every frame (Go's debugging mode) and mode `Off` installs none. The outermost frame (whose return
-//! PC is `goexit`) never gets one, and installation stops when the array is full.
+//! Placement (Go 1.7's `scanstack`). The scan walks the frames from the innermost with
+//! `next = sp0 + first_offset`, `sp0` the SP at scan time. A frame gets a barrier if its return-PC
+//! slot lies at or above `next` (Go's `frame.fp > nextBarrier`) and it is not frame 0, the running
+//! frame (Go skips it, `n != 0`: on LR machines its return PC is not on the stack); after the `n`-th
+//! barrier, `next = sp0 + first_offset·2^n`. So barrier `k` sits on the first frame past frame 0
+//! and past barrier `k-1`'s frame whose slot is at least `first_offset·2^k` above `sp0`, and the
+//! stkbar array grows logarithmically with the stack; it is carved from the top of the stack
+//! allocation (see `stack`). `first_offset = 0` puts a barrier on every frame but the running one
+//! (Go's debugging mode); mode `Off` installs none, though the array is still reserved. The
+//! outermost user frame, whose return PC is `goexit + 1`, is a frame like any other: Go skips only
+//! the `goexit` frame itself (`lr == 0`), which this model does not have. Installation stops when
+//! the array is full (Go sizes it so that it never is; a pool sized for another offset can be).
 //!
 //! Correctness (the invariant the re-scan relies on). After a concurrent scan a stack changes in
 //! three ways. (1) The running frame writes its own slots without a write barrier: it is below the
@@ -22,17 +28,34 @@
 //! through up-pointers into outer frames: they carry write barriers. (3) The runtime's bulk writes into
 //! the stack (a channel receive into `&local`) and multi-frame unwinds (panic): both call
 //! [`GStack::unwind_barriers`] first, which restores and counts as hit every barrier below the
-//! destination, so the re-scan bound moves above it. Let `sp0` be the SP at the scan, `x` the highest
-//! return-PC slot returned through since, relative to `sp0`, and `size` the frame holding the lowest
-//! un-hit barrier. The re-scan then covers at most `max(2x, first_offset) + size` bytes above `sp0`:
-//! barrier `k` sits on the first frame whose slot is at least `first_offset·2^k` up, having hit
-//! barrier `k-1` means `x ≥ first_offset·2^(k-1)`, and the frame holding barrier `k` starts no higher
-//! than `max(first_offset·2^k, x + 8)`. That is Go's "at most twice as much stack as necessary", plus
-//! the frame granularity Go's comment leaves out.
+//! destination, so the re-scan bound moves above it.
+//!
+//! The bound. Let `sp0` be the SP at the scan and `s0` the size of the running frame then, `sp` the
+//! SP at mark termination, `x` the highest return-PC slot returned through or unwound past since the
+//! scan, relative to `sp0` (0 if none lies above it), and `F` the frame holding the lowest un-hit
+//! barrier, barrier `k`. The re-scan covers `[sp, F.fp)`, which is
+//! `(sp0 − sp) + (F.sp − sp0) + size(F)` bytes, and `F.sp − sp0 ≤ max(2x, first_offset, s0)`:
+//! * `k = 0`: either `F` is frame 1, which starts at `sp0 + s0` — the term frame 0's exemption
+//!   adds: when frame 0 alone reaches past `first_offset`, the first barrier lands on the frame
+//!   above it — or the frame below `F` is not frame 0 and its slot lies below `sp0 +
+//!   first_offset`, so `F` starts at most `first_offset` up;
+//! * `k ≥ 1`: barrier `k-1` was hit or unwound, so `x` is at least its slot's offset, which is at
+//!   least `first_offset·2^(k-1)`, and at least `s0 + 8 ≥ 24`, as frame 0 carries none. Either `F`
+//!   is the frame just above barrier `k-1`'s, starting at most `x + 8 ≤ 2x` up, or the frame below
+//!   `F` has its slot below `first_offset·2^k ≤ 2x` up, so `F` starts at most `2x` up.
+//!
+//! (Offsets count whole words: a `first_offset` that is not a multiple of 8 reads as rounded up.)
+//! That is Go's "at most twice as much stack as necessary", plus what Go's comment leaves out: the
+//! granularity of frames (`size(F)`) and the running frame (`s0`). A barrier on the outermost frame
+//! changes nothing: while it is the lowest un-hit one the re-scan covers the whole stack, as with no
+//! barrier, and it is hit only by the goroutine's final return, after which every barrier is hit
+//! and the (empty) stack is re-scanned whole.
 //!
 //! Gotchas. Everything that reads return PCs must understand barriers: the unwinder translates the
 //! barrier PC back through the stkbar array, and `copystack` migrates the array, adjusting each
-//! `saved_lr_ptr` by the move (Go's `adjuststkbar`).
+//! `saved_lr_ptr` by the move (Go's `adjuststkbar`). The outermost frame's barrier sits at `hi - 8`
+//! with `goexit + 1` saved: the return through it exits the goroutine from the trampoline, and a
+//! traceback that starts in the trampoline there sees an empty stack.
 //!
 //! Synchronization. Installing, removing and unwinding barriers hold the goroutine's stack-barrier
 //! lock, which a profiler only tries; the hit handler takes no lock, since it runs on every return
@@ -40,8 +63,10 @@
 //! can repair a traceback that starts there. Each of these operations is several stores, and a
 //! signal may land between them (see `signal`).
 //!
-//! Counting. Every barrier installed ends exactly one way — hit by a return, passed by an unwind, or
-//! removed — so `installed = hit + unwound + removed` once a stack has no barriers left.
+//! Counting. Every barrier installed ends exactly one way — hit by a return (the goroutine's final
+//! return for the outermost frame's), passed by an unwind (the runtime's `unwind_barriers(hi)` when a
+//! goroutine exits with frames left passes them all), or removed — so
+//! `installed = hit + unwound + removed` once a stack has no barriers left.
 
 use std::fmt;
 
@@ -52,14 +77,19 @@ use crate::signal::{MidOp, NoSignals, Signals};
 use crate::stack::{GStack, Stkbar, max_stack_barriers};
 use crate::unwind::Frame;
 
+/// Go's `firstStackBarrierOffset`: the first barrier goes on the first frame (above the running
+/// one) whose return-PC slot lies at least this many bytes above the SP at scan time.
+pub const FIRST_STACK_BARRIER_OFFSET: usize = 1024;
+
 /// Whether and where the concurrent scan installs stack barriers.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum StackBarrierMode {
-    /// No stack barriers, and no stkbar array reserved (Go's `gcstackbarrieroff`, with the array
-    /// not carved either, so the configuration costs nothing).
+    /// No stack barriers installed (Go's `gcstackbarrieroff`). As in Go, this only stops the scan
+    /// from installing: `firstStackBarrierOffset` keeps its default, so every stack still carries
+    /// the stkbar array sized for [`FIRST_STACK_BARRIER_OFFSET`] (Go 1.8 still reserved it too).
     Off,
     /// Barriers at `first_offset·2^n` bytes above the scan-time SP; `first_offset = 0` means every
-    /// frame (Go's `gcstackbarrierall`).
+    /// frame but the running one (Go's `gcstackbarrierall`).
     On {
         /// Go's `firstStackBarrierOffset`.
         first_offset: usize,
@@ -67,17 +97,22 @@ pub enum StackBarrierMode {
 }
 
 impl StackBarrierMode {
-    /// Go's setting: the first barrier 1 KiB above the SP.
-    pub const GO: StackBarrierMode = StackBarrierMode::On { first_offset: 1024 };
-    /// A barrier on every frame.
+    /// Go's setting: the first barrier [`FIRST_STACK_BARRIER_OFFSET`] (1 KiB) above the SP.
+    pub const GO: StackBarrierMode = StackBarrierMode::On {
+        first_offset: FIRST_STACK_BARRIER_OFFSET,
+    };
+    /// A barrier on every frame but the running one.
     pub const EVERY_FRAME: StackBarrierMode = StackBarrierMode::On { first_offset: 0 };
 
-    /// Stkbar entries a stack of `stack_size` bytes reserves under this mode.
+    /// Stkbar entries a stack of `stack_size` bytes reserves under this mode (Go's
+    /// `gcMaxStackBarriers`). `Off` reserves what Go's default offset does, since Go sizes the
+    /// array from `firstStackBarrierOffset`, which `gcstackbarrieroff` leaves alone.
     pub fn max_stack_barriers(self, stack_size: usize) -> usize {
-        match self {
-            StackBarrierMode::Off => 0,
-            StackBarrierMode::On { first_offset } => max_stack_barriers(stack_size, first_offset),
-        }
+        let first_offset = match self {
+            StackBarrierMode::Off => FIRST_STACK_BARRIER_OFFSET,
+            StackBarrierMode::On { first_offset } => first_offset,
+        };
+        max_stack_barriers(stack_size, first_offset)
     }
 
     /// The first offset, if barriers are on.
@@ -123,20 +158,20 @@ impl StkbarCounters {
     }
 }
 
-/// Decides, frame by frame from the innermost, which return-PC slots get a barrier.
+/// Decides, frame by frame from the innermost, which return-PC slots get a barrier (the placement
+/// half of Go's `scanstack` callback).
 #[derive(Debug)]
 pub(crate) struct BarrierPlacement {
-    /// Barriers go at or above this address; `None` once no more can be placed.
+    /// Barriers go on slots at or above this address; `None` once no more can be placed.
     next_barrier: Option<u64>,
     sp0: Addr,
     offset: usize,
-    goexit_ret: Pc,
     room: usize,
 }
 
 impl BarrierPlacement {
     /// Placement for a scan of a stack whose SP is `sp0`, with `room` free stkbar entries.
-    pub(crate) fn new(mode: StackBarrierMode, sp0: Addr, room: usize, prog: &Program) -> Self {
+    pub(crate) fn new(mode: StackBarrierMode, sp0: Addr, room: usize) -> Self {
         let (next_barrier, offset) = match mode {
             StackBarrierMode::Off => (None, 0),
             StackBarrierMode::On { first_offset } => {
@@ -147,18 +182,23 @@ impl BarrierPlacement {
             next_barrier,
             sp0,
             offset,
-            goexit_ret: prog.goexit_return_pc(),
             room,
         }
     }
 
     /// Whether `frame`'s return-PC slot gets a barrier; advances to the next offset if so.
+    ///
+    /// Go's test is `frame.fp > nextBarrier`; with the return PC in the frame's top word that is
+    /// `lr_slot >= nextBarrier`. The running frame (index 0) is skipped as Go skips it (`n != 0`):
+    /// on LR machines its return PC is in a register, not on the stack. The outermost frame, whose
+    /// return PC is `goexit + 1`, is not special: Go skips only the `goexit` pseudo-frame itself
+    /// (`lr == 0`), which this model does not have.
     #[inline]
     pub(crate) fn wants(&mut self, frame: &Frame) -> bool {
         let Some(next) = self.next_barrier else {
             return false;
         };
-        if self.room == 0 || frame.lr == self.goexit_ret || frame.lr_slot().0 < next {
+        if frame.index == 0 || self.room == 0 || frame.lr_slot().0 < next {
             return false;
         }
         self.room -= 1;
@@ -402,54 +442,158 @@ mod tests {
     }
 
     #[test]
-    fn offset_zero_puts_a_barrier_on_every_frame_but_the_outermost() {
+    fn offset_zero_puts_a_barrier_on_every_frame_but_the_running_one() {
         let prog = program();
         let mut pool = pool(StackBarrierMode::EVERY_FRAME);
         let mut gs = goroutine(&prog, &mut pool, &chain_of(&prog, "main.mid", 30));
         assert_eq!(mark(&prog, &mut gs, StackBarrierMode::EVERY_FRAME), 29);
         let sp0 = gs.sp();
-        let want: Vec<usize> = (0..29).map(|i| 64 * i + 56).collect();
+        // Frame i is [64i, 64i+64) above the SP, its slot at 64i+56: frames 1 to 29, the
+        // outermost (29, slot hi-8) included.
+        let want: Vec<usize> = (1..30).map(|i| 64 * i + 56).collect();
         assert_eq!(barrier_offsets(&gs, sp0), want);
+        assert_eq!(sp0.add(64 * 29 + 56), gs.stack().hi().sub(8));
     }
 
     #[test]
-    fn mode_off_installs_nothing_and_reserves_nothing() {
+    fn frame_zero_never_gets_a_barrier() {
         let prog = program();
-        let mut pool = pool(StackBarrierMode::Off);
-        let mut gs = goroutine(&prog, &mut pool, &chain_of(&prog, "main.mid", 30));
-        assert_eq!(gs.stack().stkbar_cap(), 0);
-        assert_eq!(mark(&prog, &mut gs, StackBarrierMode::Off), 0);
+        let (big, mid, tiny) = (
+            f(&prog, "main.big"),
+            f(&prog, "main.mid"),
+            f(&prog, "main.tiny"),
+        );
+        let mut every = pool(StackBarrierMode::EVERY_FRAME);
+        // A lone frame is the running one: nothing, even with a barrier on every frame.
+        let mut gs = goroutine(&prog, &mut every, &[big]);
+        assert_eq!(mark(&prog, &mut gs, StackBarrierMode::EVERY_FRAME), 0);
         assert_eq!(gs.rescan_limit(), None);
+        // Two frames: only the outer one (tiny [0, 16), big [16, 1040) with its slot at 1032).
+        let mut gs = goroutine(&prog, &mut every, &[big, tiny]);
+        assert_eq!(mark(&prog, &mut gs, StackBarrierMode::EVERY_FRAME), 1);
+        let sp0 = gs.sp();
+        assert_eq!(barrier_offsets(&gs, sp0), vec![1032]);
+        assert_eq!(barriered_frames(&prog, &gs), 1);
+        assert_eq!(gs.frames(&prog).next().unwrap().unwrap().stkbar, None);
+        // Frame 0 alone crosses the offset (big [0, 1024), its slot at 1016 >= 512): the first
+        // barrier goes on frame 1 (mid [1024, 1088), slot 1080), the next on the first slot at or
+        // above 1024 after it (mid [1088, 1152), slot 1144).
+        let mode = StackBarrierMode::On { first_offset: 512 };
+        let mut pool = pool(mode);
+        let mut gs = goroutine(&prog, &mut pool, &[mid, mid, big]);
+        assert_eq!(mark(&prog, &mut gs, mode), 2);
+        let sp0 = gs.sp();
+        assert_eq!(barrier_offsets(&gs, sp0), vec![1080, 1144]);
+        assert_eq!(gs.rescan_limit(), Some(sp0.add(1080)));
     }
 
     #[test]
-    fn the_outermost_frame_never_gets_a_barrier() {
+    fn the_outermost_user_frame_gets_a_barrier_when_it_crosses_the_offset() {
+        let prog = program();
+        let (big, tiny) = (f(&prog, "main.big"), f(&prog, "main.tiny"));
+        let mode = StackBarrierMode::On { first_offset: 512 };
+        let mut pool = pool(mode);
+        // tiny [0, 16), then the outermost big [16, 1040) with its slot at 1032 >= 512.
+        let mut gs = goroutine(&prog, &mut pool, &[big, tiny]);
+        assert_eq!(mark(&prog, &mut gs, mode), 1);
+        let hi = gs.stack().hi();
+        let bar = gs.stkbar().next().unwrap();
+        assert_eq!(bar.saved_lr_ptr, hi.sub(8));
+        assert_eq!(bar.saved_lr_val, prog.goexit_return_pc());
+        assert_eq!(gs.read(hi.sub(8)).unwrap(), prog.stack_barrier_pc().0);
+        let frames: Vec<_> = gs.frames(&prog).map(Result::unwrap).collect();
+        assert_eq!(frames[1].stkbar, Some(0));
+        assert_eq!(frames[1].lr, prog.goexit_return_pc(), "seen through");
+
+        // The goroutine's final return goes through the trampoline and exits; a profiling signal
+        // inside the trampoline sees an empty stack, before and after stkbar_pos moves.
+        assert_eq!(gs.ret(&prog).unwrap(), Ret::Returned { hit_barrier: false });
+        let mut seen = Vec::new();
+        let mut sig = |gs: &GStack, _: crate::signal::MidOp| {
+            assert_eq!((gs.pc(), gs.sp()), (prog.stack_barrier_pc(), hi));
+            let walk: Result<Vec<_>, _> = gs.frames(&prog).collect();
+            seen.push((gs.stkbar_pos(), walk.map(|w| w.len()).ok()));
+        };
+        assert_eq!(gs.ret_with_signals(&prog, &mut sig).unwrap(), Ret::Exited);
+        assert_eq!(seen, [(0, Some(0)), (1, Some(0))]);
+        assert_eq!((gs.pc(), gs.sp()), (prog.goexit_return_pc(), hi));
+        assert!(gs.is_empty());
+        assert_eq!(gs.rescan_limit(), None);
+        let c = gs.counters();
+        assert_eq!((c.installed, c.hit, c.unwound, c.removed), (1, 1, 0, 0));
+
+        // With a barrier on every frame, two 16-byte frames get one: on the outermost frame, not
+        // on the running one as before.
+        let mut every = crate::testutil::pool(StackBarrierMode::EVERY_FRAME);
+        let mut gs = goroutine(&prog, &mut every, &[tiny, tiny]);
+        assert_eq!(mark(&prog, &mut gs, StackBarrierMode::EVERY_FRAME), 1);
+        assert_eq!(gs.rescan_limit(), Some(gs.stack().hi().sub(8)));
+    }
+
+    #[test]
+    fn unwind_barriers_at_goroutine_exit_passes_the_outermost_barrier() {
+        // A goroutine that exits with frames left (the runtime's goexit from a deep frame) passes
+        // every barrier, the outermost frame's included, with unwind_barriers(hi).
         let prog = program();
         let mut pool = pool(StackBarrierMode::EVERY_FRAME);
-        let mut gs = goroutine(&prog, &mut pool, &[f(&prog, "main.big")]);
-        assert_eq!(mark(&prog, &mut gs, StackBarrierMode::EVERY_FRAME), 0);
-        let mut gs = goroutine(
-            &prog,
-            &mut pool,
-            &[f(&prog, "main.big"), f(&prog, "main.tiny")],
-        );
-        assert_eq!(
-            mark(&prog, &mut gs, StackBarrierMode::On { first_offset: 512 }),
-            0,
-            "the only frame past the offset is the outermost"
-        );
+        let mut gs = goroutine(&prog, &mut pool, &chain_of(&prog, "main.mid", 4));
+        let before = live_words(&gs);
+        assert_eq!(mark(&prog, &mut gs, StackBarrierMode::EVERY_FRAME), 3);
+        let hi = gs.stack().hi();
+        // Frames 1, 2, 3 at [64, 128), [128, 192), [192, 256) above the SP, hi = SP + 256.
+        assert_eq!(gs.rescan_limit(), Some(hi.sub(256 - 120)));
+        assert_eq!(gs.stkbar().last().unwrap().saved_lr_ptr, hi.sub(8));
+        assert_eq!(gs.unwind_barriers(&prog, hi).unwrap(), 3);
+        assert_eq!(gs.stkbar_pos(), gs.stkbar_len());
+        assert_eq!(live_words(&gs), before, "every slot restored, goexit's too");
+        let c = gs.counters();
+        assert_eq!((c.installed, c.hit, c.unwound, c.removed), (3, 0, 3, 0));
+    }
+
+    #[test]
+    fn off_reserves_the_array_go_reserves() {
+        let prog = program();
+        let mut off = pool(StackBarrierMode::Off);
+        let mut go = pool(StackBarrierMode::GO);
+        for n in [2048, 4096, 8192, 1 << 20, 1 << 30] {
+            assert_eq!(
+                StackBarrierMode::Off.max_stack_barriers(n),
+                max_stack_barriers(n, FIRST_STACK_BARRIER_OFFSET)
+            );
+            assert_eq!(off.stkbar_cap(n), go.stkbar_cap(n));
+            assert_eq!(off.usable_size(n), go.usable_size(n));
+        }
+        // 30 frames of 64 bytes: 2 KiB (2016 usable) stops at 21 frames (its SP 672 above lo), so
+        // the stack grows to 4 KiB with 3 entries.
+        let mut gs = goroutine(&prog, &mut off, &chain_of(&prog, "main.mid", 30));
+        assert_eq!(gs.stack().alloc_size(), 4096);
+        assert_eq!(gs.stack().stkbar_cap(), 3);
+        assert_eq!(gs.stack().usable(), 4096 - 3 * 16);
+        assert_eq!(off.stats().stkbar_reserved_bytes, 48);
+        // ...and installs nothing.
+        assert_eq!(mark(&prog, &mut gs, StackBarrierMode::Off), 0);
+        assert_eq!(gs.rescan_limit(), None);
+        // The same stack under Go's pool is laid out the same, and a scan in Go's mode puts its
+        // one barrier on the first slot at or above 1024 (frame 16, slot 1080).
+        let mut twin = goroutine(&prog, &mut go, &chain_of(&prog, "main.mid", 30));
+        assert_eq!(twin.stack().usable(), gs.stack().usable());
+        assert_eq!(mark(&prog, &mut twin, StackBarrierMode::GO), 1);
+        assert_eq!(barrier_offsets(&twin, twin.sp()), vec![1080]);
     }
 
     #[test]
     fn installation_stops_when_the_stkbar_array_is_full() {
         let prog = program();
-        // A pool sized for offset 4096 gives a 2 KiB stack a single entry...
+        // A pool sized for offset 4096 gives a 4 KiB stack a single entry (60 frames of 32 bytes
+        // outgrow 2 KiB at 42: its SP would be 720 above lo)...
         let mut pool = pool(StackBarrierMode::On { first_offset: 4096 });
         let mut gs = goroutine(&prog, &mut pool, &chain_of(&prog, "main.leaf", 60));
         let cap = gs.stack().stkbar_cap();
         assert_eq!(cap, 1);
-        // ...so a scan that would put one on every frame installs exactly one.
+        assert_eq!(gs.stack().alloc_size(), 4096);
+        // ...so a scan that would put one on every frame installs exactly one, on frame 1.
         assert_eq!(mark(&prog, &mut gs, StackBarrierMode::EVERY_FRAME), cap);
+        assert_eq!(gs.rescan_limit(), Some(gs.sp().add(32 + 24)));
         assert_eq!(gs.stkbar_len(), cap);
         assert_eq!(barriered_frames(&prog, &gs), cap);
     }
@@ -457,16 +601,21 @@ mod tests {
     #[test]
     fn a_return_through_a_barrier_hits_it_and_continues_at_the_saved_pc() {
         let prog = program();
+        // tiny (running, no barrier) → leaf → mid (outermost): barriers on leaf and mid.
         let (_pool, mut gs) = three_frames(&prog, StackBarrierMode::EVERY_FRAME);
-        mark(&prog, &mut gs, StackBarrierMode::EVERY_FRAME);
+        assert_eq!(mark(&prog, &mut gs, StackBarrierMode::EVERY_FRAME), 2);
+        assert_eq!(gs.ret(&prog).unwrap(), Ret::Returned { hit_barrier: false });
+        assert_eq!(gs.stkbar_pos(), 0);
         let saved = gs.stkbar().next().unwrap().saved_lr_val;
         assert_eq!(gs.ret(&prog).unwrap(), Ret::Returned { hit_barrier: true });
         assert_eq!(gs.pc(), saved);
         assert_eq!(gs.stkbar_pos(), 1);
-        assert_eq!(gs.ret(&prog).unwrap(), Ret::Returned { hit_barrier: true });
+        assert_eq!(gs.rescan_limit(), Some(gs.stack().hi().sub(8)));
+        // The outermost frame's barrier: hit, continuing at goexit + 1, which exits.
+        assert_eq!(gs.ret(&prog).unwrap(), Ret::Exited);
+        assert_eq!(gs.pc(), prog.goexit_return_pc());
         assert_eq!(gs.stkbar_pos(), 2);
         assert_eq!(gs.rescan_limit(), None, "every barrier hit: re-scan all");
-        assert_eq!(gs.ret(&prog).unwrap(), Ret::Exited);
         let c = gs.counters();
         assert_eq!((c.installed, c.hit, c.unwound, c.removed), (2, 2, 0, 0));
     }
@@ -478,7 +627,9 @@ mod tests {
         mark(&prog, &mut gs, StackBarrierMode::EVERY_FRAME);
         let err = gs.stack_barrier_hit(gs.sp()).unwrap_err();
         assert!(matches!(err, StackError::StackBarrierLost { .. }), "{err}");
-        // A stkbar_pos pointing at the wrong entry makes the next return fail the same way.
+        // A stkbar_pos pointing at the wrong entry makes the next return through a barrier
+        // (leaf's, after tiny's plain return) fail the same way.
+        assert_eq!(gs.ret(&prog).unwrap(), Ret::Returned { hit_barrier: false });
         gs.stkbar_pos = 1;
         let err = gs.ret(&prog).unwrap_err();
         assert!(err.to_string().contains("stack barrier lost"), "{err}");
@@ -499,12 +650,10 @@ mod tests {
             let n = mark(&prog, &mut gs, mode);
             assert!(n > 2);
             assert_ne!(live_words(&gs), before);
-            assert_eq!(
-                gs.ret(&prog).unwrap(),
-                Ret::Returned {
-                    hit_barrier: mode == StackBarrierMode::EVERY_FRAME
-                }
-            );
+            // Frame 0 (tiny) never has a barrier; frame 1 (big, its slot 1032 above the SP) has
+            // one in both modes.
+            assert_eq!(gs.ret(&prog).unwrap(), Ret::Returned { hit_barrier: false });
+            assert_eq!(gs.ret(&prog).unwrap(), Ret::Returned { hit_barrier: true });
             let twin_before: Vec<u64> = before[before.len() - live_words(&gs).len()..].to_vec();
             assert_eq!(
                 gs.remove_stack_barriers(&prog).unwrap(),
@@ -584,6 +733,12 @@ mod tests {
         let mut gs = goroutine(&prog, &mut pool, &chain_of(&prog, "main.mid", 3));
         assert_eq!(gs.stkbars_string(None), "[ @@@]");
         mark(&prog, &mut gs, StackBarrierMode::EVERY_FRAME);
+        assert_eq!(gs.stkbar_len(), 2, "frames 1 and 2");
+        gs.ret(&prog).unwrap();
+        assert!(
+            gs.stkbars_string(None).starts_with("[@@@ *"),
+            "a plain return hits nothing"
+        );
         gs.ret(&prog).unwrap();
         let s = gs.stkbars_string(Some(0));
         let b: Vec<Stkbar> = gs.stkbar().collect();
@@ -630,7 +785,14 @@ mod tests {
         assert_eq!(StackBarrierMode::Off.to_string(), "off");
         assert_eq!(StackBarrierMode::EVERY_FRAME.to_string(), "all");
         assert_eq!(StackBarrierMode::GO.to_string(), "1024");
-        assert_eq!(StackBarrierMode::Off.max_stack_barriers(1 << 20), 0);
+        assert_eq!(StackBarrierMode::Off.max_stack_barriers(1 << 20), 11);
+        assert_eq!(
+            StackBarrierMode::GO,
+            StackBarrierMode::On {
+                first_offset: FIRST_STACK_BARRIER_OFFSET
+            }
+        );
+        assert_eq!(FIRST_STACK_BARRIER_OFFSET, 1024);
         assert_eq!(
             StackBarrierMode::GO.max_stack_barriers(8192),
             max_stack_barriers(8192, 1024)

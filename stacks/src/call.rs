@@ -10,11 +10,17 @@
 //!
 //! * `call` (amd64 shape): the callee's frame is pushed below the SP; its top word gets the return PC
 //!   of the caller's call site; its other words are zeroed (Go's compiler zeroes pointer slots before
-//!   a safe point can see them). A call that does not fit reports [`Call::MoreStack`], and the caller
-//!   grows the stack with `newstack` (copystack) and calls again — Go's `morestack` path.
+//!   a safe point can see them). First the callee's prologue check runs as Go's does on amd64
+//!   (`Stack::prologue_check`: the SP after the CALL, less the part of the frame beyond
+//!   `STACK_SMALL`, must stay above `stackguard0 = lo + STACK_GUARD`). A call that fails it pushes
+//!   nothing and reports [`Call::MoreStack`]; the caller runs `newstack` — one doubling, one
+//!   copystack — and calls again, as many trips as it takes: Go's `morestack` path, after which the
+//!   function re-runs its prologue. A frame that passes leaves more than `STACK_LIMIT` bytes below
+//!   it.
 //! * `ret`: pops the running frame and continues at the return PC in its top word; if that is the
 //!   `stackBarrier` PC, the trampoline runs ([`GStack::stack_barrier_hit`]) and supplies the real
-//!   PC. Returning to `goexit + 1` ends the goroutine.
+//!   PC. Returning to `goexit + 1` ends the goroutine, through a barrier too: the outermost frame
+//!   may carry one.
 //! * `unwind_frames`: a panic unwinding several frames at once. The frames vanish without returning,
 //!   so the barriers on them are first marked hit (`gcUnwindBarriers`).
 //! * `runtime_bulk_write`: the runtime copying words into an outer frame without a pointer bitmap
@@ -33,10 +39,12 @@ use crate::stack::{GStack, Gobuf};
 pub enum Call {
     /// The callee's frame was pushed and the callee is running.
     Pushed,
-    /// The frame does not fit: the stack must grow by at least `needed` bytes below the SP
-    /// (`newstack`), then the call is repeated.
+    /// The callee's prologue check against `stackguard0` failed (see
+    /// [`Stack::prologue_check`](crate::stack::Stack::prologue_check)): nothing was pushed. The
+    /// caller runs [`GStack::newstack`] (Go's `morestack` → `newstack`: one doubling, one
+    /// copystack) and repeats the call, which may ask again.
     MoreStack {
-        /// Bytes the callee's frame needs below the SP.
+        /// The callee's frame size: the bytes it takes below the SP, return PC included.
         needed: usize,
     },
 }
@@ -100,7 +108,10 @@ impl GStack {
     }
 
     /// Calls `callee` from call site `site` of the running function (or as the outermost frame of an
-    /// empty stack).
+    /// empty stack). Returns [`Call::MoreStack`], pushing nothing, exactly when the callee's
+    /// prologue would call `morestack` (see [`Stack::prologue_check`]).
+    ///
+    /// [`Stack::prologue_check`]: crate::stack::Stack::prologue_check
     pub fn call(&mut self, prog: &Program, callee: FuncId, site: u32) -> Result<Call, StackError> {
         let ret_pc = if self.is_empty() {
             prog.goexit_return_pc()
@@ -112,8 +123,7 @@ impl GStack {
             return Err(self.frame_op_error(format!("cannot call runtime function {}", f.name)));
         }
         let sp = self.sched.sp;
-        let room = sp.offset_from(self.stack.lo());
-        if room < f.frame_size {
+        if !self.stack.prologue_check(sp, f.frame_size) {
             return Ok(Call::MoreStack {
                 needed: f.frame_size,
             });
@@ -334,7 +344,7 @@ impl GStack {
 mod tests {
     use super::*;
     use crate::barrier::StackBarrierMode;
-    use crate::stack::GStack;
+    use crate::stack::{GStack, STACK_BIG, STACK_LIMIT};
     use crate::testutil::{f, goroutine, mark, pool, program};
 
     #[test]
@@ -391,22 +401,125 @@ mod tests {
     }
 
     #[test]
-    fn a_call_that_does_not_fit_asks_for_more_stack() {
+    fn a_call_past_the_stack_guard_asks_for_more_stack() {
         let prog = program();
         let mut pool = pool(StackBarrierMode::GO);
         let big = f(&prog, "main.big");
+        // A 2 KiB stack keeps 2 stkbar entries: [lo, lo+2016).
         let mut gs = GStack::new(9, pool.stackalloc(2048).unwrap(), &prog);
+        assert_eq!(gs.stack().usable(), 2016);
+        // From lo+2016: 2016 - 8 - (1016 - 128) = 1120 above lo, over the guard at 720.
         assert_eq!(gs.call(&prog, big, 0).unwrap(), Call::Pushed);
         let sp = gs.sp();
+        assert_eq!(sp, gs.stack().lo().add(992));
+        // From lo+992: 992 - 896 = 96, at or below the guard, though the frame would fit.
         assert_eq!(
             gs.call(&prog, big, 0).unwrap(),
             Call::MoreStack { needed: 1024 }
         );
         assert_eq!(gs.sp(), sp, "nothing was pushed");
-        let size = gs.newstack(&mut pool, &prog, 1024).unwrap();
+        let size = gs.newstack(&mut pool, &prog).unwrap();
         assert_eq!(size, 4096);
         assert_eq!(gs.call(&prog, big, 0).unwrap(), Call::Pushed);
         assert_eq!(gs.traceback(&prog).unwrap(), vec![big, big]);
+    }
+
+    /// A goroutine on a fresh stack of `alloc` bytes that has called a `filler`-byte frame, then
+    /// calls a `frame`-byte one: whether that call pushes.
+    fn pushes_after(alloc: usize, filler: usize, frame: usize) -> bool {
+        let prog = Program::builder()
+            .func_with_pointers("main.filler", filler, &[])
+            .func_with_pointers("main.callee", frame, &[])
+            .build()
+            .unwrap();
+        let mut pool = pool(StackBarrierMode::GO);
+        let mut gs = GStack::new(1, pool.stackalloc(alloc).unwrap(), &prog);
+        let callee = f(&prog, "main.callee");
+        assert_eq!(
+            gs.call(&prog, f(&prog, "main.filler"), 0).unwrap(),
+            Call::Pushed
+        );
+        let sp = gs.sp();
+        match gs.call(&prog, callee, 0).unwrap() {
+            Call::Pushed => {
+                assert!(
+                    gs.sp() > gs.stack().lo().add(STACK_LIMIT),
+                    "a frame that passes the check leaves STACK_LIMIT below it"
+                );
+                true
+            }
+            Call::MoreStack { needed } => {
+                assert_eq!((needed, gs.sp()), (frame, sp));
+                false
+            }
+        }
+    }
+
+    #[test]
+    fn growth_at_exactly_the_stack_guard_small_frame() {
+        // A 16-byte frame (8 without the return PC, at most STACK_SMALL): the prologue compares
+        // SP' = sp - 8 itself with stackguard0 = lo + 720. A 2 KiB stack is [lo, lo+2016).
+        // Filler 1280: sp = lo+736, SP' = lo+728, one word above the guard: pushes.
+        assert!(pushes_after(2048, 1280, 16));
+        // Filler 1288: SP' = lo+720 = stackguard0: morestack.
+        assert!(!pushes_after(2048, 1288, 16));
+        // The edge of the small form: fs = 128 exactly compares SP' too.
+        assert!(pushes_after(2048, 1280, 136));
+        assert!(!pushes_after(2048, 1288, 136));
+    }
+
+    #[test]
+    fn growth_at_exactly_the_stack_guard_big_frame() {
+        // A 264-byte frame (fs = 256 > STACK_SMALL): morestack when SP' - (256 - 128) <= lo + 720.
+        // Filler 1152: sp = lo+864, 864 - 8 - 128 = 728, one word above: pushes (SP ends at
+        // lo+600, above lo + STACK_LIMIT).
+        assert!(pushes_after(2048, 1152, 264));
+        // Filler 1160: 856 - 8 - 128 = 720: morestack.
+        assert!(!pushes_after(2048, 1160, 264));
+        // fs = 5000 > STACK_BIG, Go's wrap-safe form of the same inequality, on an 8 KiB stack
+        // ([lo, lo+8128)): filler 2520 leaves sp = lo+5608, 5608 - 8 - 4872 = 728: pushes;
+        // filler 2528: 720: morestack.
+        const { assert!(5000 > STACK_BIG) };
+        assert!(pushes_after(8192, 2520, 5008));
+        assert!(!pushes_after(8192, 2528, 5008));
+    }
+
+    #[test]
+    fn newstack_doubles_once_per_trip() {
+        let prog = Program::builder()
+            .func_with_pointers("main.f4000", 4000, &[0])
+            .build()
+            .unwrap();
+        let f4000 = f(&prog, "main.f4000");
+        let mut pool = pool(StackBarrierMode::GO);
+        let mut gs = GStack::new(1, pool.stackalloc(2048).unwrap(), &prog);
+        // fs = 3992: the check needs sp - 8 - 3864 > lo + 720, i.e. more than 4592 usable bytes
+        // above lo on an empty stack: not 2016 (2 KiB), not 4048 (4 KiB), but 8128 (8 KiB).
+        assert!(matches!(
+            gs.call(&prog, f4000, 0).unwrap(),
+            Call::MoreStack { needed: 4000 }
+        ));
+        assert_eq!(gs.newstack(&mut pool, &prog).unwrap(), 4096, "one doubling");
+        assert_eq!(pool.stats().free_bytes, 2048, "one copystack");
+        assert!(matches!(
+            gs.call(&prog, f4000, 0).unwrap(),
+            Call::MoreStack { .. }
+        ));
+        assert_eq!(
+            gs.newstack(&mut pool, &prog).unwrap(),
+            8192,
+            "a second trip"
+        );
+        assert_eq!(pool.stats().free_bytes, 2048 + 4096, "a second copystack");
+        assert_eq!(gs.call(&prog, f4000, 0).unwrap(), Call::Pushed);
+        // The interpreter's loop takes the same two trips.
+        let mut fresh = crate::testutil::pool(StackBarrierMode::GO);
+        let mut gs = GStack::new(1, fresh.stackalloc(2048).unwrap(), &prog);
+        assert_eq!(
+            crate::testutil::call(&prog, &mut fresh, &mut gs, f4000, 0),
+            2
+        );
+        assert_eq!(gs.stack().alloc_size(), 8192);
     }
 
     #[test]
@@ -451,9 +564,10 @@ mod tests {
         let mut gs = goroutine(&prog, &mut pool, &chain);
         mark(&prog, &mut gs, mode);
         let frames: Vec<_> = gs.frames(&prog).map(Result::unwrap).collect();
-        assert_eq!(gs.unwind_frames(&prog, 3).unwrap(), 3);
+        // Frames 1 and 2 carry barriers; frame 0, the running one, does not.
+        assert_eq!(gs.unwind_frames(&prog, 3).unwrap(), 2);
         assert_eq!((gs.sp(), gs.pc()), (frames[3].sp, frames[3].pc));
-        assert_eq!(gs.stkbar_pos(), 3);
+        assert_eq!(gs.stkbar_pos(), 2);
         assert_eq!(
             gs.traceback(&prog).unwrap(),
             frames[3..].iter().map(|fr| fr.func).collect::<Vec<_>>()
@@ -469,7 +583,7 @@ mod tests {
         );
         assert_eq!(gs.unwind_frames(&prog, 0).unwrap(), 0);
         let c = gs.counters();
-        assert_eq!((c.unwound, c.hit), (3, 1));
+        assert_eq!((c.unwound, c.hit), (2, 1));
     }
 
     #[test]
@@ -481,12 +595,13 @@ mod tests {
         let mut gs = goroutine(&prog, &mut pool, &chain);
         mark(&prog, &mut gs, mode);
         let frames: Vec<_> = gs.frames(&prog).map(Result::unwrap).collect();
-        // Write two words into frame 3's locals [sp+8, sp+24).
+        // Write two words into frame 3's locals [sp+8, sp+24): the barriers of frames 1 and 2
+        // lie below it.
         let dst = frames[3].sp.add(8);
         assert_eq!(
             gs.runtime_bulk_write(&prog, dst, &[0xc0_0000_0010, 7])
                 .unwrap(),
-            3
+            2
         );
         assert_eq!(gs.read(dst).unwrap(), 0xc0_0000_0010);
         assert_eq!(

@@ -18,16 +18,24 @@
 //! holds nothing to relocate. The move holds the stack-barrier lock, so a profiler never sees the
 //! stkbar array half migrated.
 //!
-//! Sizes. `newstack` doubles the allocation until the frame being pushed fits (each doubling is one
-//! trip through Go's `morestack`; the copy is done once) and fails past the pool's maximum.
-//! `shrinkstack` halves a stack using less than a quarter of it (Go 1.7), but never below
-//! `FIXED_STACK`, and never to a size whose stkbar array could not hold the barriers recorded.
+//! Sizes (Go 1.7's `newstack` and `shrinkstack`, linux/amd64). A call whose frame would take the
+//! SP to or below `stackguard0 = lo + STACK_GUARD` fails its prologue check ([`Call::MoreStack`]);
+//! `newstack` is then one trip through `morestack`: it doubles the allocation once, copies once,
+//! and the caller repeats the call, so a frame that needs `k` doublings takes `k` trips and `k`
+//! copies, as Go's function restarts its prologue after each `morestack`. Doubling past the pool's
+//! maximum is a stack overflow. `shrinkstack` halves the allocation, not below `FIXED_STACK`, when
+//! `used + STACK_LIMIT < usable / 4` (`used = hi - sp`, `usable = hi - lo`: Go counts the room a
+//! `NOSPLIT` chain may still take as in use). It also keeps a stack whose halved size could not
+//! hold `used` or the recorded stkbar entries — the one departure from Go, which has no such check
+//! and would throw in `copystack` (see [`GStack::shrinkstack`]).
+//!
+//! [`Call::MoreStack`]: crate::call::Call::MoreStack
 
 use crate::addr::{Addr, bad_pointer_value};
 use crate::code::Program;
 use crate::error::StackError;
 use crate::scan::scan_frames;
-use crate::stack::{FIXED_STACK, GStack, StackPool};
+use crate::stack::{FIXED_STACK, GStack, STACK_LIMIT, StackPool};
 
 impl GStack {
     /// Moves the goroutine to a fresh stack of `new_size` bytes from `pool`.
@@ -106,43 +114,53 @@ impl GStack {
         Ok(())
     }
 
-    /// Grows the stack so that `needed` more bytes fit below the SP (Go's `newstack`, reached from
-    /// `morestack`). Returns the new allocation size.
-    pub fn newstack(
-        &mut self,
-        pool: &mut StackPool,
-        prog: &Program,
-        needed: usize,
-    ) -> Result<usize, StackError> {
-        let want = self.used() + needed;
-        let mut size = self.stack.alloc_size();
-        while pool.usable_size(size) < want || pool.stkbar_cap(size) < self.stkbar_len {
-            size = match size.checked_mul(2) {
-                Some(s) if s <= pool.max_stack_size() => s,
-                _ => {
-                    return Err(StackError::StackOverflow {
-                        stack: self.id(),
-                        needed: size.saturating_mul(2),
-                        max: pool.max_stack_size(),
-                    });
-                }
-            };
-        }
-        self.copystack(pool, prog, size)?;
-        Ok(size)
+    /// One trip through Go's `morestack` → `newstack`: doubles the allocation once (one
+    /// [`GStack::copystack`]) and returns the new allocation size. A call that still fails its
+    /// prologue check after the move asks again, as Go's function restarts its prologue after
+    /// `morestack`; a frame needing `k` doublings takes `k` trips. Fails with
+    /// [`StackError::StackOverflow`], leaving the goroutine untouched, if the doubled size exceeds
+    /// the pool's maximum (Go's "goroutine stack exceeds … limit").
+    pub fn newstack(&mut self, pool: &mut StackPool, prog: &Program) -> Result<usize, StackError> {
+        let new_size = match self.stack.alloc_size().checked_mul(2) {
+            Some(s) if s <= pool.max_stack_size() => s,
+            _ => {
+                return Err(StackError::StackOverflow {
+                    stack: self.id(),
+                    needed: self.stack.alloc_size().saturating_mul(2),
+                    max: pool.max_stack_size(),
+                });
+            }
+        };
+        // A doubled stack always holds the used part and the recorded stkbar entries (both its
+        // usable size and its array only grow); copystack checks anyway.
+        self.copystack(pool, prog, new_size)?;
+        Ok(new_size)
     }
 
-    /// Halves the stack if it uses less than a quarter of it (Go 1.7's `shrinkstack`), keeping room
-    /// for the recorded barriers. Returns whether it moved.
+    /// Halves the stack if it uses less than a quarter of it (Go 1.7's `shrinkstack`). Returns
+    /// whether it moved.
+    ///
+    /// As Go: the new size is half the allocation, never below [`FIXED_STACK`]; the stack shrinks
+    /// only if `used + STACK_LIMIT < usable / 4`, with `used = hi - sp` and `usable = hi - lo`
+    /// (the stkbar array excluded, as Go's `gp.stack` excludes it), counting [`STACK_LIMIT`] as in
+    /// use so `NOSPLIT` chains keep their room. The one departure: it also refuses when the halved
+    /// stack's usable part could not hold `used` or its stkbar array the recorded entries (hit
+    /// ones included: the array keeps them until removal). Go 1.7 has no such check and would
+    /// crash in `copystack` there, slicing the new stkbar array past its capacity. With a positive
+    /// offset that does not arise — the `+ 1` in `gcMaxStackBarriers` leaves the halved array an
+    /// entry for every offset `first_offset·2^k` below the old size, and a stack that has not
+    /// shrunk since its scan holds no more barriers than that — but with a barrier on every frame
+    /// it does; here the stack just stays.
     pub fn shrinkstack(
         &mut self,
         pool: &mut StackPool,
         prog: &Program,
     ) -> Result<bool, StackError> {
         let new_size = self.stack.alloc_size() / 2;
+        let used = self.used();
         if new_size < FIXED_STACK
-            || self.used() >= self.stack.usable() / 4
-            || self.used() > pool.usable_size(new_size)
+            || used + STACK_LIMIT >= self.stack.usable() / 4
+            || used > pool.usable_size(new_size)
             || self.stkbar_len > pool.stkbar_cap(new_size)
         {
             return Ok(false);
@@ -234,7 +252,7 @@ mod tests {
             .map(|b| gs.stack().hi().offset_from(b.saved_lr_ptr))
             .collect();
         let old_hit: Vec<_> = gs.stkbar().take(old_pos).collect();
-        gs.newstack(&mut pool, &prog, 8192).unwrap();
+        assert_eq!(gs.newstack(&mut pool, &prog).unwrap(), 8192);
         assert_eq!((gs.stkbar_len(), gs.stkbar_pos()), (old_len, old_pos));
         let new_unhit: Vec<usize> = gs
             .stkbar()
@@ -266,23 +284,61 @@ mod tests {
     fn shrinking_halves_a_mostly_empty_stack() {
         let prog = program();
         let mut pool = pool(StackBarrierMode::GO);
-        let mut gs = linked(&prog, &mut pool, 200); // 6400 bytes: an 8 KiB stack
+        // 6400 bytes of frames: 2 KiB stops at 41 frames (SP 736 above lo), 4 KiB at 104 (752),
+        // so the stack ends at 8 KiB: 8128 usable bytes, a quarter is 2032.
+        let mut gs = linked(&prog, &mut pool, 200);
         assert_eq!(gs.stack().alloc_size(), 8192);
+        assert_eq!(gs.stack().usable(), 8128);
         assert!(
             !gs.shrinkstack(&mut pool, &prog).unwrap(),
             "uses more than a quarter"
         );
+        // 50 frames: 1600 + 592 = 2192 is not below 2032, though 1600 alone would be.
         for _ in 0..150 {
             gs.ret(&prog).unwrap();
         }
-        assert!(gs.used() < gs.stack().usable() / 4);
+        assert!(
+            !gs.shrinkstack(&mut pool, &prog).unwrap(),
+            "STACK_LIMIT counts"
+        );
+        // 44 frames: 1408 + 592 = 2000 < 2032.
+        for _ in 0..6 {
+            gs.ret(&prog).unwrap();
+        }
         assert!(gs.shrinkstack(&mut pool, &prog).unwrap());
         assert_eq!(gs.stack().alloc_size(), 4096);
         check_linked(&prog, &gs);
         assert!(
             !gs.shrinkstack(&mut pool, &prog).unwrap(),
-            "1600 of 4048 usable bytes is over a quarter"
+            "2000 is over a quarter of 4048 usable bytes"
         );
+    }
+
+    #[test]
+    fn shrink_exactly_at_the_stack_limit_threshold() {
+        // One frame of `used` bytes on an 8 KiB stack (8128 usable, a quarter 2032): it shrinks iff
+        // used + 592 < 2032, i.e. used < 1440.
+        let prog = Program::builder()
+            .func_with_pointers("main.f1432", 1432, &[])
+            .func_with_pointers("main.f1440", 1440, &[])
+            .func_with_pointers("main.f1448", 1448, &[])
+            .build()
+            .unwrap();
+        for (used, shrinks) in [(1432, true), (1440, false), (1448, false)] {
+            let mut pool = pool(StackBarrierMode::GO);
+            let mut gs = GStack::new(1, pool.stackalloc(8192).unwrap(), &prog);
+            let func = f(&prog, &format!("main.f{used}"));
+            assert_eq!(gs.call(&prog, func, 0).unwrap(), crate::call::Call::Pushed);
+            assert_eq!(gs.used(), used);
+            assert_eq!(gs.stack().usable() / 4, 2032);
+            assert_eq!(
+                gs.shrinkstack(&mut pool, &prog).unwrap(),
+                shrinks,
+                "used {used}: {used} + STACK_LIMIT vs 2032"
+            );
+            assert_eq!(gs.stack().alloc_size(), if shrinks { 4096 } else { 8192 });
+            assert_eq!(gs.traceback(&prog).unwrap(), vec![func]);
+        }
     }
 
     #[test]
@@ -291,30 +347,35 @@ mod tests {
         let mode = StackBarrierMode::EVERY_FRAME;
         let mut pool = pool(mode);
         let tiny = f(&prog, "main.tiny");
-        // 100 frames of 16 bytes: 1600 bytes in a 4 KiB stack (2 KiB usable, 128 entries).
-        let mut gs = goroutine(&prog, &mut pool, &vec![tiny; 100]);
-        assert_eq!(gs.stack().alloc_size(), 4096);
+        // 200 frames of 16 bytes: 3200 bytes. Half of each allocation is stkbar array, so 2 KiB
+        // (1024 usable) stops at 19 frames, 4 KiB (2048) at 83, and the stack ends at 8 KiB: 4096
+        // usable bytes, 256 entries.
+        let mut gs = goroutine(&prog, &mut pool, &vec![tiny; 200]);
+        assert_eq!(gs.stack().alloc_size(), 8192);
         assert_eq!(
             scanstack(&prog, &mut gs, ScanKind::Mark(mode), |_, _| {})
                 .unwrap()
                 .barriers_installed,
-            99
+            199,
+            "every frame but the running one"
         );
-        for _ in 0..80 {
+        for _ in 0..174 {
             gs.ret(&prog).unwrap();
         }
-        // 320 bytes used of 2048: under a quarter, but the 99 entries (hit ones count: the array
-        // keeps them) do not fit a 2 KiB stack's 64.
-        assert!(gs.used() < gs.stack().usable() / 4);
-        assert_eq!(pool.stkbar_cap(2048), 64);
+        // 26 frames, 416 bytes: 416 + 592 = 1008 < 4096 / 4, and 416 fits the halved stack's
+        // 2048 usable bytes; but the 199 entries (hit ones count: the array keeps them) do not fit
+        // a 4 KiB stack's 128.
+        assert_eq!(gs.used(), 416);
+        assert!(gs.used() + STACK_LIMIT < gs.stack().usable() / 4);
+        assert_eq!(pool.stkbar_cap(4096), 128);
         assert!(!gs.shrinkstack(&mut pool, &prog).unwrap());
-        let err = gs.copystack(&mut pool, &prog, 2048).unwrap_err();
+        let err = gs.copystack(&mut pool, &prog, 4096).unwrap_err();
         assert!(
             matches!(
                 err,
                 StackError::StackTooSmall {
-                    stkbars: 99,
-                    cap: 64,
+                    stkbars: 199,
+                    cap: 128,
                     ..
                 }
             ),
@@ -323,19 +384,24 @@ mod tests {
         // Once the barriers are removed the stack shrinks.
         gs.remove_stack_barriers(&prog).unwrap();
         assert!(gs.shrinkstack(&mut pool, &prog).unwrap());
+        assert_eq!(gs.stack().alloc_size(), 4096);
     }
 
     #[test]
     fn growth_past_the_maximum_is_a_stack_overflow() {
         let prog = program();
         let mut pool = StackPool::with_max_stack_size(StackBarrierMode::GO, 4096);
-        let mut gs = goroutine(&prog, &mut pool, &[f(&prog, "main.big"); 3]);
         let big = f(&prog, "main.big");
+        // Three 1 KiB frames on a 4 KiB stack (4048 usable): the SP is 976 above lo, and a fourth
+        // call's check, 976 - 8 - (1016 - 128) = 80 above lo, is below the guard at 720.
+        let mut gs = goroutine(&prog, &mut pool, &[big; 3]);
+        assert_eq!(gs.stack().alloc_size(), 4096);
         assert_eq!(
             gs.call(&prog, big, 0).unwrap(),
             crate::call::Call::MoreStack { needed: 1024 }
         );
-        let err = gs.newstack(&mut pool, &prog, 1024).unwrap_err();
+        let lo = gs.stack().lo();
+        let err = gs.newstack(&mut pool, &prog).unwrap_err();
         assert!(
             matches!(
                 err,
@@ -347,11 +413,43 @@ mod tests {
             ),
             "{err}"
         );
+        assert_eq!(gs.stack().lo(), lo, "the goroutine is untouched");
+        assert_eq!(gs.traceback(&prog).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn copystack_migrates_a_barrier_on_the_outermost_frame() {
+        let prog = program();
+        let mode = StackBarrierMode::EVERY_FRAME;
+        let mut pool = pool(mode);
+        let mut gs = linked(&prog, &mut pool, 3);
         assert_eq!(
-            gs.traceback(&prog).unwrap().len(),
-            3,
-            "the goroutine is untouched"
+            scanstack(&prog, &mut gs, ScanKind::Mark(mode), |_, _| {})
+                .unwrap()
+                .barriers_installed,
+            2
         );
+        let top = gs.stkbar().last().unwrap();
+        assert_eq!(top.saved_lr_ptr, gs.stack().hi().sub(8));
+        assert_eq!(top.saved_lr_val, prog.goexit_return_pc());
+        let size = gs.newstack(&mut pool, &prog).unwrap();
+        assert_eq!(size, 4096);
+        let top = gs.stkbar().last().unwrap();
+        assert_eq!(
+            top.saved_lr_ptr,
+            gs.stack().hi().sub(8),
+            "moved with the stack"
+        );
+        assert_eq!(
+            gs.read(top.saved_lr_ptr).unwrap(),
+            prog.stack_barrier_pc().0
+        );
+        check_linked(&prog, &gs);
+        assert_eq!(gs.ret(&prog).unwrap(), Ret::Returned { hit_barrier: false });
+        assert_eq!(gs.ret(&prog).unwrap(), Ret::Returned { hit_barrier: true });
+        assert_eq!(gs.ret(&prog).unwrap(), Ret::Exited);
+        assert_eq!(gs.counters().hit, 2);
+        assert!(gs.is_empty());
     }
 
     #[test]

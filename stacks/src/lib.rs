@@ -7,7 +7,10 @@
 //! the machinery of Go's `mstkbar.go` and `stack.go`: the stkbar array carved from the top of every
 //! stack allocation (seed 002), barrier installation during a concurrent scan, the trampoline's hit
 //! handler, `gcUnwindBarriers`, the re-scan bound, removal, an unwinder that sees through barriers,
-//! and `copystack` that migrates barriers when a stack moves.
+//! and `copystack` that migrates barriers when a stack moves. Barrier placement and stack geometry
+//! follow Go 1.7 on linux/amd64 exactly: no barrier on the running frame, the outermost frame
+//! barriered like any other, growth when a prologue's check against `stackguard0` fails (one
+//! doubling per `morestack`), and `shrinkstack`'s quarter rule counting `_StackLimit` as used.
 //!
 //! Modules, in the order a reader meets the concepts:
 //! * [`addr`] — `Addr` and `Pc`, the two kinds of word;
@@ -38,7 +41,7 @@ pub mod unwind;
 mod testutil;
 
 pub use addr::{Addr, MIN_VALID_POINTER, POISON_GC, POISON_STACK, Pc, WORD, bad_pointer_value};
-pub use barrier::{StackBarrierMode, StkbarCounters};
+pub use barrier::{FIRST_STACK_BARRIER_OFFSET, StackBarrierMode, StkbarCounters};
 pub use call::{Call, Ret};
 pub use code::{Func, FuncId, FuncKind, Program, RandomProgram};
 pub use error::{StackError, StackId};

@@ -8,9 +8,10 @@
 //! Three kinds of scan, as Go's `scanstack` distinguishes them by GC phase:
 //! * [`ScanKind::Mark`] — the concurrent scan. It first removes any stale barriers a previous cycle
 //!   left, scans every frame, and installs new barriers where [`StackBarrierMode`] places them
-//!   (`first_offset·2^n` above the SP). The frames are walked once; the placement notes which
-//!   return-PC slots to take, and the barriers are written after the walk, under the stack-barrier
-//!   lock held throughout.
+//!   (the first slots at least `first_offset·2^n` above the SP, never the running frame's, the
+//!   outermost frame's included; see `barrier`). The frames are walked once; the placement notes
+//!   which return-PC slots to take, and the barriers are written after the walk, under the
+//!   stack-barrier lock held throughout.
 //! * [`ScanKind::Rescan`] — mark termination after a concurrent scan: the frames up to and including
 //!   the one holding the lowest un-hit barrier's slot, or all of them if every barrier was hit. It
 //!   installs nothing.
@@ -131,7 +132,7 @@ fn scan_and_install(
 ) -> Result<ScanStats, StackError> {
     let stale = gs.remove_stack_barriers_locked(prog, sig)?;
 
-    let mut placement = BarrierPlacement::new(mode, gs.sp(), gs.stack().stkbar_cap(), prog);
+    let mut placement = BarrierPlacement::new(mode, gs.sp(), gs.stack().stkbar_cap());
     let mut slots: SmallVec<[Addr; 24]> = SmallVec::new();
     let mut stats = scan_frames(
         prog,
@@ -254,5 +255,34 @@ mod tests {
         assert_eq!(gs.rescan_limit(), None);
         let rescan = scanstack(&prog, &mut gs, ScanKind::Rescan, |_, _| {}).unwrap();
         assert_eq!((rescan.frames, rescan.bytes), (7, 224));
+    }
+
+    #[test]
+    fn a_rescan_reaches_past_frame_zero_when_it_alone_crosses_the_offset() {
+        // Frame 0 is big [0, 1024): its slot, 1016 above the SP, is past the 512-byte offset, but
+        // the running frame never gets a barrier, so the first one lands on frame 1 (mid
+        // [1024, 1088)) and a re-scan covers size(frame 0) + size(F) = 1088 bytes, more than
+        // max(2x, first_offset) + size(F) = 576: the bound needs its frame-0 term.
+        let prog = program();
+        let mode = StackBarrierMode::On { first_offset: 512 };
+        let mut pool = pool(mode);
+        let (mid, big) = (f(&prog, "main.mid"), f(&prog, "main.big"));
+        let mut gs = goroutine(&prog, &mut pool, &[mid, mid, mid, big]);
+        let sp0 = gs.sp();
+        let stats = scanstack(&prog, &mut gs, ScanKind::Mark(mode), |_, _| {}).unwrap();
+        assert_eq!(
+            stats.barriers_installed, 2,
+            "slots 1080 and 1144; 1208 < 2048"
+        );
+        assert_eq!(gs.rescan_limit(), Some(sp0.add(1080)));
+        let rescan = scanstack(&prog, &mut gs, ScanKind::Rescan, |_, _| {}).unwrap();
+        assert_eq!((rescan.frames, rescan.bytes), (2, 1024 + 64));
+        // After big returns (x = 1016) and a 32-byte frame is called, the re-scan covers that
+        // frame and F: 96 bytes, within (sp0 - sp) + max(2x, 512, 1024) + 64 = -992 + 2032 + 64.
+        gs.ret(&prog).unwrap();
+        crate::testutil::call(&prog, &mut pool, &mut gs, f(&prog, "main.leaf"), 0);
+        assert_eq!(gs.sp(), sp0.add(1024 - 32));
+        let rescan = scanstack(&prog, &mut gs, ScanKind::Rescan, |_, _| {}).unwrap();
+        assert_eq!((rescan.frames, rescan.bytes), (2, 32 + 64));
     }
 }

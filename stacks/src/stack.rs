@@ -17,6 +17,15 @@
 //! reuses freed stacks of the same order, and carves new ones from a bump pointer in the stack
 //! segment, each aligned to its size. How many stkbar entries to reserve is a property of the pool
 //! (its [`StackBarrierMode`]): every stack it hands out carries the same, size-determined array.
+//! Mode `Off` reserves what Go's default offset does, since Go's `gcstackbarrieroff` leaves
+//! `firstStackBarrierOffset`, and so `gcMaxStackBarriers`, alone.
+//!
+//! Stack guard (Go's linux/amd64 constants). A goroutine's `stackguard0` is [`STACK_GUARD`] bytes
+//! above `lo`, the lowest address of the allocation (not of the usable stack's top: the stkbar
+//! array is carved from the other end). A call proceeds only if the callee's prologue check
+//! against it passes ([`Stack::prologue_check`]), so a frame never ends within [`STACK_LIMIT`]
+//! bytes of `lo`: Go keeps that room for chains of `NOSPLIT` functions, and `shrinkstack` counts
+//! it as in use.
 //!
 //! Ownership (the concurrency contract). A [`GStack`] is plain data with no interior mutability
 //! except its stack-barrier lock. The runtime built on this crate must give exactly one party `&mut`
@@ -43,6 +52,20 @@ pub const STACK_BASE: Addr = Addr(0xc8_0000_0000);
 pub const STACK_END: Addr = Addr(0xd8_0000_0000);
 /// Smallest stack allocation (Go's `_FixedStack` on linux/amd64).
 pub const FIXED_STACK: usize = 2048;
+/// Go's `_StackGuard` on linux/amd64: a goroutine's `stackguard0` is this many bytes above the
+/// stack's lowest address, and a function's prologue calls `morestack` when its frame would take
+/// the SP too close to it (see [`GStack::call`]).
+pub const STACK_GUARD: usize = 720;
+/// Go's `_StackSmall`: after the prologue's check the SP may sit this many bytes below
+/// `stackguard0`, so a function whose frame (return PC excluded) is at most this big compares the
+/// SP itself against the guard, one instruction less.
+pub const STACK_SMALL: usize = 128;
+/// Go's `_StackLimit = _StackGuard - _StackSmall`: the stack that a chain of `NOSPLIT` functions may
+/// still use below a successful check. `shrinkstack` counts it as in use.
+pub const STACK_LIMIT: usize = STACK_GUARD - STACK_SMALL;
+/// Go's `_StackBig`: frames (return PC excluded) bigger than this use a third, wrap-safe form of
+/// the prologue's check, which tests the same inequality.
+pub const STACK_BIG: usize = 4096;
 /// Default largest stack allocation (Go's `maxstacksize` on 64-bit systems).
 pub const DEFAULT_MAX_STACK_SIZE: usize = 1 << 30;
 /// Bytes in one stkbar entry: two words.
@@ -106,6 +129,29 @@ impl Stack {
     #[inline]
     pub fn usable(&self) -> usize {
         self.hi.offset_from(self.lo)
+    }
+
+    /// Go's `stackguard0` (without a preemption request): [`STACK_GUARD`] bytes above `lo`.
+    #[inline]
+    pub fn stackguard0(&self) -> Addr {
+        self.lo.add(STACK_GUARD)
+    }
+
+    /// Whether a call made with the SP at `sp` to a function whose frame is `frame_size` bytes
+    /// (return PC included) passes the callee's prologue check, i.e. does not call `morestack`.
+    ///
+    /// Go on amd64: the CALL pushes the return PC (`SP' = sp - 8`), then the prologue compares
+    /// against `stackguard0`, with `fs = frame_size - 8` the frame without the return PC. For
+    /// `fs <= _StackSmall` it calls `morestack` when `SP' <= stackguard0`; for bigger frames when
+    /// `SP' - (fs - _StackSmall) <= stackguard0` (unsigned; the form for `fs > _StackBig` is the
+    /// same inequality, arranged so it cannot wrap). A frame that passes ends above
+    /// `lo + _StackLimit`, so it always fits.
+    #[inline]
+    pub fn prologue_check(&self, sp: Addr, frame_size: usize) -> bool {
+        let fs = frame_size.saturating_sub(WORD);
+        let below_guard = (WORD + fs.saturating_sub(STACK_SMALL)) as u64;
+        sp.0.checked_sub(below_guard)
+            .is_some_and(|lowest| lowest > self.stackguard0().0)
     }
 
     /// Entries in the stkbar array.
@@ -621,9 +667,11 @@ mod tests {
         assert_eq!(s.stkbar_cap(), 128);
         assert_eq!(s.usable(), 2048, "offset 0 steals half the stack");
 
+        // Off still carves the array Go's default offset needs (Go's gcstackbarrieroff only stops
+        // installing).
         let mut off = StackPool::new(StackBarrierMode::Off);
         let s = off.stackalloc(4096).unwrap();
-        assert_eq!((s.stkbar_cap(), s.usable()), (0, 4096));
+        assert_eq!((s.stkbar_cap(), s.usable()), (3, 4096 - 48));
     }
 
     #[test]

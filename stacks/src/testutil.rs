@@ -32,18 +32,21 @@ pub(crate) fn goroutine(prog: &Program, pool: &mut StackPool, chain: &[FuncId]) 
     gs
 }
 
-/// Calls `callee`, growing the stack first if the frame does not fit.
+/// Calls `callee` as the interpreter does: while the prologue check fails, one trip through
+/// `newstack` (one doubling) and the call again. Returns the number of trips.
 pub(crate) fn call(
     prog: &Program,
     pool: &mut StackPool,
     gs: &mut GStack,
     callee: FuncId,
     site: u32,
-) {
-    if let Call::MoreStack { needed } = gs.call(prog, callee, site).expect("call") {
-        gs.newstack(pool, prog, needed).expect("grow");
-        assert_eq!(gs.call(prog, callee, site).expect("call"), Call::Pushed);
+) -> usize {
+    let mut trips = 0;
+    while let Call::MoreStack { .. } = gs.call(prog, callee, site).expect("call") {
+        gs.newstack(pool, prog).expect("grow");
+        trips += 1;
     }
+    trips
 }
 
 /// A pool for `mode` with Go's limits.

@@ -369,7 +369,7 @@ mod tests {
         let mut gs = goroutine(&prog, &mut pool, &chain);
         let before: Vec<Frame> = gs.frames(&prog).map(Result::unwrap).collect();
         let installed = mark(&prog, &mut gs, StackBarrierMode::EVERY_FRAME);
-        assert_eq!(installed, 19, "every frame but the outermost");
+        assert_eq!(installed, 19, "every frame but the running one");
         let after: Vec<Frame> = gs.frames(&prog).map(Result::unwrap).collect();
         assert_eq!(after.len(), before.len());
         for (b, a) in before.iter().zip(&after) {
@@ -382,9 +382,10 @@ mod tests {
                 a.stkbar.is_some()
             );
         }
-        assert_eq!(after[0].stkbar, Some(0));
-        assert_eq!(after[18].stkbar, Some(18));
-        assert_eq!(after[19].stkbar, None);
+        assert_eq!(after[0].stkbar, None);
+        assert_eq!(after[1].stkbar, Some(0));
+        assert_eq!(after[19].stkbar, Some(18), "the outermost frame's too");
+        assert_eq!(after[19].lr, prog.goexit_return_pc());
     }
 
     fn corrupt(gs: &mut GStack, addr: Addr, value: u64) {
@@ -452,8 +453,10 @@ mod tests {
         let (_pool, mut gs) = three_frames(&prog, StackBarrierMode::EVERY_FRAME);
         let chain: Vec<FuncId> = gs.traceback(&prog).unwrap().into_iter().rev().collect();
         mark(&prog, &mut gs, StackBarrierMode::EVERY_FRAME);
+        // stkbar[0] is leaf's slot, which returns into mid: overwrite it with another of mid's
+        // return PCs.
         let slot = gs.stkbar().next().unwrap().saved_lr_ptr;
-        corrupt(&mut gs, slot, prog.func(chain[1]).return_pc(0).0);
+        corrupt(&mut gs, slot, prog.func(chain[0]).return_pc(0).0);
         let err = gs.frames(&prog).find_map(Result::err).unwrap();
         assert!(matches!(err, StackError::StackBarrierLost { .. }), "{err}");
         assert!(
@@ -468,12 +471,14 @@ mod tests {
         let (_pool, mut gs) = three_frames(&prog, StackBarrierMode::EVERY_FRAME);
         mark(&prog, &mut gs, StackBarrierMode::EVERY_FRAME);
         let frames: Vec<Frame> = gs.frames(&prog).map(Result::unwrap).collect();
-        // tiny has just returned into the trampoline: SP is leaf's, PC is stackBarrier.
+        // tiny returned (frame 0 has no barrier), then leaf into the trampoline: SP is mid's, PC
+        // is stackBarrier.
+        assert_eq!(frames[0].stkbar, None);
         gs.sched = crate::stack::Gobuf {
             pc: prog.stack_barrier_pc(),
-            sp: frames[0].fp,
+            sp: frames[1].fp,
         };
-        let want: Vec<(FuncId, Pc)> = frames[1..].iter().map(|fr| (fr.func, fr.pc)).collect();
+        let want: Vec<(FuncId, Pc)> = frames[2..].iter().map(|fr| (fr.func, fr.pc)).collect();
         let got = |gs: &GStack| -> Vec<(FuncId, Pc)> {
             gs.frames(&prog)
                 .map(|fr| fr.map(|fr| (fr.func, fr.pc)).unwrap())
@@ -483,7 +488,7 @@ mod tests {
         gs.stkbar_pos = 1;
         assert_eq!(got(&gs), want, "after stkbar_pos moved");
         // Neither neighbour of stkbar_pos lies below the SP: inconsistent.
-        gs.sched.sp = frames[0].sp;
+        gs.sched.sp = frames[1].sp;
         let err = gs.frames(&prog).find_map(Result::err).unwrap();
         assert!(
             matches!(err, StackError::InconsistentStackBarrier { .. }),

@@ -2,29 +2,40 @@
 //!
 //! Random programs (frames of 16 B to 4 KiB, pointer densities 0–100 %) run random sequences of
 //! calls, returns, local stores, up-pointer stores, runtime bulk writes, multi-frame unwinds, stack
-//! growth and shrinking, concurrent scans that install barriers, re-scans and barrier removals. Beside
-//! the real goroutine stack run:
+//! growth and shrinking, goroutine exits with frames left, concurrent scans that install barriers,
+//! re-scans and barrier removals. Beside the real goroutine stack run:
 //! * a *model*: a `Vec` of frames, outermost first, each with its function, return PC and local words,
 //!   where a pointer into the stack is kept symbolically as (frame, word) so it survives moves;
 //! * a *twin*: a second real goroutine that performs the same mutator operations but is never scanned,
 //!   so it never has barriers.
 //!
 //! After every operation: the unwinder yields the model's frames with the model's return PCs and
-//! words; the stkbar array never exceeds its capacity; every installed barrier is accounted for as
-//! hit, unwound, removed or still pending; and each return reports a barrier hit exactly when the model
-//! says the popped frame carried one — through any number of stack moves. After a removal the live
-//! stack is byte-identical to the twin's. At every re-scan, every word that changed since the scan
-//! (other than through a write-barriered up-pointer store) lies within the re-scan, every changed
-//! pointer slot is visited, and the re-scan reaches no further than `max(2x, first_offset) + one frame`
-//! above the scan-time SP, where `x` is the highest point returned through since the scan.
+//! words; the stkbar array is the size the mode reserves (Go's default offset's for `Off`) and never
+//! overflows; every installed barrier is accounted for as hit, unwound, removed or still pending; and
+//! each return — the goroutine's final one included — hits a barrier exactly when the model says the
+//! popped frame carried one, through any number of stack moves. The model predicts the barrier
+//! placement (Go's `scanstack`: never the running frame, the outermost frame like any other), when a
+//! call fails Go's prologue check against `stackguard0` (each failure one `newstack` doubling), and
+//! when `shrinkstack` halves the stack. After a removal, or `unwind_barriers(hi)` at a goroutine exit,
+//! the live stack is byte-identical to the twin's. At every re-scan, every word that changed since the
+//! scan (other than through a write-barriered up-pointer store) lies within the re-scan, every changed
+//! pointer slot is visited, and the re-scan covers at most
+//! `(sp0 − sp) + max(2x, first_offset, size(frame 0 at scan)) + size(F)` bytes, where `sp0` is the
+//! scan-time SP, `sp` the current one, `x` the highest return-PC slot returned through (or unwound
+//! past) since the scan relative to `sp0`, and `F` the frame holding the lowest un-hit barrier.
 
 use std::collections::{HashMap, HashSet};
 
 use proptest::prelude::*;
+use stacks::stack::{FIXED_STACK, STACK_GUARD, STACK_LIMIT, STACK_SMALL};
 use stacks::{
-    Addr, Call, FuncId, GStack, Pc, Program, RandomProgram, Ret, ScanKind, StackBarrierMode,
-    StackPool, WORD, scanstack,
+    Addr, Call, FIRST_STACK_BARRIER_OFFSET, FuncId, GStack, Pc, Program, RandomProgram, Ret,
+    ScanKind, StackBarrierMode, StackError, StackPool, WORD, max_stack_barriers, scanstack,
 };
+
+/// The pools' largest stack: room for 160 calls of 4 KiB frames even when half of every stack is
+/// stkbar array, small enough that repeated growth reaches it.
+const MAX_STACK: usize = 4 << 20;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum MVal {
@@ -81,10 +92,9 @@ enum Op {
     Unwind {
         n: usize,
     },
-    Grow {
-        extra: usize,
-    },
+    Grow,
     Shrink,
+    Goexit,
     Scan,
     Rescan,
     Remove,
@@ -100,8 +110,9 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (1usize..8, any::<usize>(), 1usize..4, any::<u64>())
             .prop_map(|(up, slot, len, value)| Op::Bulk { up, slot, len, value }),
         3 => (1usize..6).prop_map(|n| Op::Unwind { n }),
-        2 => (0usize..20_000).prop_map(|extra| Op::Grow { extra }),
+        2 => Just(Op::Grow),
         4 => Just(Op::Shrink),
+        1 => Just(Op::Goexit),
         4 => Just(Op::Scan),
         6 => Just(Op::Rescan),
         2 => Just(Op::Remove),
@@ -122,6 +133,8 @@ fn mode() -> impl Strategy<Value = StackBarrierMode> {
 /// What the last concurrent scan left to check against.
 struct ScanSnapshot {
     sp0_depth: Depth,
+    /// Size of the running frame at the scan (0 for an empty stack).
+    frame0_size: usize,
     words: HashMap<Depth, NVal>,
     /// Positions written through up-pointers since the scan (those writes had write barriers).
     barriered: HashSet<Depth>,
@@ -142,8 +155,8 @@ struct Harness<'p> {
 
 impl<'p> Harness<'p> {
     fn new(prog: &'p Program, mode: StackBarrierMode) -> Self {
-        let mut pool = StackPool::new(mode);
-        let mut twin_pool = StackPool::new(mode);
+        let mut pool = StackPool::with_max_stack_size(mode, MAX_STACK);
+        let mut twin_pool = StackPool::with_max_stack_size(mode, MAX_STACK);
         let gs = GStack::new(1, pool.stackalloc(2048).unwrap(), prog);
         let twin = GStack::new(1, twin_pool.stackalloc(2048).unwrap(), prog);
         Harness {
@@ -245,6 +258,19 @@ impl<'p> Harness<'p> {
         assert_eq!(self.twin.stack().hi(), self.gs.stack().hi());
     }
 
+    /// Go's amd64 prologue check for a call of a `frame_size`-byte frame (return PC included) at the
+    /// current SP, computed from the definition: whether it calls `morestack`.
+    fn prologue_fails(&self, frame_size: usize) -> bool {
+        let sp_after_call = i128::from(self.gs.sp().0) - WORD as i128;
+        let fs = (frame_size - WORD) as i128;
+        let lowest = if fs <= STACK_SMALL as i128 {
+            sp_after_call
+        } else {
+            sp_after_call - (fs - STACK_SMALL as i128)
+        };
+        lowest <= i128::from(self.gs.stack().lo().0) + STACK_GUARD as i128
+    }
+
     fn apply(&mut self, op: &Op) {
         let prog = self.prog;
         let depth = self.model.len();
@@ -255,11 +281,25 @@ impl<'p> Harness<'p> {
                     None => prog.goexit_return_pc(),
                     Some(caller) => prog.func(caller.func).return_pc(site),
                 };
-                if let Call::MoreStack { needed } = self.gs.call(prog, callee, site).unwrap() {
-                    self.gs.newstack(&mut self.pool, prog, needed).unwrap();
-                    self.follow_move();
-                    assert_eq!(self.gs.call(prog, callee, site).unwrap(), Call::Pushed);
+                // The interpreter's loop: one newstack doubling per failed prologue check.
+                let frame_size = prog.func(callee).frame_size;
+                loop {
+                    let fails = self.prologue_fails(frame_size);
+                    match self.gs.call(prog, callee, site).unwrap() {
+                        Call::Pushed => {
+                            assert!(!fails, "pushed past stackguard0");
+                            break;
+                        }
+                        Call::MoreStack { needed } => {
+                            assert!(fails, "morestack although the prologue check passes");
+                            assert_eq!(needed, frame_size);
+                            let size = self.gs.stack().alloc_size();
+                            assert_eq!(self.gs.newstack(&mut self.pool, prog).unwrap(), 2 * size);
+                            self.follow_move();
+                        }
+                    }
                 }
+                assert!(self.gs.sp() > self.gs.stack().lo().add(STACK_LIMIT));
                 assert_eq!(self.twin.call(prog, callee, site).unwrap(), Call::Pushed);
                 let locals = vec![MVal::Raw(0); prog.func(callee).frame_words() - 1];
                 self.model.push(MFrame {
@@ -272,8 +312,14 @@ impl<'p> Harness<'p> {
             Op::Ret if depth > 0 => {
                 let slot = self.frame_sp(depth - 1).add(self.size(depth - 1) - WORD);
                 let popped = self.model.pop().unwrap();
+                let hits = self.gs.counters().hit;
                 let got = self.gs.ret(prog).unwrap();
                 let twin = self.twin.ret(prog).unwrap();
+                assert_eq!(
+                    self.gs.counters().hit - hits,
+                    u64::from(popped.barrier),
+                    "hit exactly the model's barriers, the outermost frame's too"
+                );
                 if self.model.is_empty() {
                     assert_eq!((got, twin), (Ret::Exited, Ret::Exited));
                 } else {
@@ -348,11 +394,58 @@ impl<'p> Harness<'p> {
                 self.model.truncate(depth - n);
                 self.note_passed(slot);
             }
-            Op::Grow { extra } => {
-                self.gs.newstack(&mut self.pool, prog, extra).unwrap();
-                self.follow_move();
+            Op::Grow => {
+                let (size, lo) = (self.gs.stack().alloc_size(), self.gs.stack().lo());
+                match self.gs.newstack(&mut self.pool, prog) {
+                    Ok(new_size) => {
+                        assert_eq!(new_size, 2 * size, "one doubling per trip");
+                        assert!(new_size <= MAX_STACK);
+                        self.follow_move();
+                    }
+                    Err(StackError::StackOverflow { needed, max, .. }) => {
+                        assert_eq!((needed, max), (2 * size, MAX_STACK));
+                        assert_eq!(self.gs.stack().lo(), lo, "untouched");
+                    }
+                    Err(e) => panic!("newstack: {e}"),
+                }
             }
-            Op::Shrink if self.gs.shrinkstack(&mut self.pool, prog).unwrap() => self.follow_move(),
+            Op::Shrink => {
+                // Go 1.7's shrinkstack, plus the crate's guard that the halved stack holds the
+                // used part and the recorded stkbar entries.
+                let size = self.gs.stack().alloc_size();
+                let half = size / 2;
+                let used = self.gs.used();
+                let expect = half >= FIXED_STACK
+                    && used + STACK_LIMIT < self.gs.stack().usable() / 4
+                    && used <= self.pool.usable_size(half)
+                    && self.gs.stkbar_len() <= self.pool.stkbar_cap(half);
+                let shrank = self.gs.shrinkstack(&mut self.pool, prog).unwrap();
+                assert_eq!(shrank, expect, "shrinkstack of {size} with {used} used");
+                if shrank {
+                    assert_eq!(self.gs.stack().alloc_size(), half);
+                    self.follow_move();
+                }
+            }
+            Op::Goexit => {
+                // The goroutine exits with its frames still on the stack: every pending barrier,
+                // the outermost frame's included, is passed, then the stack is reused.
+                let pending = self.gs.stkbar_len() - self.gs.stkbar_pos();
+                let hi = self.hi();
+                assert_eq!(self.gs.unwind_barriers(prog, hi).unwrap(), pending);
+                assert_eq!(self.gs.rescan_limit(), None);
+                let live = |g: &GStack| g.stack().words(g.sp(), g.stack().hi()).unwrap().to_vec();
+                assert_eq!(
+                    live(&self.gs),
+                    live(&self.twin),
+                    "after unwinding to hi: byte-identical to the twin"
+                );
+                let c = self.gs.counters();
+                assert_eq!(c.installed, c.hit + c.unwound + c.removed);
+                self.gs.reset(1, prog);
+                self.twin.reset(1, prog);
+                self.model.clear();
+                self.snapshot = None;
+            }
             Op::Scan => self.scan(),
             Op::Rescan => self.check_rescan(),
             Op::Remove => {
@@ -383,15 +476,17 @@ impl<'p> Harness<'p> {
         .unwrap();
         let depth = self.model.len();
         // Predicted placement: from the innermost frame out, the first slot at or above
-        // sp0 + offset·2^k, never the outermost, at most `cap` of them.
+        // sp0 + offset·2^k, never the running frame (model index depth - 1), the outermost (index
+        // 0) like any other, at most `cap` of them.
         let sp0 = self.gs.sp();
         let mut room = self.gs.stack().stkbar_cap();
         let mut offset = self.mode.first_offset();
         let mut predicted = Vec::new();
         for i in (0..depth).rev() {
             let slot = self.frame_sp(i).add(self.size(i) - WORD);
+            let running = i + 1 == depth;
             let wants =
-                matches!(offset, Some(o) if i > 0 && room > 0 && slot.0 >= sp0.0 + o as u64);
+                matches!(offset, Some(o) if !running && room > 0 && slot.0 >= sp0.0 + o as u64);
             self.model[i].barrier = wants;
             if wants {
                 predicted.push(slot);
@@ -418,6 +513,7 @@ impl<'p> Harness<'p> {
         assert_eq!(visited, want);
         self.snapshot = Some(ScanSnapshot {
             sp0_depth: self.hi().offset_from(sp0),
+            frame0_size: if depth > 0 { self.size(depth - 1) } else { 0 },
             words: self.normalized(),
             barriered: HashSet::new(),
             passed_depth: None,
@@ -463,7 +559,8 @@ impl<'p> Harness<'p> {
             }
         }
         let Some(limit) = limit else { return };
-        // The bound, measured above the scan-time SP.
+        // The bound. `x`: the highest return-PC slot returned through or unwound past since the
+        // scan, relative to the scan-time SP (0 if none lies above it).
         let sp0 = hi.sub(snap.sp0_depth);
         let extent = covered_end.0 as i64 - sp0.0 as i64;
         let x = snap
@@ -478,12 +575,17 @@ impl<'p> Harness<'p> {
         assert_eq!(last_frame.lr_slot(), limit);
         assert_eq!(last_frame.fp, covered_end);
         let off = self.mode.first_offset().unwrap() as i64;
-        let bound = (2 * x).max(off) + last_frame.size() as i64;
+        let s0 = snap.frame0_size as i64;
+        let f_size = last_frame.size() as i64;
+        // Covered: [sp, F.fp). Allowed: (sp0 - sp) + max(2x, first_offset, size(frame 0)) + size(F).
+        let covered = stats.bytes as i64;
+        let below_sp0 = sp0.0 as i64 - sp.0 as i64;
+        let bound = below_sp0 + (2 * x).max(off).max(s0) + f_size;
         assert!(
-            extent <= bound,
-            "re-scan {extent} B above sp0 exceeds max(2·{x}, {off}) + {}",
-            last_frame.size()
+            covered <= bound,
+            "re-scan of {covered} B exceeds ({below_sp0}) + max(2·{x}, {off}, {s0}) + {f_size}"
         );
+        assert_eq!(covered, extent + below_sp0);
         assert!(extent > x, "the re-scan reaches past the highest return");
     }
 
@@ -509,6 +611,18 @@ impl<'p> Harness<'p> {
         assert!(
             self.gs.stkbar_len() <= self.gs.stack().stkbar_cap(),
             "stkbar array overrun"
+        );
+        let alloc = self.gs.stack().alloc_size();
+        let reserved = max_stack_barriers(
+            alloc,
+            self.mode
+                .first_offset()
+                .unwrap_or(FIRST_STACK_BARRIER_OFFSET),
+        );
+        assert_eq!(
+            self.gs.stack().stkbar_cap(),
+            reserved,
+            "Off reserves Go's array"
         );
         assert_eq!(self.twin.stkbar_len(), 0);
         let pending = (self.gs.stkbar_len() - self.gs.stkbar_pos()) as u64;

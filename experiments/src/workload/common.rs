@@ -1,5 +1,5 @@
-//! What every workload shares: the program shape, the object types, and the mix of heap
-//! operations behaviours draw from.
+//! What every workload shares: the program shape, the object types, the mix of heap operations
+//! behaviours draw from, and where their goroutines block ([`Blocker`]).
 //!
 //! Invariant: every operation sequence [`HeapMix`] queues refers to the frame running when it was
 //! queued, and behaviours drain the queue before they call or return, so a sequence's slots always
@@ -14,7 +14,7 @@ use gc::{Behaviour, Ctx, ObjType, Op, Rng, TypeId, WorkloadImage};
 use rand::RngExt;
 use stacks::{FuncId, Program, RandomProgram};
 
-use super::WorkloadParams;
+use super::{Blocking, WorkloadParams};
 
 /// The object types: a node with two pointer fields and two scalars, a pointer-free leaf, and a
 /// 512-byte object with eight pointer fields.
@@ -211,8 +211,55 @@ impl HeapMix {
     }
 }
 
+/// The defaults of a CPU-bound workload: its goroutines never block (`block_every` 0) and the
+/// network poller wakes nothing (`wakes_per_ms` 0). `running` and `burst` apply only to
+/// `many-shallow`'s servers: 0 here, and ignored.
+pub const CPU_BOUND: Blocking = Blocking {
+    block_every: Some(0),
+    wakes_per_ms: Some(0.0),
+    running: Some(0),
+    burst: Some(0),
+};
+
+/// `params` with every field of its blocking set: the caller's where set, `defaults` (the
+/// workload's [`super::Workload::blocking`]) elsewhere. Every `build` starts with this, since
+/// tests and benches pass [`Blocking::UNSET`].
+pub fn resolve(params: &WorkloadParams, defaults: Blocking) -> WorkloadParams {
+    WorkloadParams {
+        blocking: params.blocking.or(defaults),
+        ..*params
+    }
+}
+
+/// Where a CPU-bound goroutine blocks in its steady state: with probability `1/block_every` per
+/// operation it receives from a channel ([`Op::Block`]) and waits for the network poller (the
+/// workload's `wakes_per_ms`) to wake it; with `block_every` 0, never. A behaviour asks once per
+/// steady-state operation it chooses, after it has drained any sequence in progress
+/// ([`HeapMix::pending`]), so a goroutine never blocks inside one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Blocker {
+    every: u32,
+}
+
+impl Blocker {
+    /// The blocker for `blocking`'s `block_every` (unset: never).
+    pub fn new(blocking: &Blocking) -> Blocker {
+        Blocker {
+            every: blocking.block_every.unwrap_or(0),
+        }
+    }
+
+    /// [`Op::Block`] with probability `1/block_every`, else nothing. It draws from `rng` only when
+    /// `block_every > 0`, so a workload that never blocks makes the same program as before it
+    /// asked.
+    pub fn poll(&self, rng: &mut Rng) -> Option<Op> {
+        (self.every > 0 && rng.random_ratio(1, self.every)).then_some(Op::Block)
+    }
+}
+
 /// A workload image: a seeded program of `funcs` functions with frames of `min_frame..=max_frame`
-/// bytes, the shared types and globals, and goroutine `id`'s behaviour from `behaviour(id, funcs)`.
+/// bytes, the shared types and globals, goroutine `id`'s behaviour from `behaviour(id, funcs)`,
+/// and the poller's wake rate from `params` (which must be [`resolve`]d).
 pub fn image(
     params: &WorkloadParams,
     (funcs, min_frame, max_frame): (usize, usize, usize),
@@ -228,5 +275,111 @@ pub fn image(
         types: types(),
         globals: globals(params.goroutines),
         goroutines,
+        wakes_per_ms: params
+            .blocking
+            .wakes_per_ms
+            .expect("a workload resolves its blocking before it builds its image"),
+    }
+}
+
+/// Helpers for the workloads' unit tests: a behaviour run alone, as the interpreter would run it.
+#[cfg(test)]
+pub mod testing {
+    use gc::{Behaviour, Ctx, Op, Rng};
+    use rand::SeedableRng;
+
+    use super::super::{Blocking, WorkloadParams};
+
+    /// One operation a behaviour chose, and the depth it chose it at.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Step {
+        /// The operation.
+        pub op: Op,
+        /// Frames on the stack when it was chosen.
+        pub depth: usize,
+    }
+
+    /// Runs `b` alone for up to `ops` operations against a shadow depth: a call pushes a frame, a
+    /// return pops one, an unwind pops its frames but never the outermost (as the interpreter
+    /// does), a block or a yield returns at once (as if woken or rescheduled
+    /// straight away). Stops early when the goroutine ends (an exit, or a return from its
+    /// outermost frame).
+    pub fn run_alone(b: &mut dyn Behaviour, seed: u64, ops: usize) -> Vec<Step> {
+        let mut rng = Rng::seed_from_u64(seed);
+        let mut depth = 0;
+        let mut steps = Vec::with_capacity(ops);
+        for _ in 0..ops {
+            let op = b.next_op(&Ctx { depth }, &mut rng);
+            steps.push(Step { op, depth });
+            match op {
+                Op::Call { .. } => depth += 1,
+                Op::Ret if depth <= 1 => break,
+                Op::Ret => depth -= 1,
+                Op::Unwind { frames } => depth -= usize::from(frames).min(depth.saturating_sub(1)),
+                Op::Exit => break,
+                _ => {}
+            }
+        }
+        steps
+    }
+
+    /// The positions of `op` in `steps`.
+    pub fn positions(steps: &[Step], op: Op) -> Vec<usize> {
+        (0..steps.len()).filter(|&i| steps[i].op == op).collect()
+    }
+
+    /// Checks a CPU-bound behaviour made by `make` from `params`: with the workload's defaults it
+    /// never blocks and yields exactly once, at `built_depth` frames, when its stack is first
+    /// built; with `block_every` 50 it still yields once there, never blocks before it, and blocks
+    /// at about one in 50 of its steady-state operations.
+    pub fn check_cpu_bound(
+        make: impl Fn(&WorkloadParams) -> Box<dyn Behaviour>,
+        params: WorkloadParams,
+        built_depth: usize,
+    ) {
+        const OPS: usize = 60_000;
+        for seed in 0..3 {
+            let steps = run_alone(&mut *make(&params), seed, OPS);
+            assert_eq!(steps.len(), OPS, "seed {seed}: the goroutine ended");
+            assert_eq!(
+                positions(&steps, Op::Block),
+                Vec::<usize>::new(),
+                "seed {seed}: blocks"
+            );
+            let yields = positions(&steps, Op::Yield);
+            assert_eq!(yields.len(), 1, "seed {seed}: yields {yields:?}");
+            let first_built = steps.iter().position(|s| s.depth == built_depth);
+            assert_eq!(
+                first_built,
+                Some(yields[0]),
+                "seed {seed}: the yield comes right after the first build (at {built_depth} frames)"
+            );
+            assert!(
+                steps[..yields[0]].iter().all(|s| s.depth < built_depth),
+                "seed {seed}"
+            );
+
+            let blocking = WorkloadParams {
+                blocking: Blocking {
+                    block_every: Some(50),
+                    wakes_per_ms: Some(1.0),
+                    ..Blocking::UNSET
+                },
+                ..params
+            };
+            let steps = run_alone(&mut *make(&blocking), seed, OPS);
+            let yields = positions(&steps, Op::Yield);
+            assert_eq!(yields.len(), 1, "seed {seed}, block_every 50: {yields:?}");
+            let blocks = positions(&steps, Op::Block);
+            assert!(blocks.iter().all(|&i| i > yields[0]), "seed {seed}");
+            // Some of the steady state's operations finish a sequence and never block: up to a
+            // quarter of an adversarial goroutine's.
+            let steady = (OPS - yields[0] - 1) as f64;
+            let rate = blocks.len() as f64 / steady;
+            assert!(
+                (0.6 / 50.0..1.2 / 50.0).contains(&rate),
+                "seed {seed}: blocks at {rate} of {steady} steady-state operations"
+            );
+        }
     }
 }

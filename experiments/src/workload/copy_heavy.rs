@@ -26,9 +26,25 @@
 //! other and refills it. Under the deterministic engine, where a mark step scans about one such
 //! node, this keeps the mark going for about a thousand of each goroutine's operations at any
 //! goroutine count, and about a fifth of the growths then move live barriers (measured with 16–64
-//! goroutines at depth 200–500).
+//! goroutines at depth 200–500 under the old scheduler, where every goroutine ran in every mark
+//! phase; now only those holding a P run, so fewer goroutines grow during a given mark).
 //!
-//! The deepest stack is `D` frames (at least [`MIN_DEPTH`]); every phase yields now and then.
+//! The deepest stack is `D` frames (at least [`MIN_DEPTH`]).
+//!
+//! Scheduling. The goroutines are CPU-bound: each calls `runtime.Gosched()` once, right after its
+//! first Grow phase has built its stack (one [`Op::Yield`]), so that every goroutine builds its
+//! deep stack early instead of waiting for a time slice or a stop-the-world to get a P — like a
+//! benchmark whose goroutines yield once when set up — and then goes round the phases without
+//! yielding: only the scheduler's time slice takes its P away. A goroutine that runs through a
+//! mark phase goes round many times (a round is a thousand or two operations), so the scan finds
+//! running goroutines in every phase.
+//!
+//! Blocking ([`Workload::blocking`], defaults [`common::CPU_BOUND`]): `block_every` (default 0,
+//! never) makes a goroutine block in any phase of its steady state — a channel receive, with
+//! probability `1/block_every` per operation ([`common::Blocker`]) — and `wakes_per_ms` (default
+//! 0) is the rate at which the network poller wakes parked goroutines, which `block_every` needs.
+//! `running` and `burst` do not apply (ignored).
+//!
 //! Invariant: as for every workload, the same parameters give the same program and behaviours.
 
 use std::collections::VecDeque;
@@ -39,8 +55,8 @@ use gc::{Behaviour, Ctx, Op, Rng, WorkloadImage};
 use rand::RngExt;
 use stacks::FuncId;
 
-use super::common::{self, HeapMix};
-use super::{Workload, WorkloadParams};
+use super::common::{self, Blocker, HeapMix};
+use super::{Blocking, Workload, WorkloadParams};
 
 /// The program: this many functions with frames of [`MIN_FRAME`]..=[`MAX_FRAME`] bytes.
 pub const FUNCS: usize = 24;
@@ -81,6 +97,7 @@ impl Workload for CopyHeavy {
          and work there while the scan shrinks the stack, grow again: copystack moves live barriers"
     }
     fn build(&self, params: &WorkloadParams) -> WorkloadImage {
+        let params = &common::resolve(params, self.blocking());
         // The same seed gives the same program, so this one names the image's functions.
         let palette = Palette::of(&common::program(params.seed, FUNCS, MIN_FRAME, MAX_FRAME));
         let mut image = common::image(params, (FUNCS, MIN_FRAME, MAX_FRAME), |id, funcs| {
@@ -92,6 +109,9 @@ impl Workload for CopyHeavy {
     }
     fn max_depth(&self, params: &WorkloadParams) -> usize {
         params.depth.max(MIN_DEPTH)
+    }
+    fn blocking(&self) -> Blocking {
+        common::CPU_BOUND
     }
 }
 
@@ -220,11 +240,16 @@ pub struct GrowShrink {
     phase: Phase,
     /// Whether the live set has been built (in the first frame: at depth 0 there are no locals).
     filled: bool,
+    blocker: Blocker,
+    /// Whether the first Grow phase is over (and the goroutine has yielded).
+    built: bool,
 }
 
 impl GrowShrink {
-    /// Goroutine `id`'s behaviour.
+    /// Goroutine `id`'s behaviour; blocking fields `params` leaves unset take [`CopyHeavy`]'s
+    /// defaults.
     pub fn new(id: usize, params: &WorkloadParams, palette: Palette) -> GrowShrink {
+        let blocking = params.blocking.or(CopyHeavy.blocking());
         let mut mix = HeapMix::new(id, params.goroutines);
         mix.init();
         let depth = params.depth.max(MIN_DEPTH);
@@ -236,6 +261,8 @@ impl GrowShrink {
             queue: VecDeque::new(),
             phase: Phase::Grow { target: depth },
             filled: false,
+            blocker: Blocker::new(&blocking),
+            built: false,
         }
     }
 
@@ -263,85 +290,101 @@ impl Behaviour for GrowShrink {
                 return op;
             }
         }
-        match self.phase {
-            Phase::Grow { target } if ctx.depth < target => match rng.random_range(0..100) {
-                0..10 if ctx.depth > 0 => self.mix.next(rng),
-                10..11 => Op::Yield,
-                _ => self.palette.call(rng, LARGE_CALL_PERCENT),
-            },
-            Phase::Grow { target } => {
-                self.phase = Phase::Work {
-                    target,
-                    left: rng.random_range(WORK_OPS),
-                };
-                Op::Yield
-            }
-            Phase::Work { left: 0, .. } => {
-                let to = rng.random_range(SHALLOW);
-                if rng.random_bool(0.25) {
-                    // A recovered panic back to the outermost frames, passing every barrier.
+        if self.built
+            && let Some(op) = self.blocker.poll(rng)
+        {
+            return op;
+        }
+        // Each phase change goes on to the new phase's first operation.
+        loop {
+            return match self.phase {
+                Phase::Grow { target } if ctx.depth < target => match rng.random_range(0..100) {
+                    0..10 if ctx.depth > 0 => self.mix.next(rng),
+                    _ => self.palette.call(rng, LARGE_CALL_PERCENT),
+                },
+                Phase::Grow { target } => {
+                    self.phase = Phase::Work {
+                        target,
+                        left: rng.random_range(WORK_OPS),
+                    };
+                    if self.built {
+                        continue;
+                    }
+                    // Set up: let the other goroutines build theirs (runtime.Gosched, once).
+                    self.built = true;
+                    Op::Yield
+                }
+                Phase::Work { left: 0, .. } => {
+                    let to = rng.random_range(SHALLOW);
+                    if rng.random_bool(0.25) {
+                        // A recovered panic back to the outermost frames, passing every barrier.
+                        self.phase = Phase::Shallow {
+                            depth: to,
+                            left: rng.random_range(SHALLOW_OPS),
+                        };
+                        Op::Unwind {
+                            frames: (ctx.depth - to).min(u16::MAX as usize) as u16,
+                        }
+                    } else {
+                        self.phase = Phase::Return { to };
+                        continue;
+                    }
+                }
+                Phase::Work { target, left } => {
+                    self.phase = Phase::Work {
+                        target,
+                        left: left - 1,
+                    };
+                    match rng.random_range(0..100) {
+                        0..25 if ctx.depth > target - OSCILLATION => Op::Ret,
+                        0..50 if ctx.depth < target => self.palette.call(rng, 50),
+                        0..50 => Op::Ret,
+                        50..54 => self
+                            .mix
+                            .up_store(rng, ctx.depth, 3)
+                            .unwrap_or_else(|| self.heap_op(rng)),
+                        _ => self.heap_op(rng),
+                    }
+                }
+                Phase::Return { to } if ctx.depth > to => {
+                    if rng.random_bool(0.1) {
+                        self.mix.next(rng)
+                    } else {
+                        Op::Ret
+                    }
+                }
+                Phase::Return { to } => {
                     self.phase = Phase::Shallow {
                         depth: to,
                         left: rng.random_range(SHALLOW_OPS),
                     };
-                    Op::Unwind {
-                        frames: (ctx.depth - to).min(u16::MAX as usize) as u16,
+                    continue;
+                }
+                Phase::Shallow { left: 0, .. } => {
+                    // Deep enough that the Work phase stays above every Shallow depth.
+                    let least = (self.depth / 2).max(SHALLOW.end + OSCILLATION);
+                    self.phase = Phase::Grow {
+                        target: rng.random_range(least..=self.depth),
+                    };
+                    continue;
+                }
+                Phase::Shallow { depth, left } => {
+                    self.phase = Phase::Shallow {
+                        depth,
+                        left: left - 1,
+                    };
+                    match rng.random_range(0..100) {
+                        0..15 if ctx.depth >= depth => Op::Ret,
+                        0..30 if ctx.depth <= depth => self.palette.call(rng, 50),
+                        0..30 => Op::Ret,
+                        30..34 => self
+                            .mix
+                            .up_store(rng, ctx.depth, 2)
+                            .unwrap_or_else(|| self.heap_op(rng)),
+                        _ => self.heap_op(rng),
                     }
-                } else {
-                    self.phase = Phase::Return { to };
-                    Op::Yield
                 }
-            }
-            Phase::Work { target, left } => {
-                self.phase = Phase::Work {
-                    target,
-                    left: left - 1,
-                };
-                match rng.random_range(0..100) {
-                    0..25 if ctx.depth > target - OSCILLATION => Op::Ret,
-                    0..50 if ctx.depth < target => self.palette.call(rng, 50),
-                    0..50 => Op::Ret,
-                    50..52 => Op::Yield,
-                    52..56 => self.mix.up_store(rng, ctx.depth, 3).unwrap_or(Op::Yield),
-                    _ => self.heap_op(rng),
-                }
-            }
-            Phase::Return { to } if ctx.depth > to => {
-                if rng.random_bool(0.1) {
-                    self.mix.next(rng)
-                } else {
-                    Op::Ret
-                }
-            }
-            Phase::Return { to } => {
-                self.phase = Phase::Shallow {
-                    depth: to,
-                    left: rng.random_range(SHALLOW_OPS),
-                };
-                Op::Yield
-            }
-            Phase::Shallow { left: 0, .. } => {
-                // Deep enough that the Work phase stays above every Shallow depth.
-                let least = (self.depth / 2).max(SHALLOW.end + OSCILLATION);
-                self.phase = Phase::Grow {
-                    target: rng.random_range(least..=self.depth),
-                };
-                Op::Yield
-            }
-            Phase::Shallow { depth, left } => {
-                self.phase = Phase::Shallow {
-                    depth,
-                    left: left - 1,
-                };
-                match rng.random_range(0..100) {
-                    0..15 if ctx.depth >= depth => Op::Ret,
-                    0..30 if ctx.depth <= depth => self.palette.call(rng, 50),
-                    0..30 => Op::Ret,
-                    30..33 => Op::Yield,
-                    33..37 => self.mix.up_store(rng, ctx.depth, 2).unwrap_or(Op::Yield),
-                    _ => self.heap_op(rng),
-                }
-            }
+            };
         }
     }
 }
@@ -383,11 +426,7 @@ mod tests {
     #[test]
     fn depth_stays_within_max_depth_and_goes_round_the_phases() {
         for depth in [1, 20, 200, 500] {
-            let params = WorkloadParams {
-                goroutines: 1,
-                depth,
-                seed: 3,
-            };
+            let params = WorkloadParams::new(1, depth, 3);
             let max = CopyHeavy.max_depth(&params);
             let seen = shadow_depths(&params, 300_000);
             assert_eq!(
@@ -402,6 +441,19 @@ mod tests {
             assert!(
                 returns >= 10,
                 "depth {depth}: {returns} returns to the outermost frames"
+            );
+        }
+    }
+
+    #[test]
+    fn yields_once_when_built_then_blocks_only_when_asked() {
+        for depth in [1, 40, 200] {
+            let params = WorkloadParams::new(4, depth, 9);
+            let palette = Palette::of(&common::program(params.seed, FUNCS, MIN_FRAME, MAX_FRAME));
+            common::testing::check_cpu_bound(
+                |p| Box::new(GrowShrink::new(1, p, palette.clone())),
+                params,
+                CopyHeavy.max_depth(&params),
             );
         }
     }
@@ -432,11 +484,7 @@ mod tests {
             ..GcConfig::default()
         };
         config.debug.gccheckmark = true;
-        let params = WorkloadParams {
-            goroutines,
-            depth: 120,
-            seed,
-        };
+        let params = WorkloadParams::new(goroutines, 120, seed);
         Deterministic::new(config, CopyHeavy.build(&params))
             .unwrap()
             .run(4, 50_000_000)

@@ -9,7 +9,18 @@
 //!
 //! Each workload is one file and one line in [`WORKLOADS`]. They share [`common`]: one program
 //! shape (functions of a few frame sizes, the first half of each frame's words pointer slots), one
-//! object type, and [`common::HeapMix`], the mix of heap operations every behaviour draws from.
+//! object type, [`common::HeapMix`], the mix of heap operations every behaviour draws from, and
+//! [`common::Blocker`], where a CPU-bound goroutine blocks when `block_every` asks it to.
+//!
+//! Scheduling. A goroutine runs until it blocks, yields, exits or is preempted at a call after
+//! the scheduler's time slice, as in Go, so the workloads yield only where the program they model
+//! calls `runtime.Gosched()`: the ones that build a deep stack yield once, right after building
+//! it (as a benchmark's goroutines might when set up), and `switch-heavy` is a `Gosched` loop.
+//! None yields for fairness: on few Ps only a handful of CPU-bound goroutines run, and need
+//! re-scanning, per mark phase. Each workload's header says where its goroutines block and what
+//! each [`Blocking`] field means for it; [`Workload::blocking`] gives its defaults. Every
+//! `build` resolves `params.blocking` over those defaults first ([`common::resolve`]), since
+//! tests and benches pass [`Blocking::UNSET`].
 
 pub mod adversarial;
 pub mod common;
@@ -28,7 +39,7 @@ use std::sync::Arc;
 use gc::WorkloadImage;
 
 /// How a workload is sized.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct WorkloadParams {
     /// Goroutines to start.
     pub goroutines: usize,
@@ -36,6 +47,59 @@ pub struct WorkloadParams {
     pub depth: usize,
     /// The seed.
     pub seed: u64,
+    /// Where its goroutines block and how often; [`Blocking::UNSET`] takes the workload's own
+    /// defaults ([`Workload::blocking`]).
+    pub blocking: Blocking,
+}
+
+impl WorkloadParams {
+    /// Parameters with the workload's own blocking defaults.
+    pub fn new(goroutines: usize, depth: usize, seed: u64) -> WorkloadParams {
+        WorkloadParams {
+            goroutines,
+            depth,
+            seed,
+            blocking: Blocking::UNSET,
+        }
+    }
+}
+
+/// Where and how often a workload's goroutines block, as a Go program's would: a goroutine runs
+/// until it blocks, yields (`runtime.Gosched`, only where the modelled program calls it), exits
+/// or is preempted after the scheduler's time slice. Each field left `None` takes the
+/// workload's default; every workload documents its defaults and what each field means for it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Blocking {
+    /// Mean operations between two blocks of a goroutine in its steady state (a channel receive,
+    /// a read); `Some(0)` never blocks.
+    pub block_every: Option<u32>,
+    /// Parked goroutines the network poller wakes per millisecond (requests arriving, timers
+    /// firing), on the engine's clock.
+    pub wakes_per_ms: Option<f64>,
+    /// Goroutines that never block (`many-shallow`'s busy workers).
+    pub running: Option<usize>,
+    /// Mean operations a woken goroutine runs before it blocks again (`many-shallow`).
+    pub burst: Option<u32>,
+}
+
+impl Blocking {
+    /// Every field left to the workload.
+    pub const UNSET: Blocking = Blocking {
+        block_every: None,
+        wakes_per_ms: None,
+        running: None,
+        burst: None,
+    };
+
+    /// `self`'s fields where set, `defaults`' elsewhere.
+    pub fn or(self, defaults: Blocking) -> Blocking {
+        Blocking {
+            block_every: self.block_every.or(defaults.block_every),
+            wakes_per_ms: self.wakes_per_ms.or(defaults.wakes_per_ms),
+            running: self.running.or(defaults.running),
+            burst: self.burst.or(defaults.burst),
+        }
+    }
 }
 
 /// A workload: a named recipe for a [`WorkloadImage`].
@@ -50,6 +114,9 @@ pub trait Workload: Send + Sync {
     fn max_depth(&self, params: &WorkloadParams) -> usize {
         params.depth
     }
+    /// Where its goroutines block by default (every field set); `--block-every`,
+    /// `--wake-rate`, `--running` and `--burst` override fields one by one.
+    fn blocking(&self) -> Blocking;
 }
 
 /// Every workload, by name.
@@ -111,5 +178,8 @@ impl Workload for &'static dyn Workload {
     }
     fn max_depth(&self, params: &WorkloadParams) -> usize {
         (**self).max_depth(params)
+    }
+    fn blocking(&self) -> Blocking {
+        (**self).blocking()
     }
 }

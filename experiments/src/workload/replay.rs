@@ -13,10 +13,23 @@
 //! stack there, "fast-forward"), then replays event by event — `call F` is a call of `F`, `ret` a
 //! return, `alloc N` an allocation into a local pointer slot (a 512-byte table for `N > 256`, a
 //! leaf for `N ≤ 16`, a node otherwise). Between events it draws from [`HeapMix`] as every
-//! workload does (mutating the heap and hiding objects on its stack), yields now and then, and
-//! stores through `&local` into outer frames. At the trace's end it returns to the base and starts
-//! the trace again. The trace fixes the call shape; the seed fixes only the heap work between
-//! events, so every seed sees the same depth profile.
+//! workload does (mutating the heap and hiding objects on its stack) and stores through `&local`
+//! into outer frames. At the trace's end it returns to the base and starts the trace again. The
+//! trace fixes the call shape; the seed fixes only the heap work between events, so every seed
+//! sees the same depth profile.
+//!
+//! Scheduling. The format records no scheduling events (a traced C program has no goroutines), so
+//! a replaying goroutine is CPU-bound: it calls `runtime.Gosched()` once, right after it has
+//! built its base frames and fast-forwarded (one [`Op::Yield`]), so that every goroutine builds
+//! its stack early instead of waiting for a time slice or a stop-the-world to get a P — like a
+//! benchmark whose goroutines yield once when set up — and then replays without yielding, across
+//! restarts of the trace too: only the scheduler's time slice takes its P away.
+//!
+//! Blocking ([`Workload::blocking`], defaults [`common::CPU_BOUND`]): `block_every` (default 0,
+//! never) makes a goroutine block between events — a channel receive, with probability
+//! `1/block_every` per operation once replay has begun ([`common::Blocker`]) — and `wakes_per_ms`
+//! (default 0) is the rate at which the network poller wakes parked goroutines, which
+//! `block_every` needs. `running` and `burst` do not apply (ignored).
 //!
 //! The format, `stkbar-replay 1`, one item a line (blank lines and `#` comments ignored):
 //!
@@ -43,8 +56,8 @@ use rand::RngExt;
 use stacks::code::{MAX_FRAME_SIZE, MIN_FRAME_SIZE};
 use stacks::{FuncId, Program};
 
-use super::common::{self, HeapMix, LEAF, NODE, TABLE};
-use super::{Workload, WorkloadParams};
+use super::common::{self, Blocker, HeapMix, LEAF, NODE, TABLE};
+use super::{Blocking, Workload, WorkloadParams};
 
 /// The format's header line.
 pub const HEADER: &str = "stkbar-replay 1";
@@ -342,6 +355,8 @@ impl Workload for Replay {
         "replay a recorded call/return/alloc trace (--replay FILE) on top of D base frames"
     }
     fn build(&self, params: &WorkloadParams) -> WorkloadImage {
+        let params = &common::resolve(params, self.blocking());
+        let blocker = Blocker::new(&params.blocking);
         let program = self
             .trace
             .program()
@@ -374,10 +389,13 @@ impl Workload for Replay {
                     forwarded: 0,
                     cursor,
                     mix,
+                    blocker,
+                    built: false,
                 }) as Box<dyn Behaviour>
             })
             .collect();
         WorkloadImage {
+            wakes_per_ms: params.blocking.wakes_per_ms.expect("resolved blocking"),
             program,
             types: common::types(),
             globals: common::globals(params.goroutines),
@@ -386,6 +404,9 @@ impl Workload for Replay {
     }
     fn max_depth(&self, params: &WorkloadParams) -> usize {
         params.depth + self.trace.max_depth
+    }
+    fn blocking(&self) -> Blocking {
+        common::CPU_BOUND
     }
 }
 
@@ -403,6 +424,10 @@ struct Replayer {
     /// The next event.
     cursor: usize,
     mix: HeapMix,
+    blocker: Blocker,
+    /// Whether the base and the fast-forward chain have been called (and the goroutine has
+    /// yielded).
+    built: bool,
 }
 
 impl fmt::Debug for Replayer {
@@ -440,10 +465,17 @@ impl Behaviour for Replayer {
             self.forwarded += 1;
             return self.call(f);
         }
+        if !self.built {
+            // Set up: let the other goroutines build theirs (runtime.Gosched, once).
+            self.built = true;
+            return Op::Yield;
+        }
+        if let Some(op) = self.blocker.poll(rng) {
+            return op;
+        }
         // Heap work between the trace's events: about one operation in three.
         match rng.random_range(0..100) {
-            0..28 => return self.mix.next(rng),
-            28..29 => return Op::Yield,
+            0..29 => return self.mix.next(rng),
             29..30 => {
                 if let Some(op) = self.mix.up_store(rng, ctx.depth, 2) {
                     return op;
@@ -451,14 +483,14 @@ impl Behaviour for Replayer {
             }
             _ => {}
         }
-        let Some(&event) = self.trace.events.get(self.cursor) else {
+        if self.cursor == self.trace.events.len() {
             // The trace is over: return to the base, then start it again.
             if ctx.depth > self.base {
                 return Op::Ret;
             }
             self.cursor = 0;
-            return Op::Yield;
-        };
+        }
+        let event = self.trace.events[self.cursor];
         self.cursor += 1;
         match event {
             Event::Call(f) => self.call(f),
@@ -579,11 +611,7 @@ mod tests {
     fn replayed_goroutines_run_the_trace_on_top_of_the_base() {
         let t = parse(GOOD).unwrap();
         let w = Replay::new(t);
-        let params = WorkloadParams {
-            goroutines: 3,
-            depth: 5,
-            seed: 1,
-        };
+        let params = WorkloadParams::new(3, 5, 1);
         assert_eq!(w.max_depth(&params), 8);
         let image = w.build(&params);
         assert_eq!(image.goroutines.len(), 3);
@@ -601,5 +629,29 @@ mod tests {
             .unwrap();
         assert_eq!(r.totals.sum.checkmark_failures, 0);
         assert_eq!(r.rescan_bound.outside_bound, 0);
+    }
+
+    #[test]
+    fn replayers_yield_once_when_built_then_block_only_when_asked() {
+        let w = Replay::new(parse(GOOD).unwrap());
+        // Goroutine 0 starts at the trace's beginning: its stack is built at the base.
+        let base = 6;
+        common::testing::check_cpu_bound(
+            |p| w.build(p).goroutines.swap_remove(0),
+            WorkloadParams::new(3, base, 4),
+            base,
+        );
+        // The others fast-forward first, and yield on top of the chain open where they start.
+        let params = WorkloadParams::new(3, base, 4);
+        let mut g = w.build(&params).goroutines.swap_remove(2);
+        let steps = common::testing::run_alone(&mut *g, 4, 10_000);
+        let yields = common::testing::positions(&steps, Op::Yield);
+        assert_eq!(yields.len(), 1);
+        assert_eq!(
+            steps[yields[0]].depth,
+            base + 2,
+            "{:?}",
+            &steps[..yields[0]]
+        );
     }
 }

@@ -60,6 +60,7 @@ pub fn bare_runtime(
 ) -> Result<Runtime, RuntimeError> {
     let config = gc_off_config(design);
     let image = WorkloadImage {
+        wakes_per_ms: 0.0,
         program: Program::builder()
             .build()
             .expect("a program of runtime functions only is valid"),
@@ -224,7 +225,7 @@ mod tests {
                 worker.dispose(&bed.rt.gc.pool);
                 bed.rt.stop_p(&mut bed.p);
                 assert!(bed.rt.mark_complete(), "{what}");
-                let stats = bed.rt.mark_termination(&mut worker).unwrap();
+                let stats = bed.rt.mark_termination(&mut worker, 0).unwrap();
                 assert_eq!(stats.heap_live_bytes, node_bytes, "{what}");
                 assert_eq!(stats.wb_calls, 3 * StoreBed::OBJECTS as u64, "{what}");
                 assert_eq!(bed.rt.gc.phase(), Phase::Sweep, "{what}");
