@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::suite::{Design, workload_label};
+use crate::suite::{Design, series_name, workload_label};
 use crate::sweeps::{BARRIER_DESIGNS, OFFSET_DESIGNS};
 
 /// Why the tables could not be made or placed.
@@ -41,6 +41,9 @@ struct Row {
     #[serde(default)]
     replay: String,
     design: String,
+    /// Absent from results written before the removal modes existed: after the restart.
+    #[serde(default)]
+    barrier_removal: String,
     engine: String,
     goroutines: usize,
     depth: usize,
@@ -52,6 +55,11 @@ struct Row {
     barriers_hit: u64,
     stkbar_reserved_bytes: u64,
     mark_term_ns_p50: u64,
+    /// Absent from results written before the re-scan list was counted.
+    #[serde(default)]
+    rescan_goroutines: u64,
+    #[serde(default)]
+    rescan_goroutines_p50: u64,
     mark_term_ns_p99: u64,
     mark_term_ns_max: u64,
     sweep_term_ns_p50: u64,
@@ -66,6 +74,12 @@ struct Row {
 }
 
 impl Row {
+    /// The series the row belongs to: its design, marked when its barriers were removed in the
+    /// pause.
+    fn series(&self) -> String {
+        series_name(&self.design, &self.barrier_removal)
+    }
+
     /// The workload as tables name it: `replay:TRACE` for a replayed trace.
     fn label(&self) -> String {
         workload_label(&self.workload, &self.replay)
@@ -194,7 +208,7 @@ fn mean<'a>(rows: impl IntoIterator<Item = &'a Row>, f: impl Fn(&Row) -> f64) ->
 /// The rows of workload `label` under design `d` (one per seed).
 fn select<'a>(rows: &'a [Row], label: &str, d: Design) -> Vec<&'a Row> {
     rows.iter()
-        .filter(|r| r.label() == label && r.design == d.name())
+        .filter(|r| r.label() == label && r.series() == d.name())
         .collect()
 }
 
@@ -444,11 +458,13 @@ fn offset_tradeoff_table(rows: &[Row]) -> Table {
     }
 }
 
-/// The designs of a sweep's pause columns, in a fixed order.
-const PAUSE_ORDER: [&str; 5] = [
+/// The series of a sweep's pause columns, in a fixed order.
+const PAUSE_ORDER: [&str; 7] = [
     "full-rescan",
     "stkbar-1024",
+    "stkbar-1024 in-pause",
     "stkbar-all",
+    "stkbar-all in-pause",
     "hybrid",
     "yuasa",
 ];
@@ -462,12 +478,13 @@ fn sweep_table(name: &str, rows: &[Row], axis_name: &str, at: fn(&Row) -> usize)
         "full re-scan KiB/cycle".into(),
         "stkbar-1024 re-scan KiB/cycle".into(),
         "oracle KiB/cycle".into(),
+        "G re-scanned/cycle".into(),
     ];
     let designs: Vec<&str> = PAUSE_ORDER
         .into_iter()
         .filter(|d| {
             rows.iter()
-                .any(|r| r.engine == "threaded" && r.design == *d)
+                .any(|r| r.engine == "threaded" && r.series() == *d)
         })
         .collect();
     header.extend(designs.iter().map(|d| format!("{d} p50 µs")));
@@ -477,18 +494,25 @@ fn sweep_table(name: &str, rows: &[Row], axis_name: &str, at: fn(&Row) -> usize)
         .map(|x| {
             let det = |design: &'static str| {
                 rows.iter().filter(move |r| {
-                    at(r) == x && r.engine == "deterministic" && r.design == design
+                    at(r) == x && r.engine == "deterministic" && r.series() == design
                 })
             };
             let full = mean(det("full-rescan"), |r| r.per_cycle(r.rescan_bytes));
             let bars = mean(det("stkbar-1024"), |r| r.per_cycle(r.rescan_bytes));
             let oracle = mean(det("stkbar-1024"), |r| r.per_cycle(r.oracle_rescan_bytes));
+            let listed = mean(det("stkbar-1024"), |r| r.per_cycle(r.rescan_goroutines));
             counts.extend([full.1, bars.1]);
-            let mut cells = vec![x.to_string(), kib(full.0), kib(bars.0), kib(oracle.0)];
+            let mut cells = vec![
+                x.to_string(),
+                kib(full.0),
+                kib(bars.0),
+                kib(oracle.0),
+                num(listed.0, 1),
+            ];
             for d in &designs {
                 let p = mean(
                     rows.iter()
-                        .filter(|r| at(r) == x && r.engine == "threaded" && r.design == *d),
+                        .filter(|r| at(r) == x && r.engine == "threaded" && r.series() == *d),
                     |r| r.mark_term_ns_p50 as f64,
                 );
                 counts.push(p.1);
@@ -498,7 +522,7 @@ fn sweep_table(name: &str, rows: &[Row], axis_name: &str, at: fn(&Row) -> usize)
         })
         .collect::<Vec<_>>();
     let note = format!(
-        "Re-scan columns: deterministic engine, bytes summed over cycles divided by cycles. Pause columns: mark-termination p50, threaded engine. {}",
+        "Re-scan columns: deterministic engine, bytes (and goroutines on the re-scan list) summed over cycles divided by cycles. Pause columns: mark-termination p50, threaded engine; `in-pause`: the barriers removed inside the pause (`--barrier-removal in-pause`, Go 1.5/1.6) instead of after the restart (Go 1.7). {}",
         seeds_note(counts)
     );
     Table {
@@ -588,7 +612,7 @@ fn headline_table(dir: &Path) -> Result<Option<Table>, PaperError> {
     let mut body = Vec::new();
     let osc: Vec<&Row> = offsets
         .iter()
-        .filter(|r| r.label() == "deep-oscillate" && r.design == "stkbar-1024")
+        .filter(|r| r.label() == "deep-oscillate" && r.series() == "stkbar-1024")
         .collect();
     if let Some(r) = osc.first() {
         body.push(vec![
@@ -618,35 +642,101 @@ fn headline_table(dir: &Path) -> Result<Option<Table>, PaperError> {
             "0".into(),
         ]);
     }
+    // The pause targets, at each sweep's largest point, threaded engine.
     let threaded: Vec<&Row> = depth.iter().filter(|r| r.engine == "threaded").collect();
     if let Some(&deepest) = axis(&threaded, |r| r.depth).last() {
-        let p50 = |d: &str| {
+        let at = |d: &str, f: fn(&Row) -> f64| {
             mean(
                 threaded
                     .iter()
                     .copied()
-                    .filter(|r| r.depth == deepest && r.design == d),
-                |r| r.mark_term_ns_p50 as f64,
+                    .filter(|r| r.depth == deepest && r.series() == d),
+                f,
             )
             .0
         };
+        let p50 = |d: &str| at(d, |r| r.mark_term_ns_p50 as f64);
+        let listed = |d: &str| at(d, |r| r.rescan_goroutines_p50 as f64);
         let g = threaded.first().map_or(0, |r| r.goroutines);
-        let (off, on, hybrid) = (p50("full-rescan"), p50("stkbar-1024"), p50("hybrid"));
+        let (off, on, all) = (p50("full-rescan"), p50("stkbar-1024"), p50("stkbar-all"));
         body.push(vec![
             format!("mark-termination p50, stack barriers vs off, {g} G × depth {deepest}"),
             format!(
-                "{} µs vs {} µs ({}× shorter)",
+                "{} µs vs {} µs ({}× shorter); re-scan lists {} and {} G",
                 us(on),
                 us(off),
-                num(off / on, 1)
+                num(off / on, 1),
+                num(listed("stkbar-1024"), 0),
+                num(listed("full-rescan"), 0)
             ),
             "≥ 10× shorter".into(),
         ]);
         body.push(vec![
+            format!("mark-termination p50, every frame vs stack barriers, {g} G × depth {deepest}"),
+            format!(
+                "{} µs vs {} µs ({}×); re-scan list {} G",
+                us(all),
+                us(on),
+                num(all / on, 2),
+                num(listed("stkbar-all"), 0)
+            ),
+            "≤ 2×".into(),
+        ]);
+        body.push(vec![
             format!("hybrid mark-termination p50, {g} G × depth {deepest}"),
-            format!("{} µs", us(hybrid)),
+            format!("{} µs", us(p50("hybrid"))),
             "< 50 µs".into(),
         ]);
+    }
+    let many: Vec<Row> = read(dir, "goroutine_sweep")?.unwrap_or_default();
+    let threaded: Vec<&Row> = many.iter().filter(|r| r.engine == "threaded").collect();
+    let point = axis(&threaded, |r| r.goroutines)
+        .into_iter()
+        .filter(|&g| g <= MANY_SHALLOW_TARGET_GOROUTINES)
+        .last();
+    if let Some(most) = point {
+        let at = |d: &str, f: fn(&Row) -> f64| {
+            mean(
+                threaded
+                    .iter()
+                    .copied()
+                    .filter(|r| r.goroutines == most && r.series() == d),
+                f,
+            )
+            .0
+        };
+        let p50 = |d: &str| at(d, |r| r.mark_term_ns_p50 as f64);
+        let (off, on, all) = (p50("full-rescan"), p50("stkbar-1024"), p50("stkbar-all"));
+        let spread = on.max(off).max(all) / on.min(off).min(all) - 1.0;
+        let depth = threaded.first().map_or(0, |r| r.depth);
+        body.push(vec![
+            format!(
+                "mark-termination p50, barriers on / off / every frame, `many-shallow` {most} G × depth {depth}"
+            ),
+            format!(
+                "{} / {} / {} µs (largest {} % above smallest); re-scan list {} G",
+                us(on),
+                us(off),
+                us(all),
+                pct(spread),
+                num(at("stkbar-1024", |r| r.rescan_goroutines_p50 as f64), 0)
+            ),
+            "within ±30 %".into(),
+        ]);
+    }
+    if let Some(&most) = axis(&threaded, |r| r.goroutines).last() {
+        let worst = threaded
+            .iter()
+            .filter(|r| r.series() == "hybrid")
+            .map(|r| r.mark_term_ns_p50)
+            .max();
+        if let Some(worst) = worst {
+            body.push(vec![
+                format!("hybrid mark-termination p50, `many-shallow` up to {most} G, worst run"),
+                format!("{} µs", us(worst as f64)),
+                "< 50 µs".into(),
+            ]);
+        }
     }
     Ok(Some(Table {
         name: "headline".into(),
@@ -661,6 +751,9 @@ fn headline_table(dir: &Path) -> Result<Option<Table>, PaperError> {
         ),
     }))
 }
+
+/// The `many-shallow` size of the pause target: 10,000 goroutines.
+const MANY_SHALLOW_TARGET_GOROUTINES: usize = 10_000;
 
 /// Sanitizer steps before this one are warm-up: the first cycles create the Ps' contexts and fill
 /// the heap, so growth is measured from here.

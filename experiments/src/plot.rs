@@ -640,7 +640,11 @@ fn read_runs(path: &Path, needed: &[&'static str]) -> Result<Option<Runs>, PlotE
         }
         rows.push(RunRow {
             workload: t.workload_label(rec),
-            design: t.text(rec, "design"),
+            // A run whose barriers were removed inside the pause is a series of its own.
+            design: crate::suite::series_name(
+                &t.text(rec, "design"),
+                &t.text(rec, "barrier_removal"),
+            ),
             barrier: t.text(rec, "barrier"),
             engine: t.text(rec, "engine"),
             cycles,
@@ -898,19 +902,24 @@ impl Palette {
     }
 }
 
-fn design_rank(d: &str) -> (usize, usize, String) {
-    match Design::parse(d) {
-        Some(Design::FullRescan) => (0, 0, d.to_owned()),
-        Some(Design::StkbarAll) => (1, 0, d.to_owned()),
-        Some(Design::Stkbar(n)) => (2, n, d.to_owned()),
-        Some(Design::Hybrid) => (3, 0, d.to_owned()),
-        Some(Design::Yuasa) => (4, 0, d.to_owned()),
-        None => (5, 0, d.to_owned()),
-    }
+/// A series' order in legends: by design, an in-pause series right after its design's.
+fn design_rank(series: &str) -> (usize, usize, bool, String) {
+    let (d, in_pause) = crate::suite::parse_series(series);
+    let (kind, n) = match Design::parse(d) {
+        Some(Design::FullRescan) => (0, 0),
+        Some(Design::StkbarAll) => (1, 0),
+        Some(Design::Stkbar(n)) => (2, n),
+        Some(Design::Hybrid) => (3, 0),
+        Some(Design::Yuasa) => (4, 0),
+        None => (5, 0),
+    };
+    (kind, n, in_pause, series.to_owned())
 }
 
-fn design_colour(d: &str) -> RGBColor {
-    match Design::parse(d) {
+/// A series' colour: its design's, lighter for the in-pause removal.
+fn design_colour(series: &str) -> RGBColor {
+    let (d, in_pause) = crate::suite::parse_series(series);
+    let c = match Design::parse(d) {
         Some(Design::FullRescan) => RGBColor(70, 70, 70),
         Some(Design::StkbarAll) => RGBColor(148, 103, 189),
         Some(Design::Stkbar(1024)) => RGBColor(31, 119, 180),
@@ -918,10 +927,18 @@ fn design_colour(d: &str) -> RGBColor {
         Some(Design::Hybrid) => RGBColor(255, 127, 14),
         Some(Design::Yuasa) => RGBColor(44, 160, 44),
         None => EXTRA_COLOURS[fnv1a(d) % EXTRA_COLOURS.len()],
+    };
+    if in_pause {
+        let lighter = |v: u8| v + (255 - v) / 2;
+        RGBColor(lighter(c.0), lighter(c.1), lighter(c.2))
+    } else {
+        c
     }
 }
 
-fn design_marker(d: &str) -> Marker {
+/// A series' marker: its design's, the next one for the in-pause removal.
+fn design_marker(series: &str) -> Marker {
+    let (d, in_pause) = crate::suite::parse_series(series);
     let i = match Design::parse(d) {
         Some(Design::FullRescan) => 3,
         Some(Design::StkbarAll) => 2,
@@ -930,7 +947,7 @@ fn design_marker(d: &str) -> Marker {
         Some(Design::Yuasa) => 4,
         None => fnv1a(d),
     };
-    Marker::ALL[i % Marker::ALL.len()]
+    Marker::ALL[(i + usize::from(in_pause)) % Marker::ALL.len()]
 }
 
 /// The x axis of the offset figures: a barrier at every frame, each offset present in

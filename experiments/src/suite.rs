@@ -268,6 +268,28 @@ impl Design {
     }
 }
 
+/// The name a run's series takes in tables and figures: its design ([`Design::name`]), marked
+/// ` in-pause` when its barriers were removed inside the mark-termination pause
+/// (`--barrier-removal in-pause`, Go 1.5/1.6) rather than after the restart (Go 1.7, the default).
+pub fn series_name(design: &str, barrier_removal: &str) -> String {
+    if barrier_removal == "in-pause" {
+        format!("{design} {IN_PAUSE}")
+    } else {
+        design.to_owned()
+    }
+}
+
+/// The suffix [`series_name`] gives an in-pause run.
+pub const IN_PAUSE: &str = "in-pause";
+
+/// The design and the in-pause mark of a [`series_name`].
+pub fn parse_series(series: &str) -> (&str, bool) {
+    match series.strip_suffix(IN_PAUSE) {
+        Some(d) => (d.trim_end(), true),
+        None => (series, false),
+    }
+}
+
 /// One run of an experiment: `testbed` flags.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Plan {

@@ -38,6 +38,10 @@ const RESCAN_DESIGNS: [Design; 3] = [
     Design::StkbarAll,
 ];
 
+/// The stack-barrier designs a sweep also runs with the barriers removed inside the pause (Go
+/// 1.5/1.6's removal) beside Go 1.7's after the restart.
+const IN_PAUSE_DESIGNS: [Design; 2] = [Design::Stkbar(GO_FIRST_OFFSET), Design::StkbarAll];
+
 /// The designs whose pauses a sweep reports.
 const PAUSE_DESIGNS: [Design; 5] = [
     Design::FullRescan,
@@ -220,6 +224,9 @@ fn sweep(
             for d in PAUSE_DESIGNS {
                 plans.push(pause_plan(w, d, seed, args));
             }
+            for d in IN_PAUSE_DESIGNS {
+                plans.push(pause_plan(w, d, seed, args).with("--barrier-removal", "in-pause"));
+            }
         }
     }
     let (rows, secs) = run_and_write(name, args, plans, false, |_| ())?;
@@ -232,9 +239,10 @@ fn sweep(
         out.push_str(&format!("\n  mark termination p50 at {axis} {top}:"));
         for r in threaded.iter().filter(|r| at(r) == top) {
             out.push_str(&format!(
-                " {} {:.1} µs;",
-                r.design,
-                r.mark_term_ns_p50 as f64 / 1e3
+                " {} {:.1} µs ({} G re-scanned);",
+                suite::series_name(&r.design, &r.barrier_removal),
+                r.mark_term_ns_p50 as f64 / 1e3,
+                r.rescan_goroutines_p50
             ));
         }
     }

@@ -82,7 +82,7 @@ pub struct TestbedArgs {
     pub barrier_removal: String,
     /// The scheduler's time slice in milliseconds (Go's forcePreemptNS, enforced by sysmon): a
     /// goroutine that has run this long gives up its P at its next call. The deterministic
-    /// engine measures it on its own clock (50 ns of a P's time per step).
+    /// engine measures it on its own clock (75 ns of a P's time per step).
     #[arg(
         long,
         default_value_t = 10.0,

@@ -270,13 +270,29 @@ fn depth_and_goroutine_sweeps_report_counters_and_pauses() {
     let dir = tempfile::tempdir().unwrap();
     for (name, points) in [("depth_sweep", 4), ("goroutine_sweep", 4)] {
         run_tiny(name, dir.path());
-        // Per point: 3 re-scanning designs on the deterministic engine, 5 on the threaded one.
-        let (header, rows) = check_run_csv(dir.path(), name, points * 8);
+        // Per point: 3 re-scanning designs on the deterministic engine, 5 on the threaded one
+        // and 2 more there with the barriers removed inside the pause.
+        let (header, rows) = check_run_csv(dir.path(), name, points * 10);
         let threaded = rows
             .iter()
             .filter(|r| field(&header, r, "engine") == "threaded")
             .count();
-        assert_eq!(threaded, points * 5, "{name}");
+        assert_eq!(threaded, points * 7, "{name}");
+        let in_pause: Vec<_> = rows
+            .iter()
+            .filter(|r| field(&header, r, "barrier_removal") == "in-pause")
+            .collect();
+        assert_eq!(in_pause.len(), points * 2, "{name}");
+        for r in in_pause {
+            assert!(
+                ["stkbar-1024", "stkbar-all"].contains(&field(&header, r, "design")),
+                "{name}"
+            );
+            assert!(
+                field(&header, r, "command").contains("--barrier-removal in-pause"),
+                "{name}"
+            );
+        }
     }
 }
 
