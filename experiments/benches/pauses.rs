@@ -1,4 +1,4 @@
-//! Mark-termination pauses on real threads: the DESIGN §6 pause targets.
+//! Mark-termination pauses on real threads: the ARCHITECTURE.md §6 pause targets.
 //!
 //! Runs `testbed --engine threaded` for `deep-oscillate`, `deep-unwind` (64 goroutines × depth
 //! 10,000) and `many-shallow` (10,000 goroutines × depth 10) under `dijkstra` with stack barriers
@@ -119,7 +119,7 @@ fn main() {
             .find(|(c, _)| c.0 == w && c.3 == b && (b != "dijkstra" || c.4 == sb))
             .map(|(_, r)| r.totals.mark_term_ns_p50)
     };
-    // DESIGN §6 sets the hybrid target at 64 goroutines × depth 10,000; many-shallow is shown
+    // ARCHITECTURE.md §6 sets the hybrid target at 64 goroutines × depth 10,000; many-shallow is shown
     // for comparison (its pause carries mark termination's per-goroutine work).
     for w in ["deep-oscillate", "deep-unwind"] {
         if let Some(h) = p50(w, "hybrid", "off") {

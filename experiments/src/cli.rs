@@ -4,7 +4,7 @@
 //! Invariant: a result file on disk is always either the old complete file or the new complete
 //! file. [`write_atomically`] writes into a temporary file in the destination's directory, flushes
 //! and syncs it, and renames it over the destination, so an interrupted run loses nothing that was
-//! there (DESIGN §7, the brief's "results files are written atomically").
+//! there (ARCHITECTURE.md §7: results are written atomically).
 
 use std::ffi::OsString;
 use std::fs;

@@ -34,7 +34,7 @@ pub enum PaperError {
     Markers(String),
 }
 
-/// The columns the tables read from a run CSV (DESIGN §5's core columns and the suite's extras).
+/// The columns the tables read from a run CSV (ARCHITECTURE.md §5's core columns and the suite's extras).
 #[derive(Clone, Debug, Deserialize)]
 struct Row {
     workload: String,
@@ -632,7 +632,7 @@ fn headline_table(dir: &Path) -> Result<Option<Table>, PaperError> {
         .sum();
     if !offsets.is_empty() {
         body.push(vec![
-            "re-scans outside DESIGN §4's bound, all counter runs".into(),
+            "re-scans outside ARCHITECTURE.md §4's bound, all counter runs".into(),
             outside.to_string(),
             "0".into(),
         ]);
@@ -744,7 +744,7 @@ fn headline_table(dir: &Path) -> Result<Option<Table>, PaperError> {
             &[
                 "figure".into(),
                 "measured".into(),
-                "DESIGN §6 target".into(),
+                "ARCHITECTURE.md §6 target".into(),
             ],
             &body,
             "",
@@ -810,7 +810,7 @@ fn sanitizer_leak_table(rows: &[SanitizerRow]) -> Table {
         })
         .collect();
     let note = format!(
-        "The sanitizer's metadata memory (per-P contexts and per-object metadata) at step N (one step per GC cycle); steps before {warm} are warm-up. `free-notify`: sweep tells the sanitizer of every object it frees, so that object's metadata is released; `no-free-notify`: it does not. The P count follows a schedule during the run, so contexts are created and destroyed with their Ps. DESIGN §6 target: flat after warm-up. {}",
+        "The sanitizer's metadata memory (per-P contexts and per-object metadata) at step N (one step per GC cycle); steps before {warm} are warm-up. `free-notify`: sweep tells the sanitizer of every object it frees, so that object's metadata is released; `no-free-notify`: it does not. The P count follows a schedule during the run, so contexts are created and destroyed with their Ps. ARCHITECTURE.md §6 target: flat after warm-up. {}",
         seeds_note(counts)
     );
     Table {
@@ -865,7 +865,7 @@ fn wbshadow_faults_table(rows: &[FaultRow]) -> Table {
             ]
         })
         .collect();
-    let note = "`--inject wb-drop=F` skips the write barrier at a seeded fraction F of heap stores. Runs with faults: of the seeds run, those in which at least one barrier was dropped; detected: of those, the share ending with a checker report, made by wbshadow at a barriered store (by store), by wbshadow checking a word during the checkmark walk (by GC), or by checkmark finding a reachable object left unmarked (by checkmark). Lost caught: of the runs in which checkmark alone found a lost object (same seed and fraction), those this mode caught; DESIGN §6 target: all of them for `wbshadow=2`, which runs with `gccheckmark=1`. Delay: heap stores from the dropped barrier a report names to the report, over the detected runs.";
+    let note = "`--inject wb-drop=F` skips the write barrier at a seeded fraction F of heap stores. Runs with faults: of the seeds run, those in which at least one barrier was dropped; detected: of those, the share ending with a checker report, made by wbshadow at a barriered store (by store), by wbshadow checking a word during the checkmark walk (by GC), or by checkmark finding a reachable object left unmarked (by checkmark). Lost caught: of the runs in which checkmark alone found a lost object (same seed and fraction), those this mode caught; ARCHITECTURE.md §6 target: all of them for `wbshadow=2`, which runs with `gccheckmark=1`. Delay: heap stores from the dropped barrier a report names to the report, over the detected runs.";
     Table {
         name: "wbshadow_faults".into(),
         markdown: markdown(&header, &body, note),
@@ -978,7 +978,7 @@ fn profiler_switch_table(rows: &[ProfilerRow]) -> Table {
         Some(n) => format!("{n} seeds, summed"),
     };
     let note = format!(
-        "Samples: profiling signals handled ({seeds}). Unwound: samples the handler turned into a traceback, each compared with the goroutine's true frames; System: samples it refused to unwind (seed 003's checks: g is not the M's user goroutine, SP outside its stack, PC inside `gogo`; and the stack-barrier checks: PC inside `stackBarrier`, the stack-barrier lock held). Mid-gogo: samples taken between the register stores of `gogo`, the switch to a goroutine; mid-barrier: between the stores of a stack-barrier install, hit or removal. Malformed: unwound samples whose traceback failed or differed from the true frames; DESIGN §6 target with the checks on: 0 in 10⁶ samples. Checks off is Go before seed 003."
+        "Samples: profiling signals handled ({seeds}). Unwound: samples the handler turned into a traceback, each compared with the goroutine's true frames; System: samples it refused to unwind (seed 003's checks: g is not the M's user goroutine, SP outside its stack, PC inside `gogo`; and the stack-barrier checks: PC inside `stackBarrier`, the stack-barrier lock held). Mid-gogo: samples taken between the register stores of `gogo`, the switch to a goroutine; mid-barrier: between the stores of a stack-barrier install, hit or removal. Malformed: unwound samples whose traceback failed or differed from the true frames; ARCHITECTURE.md §6 target with the checks on: 0 in 10⁶ samples. Checks off is Go before seed 003."
     );
     Table {
         name: "profiler_switch".into(),
@@ -1198,7 +1198,7 @@ mod tests {
                 "The sanitizer's metadata memory (per-P contexts and per-object metadata) at step N (one step per GC cycle); steps before 2 are warm-up. ",
                 "`free-notify`: sweep tells the sanitizer of every object it frees, so that object's metadata is released; `no-free-notify`: it does not. ",
                 "The P count follows a schedule during the run, so contexts are created and destroyed with their Ps. ",
-                "DESIGN §6 target: flat after warm-up. Each cell is the mean of 3 seeds.\n",
+                "ARCHITECTURE.md §6 target: flat after warm-up. Each cell is the mean of 3 seeds.\n",
             )
         );
     }
@@ -1232,7 +1232,7 @@ mod tests {
                 "detected: of those, the share ending with a checker report, made by wbshadow at a barriered store (by store), ",
                 "by wbshadow checking a word during the checkmark walk (by GC), or by checkmark finding a reachable object left unmarked (by checkmark). ",
                 "Lost caught: of the runs in which checkmark alone found a lost object (same seed and fraction), those this mode caught; ",
-                "DESIGN §6 target: all of them for `wbshadow=2`, which runs with `gccheckmark=1`. ",
+                "ARCHITECTURE.md §6 target: all of them for `wbshadow=2`, which runs with `gccheckmark=1`. ",
                 "Delay: heap stores from the dropped barrier a report names to the report, over the detected runs.\n",
             )
         );

@@ -404,7 +404,7 @@ const GOROUTINE_COLUMNS: &[&str] = &[
     "mark_term_ns_p50",
 ];
 const MMU_COLUMNS: &[&str] = &["workload", "design", "window_ns", "mmu"];
-/// DESIGN §7 fixes these four columns of `sanitizer_leak.csv`.
+/// ARCHITECTURE.md §7 fixes these four columns of `sanitizer_leak.csv`.
 const SANITIZER_COLUMNS: &[&str] = &["mode", "step", "live_objects", "sanitizer_bytes"];
 const PROFILER_COLUMNS: &[&str] = &[
     "workload",
@@ -815,7 +815,7 @@ struct Palette {
     names: &'static [(&'static str, RGBColor)],
 }
 
-/// The workloads, in DESIGN §5's order.
+/// The workloads, in ARCHITECTURE.md §5's order.
 const WORKLOADS: Palette = Palette {
     names: &[
         ("deep-oscillate", RGBColor(31, 119, 180)),

@@ -3,7 +3,7 @@
 //! checked against the goroutine's true frames.
 //!
 //! Invariant: with seed 003's checks on, no sample is malformed — every traceback the handler
-//! records is exactly the interrupted goroutine's frames (DESIGN §6: 0 in 10^6 samples). The
+//! records is exactly the interrupted goroutine's frames (ARCHITECTURE.md §6: 0 in 10^6 samples). The
 //! experiment is the evidence: it draws at least 10^6 samples (10^5 with `--quick`) from
 //! checks-on runs with `validate` on, so each unwound sample is compared with the frames the
 //! interpreter keeps apart from stack memory, and any mismatch or unwinder error is a checker
@@ -31,7 +31,7 @@
 //!
 //! Outputs: `OUT/profiler_switch.csv`, one row per run (the sample counts of [`gc::SampleCounts`],
 //! the engine's signals sent, cycles and wall time); `OUT/profiler_switch.json`, the configuration
-//! and the totals over the checks-on runs (DESIGN §7; over the checks-off runs with
+//! and the totals over the checks-on runs (ARCHITECTURE.md §7; over the checks-off runs with
 //! `--no-seed003-checks`), the checks-off totals and the rows; and
 //! `OUT/profiler_switch_switch-heavy.folded`, the folded stacks of the deterministic run of
 //! `switch-heavy` (flame-graph input; `runtime._System` and
@@ -58,7 +58,7 @@ pub const PERIOD: u64 = 16;
 pub const INTERVAL_US: u64 = 50;
 /// Ps of the threaded runs unless `--procs` says otherwise.
 pub const THREADED_PROCS: usize = 2;
-/// Samples the checks-on runs must draw in all: DESIGN §6's 10^6, a tenth of it with `--quick`.
+/// Samples the checks-on runs must draw in all: ARCHITECTURE.md §6's 10^6, a tenth of it with `--quick`.
 pub const FULL_SAMPLES: u64 = 1_000_000;
 /// `--quick`'s sample target.
 pub const QUICK_SAMPLES: u64 = 100_000;
@@ -87,7 +87,7 @@ const REPORT_STACKS: usize = 8;
 #[command(
     name = "profiler_switch",
     version,
-    about = "Draw profiling samples at a high rate across goroutine switches and stack-barrier operations, validate every unwound traceback against the true frames, and count the malformed ones (seed 003; DESIGN §6: 0 in 10^6).",
+    about = "Draw profiling samples at a high rate across goroutine switches and stack-barrier operations, validate every unwound traceback against the true frames, and count the malformed ones (seed 003; ARCHITECTURE.md §6: 0 in 10^6).",
     after_help = "Examples:\n  profiler_switch --quick\n  profiler_switch --json --out /tmp/results\n  profiler_switch --quick --no-seed003-checks   (the malformed tracebacks the checks prevent)\n\n\
 Runs switch-heavy, deep-oscillate and deep-unwind (a stack barrier on every frame) and mixed, on\n\
 the deterministic engine (a signal every 16 micro-operation boundaries on average) and the\n\
@@ -103,7 +103,7 @@ pub struct ProfilerArgs {
     /// The experiment flags every binary takes.
     #[command(flatten)]
     pub suite: SuiteArgs,
-    /// Print `{"config": …, "totals": …}` (DESIGN §7) on stdout instead of the summary.
+    /// Print `{"config": …, "totals": …}` (ARCHITECTURE.md §7) on stdout instead of the summary.
     #[arg(long)]
     pub json: bool,
     /// Run everything with seed 003's checks off, as Go did before it: the totals then show the
@@ -276,7 +276,7 @@ struct Outcome {
     malformed_stacks: Vec<String>,
 }
 
-/// DESIGN §7's `totals`: the sample counts summed over the runs, and what they came from.
+/// ARCHITECTURE.md §7's `totals`: the sample counts summed over the runs, and what they came from.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Totals {
     /// The counts.
@@ -320,7 +320,7 @@ struct SetupReport {
     design: String,
 }
 
-/// DESIGN §7's `config`.
+/// ARCHITECTURE.md §7's `config`.
 #[derive(Clone, Debug, Serialize)]
 struct ConfigReport {
     experiment: &'static str,
@@ -343,7 +343,7 @@ struct ConfigReport {
     setups: Vec<SetupReport>,
 }
 
-/// What `--json` prints: DESIGN §7's object.
+/// What `--json` prints: ARCHITECTURE.md §7's object.
 #[derive(Debug, Serialize)]
 struct Report<'a> {
     config: &'a ConfigReport,
@@ -778,7 +778,7 @@ fn violation_report(on: &[&Outcome]) -> String {
     let bad: Vec<&&Outcome> = on.iter().filter(|o| o.row.malformed > 0).collect();
     let total: u64 = bad.iter().map(|o| o.row.malformed).sum();
     let mut out = format!(
-        "{total} malformed profiler traceback(s) with seed 003's checks on (DESIGN §6: 0), in {} run(s)",
+        "{total} malformed profiler traceback(s) with seed 003's checks on (ARCHITECTURE.md §6: 0), in {} run(s)",
         bad.len()
     );
     for o in bad {
@@ -872,7 +872,7 @@ fn summary(
     }
     let _ = write!(
         out,
-        "\n  totals (checks {}): {} samples, {} malformed (DESIGN §6: 0 in 10^6 with the checks on)",
+        "\n  totals (checks {}): {} samples, {} malformed (ARCHITECTURE.md §6: 0 in 10^6 with the checks on)",
         if primary { "on" } else { "off" },
         totals.counts.samples,
         totals.counts.malformed

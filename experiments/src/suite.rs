@@ -1,5 +1,5 @@
 //! The experiment suite's machinery: the flags every experiment binary shares, plans of testbed
-//! runs, running them, and the CSV and JSON rows they produce (DESIGN §5, §7).
+//! runs, running them, and the CSV and JSON rows they produce (ARCHITECTURE.md §5, §7).
 //!
 //! Invariant: an experiment is a list of [`Plan`]s, each a `testbed` command line, and every row
 //! it writes is one such run: the row carries every resolved option of that run (the testbed's
@@ -380,7 +380,7 @@ impl Workload {
     }
 }
 
-/// Why an experiment stopped; each maps to DESIGN §7's exit codes.
+/// Why an experiment stopped; each maps to ARCHITECTURE.md §7's exit codes.
 #[derive(Debug)]
 pub enum SuiteError {
     /// Bad flags or a plan the testbed rejects: exit 2.
@@ -509,7 +509,7 @@ pub(crate) fn progress_bar(name: &str, len: u64, quiet: bool) -> ProgressBar {
     bar
 }
 
-/// One run as a results row: the core columns of DESIGN §5 first, in its order, then the rest
+/// One run as a results row: the core columns of ARCHITECTURE.md §5 first, in its order, then the rest
 /// of the counters, the timings, and every resolved option.
 #[derive(Clone, Debug, Serialize)]
 pub struct RunRow {
@@ -631,7 +631,7 @@ pub struct RunRow {
     pub sweep_term_ns_p99: u64,
     /// Longest sweep-termination pause.
     pub sweep_term_ns_max: u64,
-    /// Re-scans bounded by a barrier (DESIGN §4's bound checked on each).
+    /// Re-scans bounded by a barrier (ARCHITECTURE.md §4's bound checked on each).
     pub bounded_rescans: u64,
     /// Of those, outside the bound (0 unless placement is broken).
     pub outside_bound: u64,
@@ -847,7 +847,7 @@ fn write_failed(path: &Path, e: &dyn fmt::Display) -> SuiteError {
 }
 
 /// The body of an experiment binary: parse the flags, run `experiment`, print its summary on
-/// stdout, report errors on stderr with DESIGN §7's exit codes.
+/// stdout, report errors on stderr with ARCHITECTURE.md §7's exit codes.
 pub fn main<A: clap::Parser>(
     bin: &str,
     experiment: impl FnOnce(&A) -> Result<String, SuiteError>,

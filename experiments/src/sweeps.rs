@@ -1,4 +1,4 @@
-//! The experiments of DESIGN §5 as plans of testbed runs: which workloads, sizes, designs, seeds
+//! The experiments of ARCHITECTURE.md §5 as plans of testbed runs: which workloads, sizes, designs, seeds
 //! and engines each one sweeps, in `--quick` and `--full`.
 //!
 //! Invariant: counters come from the deterministic engine (exact, reproducible bit for bit) with
@@ -51,7 +51,7 @@ const PAUSE_DESIGNS: [Design; 5] = [
     Design::Yuasa,
 ];
 
-/// The designs `barrier_designs` compares (DESIGN §5).
+/// The designs `barrier_designs` compares (ARCHITECTURE.md §5).
 pub const BARRIER_DESIGNS: [Design; 4] = [
     Design::FullRescan,
     Design::Stkbar(GO_FIRST_OFFSET),

@@ -1,5 +1,5 @@
 //! One configuration end to end: the `testbed` flags, their validation into a [`Resolved`]
-//! configuration, the run, and the report of DESIGN §7.
+//! configuration, the run, and the report of ARCHITECTURE.md §7.
 //!
 //! Invariant: every flag combination either resolves to a configuration the runtime can run, or is
 //! rejected here with a one-line message (the binary exits 2); nothing the user typed reaches the
@@ -291,7 +291,7 @@ pub struct Report {
     pub totals: Totals,
     /// One row per cycle.
     pub cycles: Vec<CycleStats>,
-    /// DESIGN §4's per-goroutine bound over every barrier-bounded re-scan.
+    /// ARCHITECTURE.md §4's per-goroutine bound over every barrier-bounded re-scan.
     pub rescan_bound: RescanBound,
     /// Minimum mutator utilisation, window 100 µs to 1 s (threaded engine; empty for the
     /// deterministic engine, which has no clock).
@@ -1051,7 +1051,7 @@ pub fn summary(report: &Report) -> String {
     out
 }
 
-/// The summary's line on DESIGN §4's bound.
+/// The summary's line on ARCHITECTURE.md §4's bound.
 fn bound_line(b: &RescanBound) -> String {
     let past = if b.past_first_offset == 0 {
         "none returned past the first offset".to_owned()
@@ -1062,7 +1062,7 @@ fn bound_line(b: &RescanBound) -> String {
         )
     };
     format!(
-        "bounded re-scans {}, {} within the DESIGN §4 bound; {past}",
+        "bounded re-scans {}, {} within the ARCHITECTURE.md §4 bound; {past}",
         b.bounded_rescans,
         b.bounded_rescans - b.outside_bound
     )

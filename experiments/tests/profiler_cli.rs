@@ -1,6 +1,6 @@
 //! `profiler_switch` end to end: `--quick --json` draws at least 10^5 samples with seed 003's
 //! checks on, none malformed, some inside `gogo` and some inside barrier operations, and writes
-//! its CSV (DESIGN §7's columns), JSON and two folded profiles; with `--no-seed003-checks` the
+//! its CSV (ARCHITECTURE.md §7's columns), JSON and two folded profiles; with `--no-seed003-checks` the
 //! totals show malformed tracebacks and it still exits 0; bad flags exit 2 with one line.
 
 // Only `text` is used here: the rest of the shared module runs `testbed`.
@@ -13,7 +13,7 @@ use std::process::{Command, Output};
 use common::text;
 use serde_json::Value;
 
-/// The CSV's columns, in order (the brief's, then the extra counters).
+/// The CSV's columns, in order (the README's, then the extra counters).
 const COLUMNS: [&str; 35] = [
     "workload",
     "engine",
@@ -72,7 +72,7 @@ fn describe(args: &[&str], out: &Output) -> String {
     )
 }
 
-/// Runs `args`, expects exit 0 and DESIGN §7's JSON on stdout; returns its `totals`.
+/// Runs `args`, expects exit 0 and ARCHITECTURE.md §7's JSON on stdout; returns its `totals`.
 fn run_json(args: &[&str], out: &Path) -> Value {
     let run = profiler_switch(args, out);
     assert_eq!(run.status.code(), Some(0), "{}", describe(args, &run));
@@ -83,7 +83,7 @@ fn run_json(args: &[&str], out: &Path) -> Value {
         )
     });
     let keys: Vec<&String> = json.as_object().expect("an object").keys().collect();
-    assert_eq!(keys, ["config", "totals"], "DESIGN §7's two keys");
+    assert_eq!(keys, ["config", "totals"], "ARCHITECTURE.md §7's two keys");
     json["totals"].clone()
 }
 

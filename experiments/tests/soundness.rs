@@ -1,6 +1,6 @@
 //! Soundness across the design space: every workload under every barrier design and stack-barrier
 //! setting, on several seeds, with checkmark on — zero missed objects, and on every re-scanned
-//! goroutine the re-scan lies between the oracle and the full stack and within DESIGN §4's bound.
+//! goroutine the re-scan lies between the oracle and the full stack and within ARCHITECTURE.md §4's bound.
 //! (The converse — a deliberately wrong bound caught by checkmark — is `gc/tests/rescan.rs`,
 //! where the hidden object is placed exactly.)
 

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-/// DESIGN §5's core columns, in order: every run CSV starts with them.
+/// ARCHITECTURE.md §5's core columns, in order: every run CSV starts with them.
 const CORE_COLUMNS: [&str; 19] = [
     "workload",
     "barrier",
@@ -489,7 +489,7 @@ fn sanitizer_leak_writes_one_row_per_cycle_with_contexts_following_the_schedule(
     assert_eq!(
         &header[..4],
         ["mode", "step", "live_objects", "sanitizer_bytes"],
-        "DESIGN §7's columns first"
+        "ARCHITECTURE.md §7's columns first"
     );
     assert_eq!(rows.len(), 2 * 8, "two modes × one seed × 8 cycles");
     // The schedule for 8 cycles: 2 Ps, 4 from cycle 3, 1 from cycle 5, 3 from cycle 7.

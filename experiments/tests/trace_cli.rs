@@ -1,5 +1,5 @@
 //! Tracing and profiling on the command line: `testbed --trace` writes a Chrome trace-event file
-//! with every event kind of DESIGN §2 (seed 001) on both engines, its slices well formed and
+//! with every event kind of ARCHITECTURE.md §2 (seed 001) on both engines, its slices well formed and
 //! properly nested per thread, and nothing at all when the run fails; `--profile` writes folded
 //! stacks that add up to the report's samples, none malformed with seed 003's checks; bad
 //! `--trace`/`--profile` inputs exit 2 with one line; `trace_overhead` writes its CSV.
@@ -148,7 +148,7 @@ fn assert_well_formed(trace: &Value, ctx: &str) {
     }
 }
 
-/// The kinds of event each engine's traces must hold between them (DESIGN §2's list).
+/// The kinds of event each engine's traces must hold between them (ARCHITECTURE.md §2's list).
 const KINDS: &[&str] = &[
     "mark",
     "sweep",

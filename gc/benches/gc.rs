@@ -1,4 +1,4 @@
-//! Benchmarks of the collector's hot paths, with the DESIGN §6 targets they answer to:
+//! Benchmarks of the collector's hot paths, with the ARCHITECTURE.md §6 targets they answer to:
 //! * `mutator/gc_off/*` — the mutator interpreter with GC off, one goroutine on one P, ops per
 //!   second (target ≥ 80 M ops/s per thread). `stack_ops/*` runs calls and returns oscillating
 //!   within three frames plus local copies and clears; `heap_ops/*` mixes in global loads, heap
@@ -13,13 +13,13 @@
 //!   values that are heap objects already marked (the common case: `find_object` and a
 //!   test-and-set that finds the bit set), and with nil values (`*_nil`). The bed is
 //!   `gc::wbarrier::cost::StoreBed`, the one the run-time probe `measure_ns_per_store` times.
-//!   DESIGN §6 sets no target; the barrier install / hit targets (≤ 10 ns / ≤ 5 ns) are the scale
+//!   ARCHITECTURE.md §6 sets no target; the barrier install / hit targets (≤ 10 ns / ≤ 5 ns) are the scale
 //!   it should match;
 //! * `mark/heap_MB_per_s/*` — mark throughput over a 50,000-object random graph of 32-byte `node`s
 //!   (two pointer fields) reachable from one global, bytes marked per second, one fresh cycle per
 //!   iteration: `mark_step` loops `Runtime::mark_step` (roots, then drains of `mark_step_bytes`,
 //!   one object by default) until done, as the engines do; `drain` times one unbounded
-//!   `Runtime::drain` after the root step. DESIGN §6 sets no target; the stack scan's ≥ 4 GB/s is
+//!   `Runtime::drain` after the root step. ARCHITECTURE.md §6 sets no target; the stack scan's ≥ 4 GB/s is
 //!   the figure to compare with;
 //! * `mark/parallel_MB_per_s/N` — concurrent mark throughput with `N` mark workers on `N` threads
 //!   (each with its own `GcWork`, sharing the global full/empty work-buffer lists), over a

@@ -170,7 +170,7 @@ impl fmt::Display for DebugKnobs {
     }
 }
 
-/// Faults injected on purpose so a run can show that its checkers catch them (DESIGN §7's
+/// Faults injected on purpose so a run can show that its checkers catch them (ARCHITECTURE.md §7's
 /// `--inject`). Each is a seeded fraction: the same configuration and seed drop the same
 /// barriers, whatever checkers are on.
 #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]

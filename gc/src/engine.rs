@@ -60,7 +60,7 @@ pub struct RunResult {
     /// Per-goroutine re-scan records since the engine started, if the configuration asked for
     /// them.
     pub rescans: Vec<RescanRecord>,
-    /// DESIGN §4's bound over every re-scan since the engine started.
+    /// ARCHITECTURE.md §4's bound over every re-scan since the engine started.
     pub rescan_bound: RescanBound,
     /// Minimum mutator utilisation over the run, for the windows of
     /// [`crate::mmu::MMU_WINDOWS_NS`] that fit in it; empty under the deterministic engine,

@@ -1,6 +1,6 @@
 //! The mutator interpreter: runs a P's current goroutine operation by operation.
 //!
-//! Invariant: every operation keeps the contract of `mutator` (DESIGN §1's store rules): the
+//! Invariant: every operation keeps the contract of `mutator` (ARCHITECTURE.md §1's store rules): the
 //! running frame's own slots are written with no write barrier; every store into a heap object,
 //! a global or an outer frame goes through [`Runtime::writebarrierptr`]; runtime bulk writes and
 //! multi-frame unwinds pass the stack barriers below their target first. A goroutine leaves its P
@@ -8,7 +8,7 @@
 //! (preemption, see [`Runtime::mutator_run`]); every operation boundary is a point where the
 //! engine may interleave another P.
 //!
-//! The interpreter keeps, for a goroutine scanned in this cycle, the watermark of DESIGN §4 (the
+//! The interpreter keeps, for a goroutine scanned in this cycle, the watermark of ARCHITECTURE.md §4 (the
 //! highest frame that has run since the scan): returns, unwinds and runtime bulk writes raise it;
 //! calls and local stores happen below it. Mark termination turns it into `oracle_rescan_bytes`.
 

@@ -22,7 +22,7 @@
 //! with the drain by every thread that helps ([`MarkTermWork`]): a never-scanned stack whole; a
 //! scanned one, with stack barriers on, only up to and including the frame holding its lowest
 //! barrier not hit (all of it if every barrier was hit); with barriers off, whole. Each re-scan is
-//! recorded against the oracle and DESIGN §4's bound.
+//! recorded against the oracle and ARCHITECTURE.md §4's bound.
 //!
 //! Mark work. Grey objects live in work buffers (`workbuf`): each mark worker and each P (for the
 //! objects its write barriers and self-scans shade) has a `GcWork`; a mark step is one root job

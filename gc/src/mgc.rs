@@ -239,7 +239,7 @@ impl GcState {
         lock(&self.rescans).clone()
     }
 
-    /// DESIGN §4's bound over every re-scan so far.
+    /// ARCHITECTURE.md §4's bound over every re-scan so far.
     pub fn rescan_bound(&self) -> RescanBound {
         *lock(&self.rescan_bound)
     }

@@ -1,7 +1,7 @@
 //! The mutator: goroutine behaviours and the interpreter that runs them one operation at a time.
 //!
 //! Invariant: every change a mutator makes to memory is one of the operations below, and each
-//! keeps the contract the collector relies on (DESIGN §1): the running frame's own pointer slots are
+//! keeps the contract the collector relies on (ARCHITECTURE.md §1): the running frame's own pointer slots are
 //! written with no write barrier; every store into a heap object, a global, or an outer frame of the
 //! same stack reached through `&local` goes through [`crate::Runtime::write_barrier`]; the runtime's
 //! bulk writes into a stack and multi-frame unwinds pass the stack barriers below their target

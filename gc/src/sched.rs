@@ -204,7 +204,7 @@ impl G {
 }
 
 /// What the collector remembers about a goroutine's stack between its concurrent scan and mark
-/// termination, kept up to date by the mutator (DESIGN §4's watermark). Depths are bytes below
+/// termination, kept up to date by the mutator (ARCHITECTURE.md §4's watermark). Depths are bytes below
 /// the stack top, so they survive copystack. A track belongs to the cycle whose scan made it and
 /// means nothing in any other.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,4 +1,4 @@
-//! What every cycle reports (DESIGN §4), and the per-goroutine re-scan records tests check the
+//! What every cycle reports (ARCHITECTURE.md §4), and the per-goroutine re-scan records tests check the
 //! re-scan bound with.
 //!
 //! Invariant: every counter of a [`CycleStats`] except the `_ns` timings is a function of the
@@ -143,7 +143,7 @@ pub struct RescanRecord {
 }
 
 impl RescanRecord {
-    /// `x` of DESIGN §4: the height above the scan-time SP of the highest return-PC slot the
+    /// `x` of ARCHITECTURE.md §4: the height above the scan-time SP of the highest return-PC slot the
     /// goroutine returned or unwound through since its scan (0 if it returned through none).
     pub fn return_height(&self) -> usize {
         if self.ret_slot_depth == usize::MAX {
@@ -153,7 +153,7 @@ impl RescanRecord {
         }
     }
 
-    /// DESIGN §4's bound with Go's placement (frame 0 never barriered), as the `stacks` crate
+    /// ARCHITECTURE.md §4's bound with Go's placement (frame 0 never barriered), as the `stacks` crate
     /// proves it: the re-scan covers at most `(sp0 - sp) + max(2x, first_offset, size(frame 0 at
     /// scan)) + last_frame_size` bytes. `true` for a re-scan that was not bounded by a barrier.
     pub fn within_bound(&self, first_offset: usize) -> bool {
@@ -169,7 +169,7 @@ impl RescanRecord {
     }
 }
 
-/// DESIGN §4's bound over a run: how many barrier-bounded re-scans kept to it and, for those
+/// ARCHITECTURE.md §4's bound over a run: how many barrier-bounded re-scans kept to it and, for those
 /// whose goroutine returned past the first barrier's offset and past the frame that was running
 /// at the scan (which never gets a barrier), how far up the stack the re-scan reached compared
 /// with how far the goroutine returned. Barriers spaced by doubling make the re-scan reach at

@@ -1,4 +1,4 @@
-//! Benchmarks of the stack machinery, with the DESIGN §6 targets they answer to:
+//! Benchmarks of the stack machinery, with the ARCHITECTURE.md §6 targets they answer to:
 //! * `scan/pointer_dense_1MiB/*` — scanning a 1 MiB stack whose frames are all pointer slots
 //!   (target ≥ 4 GB/s), for three frame sizes, since per-frame work (unwinding) and per-slot work
 //!   (visiting) trade places as frames grow;

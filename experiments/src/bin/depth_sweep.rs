@@ -1,5 +1,5 @@
 //! `depth_sweep`: Re-scan bytes and mark-termination pauses of every design as deep-oscillate's stacks grow from 10 to 10,000 frames.
-//! Writes `OUT/depth_sweep.csv` and `.json` (DESIGN §5); exit codes as DESIGN §7.
+//! Writes `OUT/depth_sweep.csv` and `.json` (ARCHITECTURE.md §5); exit codes as ARCHITECTURE.md §7.
 
 use std::process::ExitCode;
 

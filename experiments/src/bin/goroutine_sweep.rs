@@ -1,5 +1,5 @@
 //! `goroutine_sweep`: Re-scan bytes and mark-termination pauses of every design as many-shallow's goroutine count grows.
-//! Writes `OUT/goroutine_sweep.csv` and `.json` (DESIGN §5); exit codes as DESIGN §7.
+//! Writes `OUT/goroutine_sweep.csv` and `.json` (ARCHITECTURE.md §5); exit codes as ARCHITECTURE.md §7.
 
 use std::process::ExitCode;
 

@@ -1,7 +1,7 @@
 //! `profiler_switch`: the sampling profiler (seed 003) at a high rate across goroutine switches
 //! and stack-barrier operations, every unwound traceback validated against the true frames.
 //! Writes `OUT/profiler_switch.csv`, `.json` and `OUT/profiler_switch_<workload>.folded`; with
-//! `--json` prints DESIGN §7's `{"config": …, "totals": …}`. Exit codes as DESIGN §7: 3 when a
+//! `--json` prints ARCHITECTURE.md §7's `{"config": …, "totals": …}`. Exit codes as ARCHITECTURE.md §7: 3 when a
 //! sample is malformed with the checks on.
 
 use std::process::ExitCode;

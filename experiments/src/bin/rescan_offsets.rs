@@ -1,5 +1,5 @@
 //! `rescan_offsets`: Re-scan avoided at every stack-barrier offset (every frame, 256 … 8192 bytes, off) on every workload, with exact counters from the deterministic engine.
-//! Writes `OUT/rescan_offsets.csv` and `.json` (DESIGN §5); exit codes as DESIGN §7.
+//! Writes `OUT/rescan_offsets.csv` and `.json` (ARCHITECTURE.md §5); exit codes as ARCHITECTURE.md §7.
 
 use std::process::ExitCode;
 

@@ -1,4 +1,4 @@
-//! `testbed`: one configuration of the simulated collector on one workload (DESIGN §7).
+//! `testbed`: one configuration of the simulated collector on one workload (ARCHITECTURE.md §7).
 //! Exit codes: 0 success, 2 bad input, 3 a checker found a violation, 1 the run could not
 //! complete as configured.
 

@@ -1,5 +1,5 @@
 //! `replay`: goroutines that replay a call/return/alloc trace recorded from a real program, so the
-//! results include the stack-depth behaviour of real code (DESIGN §5).
+//! results include the stack-depth behaviour of real code (ARCHITECTURE.md §5).
 //!
 //! Invariant: the trace is validated when it is read — every function is declared once before its
 //! first call with a frame size the runtime accepts, the first event is a call, and no `ret` takes
