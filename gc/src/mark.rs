@@ -84,7 +84,8 @@ pub enum MarkProgress {
 /// full buffer appears on the global lists. Grey objects are made only by counted participants,
 /// so once none is counted and the lists hold no full buffer, nothing is left: the last to see
 /// that sets the top bit (Go's `getfull` with `work.nwait == work.nproc`). A helper that wakes
-/// after that leaves without touching anything, so no participant waits for a slow helper.
+/// after that, or when no job and no full buffer is left to take, leaves without touching
+/// anything, so no participant waits for a helper that has nothing to do.
 #[derive(Debug)]
 pub struct MarkTermWork {
     pub(crate) cycle: u32,
@@ -136,6 +137,13 @@ impl MarkTermWork {
                 (s & MARK_TERM_DONE == 0).then_some(s + 1)
             })
             .is_ok()
+    }
+
+    /// Whether a re-scan job or a full buffer is there for a late helper to take. A helper that
+    /// joined only to find nothing would make every participant wait until it leaves — and on a
+    /// machine with fewer cores than threads it may be descheduled for a scheduler tick first.
+    fn has_work(&self, pool: &crate::workbuf::WorkbufPool) -> bool {
+        self.next.load(Ordering::Relaxed) < self.rescan.len() || pool.has_full()
     }
 
     fn next_rescan(&self) -> Option<GIndex> {
@@ -596,10 +604,11 @@ impl Runtime {
     /// `gcMark` and `gchelper`): re-scan jobs from `work`'s list until none is left, then grey
     /// objects until every participant is idle and no work buffer holds one. `joining` is true
     /// for a helper that arrives after the work began (the thread that began it is already
-    /// counted); a helper that arrives after the end leaves at once. Its re-scans are traced on
-    /// `track` (the collector's for the thread that began the work, a worker's for a helper).
+    /// counted); a helper that arrives after the end, or finds nothing left to take, leaves at
+    /// once. Its re-scans are traced on `track` (the collector's for the thread that began the
+    /// work, a worker's for a helper).
     pub fn gchelper(&self, work: &MarkTermWork, gcw: &mut GcWork, joining: bool, track: Track) {
-        if joining && !work.join() {
+        if joining && !(work.has_work(&self.gc.pool) && work.join()) {
             return;
         }
         let mut stats = CycleStats::default();

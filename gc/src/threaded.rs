@@ -192,7 +192,9 @@ impl Control {
         self.coordinator.unpark();
     }
 
-    /// Offers `work` to `helpers` of the parked P threads.
+    /// Offers `work` to `helpers` of the parked P threads, waking that many of them (waking
+    /// every one would leave the others runnable for nothing, competing for the cores with the
+    /// threads doing the work).
     fn offer_help(&self, work: &Arc<MarkTermWork>, helpers: usize) {
         if helpers == 0 {
             return;
@@ -201,7 +203,9 @@ impl Control {
         *lock(&self.help) = Some((Arc::clone(work), helpers));
         self.help_claims.store(0, Ordering::Relaxed);
         self.help_gen.fetch_add(1, Ordering::AcqRel);
-        self.restart.notify_all();
+        for _ in 0..helpers {
+            self.restart.notify_one();
+        }
     }
 
     /// Withdraws the offer; a helper that took it and arrives late finds the work over.
