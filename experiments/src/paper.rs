@@ -692,8 +692,7 @@ fn headline_table(dir: &Path) -> Result<Option<Table>, PaperError> {
     let threaded: Vec<&Row> = many.iter().filter(|r| r.engine == "threaded").collect();
     let point = axis(&threaded, |r| r.goroutines)
         .into_iter()
-        .filter(|&g| g <= MANY_SHALLOW_TARGET_GOROUTINES)
-        .last();
+        .rfind(|&g| g <= MANY_SHALLOW_TARGET_GOROUTINES);
     if let Some(most) = point {
         let at = |d: &str, f: fn(&Row) -> f64| {
             mean(
