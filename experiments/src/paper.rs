@@ -205,6 +205,17 @@ fn mean<'a>(rows: impl IntoIterator<Item = &'a Row>, f: impl Fn(&Row) -> f64) ->
     (if n == 0 { f64::NAN } else { sum / n as f64 }, n)
 }
 
+/// The mean of `f` over the rows of `series` at the sweep point `point` picks.
+fn mean_at(rows: &[&Row], point: impl Fn(&Row) -> bool, series: &str, f: fn(&Row) -> f64) -> f64 {
+    mean(
+        rows.iter()
+            .copied()
+            .filter(|r| point(r) && r.series() == series),
+        f,
+    )
+    .0
+}
+
 /// The rows of workload `label` under design `d` (one per seed).
 fn select<'a>(rows: &'a [Row], label: &str, d: Design) -> Vec<&'a Row> {
     rows.iter()
@@ -645,16 +656,7 @@ fn headline_table(dir: &Path) -> Result<Option<Table>, PaperError> {
     // The pause targets, at each sweep's largest point, threaded engine.
     let threaded: Vec<&Row> = depth.iter().filter(|r| r.engine == "threaded").collect();
     if let Some(&deepest) = axis(&threaded, |r| r.depth).last() {
-        let at = |d: &str, f: fn(&Row) -> f64| {
-            mean(
-                threaded
-                    .iter()
-                    .copied()
-                    .filter(|r| r.depth == deepest && r.series() == d),
-                f,
-            )
-            .0
-        };
+        let at = |d: &str, f: fn(&Row) -> f64| mean_at(&threaded, |r| r.depth == deepest, d, f);
         let p50 = |d: &str| at(d, |r| r.mark_term_ns_p50 as f64);
         let listed = |d: &str| at(d, |r| r.rescan_goroutines_p50 as f64);
         let g = threaded.first().map_or(0, |r| r.goroutines);
@@ -694,16 +696,7 @@ fn headline_table(dir: &Path) -> Result<Option<Table>, PaperError> {
         .into_iter()
         .rfind(|&g| g <= MANY_SHALLOW_TARGET_GOROUTINES);
     if let Some(most) = point {
-        let at = |d: &str, f: fn(&Row) -> f64| {
-            mean(
-                threaded
-                    .iter()
-                    .copied()
-                    .filter(|r| r.goroutines == most && r.series() == d),
-                f,
-            )
-            .0
-        };
+        let at = |d: &str, f: fn(&Row) -> f64| mean_at(&threaded, |r| r.goroutines == most, d, f);
         let p50 = |d: &str| at(d, |r| r.mark_term_ns_p50 as f64);
         let (off, on, all) = (p50("full-rescan"), p50("stkbar-1024"), p50("stkbar-all"));
         let spread = on.max(off).max(all) / on.min(off).min(all) - 1.0;

@@ -111,27 +111,19 @@ impl Runtime {
                 true_frames: &st.true_frames,
             };
             self.mcall(p, curg);
+            self.trace_go_left(p, index, leave.trace_reason());
             match leave {
-                Leave::Yield => {
-                    // runtime.Gosched: to the global run queue (`goschedImpl`).
-                    self.trace_go_left(p, index, crate::trace::LEFT_YIELD);
-                    g.release(owner, status::RUNNABLE);
-                    lock(&self.globrunq).push_back(index);
-                }
-                Leave::Preempt => {
-                    self.trace_go_left(p, index, crate::trace::LEFT_PREEMPT);
+                Leave::Yield | Leave::Preempt => {
+                    // runtime.Gosched and a preemption (`goschedImpl`, `gopreempt_m`): to the
+                    // global run queue.
                     g.release(owner, status::RUNNABLE);
                     lock(&self.globrunq).push_back(index);
                 }
                 Leave::Block => {
-                    self.trace_go_left(p, index, crate::trace::LEFT_BLOCK);
                     g.release(owner, status::WAITING);
                     lock(&self.parked).push(index);
                 }
-                Leave::Exit => {
-                    self.trace_go_left(p, index, crate::trace::LEFT_EXIT);
-                    self.goexit(owner, p)?;
-                }
+                Leave::Exit => self.goexit(owner, p)?,
             }
             return Ok(Step::Switched);
         }
@@ -271,13 +263,7 @@ impl Runtime {
                 if self.keep_true_frames {
                     st.true_frames.pop();
                 }
-                let mut sig = BarrierSignals {
-                    rt: self,
-                    prof: &mut p.prof,
-                    p_id: p.id,
-                    index,
-                    true_frames: &st.true_frames,
-                };
+                let mut sig = BarrierSignals::on(self, p, index, &st.true_frames);
                 match st.gs.ret_with_signals(prog, &mut sig)? {
                     Ret::Exited => return Ok(Flow::Leave(Leave::Exit)),
                     Ret::Returned { hit_barrier } => {
@@ -401,13 +387,7 @@ impl Runtime {
                         st.gs.write(Addr(target), v)?;
                         return Ok(Flow::Continue);
                     }
-                    let mut sig = BarrierSignals {
-                        rt: self,
-                        prof: &mut p.prof,
-                        p_id: p.id,
-                        index,
-                        true_frames: &st.true_frames,
-                    };
+                    let mut sig = BarrierSignals::on(self, p, index, &st.true_frames);
                     let passed = st.gs.runtime_bulk_write_with_signals(
                         prog,
                         Addr(target),
@@ -423,13 +403,7 @@ impl Runtime {
             Op::Unwind { frames } => {
                 let n = usize::from(frames).min(st.depth.saturating_sub(1));
                 if n > 0 {
-                    let mut sig = BarrierSignals {
-                        rt: self,
-                        prof: &mut p.prof,
-                        p_id: p.id,
-                        index,
-                        true_frames: &st.true_frames,
-                    };
+                    let mut sig = BarrierSignals::on(self, p, index, &st.true_frames);
                     let passed = st.gs.unwind_frames_with_signals(prog, n, &mut sig)?;
                     st.depth -= n;
                     let keep = st.true_frames.len().saturating_sub(n);
@@ -550,6 +524,7 @@ enum Flow {
 }
 
 /// How a goroutine leaves its P.
+#[derive(Clone, Copy)]
 enum Leave {
     /// `runtime.Gosched`.
     Yield,
@@ -559,4 +534,16 @@ enum Leave {
     Block,
     /// Finished.
     Exit,
+}
+
+impl Leave {
+    /// How the trace says the goroutine left (`trace::LEFT_*`).
+    fn trace_reason(self) -> u64 {
+        match self {
+            Leave::Yield => crate::trace::LEFT_YIELD,
+            Leave::Preempt => crate::trace::LEFT_PREEMPT,
+            Leave::Block => crate::trace::LEFT_BLOCK,
+            Leave::Exit => crate::trace::LEFT_EXIT,
+        }
+    }
 }

@@ -342,13 +342,7 @@ impl Runtime {
             .take()
             .expect("a running goroutine has state");
         let hi = st.gs.stack().hi();
-        let mut sig = BarrierSignals {
-            rt: self,
-            prof: &mut p.prof,
-            p_id: p.id,
-            index,
-            true_frames: &st.true_frames,
-        };
+        let mut sig = BarrierSignals::on(self, p, index, &st.true_frames);
         let passed = st
             .gs
             .unwind_barriers_with_signals(&self.prog, hi, &mut sig)?;

@@ -509,6 +509,24 @@ pub(crate) struct BarrierSignals<'a> {
     pub(crate) true_frames: &'a [FuncId],
 }
 
+impl<'a> BarrierSignals<'a> {
+    /// The view for goroutine `index`, running on `p` with `true_frames`.
+    pub(crate) fn on(
+        rt: &'a Runtime,
+        p: &'a mut P,
+        index: GIndex,
+        true_frames: &'a [FuncId],
+    ) -> BarrierSignals<'a> {
+        BarrierSignals {
+            rt,
+            prof: &mut p.prof,
+            p_id: p.id,
+            index,
+            true_frames,
+        }
+    }
+}
+
 impl Signals for BarrierSignals<'_> {
     #[inline]
     fn boundary(&mut self, gs: &GStack, at: MidOp) {

@@ -4,44 +4,21 @@
 //! preemption at the next call (time slice, stop-the-world, `preemptscan`), and the parallel
 //! re-scan and drain giving the serial counts.
 //!
-//! The program has one function, `main.leaf`, a 32-byte frame whose words 0 and 2 are pointer
-//! slots. Each goroutine plays a script of operations the test queues; an empty script yields.
+//! The program (one function, `main.leaf`, a 32-byte frame whose words 0 and 2 are pointer
+//! slots) and the scripted goroutines are `common`'s: each plays the operations the test queues,
+//! and an empty script yields.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+mod common;
 
+use std::sync::Arc;
+
+use common::{NODE, Queue, Script, call, scripted_runtime};
 use gc::mark::MarkProgress;
 use gc::runtime::BarrierRemoval;
 use gc::sched::{P, status};
 use gc::trace::Track;
 use gc::workbuf::GcWork;
-use gc::{
-    Behaviour, Ctx, CycleStats, GcConfig, ObjType, Op, Rng, Runtime, RuntimeError, Step, TypeId,
-    WorkloadImage,
-};
-use stacks::{FuncId, Program};
-
-type Queue = Arc<Mutex<VecDeque<Op>>>;
-
-/// Plays the operations the test queues, and yields when there are none.
-#[derive(Debug)]
-struct Script(Queue);
-
-impl Behaviour for Script {
-    fn next_op(&mut self, _: &Ctx, _: &mut Rng) -> Op {
-        self.0.lock().unwrap().pop_front().unwrap_or(Op::Yield)
-    }
-}
-
-const LEAF: FuncId = FuncId(6); // the first user function follows the six runtime functions
-const NODE: TypeId = TypeId(0);
-
-fn call() -> Op {
-    Op::Call {
-        func: LEAF,
-        site: 0,
-    }
-}
+use gc::{CycleStats, GcConfig, Op, Runtime, RuntimeError, Step};
 
 /// A runtime with one P and `n` scripted goroutines.
 struct Bed {
@@ -54,35 +31,14 @@ struct Bed {
 impl Bed {
     fn new(n: usize, tweak: impl FnOnce(&mut GcConfig)) -> Bed {
         let scripts: Vec<Queue> = (0..n).map(|_| Queue::default()).collect();
-        let program = Program::builder()
-            .func_with_pointers("main.leaf", 32, &[0, 2])
-            .build()
-            .unwrap();
-        assert_eq!(program.lookup("main.leaf"), Some(LEAF));
-        let image = WorkloadImage {
-            program,
-            types: vec![ObjType::new("main.node", 4, &[0, 1])],
-            globals: 2,
-            goroutines: scripts
-                .iter()
-                .map(|q| Box::new(Script(Arc::clone(q))) as Box<dyn Behaviour>)
-                .collect(),
-            wakes_per_ms: 0.0,
-        };
-        let mut config = GcConfig {
-            gogc: None,
-            procs: 1,
-            record_rescans: true,
-            ..GcConfig::default()
-        };
-        config.debug.gccheckmark = true;
-        tweak(&mut config);
-        let mut ps = vec![P::new(0)];
-        let rt = Runtime::new(config, image, &mut ps).unwrap();
+        let (rt, p) = scripted_runtime(&scripts, |c| {
+            c.debug.gccheckmark = true;
+            tweak(c);
+        });
         Bed {
             scripts,
             rt,
-            p: ps.pop().unwrap(),
+            p,
             worker: GcWork::new(),
         }
     }

@@ -1,44 +1,23 @@
 //! Exact counters on hand-built scenarios: one goroutine, scripted operation by operation, with the
 //! collector's steps called in a chosen order, so every re-scan figure is known in advance.
 //!
-//! The program has one function, `main.leaf`, a 32-byte frame whose words 0 and 2 are pointer slots.
-//! A goroutine recurses 1,000 frames deep (32,000 bytes), is scanned concurrently there (the
+//! The program is `common`'s: one function, `main.leaf`, a 32-byte frame whose words 0 and 2 are
+//! pointer slots. A goroutine recurses 1,000 frames deep (32,000 bytes), is scanned concurrently there (the
 //! scan-time SP `sp0`), then oscillates: three returns and three calls, fifty times.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+mod common;
 
+use std::collections::VecDeque;
+
+use common::{NODE, Queue, call, scripted_runtime};
 use gc::mark::MarkProgress;
 use gc::sched::P;
 use gc::workbuf::GcWork;
-use gc::{
-    Behaviour, Ctx, CycleStats, Faults, GcConfig, Inject, ObjType, Op, Rng, Runtime, RuntimeError,
-    TypeId, WorkloadImage,
-};
-use stacks::{FuncId, Program, StackBarrierMode};
-
-/// Plays the operations the test queues, and yields when there are none.
-#[derive(Debug)]
-struct Script(Arc<Mutex<VecDeque<Op>>>);
-
-impl Behaviour for Script {
-    fn next_op(&mut self, _: &Ctx, _: &mut Rng) -> Op {
-        self.0.lock().unwrap().pop_front().unwrap_or(Op::Yield)
-    }
-}
-
-const LEAF: FuncId = FuncId(6); // the first user function follows the six runtime functions
-const NODE: TypeId = TypeId(0);
-
-fn call() -> Op {
-    Op::Call {
-        func: LEAF,
-        site: 0,
-    }
-}
+use gc::{CycleStats, Faults, GcConfig, Inject, Op, Runtime, RuntimeError};
+use stacks::StackBarrierMode;
 
 struct World {
-    script: Arc<Mutex<VecDeque<Op>>>,
+    script: Queue,
     rt: Runtime,
     p: P,
     worker: GcWork,
@@ -54,33 +33,15 @@ impl World {
 
     /// A world whose configuration `tweak` adjusts.
     fn with(mode: StackBarrierMode, script: Vec<Op>, tweak: impl FnOnce(&mut GcConfig)) -> World {
-        let queue = Arc::new(Mutex::new(VecDeque::from(script)));
-        let program = Program::builder()
-            .func_with_pointers("main.leaf", 32, &[0, 2])
-            .build()
-            .unwrap();
-        assert_eq!(program.lookup("main.leaf"), Some(LEAF));
-        let image = WorkloadImage {
-            wakes_per_ms: 0.0,
-            program,
-            types: vec![ObjType::new("main.node", 4, &[0, 1])],
-            globals: 2,
-            goroutines: vec![Box::new(Script(Arc::clone(&queue)))],
-        };
-        let mut config = GcConfig {
-            stack_barriers: mode,
-            gogc: None,
-            procs: 1,
-            record_rescans: true,
-            ..GcConfig::default()
-        };
-        tweak(&mut config);
-        let mut ps = vec![P::new(0)];
-        let rt = Runtime::new(config, image, &mut ps).unwrap();
+        let queue = Queue::new(VecDeque::from(script).into());
+        let (rt, p) = scripted_runtime(std::slice::from_ref(&queue), |c| {
+            c.stack_barriers = mode;
+            tweak(c);
+        });
         World {
             script: queue,
             rt,
-            p: ps.pop().unwrap(),
+            p,
             worker: GcWork::new(),
         }
     }

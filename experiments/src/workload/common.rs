@@ -323,6 +323,19 @@ pub mod testing {
         steps
     }
 
+    /// `params` with its goroutines asked to block every `every` operations on average, woken
+    /// at 1 per ms (`--block-every`, `--wake-rate`).
+    pub fn blocking_every(params: WorkloadParams, every: u32) -> WorkloadParams {
+        WorkloadParams {
+            blocking: Blocking {
+                block_every: Some(every),
+                wakes_per_ms: Some(1.0),
+                ..Blocking::UNSET
+            },
+            ..params
+        }
+    }
+
     /// The positions of `op` in `steps`.
     pub fn positions(steps: &[Step], op: Op) -> Vec<usize> {
         (0..steps.len()).filter(|&i| steps[i].op == op).collect()
@@ -359,14 +372,7 @@ pub mod testing {
                 "seed {seed}"
             );
 
-            let blocking = WorkloadParams {
-                blocking: Blocking {
-                    block_every: Some(50),
-                    wakes_per_ms: Some(1.0),
-                    ..Blocking::UNSET
-                },
-                ..params
-            };
+            let blocking = blocking_every(params, 50);
             let steps = run_alone(&mut *make(&blocking), seed, OPS);
             let yields = positions(&steps, Op::Yield);
             assert_eq!(yields.len(), 1, "seed {seed}, block_every 50: {yields:?}");

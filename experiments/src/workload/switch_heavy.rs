@@ -126,14 +126,7 @@ mod tests {
         assert!((10_000..13_000).contains(&yields), "{yields} yields");
         assert!(steps[30..].iter().all(|s| (18..=20).contains(&s.depth)));
 
-        let params = WorkloadParams {
-            blocking: Blocking {
-                block_every: Some(50),
-                wakes_per_ms: Some(1.0),
-                ..Blocking::UNSET
-            },
-            ..params
-        };
+        let params = testing::blocking_every(params, 50);
         let steps = testing::run_alone(&mut yielder(&params), 1, 20_000);
         let blocks = testing::positions(&steps, Op::Block).len();
         assert!((300..480).contains(&blocks), "{blocks} blocks");

@@ -204,14 +204,7 @@ mod tests {
         assert_eq!(count(|op| matches!(op, Op::SwapField { .. })), iterations);
         assert_eq!(count(|op| matches!(op, Op::Call { .. })), iterations + 1);
 
-        let params = WorkloadParams {
-            blocking: Blocking {
-                block_every: Some(50),
-                wakes_per_ms: Some(1.0),
-                ..Blocking::UNSET
-            },
-            ..params
-        };
+        let params = testing::blocking_every(params, 50);
         let steps = testing::run_alone(&mut *goroutine(&params), 1, 40_000);
         let blocks = testing::positions(&steps, Op::Block);
         // Blocks come in the worker's frame, never inside rand.Intn: five of the six.
