@@ -145,20 +145,20 @@ struct OverheadRow {
     heap_bytes: u64,
 }
 
-/// A `profiler_switch.csv` row: one profiled run of one workload, engine, checks setting and seed
-/// (seed 003).
+/// A `profiler_switch.csv` row: one profiled run of one workload, engine, rule set and seed.
 #[derive(Clone, Debug, Deserialize)]
 struct ProfilerRow {
     workload: String,
     /// `deterministic` or `threaded`.
     engine: String,
-    /// Seed 003's checks: `on` or `off`.
-    checks: String,
+    /// The handler's rules: `go1.7`, `seed003` or `none`.
+    rules: String,
     samples: u64,
     user_samples: u64,
+    g0_samples: u64,
     system_samples: u64,
-    samples_mid_gogo: u64,
-    samples_mid_barrier: u64,
+    samples_mid_switch: u64,
+    unwound_mid_barrier: u64,
     malformed: u64,
 }
 
@@ -913,18 +913,20 @@ fn wbshadow_overhead_table(rows: &[OverheadRow]) -> Table {
     }
 }
 
-/// `profiler_switch`: per workload, engine and checks setting, where the samples went and how
-/// many tracebacks were malformed, summed over the seeds.
+/// `profiler_switch`: per workload, engine and rule set, where the samples went and how many
+/// tracebacks were malformed, summed over the seeds.
 fn profiler_switch_table(rows: &[ProfilerRow]) -> Table {
     let header: Vec<String> = [
         "workload",
         "engine",
-        "seed 003 checks",
+        "rules",
         "samples",
-        "unwound",
+        "goroutine tracebacks",
+        "of them mid-hit",
+        "g0 tracebacks",
         "System",
-        "mid-gogo",
-        "mid-barrier",
+        "System %",
+        "mid-switch",
         "malformed",
         "malformed per 10⁶",
     ]
@@ -934,10 +936,10 @@ fn profiler_switch_table(rows: &[ProfilerRow]) -> Table {
     let mut counts = Vec::new();
     for workload in first_seen(rows, |r| &r.workload) {
         for engine in ["deterministic", "threaded"] {
-            for checks in ["on", "off"] {
+            for rules in ["go1.7", "seed003", "none"] {
                 let sel: Vec<&ProfilerRow> = rows
                     .iter()
-                    .filter(|r| r.workload == workload && r.engine == engine && r.checks == checks)
+                    .filter(|r| r.workload == workload && r.engine == engine && r.rules == rules)
                     .collect();
                 if sel.is_empty() {
                     continue;
@@ -945,22 +947,27 @@ fn profiler_switch_table(rows: &[ProfilerRow]) -> Table {
                 counts.push(sel.len());
                 let sum = |f: fn(&ProfilerRow) -> u64| sel.iter().map(|r| f(r)).sum::<u64>();
                 let samples = sum(|r| r.samples);
-                let malformed = sum(|r| r.malformed);
-                body.push(vec![
-                    format!("`{workload}`"),
-                    engine.to_owned(),
-                    checks.to_owned(),
-                    samples.to_string(),
-                    sum(|r| r.user_samples).to_string(),
-                    sum(|r| r.system_samples).to_string(),
-                    sum(|r| r.samples_mid_gogo).to_string(),
-                    sum(|r| r.samples_mid_barrier).to_string(),
-                    malformed.to_string(),
+                let per = |n: u64, scale: f64, digits: usize| {
                     if samples == 0 {
                         "–".into()
                     } else {
-                        num(1e6 * malformed as f64 / samples as f64, 0)
-                    },
+                        num(scale * n as f64 / samples as f64, digits)
+                    }
+                };
+                let (malformed, system) = (sum(|r| r.malformed), sum(|r| r.system_samples));
+                body.push(vec![
+                    format!("`{workload}`"),
+                    engine.to_owned(),
+                    rules.to_owned(),
+                    samples.to_string(),
+                    sum(|r| r.user_samples).to_string(),
+                    sum(|r| r.unwound_mid_barrier).to_string(),
+                    sum(|r| r.g0_samples).to_string(),
+                    system.to_string(),
+                    per(system, 100.0, 1),
+                    sum(|r| r.samples_mid_switch).to_string(),
+                    malformed.to_string(),
+                    per(malformed, 1e6, 0),
                 ]);
             }
         }
@@ -970,7 +977,7 @@ fn profiler_switch_table(rows: &[ProfilerRow]) -> Table {
         Some(n) => format!("{n} seeds, summed"),
     };
     let note = format!(
-        "Samples: profiling signals handled ({seeds}). Unwound: samples the handler turned into a traceback, each compared with the goroutine's true frames; System: samples it refused to unwind (seed 003's checks: g is not the M's user goroutine, SP outside its stack, PC inside `gogo`; and the stack-barrier checks: PC inside `stackBarrier`, the stack-barrier lock held). Mid-gogo: samples taken between the register stores of `gogo`, the switch to a goroutine; mid-barrier: between the stores of a stack-barrier install, hit or removal. Malformed: unwound samples whose traceback failed or differed from the true frames; ARCHITECTURE.md §6 target with the checks on: 0 in 10⁶ samples. Checks off is Go before seed 003."
+        "Samples: profiling signals handled ({seeds}); signals come in proportion to CPU time, so an idle M takes none. Rules: go1.7 is Go 1.7's `sigprof` (System only when SP is outside g's stack, PC is inside a function that sets SP — `gogo`, `mcall`, `morestack`, `systemstack` — or the stack-barrier lock of the M's goroutine is held; a sample inside the `stackBarrier` trampoline is unwound through `gentraceback`'s fix-up, a sample on g0 is a g0 traceback); seed003 is seed 003's 2013 rule (a traceback only of the M's user goroutine: not g0, SP within its stack, PC not inside `gogo`) with the testbed's first stack-barrier refusals (PC inside `stackBarrier`, the lock held); none is Go before seed 003 (no checks). Goroutine and g0 tracebacks are each compared with the true frames; of them mid-hit: goroutine tracebacks taken inside a barrier hit. Mid-switch: samples between the register stores of a switch. Malformed: tracebacks that failed or differed from the true frames; ARCHITECTURE.md §6 target under go1.7 and seed003: 0 in 10⁶ samples."
     );
     Table {
         name: "profiler_switch".into(),
@@ -1295,28 +1302,28 @@ mod tests {
     }
 
     #[test]
-    fn profiler_switch_table_sums_each_workload_engine_and_checks_setting() {
+    fn profiler_switch_table_sums_each_workload_engine_and_rule_set() {
         let md = profiler_switch_table(&fixture("profiler_switch")).markdown;
         let lines: Vec<&str> = md.lines().collect();
         assert_eq!(
             lines[0],
-            "| workload | engine | seed 003 checks | samples | unwound | System | mid-gogo | mid-barrier | malformed | malformed per 10⁶ |"
+            "| workload | engine | rules | samples | goroutine tracebacks | of them mid-hit | g0 tracebacks | System | System % | mid-switch | malformed | malformed per 10⁶ |"
         );
-        // Four workloads × two engines × checks on and off, in the CSV's workload order.
-        assert_eq!(lines.len(), 2 + 16 + 2, "{md}");
+        // Four workloads × two engines × three rule sets, in the CSV's workload order.
+        assert_eq!(lines.len(), 2 + 24 + 2, "{md}");
         assert_eq!(
             lines[2],
-            "| `switch-heavy` | deterministic | on | 28606 | 6214 | 22392 | 11210 | 0 | 0 | 0 |"
+            "| `switch-heavy` | deterministic | go1.7 | 28669 | 6234 | 0 | 3694 | 18741 | 65.4 | 18741 | 0 | 0 |"
         );
         assert_eq!(
             lines[3],
-            "| `switch-heavy` | deterministic | off | 11429 | 5463 | 5966 | 4532 | 0 | 2986 | 261265 |"
+            "| `switch-heavy` | deterministic | seed003 | 28669 | 6234 | 0 | 0 | 22435 | 78.3 | 18741 | 0 | 0 |"
         );
         assert_eq!(
-            lines[6],
-            "| `deep-oscillate` | deterministic | on | 25316 | 21268 | 4048 | 1245 | 1589 | 0 | 0 |"
+            lines[14],
+            "| `deep-unwind` | deterministic | go1.7 | 25071 | 23447 | 732 | 1422 | 202 | 0.8 | 202 | 0 | 0 |"
         );
-        assert!(lines[19].starts_with("Samples: profiling signals handled (one seed)."));
+        assert!(lines[27].starts_with("Samples: profiling signals handled (one seed);"));
     }
 
     #[test]

@@ -39,14 +39,16 @@
 //! * `wbshadow_delay_vs_drop` — heap stores from the dropped barrier a report names to the report:
 //!   the median as the line, an error bar up to the maximum (not a range over seeds).
 //!
-//! `profiler_switch.csv` holds one row per profiled run (workload, engine, seed 003's checks on or
-//! off, seed); its figure sums the runs of each workload (seeds, and for the top panel engines):
+//! `profiler_switch.csv` holds one row per profiled run (workload, engine, the handler's rules —
+//! `go1.7`, `seed003` or `none` — and seed); its figure sums the runs of each workload (seeds, and
+//! for the top panels engines):
 //!
-//! * `profiler_switch` — grouped bars per workload: where the checks-on samples went, as a share of
-//!   them (unwound, or `System` by the check that refused: g is g0, SP off g's stack, PC in `gogo`,
-//!   PC in `stackBarrier`, the stkbar lock held), and below, malformed tracebacks per 10⁶ samples
-//!   for each checks setting and engine on a linear axis, each bar labelled with its value so the
-//!   checks-on zeros read as zeros.
+//! * `profiler_switch` — grouped bars per workload, one panel for Go 1.7's rules and one for seed
+//!   003's, side by side over the same workloads: where the samples went, as a share of them (a
+//!   goroutine traceback, a g0 traceback, or `System` by the check that refused: g is g0, SP off
+//!   g's stack, PC in a function that sets SP, PC in `stackBarrier`, the stkbar lock held); below,
+//!   malformed tracebacks per 10⁶ samples for each rule set and engine on a linear axis, each bar
+//!   labelled with its value so the checked rules' zeros read as zeros.
 //!
 //! A CSV that does not exist skips its figures (reported as an [`Event`]); one that exists but
 //! does not parse is an error. Colours are fixed per workload, design and mode, so a line keeps its
@@ -95,7 +97,7 @@ pub const WBSHADOW_FAULTS_CSV: &str = "wbshadow_faults.csv";
 pub const SANITIZER_FIGURES: [&str; 1] = ["sanitizer_leak"];
 /// Figures drawn from [`WBSHADOW_FAULTS_CSV`].
 pub const WBSHADOW_FIGURES: [&str; 2] = ["wbshadow_detection_vs_drop", "wbshadow_delay_vs_drop"];
-/// The profiler's samples per run, seed 003's checks on and off.
+/// The profiler's samples per run, under each rule set.
 pub const PROFILER_SWITCH_CSV: &str = "profiler_switch.csv";
 /// Figures drawn from [`PROFILER_SWITCH_CSV`].
 pub const PROFILER_FIGURES: [&str; 1] = ["profiler_switch"];
@@ -409,13 +411,14 @@ const SANITIZER_COLUMNS: &[&str] = &["mode", "step", "live_objects", "sanitizer_
 const PROFILER_COLUMNS: &[&str] = &[
     "workload",
     "engine",
-    "checks",
+    "rules",
     "samples",
     "user_samples",
+    "g0_samples",
     "malformed",
     "refused_g0",
     "refused_sp",
-    "refused_gogo",
+    "refused_sets_sp",
     "refused_stack_barrier_pc",
     "refused_stkbar_lock",
 ];
@@ -506,14 +509,15 @@ struct ProfilerRow {
     workload: String,
     /// `deterministic` or `threaded`.
     engine: String,
-    /// Seed 003's checks: `on` or `off`.
-    checks: String,
+    /// The handler's rules: `go1.7`, `seed003` or `none`.
+    rules: String,
     samples: Option<f64>,
     user_samples: Option<f64>,
+    g0_samples: Option<f64>,
     malformed: Option<f64>,
     refused_g0: Option<f64>,
     refused_sp: Option<f64>,
-    refused_gogo: Option<f64>,
+    refused_sets_sp: Option<f64>,
     refused_stack_barrier_pc: Option<f64>,
     refused_stkbar_lock: Option<f64>,
 }
@@ -723,13 +727,14 @@ fn read_profiler(path: &Path) -> Result<Option<Rows<ProfilerRow>>, PlotError> {
         rows.push(ProfilerRow {
             workload: t.text(rec, "workload"),
             engine: t.text(rec, "engine"),
-            checks: t.text(rec, "checks"),
+            rules: t.text(rec, "rules"),
             samples: n("samples")?,
             user_samples: n("user_samples")?,
+            g0_samples: n("g0_samples")?,
             malformed: n("malformed")?,
             refused_g0: n("refused_g0")?,
             refused_sp: n("refused_sp")?,
-            refused_gogo: n("refused_gogo")?,
+            refused_sets_sp: n("refused_sets_sp")?,
             refused_stack_barrier_pc: n("refused_stack_barrier_pc")?,
             refused_stkbar_lock: n("refused_stkbar_lock")?,
         });
@@ -1646,39 +1651,55 @@ fn fig_wbshadow_delay_vs_drop(t: &Rows<FaultRow>) -> Result<Figure, Skip> {
 }
 
 /// Where the profiler's samples went, as the CSV's columns name them, with their colours.
-const SAMPLE_FATES: [(&str, RGBColor); 6] = [
-    ("unwound (validated)", RGBColor(44, 160, 44)),
+const SAMPLE_FATES: [(&str, RGBColor); 7] = [
+    ("goroutine traceback", RGBColor(44, 160, 44)),
+    ("g0 traceback", RGBColor(23, 190, 207)),
     ("System: g is g0", RGBColor(127, 127, 127)),
     ("System: SP off g's stack", RGBColor(255, 127, 14)),
-    ("System: PC in gogo", RGBColor(148, 103, 189)),
+    ("System: PC sets SP", RGBColor(148, 103, 189)),
     ("System: PC in stackBarrier", RGBColor(140, 86, 75)),
     ("System: stkbar lock held", RGBColor(227, 119, 194)),
 ];
 
-/// The checks and engines of the malformed panel, with their colours.
-const CHECK_ENGINES: [(&str, &str, &str, RGBColor); 4] = [
+/// The rule sets whose sample fates the figure shows side by side.
+const FATE_RULES: [(&str, &str); 2] = [("go1.7", "go1.7 rules"), ("seed003", "seed003 rules")];
+
+/// The rule sets and engines of the malformed panel, with their colours.
+const RULE_ENGINES: [(&str, &str, &str, RGBColor); 6] = [
     (
-        "on",
+        "go1.7",
         "deterministic",
-        "checks on, deterministic",
+        "go1.7, deterministic",
         RGBColor(31, 119, 180),
     ),
     (
-        "on",
+        "go1.7",
         "threaded",
-        "checks on, threaded",
+        "go1.7, threaded",
         RGBColor(120, 170, 215),
     ),
     (
-        "off",
+        "seed003",
         "deterministic",
-        "checks off, deterministic",
+        "seed003, deterministic",
+        RGBColor(44, 160, 44),
+    ),
+    (
+        "seed003",
+        "threaded",
+        "seed003, threaded",
+        RGBColor(150, 210, 150),
+    ),
+    (
+        "none",
+        "deterministic",
+        "no checks, deterministic",
         RGBColor(214, 39, 40),
     ),
     (
-        "off",
+        "none",
         "threaded",
-        "checks off, threaded",
+        "no checks, threaded",
         RGBColor(240, 140, 140),
     ),
 ];
@@ -1708,40 +1729,61 @@ fn fig_profiler_switch(t: &Rows<ProfilerRow>) -> Result<Figure, Skip> {
         min: v,
         max: v,
     };
-    let fates: [fn(&ProfilerRow) -> Option<f64>; 6] = [
+    let fates: [fn(&ProfilerRow) -> Option<f64>; 7] = [
         |r| r.user_samples,
+        |r| r.g0_samples,
         |r| r.refused_g0,
         |r| r.refused_sp,
-        |r| r.refused_gogo,
+        |r| r.refused_sets_sp,
         |r| r.refused_stack_barrier_pc,
         |r| r.refused_stkbar_lock,
     ];
-    let mut fate_series = Vec::new();
-    for ((label, colour), f) in SAMPLE_FATES.iter().zip(fates) {
-        let mut points = Vec::new();
-        for w in &workloads {
-            let on = || {
-                t.rows
-                    .iter()
-                    .filter(|r| r.workload == *w && r.checks == "on")
-            };
-            let samples = sum(&mut on(), |r| r.samples);
-            if samples > 0.0 {
-                points.extend(x_of(w).map(|x| point(x, 100.0 * sum(&mut on(), f) / samples)));
+    // One panel of fates per rule set; a fate no rule set has is left out of both.
+    let mut fate_panels: Vec<(&str, Vec<Series>)> = Vec::new();
+    for (rules, title) in FATE_RULES {
+        let mut fate_series = Vec::new();
+        for ((label, colour), f) in SAMPLE_FATES.iter().zip(fates) {
+            let mut points = Vec::new();
+            for w in &workloads {
+                let of = || {
+                    t.rows
+                        .iter()
+                        .filter(|r| r.workload == *w && r.rules == rules)
+                };
+                let samples = sum(&mut of(), |r| r.samples);
+                if samples > 0.0 {
+                    points.extend(x_of(w).map(|x| point(x, 100.0 * sum(&mut of(), f) / samples)));
+                }
             }
-        }
-        if !points.is_empty() {
             fate_series.push(bar_series(label, *colour, points));
         }
+        if fate_series.iter().any(|s| !s.points.is_empty()) {
+            fate_panels.push((title, fate_series));
+        }
+    }
+    let empty_everywhere = |i: usize| {
+        fate_panels
+            .iter()
+            .all(|(_, series)| series[i].points.iter().all(|p| p.mean == 0.0))
+    };
+    let keep: Vec<bool> = (0..SAMPLE_FATES.len())
+        .map(|i| !empty_everywhere(i))
+        .collect();
+    for (_, series) in &mut fate_panels {
+        let mut i = 0;
+        series.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
     }
     let mut malformed_series = Vec::new();
-    for (checks, engine, label, colour) in CHECK_ENGINES {
+    for (rules, engine, label, colour) in RULE_ENGINES {
         let mut points = Vec::new();
         for w in &workloads {
             let of = || {
                 t.rows
                     .iter()
-                    .filter(|r| r.workload == *w && r.checks == checks && r.engine == engine)
+                    .filter(|r| r.workload == *w && r.rules == rules && r.engine == engine)
             };
             let samples = sum(&mut of(), |r| r.samples);
             if samples > 0.0 {
@@ -1764,17 +1806,17 @@ fn fig_profiler_switch(t: &Rows<ProfilerRow>) -> Result<Figure, Skip> {
         ticks: Ticks::Categories(workloads.iter().map(|w| (*w).to_owned()).collect()),
     };
     let mut panels = Vec::new();
-    if !fate_series.is_empty() {
+    for (title, series) in fate_panels {
         panels.push(Panel {
             x: x.clone(),
             y: Axis {
-                label: "samples, checks on (%)".to_owned(),
+                label: format!("samples, {title} (%)"),
                 scale: Scale::Linear,
                 lo: 0.0,
                 hi: 105.0,
                 ticks: Ticks::Number,
             },
-            series: fate_series,
+            series,
             line_break: None,
             bars: Some(Bars { labels: false }),
         });
@@ -1796,10 +1838,9 @@ fn fig_profiler_switch(t: &Rows<ProfilerRow>) -> Result<Figure, Skip> {
     });
     Ok(Figure {
         name: NAME.to_owned(),
-        title: "Profiler samples across goroutine switches and stack barriers (seed 003)"
-            .to_owned(),
+        title: "Profiler samples under Go 1.7's sigprof rules and seed 003's".to_owned(),
         legend_title: "samples".to_owned(),
-        size: (1000, 850),
+        size: (1000, 1150),
         panels,
     })
 }

@@ -1,46 +1,51 @@
-//! `profiler_switch`: the sampling profiler (seed 003) under a high sample rate on workloads
-//! that switch goroutines and cross stack barriers as often as they can, every unwound sample
-//! checked against the goroutine's true frames.
+//! `profiler_switch`: the sampling profiler under a high sample rate on workloads that switch
+//! goroutines, grow and scan their stacks and cross stack barriers as often as they can, under Go
+//! 1.7's rules and seed 003's, every traceback checked against the true frames.
 //!
-//! Invariant: with seed 003's checks on, no sample is malformed — every traceback the handler
-//! records is exactly the interrupted goroutine's frames (ARCHITECTURE.md §6: 0 in 10^6 samples). The
-//! experiment is the evidence: it draws at least 10^6 samples (10^5 with `--quick`) from
-//! checks-on runs with `validate` on, so each unwound sample is compared with the frames the
-//! interpreter keeps apart from stack memory, and any mismatch or unwinder error is a checker
-//! violation (a report naming the run, its counts and some malformed stacks; exit 3). The same
-//! runs with the checks off (Go before seed 003) show the malformed tracebacks the checks prevent;
-//! `--no-seed003-checks` runs only those, and then malformed samples are the expected result.
+//! Invariant: under checked rules (`go1.7`, `seed003`) no sample is malformed — every traceback
+//! the handler records, of a goroutine stack or of an M's g0, is exactly that stack's frames
+//! (ARCHITECTURE.md §6: 0 in 10^6 samples). The experiment is the evidence: each checked rule set
+//! draws at least 10^6 samples (10^5 with `--quick`) from runs with `validate` on, so each
+//! traceback is compared with frames kept apart from stack memory, and any mismatch or unwinder
+//! error is a checker violation (a report naming the run, its counts and some malformed stacks;
+//! exit 3). Runs under `none` (no checks, Go before seed 003) show the malformed tracebacks the
+//! rules prevent; `--profile-rules none` runs only those, and then malformed samples are the
+//! expected result. Side by side, the rule sets answer the historical question: how much of a
+//! profile is `System` under each. Under `go1.7`, the samples that land inside the `stackBarrier`
+//! trampoline are unwound (`unwound_mid_barrier`), runtime work on g0 is a g0 traceback, and
+//! `System` is only what sits in a switch; under `seed003`, all of those are `System`.
 //!
 //! The algorithm. Four configurations: `switch-heavy` (seed 003's `TestGoroutineSwitch`, a
 //! `Gosched` loop: signals land inside `gogo` and `mcall`), `deep-oscillate` and `deep-unwind` with
 //! a stack barrier on every frame and a cycle forced every 20,000 operations (barriers are
-//! installed at every scan, hit at every return, removed at every mark termination and by every
-//! panic unwind: signals land inside each of those operations), and `mixed` under Go's own barrier
-//! setting. Each runs under the deterministic engine — a seeded countdown signals each M every
-//! [`PERIOD`] micro-operation boundaries on average; these runs give the bulk of the samples,
-//! exactly reproducible — and under the threaded engine, where a real profiler thread signals a
-//! random P every [`INTERVAL_US`] µs on average while the Ps run on their own threads. A run is one
-//! engine: it completes cycles in chunks (re-running `run` on the same engine, whose profile
-//! accumulates; `next_chunk` sizes each from the rate so far) until its share of the sample target
-//! is reached. Deterministic checks-on runs share the target equally, so their total alone meets
-//! it; threaded runs aim at a hundredth each but stop at a wall-time budget ([`threaded_budget`]:
-//! the profiler thread signals only as fast as the machine lets it run); checks-off runs take a
-//! tenth (deterministic) or a two-hundredth (threaded) each. With `--seeds N` each configuration
-//! runs N seeds that split its share. Deterministic runs go in parallel on `--jobs` threads,
-//! threaded runs one at a time afterwards, alone on the machine.
+//! installed at every scan, hit at every return, passed by every panic unwind: signals land inside
+//! each of those operations), and `mixed` under Go's own barrier setting. Each runs under every
+//! rule set, on the deterministic engine — a seeded countdown signals each running M every
+//! [`PERIOD`] micro-operation boundaries on average, so with one seed the rule sets see exactly the
+//! same signals; these runs give the bulk of the samples, exactly reproducible — and on the
+//! threaded engine, where a real profiler thread signals a random running P every [`INTERVAL_US`] µs
+//! on average while the Ps run on their own threads. A run is one engine: it completes cycles in
+//! chunks (re-running `run` on the same engine, whose profile accumulates; `next_chunk` sizes each
+//! from the rate so far) until its share of the sample target is reached. A checked rule set's
+//! deterministic runs share the target equally, so their total alone meets it; its threaded runs
+//! aim at a hundredth each but stop at a wall-time budget ([`threaded_budget`]: the profiler thread
+//! signals only as fast as the machine lets the Ps run); `none`'s runs take a tenth
+//! (deterministic) or a two-hundredth (threaded) each, unless it runs alone. With `--seeds N` each
+//! configuration runs N seeds that split its share. Deterministic runs go in parallel on `--jobs`
+//! threads, threaded runs one at a time afterwards, alone on the machine.
 //!
 //! Outputs: `OUT/profiler_switch.csv`, one row per run (the sample counts of [`gc::SampleCounts`],
-//! the engine's signals sent, cycles and wall time); `OUT/profiler_switch.json`, the configuration
-//! and the totals over the checks-on runs (ARCHITECTURE.md §7; over the checks-off runs with
-//! `--no-seed003-checks`), the checks-off totals and the rows; and
-//! `OUT/profiler_switch_switch-heavy.folded`, the folded stacks of the deterministic run of
-//! `switch-heavy` (flame-graph input; `runtime._System` and
-//! `runtime._Malformed` mark the samples that were not unwound and those unwound wrongly).
+//! the engine's signals sent, cycles and wall time); `OUT/profiler_switch.json`, the configuration,
+//! the totals per rule set (ARCHITECTURE.md §7) and the rows; and
+//! `OUT/profiler_switch_switch-heavy.folded`, the folded stacks of the deterministic `go1.7` run of
+//! `switch-heavy` (flame-graph input; `runtime._System` and `runtime._Malformed` mark the samples
+//! that were not unwound and those unwound wrongly).
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use gc::profile::ProfileRules;
 use gc::{
     Deterministic, Limits, Profile, ProfileConfig, RunResult, RuntimeError, SampleCounts, Threaded,
 };
@@ -58,7 +63,8 @@ pub const PERIOD: u64 = 16;
 pub const INTERVAL_US: u64 = 50;
 /// Ps of the threaded runs unless `--procs` says otherwise.
 pub const THREADED_PROCS: usize = 2;
-/// Samples the checks-on runs must draw in all: ARCHITECTURE.md §6's 10^6, a tenth of it with `--quick`.
+/// Samples each checked rule set's runs must draw in all: ARCHITECTURE.md §6's 10^6, a tenth of it
+/// with `--quick`.
 pub const FULL_SAMPLES: u64 = 1_000_000;
 /// `--quick`'s sample target.
 pub const QUICK_SAMPLES: u64 = 100_000;
@@ -87,33 +93,40 @@ const REPORT_STACKS: usize = 8;
 #[command(
     name = "profiler_switch",
     version,
-    about = "Draw profiling samples at a high rate across goroutine switches and stack-barrier operations, validate every unwound traceback against the true frames, and count the malformed ones (seed 003; ARCHITECTURE.md §6: 0 in 10^6).",
-    after_help = "Examples:\n  profiler_switch --quick\n  profiler_switch --json --out /tmp/results\n  profiler_switch --quick --no-seed003-checks   (the malformed tracebacks the checks prevent)\n\n\
+    about = "Draw profiling samples at a high rate across goroutine switches, runtime work on g0 and stack-barrier operations, under Go 1.7's sigprof rules and seed 003's; validate every traceback against the true frames and count the malformed ones (ARCHITECTURE.md §6: 0 in 10^6 under each).",
+    after_help = "Examples:\n  profiler_switch --quick\n  profiler_switch --json --out /tmp/results\n  profiler_switch --quick --profile-rules go1.7\n  profiler_switch --quick --profile-rules none   (the malformed tracebacks the rules prevent)\n\n\
 Runs switch-heavy, deep-oscillate and deep-unwind (a stack barrier on every frame) and mixed, on\n\
-the deterministic engine (a signal every 16 micro-operation boundaries on average) and the\n\
-threaded one (a profiler thread, a signal every 50 µs on average, for at most 5 s a run, 1 s with\n\
---quick), with seed 003's checks on and off. The checks-on runs draw at least 10^6 samples (10^5\n\
-with --quick). --procs sets the threaded runs' Ps (default 2); --scale, --heap-minimum, --seeds\n\
-(which split the samples) and --jobs as for every experiment; --cycles is the fewest cycles a\n\
-run completes; --traces is unused.\n\n\
-Exit codes: 0 success, 2 bad input, 3 a malformed sample with the checks on (or another checker\n\
-violation), 1 a run could not complete."
+the deterministic engine (a signal every 16 micro-operation boundaries of running code on\n\
+average) and the threaded one (a profiler thread, a signal to a running P every 50 µs on average,\n\
+for at most 5 s a run, 1 s with --quick), under each rule set of --profile-rules (default all\n\
+three: go1.7, seed003, none). go1.7 and seed003 each draw at least 10^6 samples (10^5 with\n\
+--quick); none, the comparison, a tenth of that. --procs sets the threaded runs' Ps (default 2);\n\
+--scale, --heap-minimum, --seeds (which split the samples) and --jobs as for every experiment;\n\
+--cycles is the fewest cycles a run completes; --traces is unused.\n\n\
+Exit codes: 0 success, 2 bad input, 3 a malformed sample under go1.7 or seed003 (or another\n\
+checker violation), 1 a run could not complete."
 )]
 pub struct ProfilerArgs {
     /// The experiment flags every binary takes.
     #[command(flatten)]
     pub suite: SuiteArgs,
-    /// Print `{"config": …, "totals": …}` (ARCHITECTURE.md §7) on stdout instead of the summary.
+    /// Print `{"config": …, "totals": …}` (ARCHITECTURE.md §7; `totals` per rule set) on stdout
+    /// instead of the summary.
     #[arg(long)]
     pub json: bool,
-    /// Run everything with seed 003's checks off, as Go did before it: the totals then show the
-    /// malformed tracebacks the checks prevent (expected here, not an error).
-    #[arg(long)]
-    pub no_seed003_checks: bool,
-    /// For tests: the sample target of the runs the totals sum (checks on, or off with
-    /// --no-seed003-checks), instead of 10^6 (10^5 with --quick).
+    /// The rule sets to run, comma-separated: go1.7 (Go 1.7's sigprof), seed003 (seed 003's
+    /// 2013 rule, historical), none (no checks, Go before seed 003: its malformed tracebacks are
+    /// expected, not an error) [default: go1.7,seed003,none].
+    #[arg(long, value_name = "RULES", value_delimiter = ',', value_parser = parse_rules)]
+    pub profile_rules: Vec<ProfileRules>,
+    /// For tests: the sample target of each checked rule set (of `none` when it runs alone),
+    /// instead of 10^6 (10^5 with --quick).
     #[arg(long, hide = true, value_name = "N")]
     pub samples: Option<u64>,
+}
+
+fn parse_rules(s: &str) -> Result<ProfileRules, String> {
+    s.parse()
 }
 
 /// One configuration: a workload at a size, under a stack-barrier setting.
@@ -179,7 +192,7 @@ impl Engine {
 struct Cell {
     setup: Setup,
     engine: Engine,
-    checks: bool,
+    rules: ProfileRules,
     seed: u64,
     /// Samples to draw before stopping.
     target: u64,
@@ -206,8 +219,8 @@ pub struct RunRow {
     pub stack_barriers: String,
     /// Seed.
     pub seed: u64,
-    /// Seed 003's checks: `on` or `off`.
-    pub checks: String,
+    /// The handler's rules: `go1.7`, `seed003` or `none`.
+    pub rules: String,
     /// Deterministic: mean boundaries between two signals to an M; threaded: mean µs between
     /// two signals from the profiler thread.
     pub period_or_interval: u64,
@@ -215,33 +228,35 @@ pub struct RunRow {
     pub cycles: u64,
     /// Signals handled.
     pub samples: u64,
-    /// Samples unwound into a traceback.
+    /// Samples unwound into a goroutine traceback.
     pub user_samples: u64,
+    /// Samples unwound into a g0 traceback.
+    pub g0_samples: u64,
     /// Samples recorded as `System`.
     pub system_samples: u64,
-    /// Samples taken inside `gogo`.
-    pub samples_mid_gogo: u64,
-    /// Samples taken inside `mcall`.
-    pub samples_mid_mcall: u64,
+    /// Samples taken inside a switch (`gogo`, `mcall`, `morestack`, `systemstack`).
+    pub samples_mid_switch: u64,
     /// Samples taken inside a stack-barrier install, hit or removal.
     pub samples_mid_barrier: u64,
-    /// Samples taken in the scheduler or a P's own loop.
-    pub samples_in_scheduler: u64,
-    /// Unwound samples whose traceback failed or differs from the true frames.
+    /// Samples taken inside a stack move.
+    pub samples_mid_copystack: u64,
+    /// Samples taken while the M was on g0.
+    pub samples_on_g0: u64,
+    /// Tracebacks that failed or differ from the true frames.
     pub malformed: u64,
-    /// Of those, taken inside `gogo` or `mcall`.
+    /// Of those, taken inside a switch.
     pub malformed_mid_switch: u64,
     /// Of those, taken inside a stack-barrier operation.
     pub malformed_mid_barrier: u64,
-    /// Unwound samples compared with the true frames.
+    /// Tracebacks compared with the true frames.
     pub validated: u64,
-    /// System samples because g was g0.
+    /// System samples because g was g0 (`seed003`, `none`).
     pub refused_g0: u64,
     /// System samples because SP was outside g's stack.
     pub refused_sp: u64,
-    /// System samples because PC was inside `gogo`.
-    pub refused_gogo: u64,
-    /// System samples because PC was inside `stackBarrier`.
+    /// System samples because PC was inside a function that sets SP (`seed003`: `gogo` only).
+    pub refused_sets_sp: u64,
+    /// System samples because PC was inside `stackBarrier` (`seed003`).
     pub refused_stack_barrier_pc: u64,
     /// System samples because the stack-barrier lock was held.
     pub refused_stkbar_lock: u64,
@@ -249,9 +264,10 @@ pub struct RunRow {
     pub signals_sent: u64,
     /// Wall time of the run, the workload's build excluded.
     pub wall_ms: f64,
-    /// Samples taken inside `gogo` or `mcall` that were unwound (0 with the checks on).
+    /// Samples taken inside a switch that were unwound (0 under checked rules).
     pub unwound_mid_switch: u64,
-    /// Samples taken inside a stack-barrier operation that were unwound (0 with the checks on).
+    /// Samples taken inside a stack-barrier operation whose goroutine stack was unwound (the
+    /// mid-hit samples, under `go1.7`).
     pub unwound_mid_barrier: u64,
     /// The samples the run was to draw.
     pub sample_target: u64,
@@ -268,6 +284,7 @@ pub struct RunRow {
 /// A finished run.
 #[derive(Debug)]
 struct Outcome {
+    rules: ProfileRules,
     row: RunRow,
     profile: Profile,
     /// The folded stacks, for the runs in [`FOLDED`].
@@ -290,6 +307,8 @@ pub struct Totals {
     pub signals_sent: u64,
     /// Malformed samples per 10^6 samples.
     pub malformed_per_million: f64,
+    /// `System` samples as a share of all samples.
+    pub system_share: f64,
 }
 
 impl Totals {
@@ -301,12 +320,45 @@ impl Totals {
             t.cycles += o.row.cycles;
             t.signals_sent += o.row.signals_sent;
         }
-        t.malformed_per_million = if t.counts.samples == 0 {
-            0.0
-        } else {
-            1e6 * t.counts.malformed as f64 / t.counts.samples as f64
+        let per_sample = |n: u64| {
+            if t.counts.samples == 0 {
+                0.0
+            } else {
+                n as f64 / t.counts.samples as f64
+            }
         };
+        t.malformed_per_million = 1e6 * per_sample(t.counts.malformed);
+        t.system_share = per_sample(t.counts.system_samples);
         t
+    }
+}
+
+/// ARCHITECTURE.md §7's `totals` of this experiment: one [`Totals`] per rule set that ran.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RuleTotals {
+    /// Go 1.7's rules.
+    #[serde(rename = "go1.7", skip_serializing_if = "Option::is_none")]
+    pub go17: Option<Totals>,
+    /// Seed 003's rules.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed003: Option<Totals>,
+    /// No checks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub none: Option<Totals>,
+}
+
+impl RuleTotals {
+    fn of(outcomes: &[Outcome], rules: &[ProfileRules]) -> RuleTotals {
+        let of = |r: ProfileRules| {
+            rules
+                .contains(&r)
+                .then(|| Totals::of(outcomes.iter().filter(|o| o.row.rules == r.name())))
+        };
+        RuleTotals {
+            go17: of(ProfileRules::Go17),
+            seed003: of(ProfileRules::Seed003),
+            none: of(ProfileRules::None),
+        }
     }
 }
 
@@ -326,9 +378,9 @@ struct ConfigReport {
     experiment: &'static str,
     mode: Mode,
     seeds: Vec<u64>,
-    /// `on`, or `off` with `--no-seed003-checks`: the checks of the runs `totals` sums.
-    checks: &'static str,
-    /// Samples the runs `totals` sums had to draw at least.
+    /// The rule sets that ran.
+    rules: Vec<&'static str>,
+    /// Samples each checked rule set (or `none` alone) had to draw at least.
     sample_target: u64,
     period: u64,
     interval_us: u64,
@@ -347,17 +399,14 @@ struct ConfigReport {
 #[derive(Debug, Serialize)]
 struct Report<'a> {
     config: &'a ConfigReport,
-    totals: &'a Totals,
+    totals: &'a RuleTotals,
 }
 
-/// `profiler_switch.json`: the report, the checks-off totals beside it, and every row.
+/// `profiler_switch.json`: the report and every row.
 #[derive(Debug, Serialize)]
 struct ResultsFile<'a> {
     config: &'a ConfigReport,
-    totals: &'a Totals,
-    /// Totals over the checks-off runs (the comparison; the same as `totals` with
-    /// `--no-seed003-checks`).
-    checks_off_totals: &'a Totals,
+    totals: &'a RuleTotals,
     rows: Vec<&'a RunRow>,
 }
 
@@ -377,26 +426,27 @@ pub fn profiler_switch(args: &ProfilerArgs) -> Result<String, SuiteError> {
     };
     let threaded_procs = s.procs.unwrap_or(THREADED_PROCS);
     let seeds = seeds(s);
-    let checks_modes: &[bool] = if args.no_seed003_checks {
-        &[false]
-    } else {
-        &[true, false]
-    };
-    let primary = !args.no_seed003_checks;
+    // The rule sets, in their canonical order, each once.
+    let rules: Vec<ProfileRules> = ProfileRules::ALL
+        .into_iter()
+        .filter(|r| args.profile_rules.is_empty() || args.profile_rules.contains(r))
+        .collect();
+    // `none` is the comparison, at a tenth of the target, unless it runs alone.
+    let full_share = |r: ProfileRules| r.checked() || rules == [ProfileRules::None];
     let mut cells = Vec::new();
-    for &checks in checks_modes {
+    for &rule in &rules {
         for engine in [Engine::Deterministic, Engine::Threaded] {
             for setup in SETUPS {
                 for &seed in &seeds {
-                    let share = match (checks == primary, engine) {
+                    let share = match (full_share(rule), engine) {
                         (true, Engine::Deterministic) => target / SETUPS.len() as u64,
                         (true, Engine::Threaded) => target / 100,
                         (false, Engine::Deterministic) => target / 10,
                         (false, Engine::Threaded) => target / 200,
                     };
                     let per_seed = share.div_ceil(seeds.len() as u64).max(1);
-                    let mut c = cell(s, setup, engine, checks, seed, per_seed, threaded_procs)?;
-                    c.folded = checks == primary
+                    let mut c = cell(s, setup, engine, rule, seed, per_seed, threaded_procs)?;
+                    c.folded = rule == rules[0]
                         && engine == Engine::Deterministic
                         && seed == s.seed
                         && FOLDED.contains(&setup.workload);
@@ -427,15 +477,12 @@ pub fn profiler_switch(args: &ProfilerArgs) -> Result<String, SuiteError> {
     outcomes.sort_by_key(|&(i, _)| i);
     let outcomes: Vec<Outcome> = outcomes.into_iter().map(|(_, o)| o).collect();
 
-    let (on, off): (Vec<&Outcome>, Vec<&Outcome>) =
-        outcomes.iter().partition(|o| o.row.checks == "on");
-    let totals = Totals::of(if primary { on.clone() } else { off.clone() });
-    let off_totals = Totals::of(off.clone());
+    let totals = RuleTotals::of(&outcomes, &rules);
     let config = ConfigReport {
         experiment: name,
         mode: s.mode(),
         seeds: seeds.clone(),
-        checks: if primary { "on" } else { "off" },
+        rules: rules.iter().map(|r| r.name()).collect(),
         sample_target: target,
         period: PERIOD,
         interval_us: INTERVAL_US,
@@ -460,10 +507,14 @@ pub fn profiler_switch(args: &ProfilerArgs) -> Result<String, SuiteError> {
             })
             .collect(),
     };
-    write_outputs(s, name, &config, &totals, &off_totals, &outcomes)?;
+    write_outputs(s, name, &config, &totals, &outcomes)?;
 
-    if primary && totals.counts.malformed > 0 {
-        return Err(SuiteError::Violation(violation_report(&on)));
+    let checked_malformed: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|o| o.rules.checked() && o.row.malformed > 0)
+        .collect();
+    if !checked_malformed.is_empty() {
+        return Err(SuiteError::Violation(violation_report(&checked_malformed)));
     }
     if args.json {
         return serde_json::to_string(&Report {
@@ -472,14 +523,7 @@ pub fn profiler_switch(args: &ProfilerArgs) -> Result<String, SuiteError> {
         })
         .map_err(|e| SuiteError::Failed(format!("cannot encode the report: {e}")));
     }
-    Ok(summary(
-        name,
-        s,
-        start.elapsed(),
-        &outcomes,
-        &totals,
-        primary,
-    ))
+    Ok(summary(name, s, start.elapsed(), &outcomes, &rules))
 }
 
 /// The seeds every configuration runs with: `--seeds`, else one (the sample target is what
@@ -502,7 +546,7 @@ fn cell(
     s: &SuiteArgs,
     setup: Setup,
     engine: Engine,
-    checks: bool,
+    rules: ProfileRules,
     seed: u64,
     target: u64,
     threaded_procs: usize,
@@ -522,7 +566,7 @@ fn cell(
     }
     let mut resolved = suite::resolve(&plan)?;
     resolved.config.profile = Some(ProfileConfig {
-        checks,
+        rules,
         period: PERIOD,
         interval: Duration::from_micros(INTERVAL_US),
         validate: true,
@@ -531,7 +575,7 @@ fn cell(
     Ok(Cell {
         setup,
         engine,
-        checks,
+        rules,
         seed,
         target,
         folded: false,
@@ -573,9 +617,9 @@ impl AnyEngine {
 fn run_cell(c: &Cell, bar: &ProgressBar, time_cap: Duration) -> Result<Outcome, SuiteError> {
     let failed = |e: RuntimeError| {
         let msg = format!(
-            "run `{}` ({} checks, {} engine) failed: {e}",
+            "run `{}` ({} rules, {} engine) failed: {e}",
             c.plan.command(),
-            if c.checks { "with" } else { "without" },
+            c.rules,
             c.engine.name()
         );
         if e.is_checker_violation() {
@@ -586,10 +630,10 @@ fn run_cell(c: &Cell, bar: &ProgressBar, time_cap: Duration) -> Result<Outcome, 
     };
     let r = &c.resolved;
     bar.set_message(format!(
-        "{} {} checks {}",
+        "{} {} {}",
         c.setup.workload,
         c.engine.name(),
-        if c.checks { "on" } else { "off" }
+        c.rules
     ));
     let image = r.workload.build(&r.params);
     let mut engine = match c.engine {
@@ -649,7 +693,7 @@ fn run_cell(c: &Cell, bar: &ProgressBar, time_cap: Duration) -> Result<Outcome, 
         depth: r.params.depth,
         stack_barriers: r.report.stack_barriers.to_owned(),
         seed: c.seed,
-        checks: if c.checks { "on" } else { "off" }.to_owned(),
+        rules: c.rules.name().to_owned(),
         period_or_interval: match c.engine {
             Engine::Deterministic => PERIOD,
             Engine::Threaded => INTERVAL_US,
@@ -657,18 +701,19 @@ fn run_cell(c: &Cell, bar: &ProgressBar, time_cap: Duration) -> Result<Outcome, 
         cycles,
         samples: k.samples,
         user_samples: k.user_samples,
+        g0_samples: k.g0_samples,
         system_samples: k.system_samples,
-        samples_mid_gogo: k.samples_mid_gogo,
-        samples_mid_mcall: k.samples_mid_mcall,
+        samples_mid_switch: k.samples_mid_switch,
         samples_mid_barrier: k.samples_mid_barrier,
-        samples_in_scheduler: k.samples_in_scheduler,
+        samples_mid_copystack: k.samples_mid_copystack,
+        samples_on_g0: k.samples_on_g0,
         malformed: k.malformed,
         malformed_mid_switch: k.malformed_mid_switch,
         malformed_mid_barrier: k.malformed_mid_barrier,
         validated: k.validated,
         refused_g0: k.refused_g0,
         refused_sp: k.refused_sp,
-        refused_gogo: k.refused_gogo,
+        refused_sets_sp: k.refused_sets_sp,
         refused_stack_barrier_pc: k.refused_stack_barrier_pc,
         refused_stkbar_lock: k.refused_stkbar_lock,
         signals_sent: profile.signals_sent,
@@ -682,6 +727,7 @@ fn run_cell(c: &Cell, bar: &ProgressBar, time_cap: Duration) -> Result<Outcome, 
         barriers_removed: removed,
     };
     Ok(Outcome {
+        rules: c.rules,
         row,
         profile,
         folded,
@@ -734,8 +780,7 @@ fn write_outputs(
     s: &SuiteArgs,
     name: &str,
     config: &ConfigReport,
-    totals: &Totals,
-    off_totals: &Totals,
+    totals: &RuleTotals,
     outcomes: &[Outcome],
 ) -> Result<(), SuiteError> {
     let fail = |path: &std::path::Path, e: &dyn std::fmt::Display| {
@@ -754,7 +799,6 @@ fn write_outputs(
     let file = ResultsFile {
         config,
         totals,
-        checks_off_totals: off_totals,
         rows: outcomes.iter().map(|o| &o.row).collect(),
     };
     cli::write_atomically(&json_path, |w| {
@@ -774,24 +818,25 @@ fn write_outputs(
 
 /// The checker's report: every checks-on run with a malformed sample, its counts, and its most
 /// frequent malformed stacks.
-fn violation_report(on: &[&Outcome]) -> String {
-    let bad: Vec<&&Outcome> = on.iter().filter(|o| o.row.malformed > 0).collect();
+fn violation_report(checked: &[&Outcome]) -> String {
+    let bad: Vec<&&Outcome> = checked.iter().filter(|o| o.row.malformed > 0).collect();
     let total: u64 = bad.iter().map(|o| o.row.malformed).sum();
     let mut out = format!(
-        "{total} malformed profiler traceback(s) with seed 003's checks on (ARCHITECTURE.md §6: 0), in {} run(s)",
+        "{total} malformed profiler traceback(s) under checked rules (ARCHITECTURE.md §6: 0), in {} run(s)",
         bad.len()
     );
     for o in bad {
         let r = &o.row;
         let _ = write!(
             out,
-            "\n  {} ({} G × depth {}, stack barriers {}), {} engine, {} Ps, seed {}: \
+            "\n  {} ({} G × depth {}, stack barriers {}), {} rules, {} engine, {} Ps, seed {}: \
              malformed {} of {} validated ({} mid-switch, {} mid-barrier); samples {}, \
-             mid-gogo {}, mid-mcall {}, mid-barrier {}, unwound mid-switch {}, unwound mid-barrier {}",
+             mid-switch {}, on g0 {}, mid-barrier {}, unwound mid-switch {}, unwound mid-barrier {}",
             r.workload,
             r.goroutines,
             r.depth,
             r.stack_barriers,
+            r.rules,
             r.engine,
             r.procs,
             r.seed,
@@ -800,8 +845,8 @@ fn violation_report(on: &[&Outcome]) -> String {
             r.malformed_mid_switch,
             r.malformed_mid_barrier,
             r.samples,
-            r.samples_mid_gogo,
-            r.samples_mid_mcall,
+            r.samples_mid_switch,
+            r.samples_on_g0,
             r.samples_mid_barrier,
             r.unwound_mid_switch,
             r.unwound_mid_barrier,
@@ -823,8 +868,7 @@ fn summary(
     s: &SuiteArgs,
     elapsed: Duration,
     outcomes: &[Outcome],
-    totals: &Totals,
-    primary: bool,
+    rules: &[ProfileRules],
 ) -> String {
     let mut out = format!(
         "{name}: {} runs ({} mode) in {:.1} s -> {}",
@@ -833,21 +877,17 @@ fn summary(
         elapsed.as_secs_f64(),
         s.out.join(format!("{name}.csv")).display()
     );
-    for checks in ["on", "off"] {
+    for &rule in rules {
         for engine in [Engine::Deterministic, Engine::Threaded] {
             let t = Totals::of(
                 outcomes
                     .iter()
-                    .filter(|o| o.row.checks == checks && o.row.engine == engine.name()),
+                    .filter(|o| o.rules == rule && o.row.engine == engine.name()),
             );
             if t.runs == 0 {
                 continue;
             }
             let c = &t.counts;
-            let label = match checks {
-                "on" => "checks on ",
-                _ => "checks off",
-            };
             let sent = if engine == Engine::Threaded {
                 format!(" of {} signals sent", t.signals_sent)
             } else {
@@ -855,28 +895,41 @@ fn summary(
             };
             let _ = write!(
                 out,
-                "\n  {label}, {:<13}: {} samples{sent} ({} unwound, {} System; {} mid-gogo, {} mid-mcall, {} mid-barrier); malformed {} of {} validated ({} mid-switch, {} mid-barrier)",
+                "\n  {:<7} {:<13}: {} samples{sent}: {} goroutine tracebacks ({} mid-barrier), {} g0, {} System ({:.1} %: {} g0, {} SP, {} sets-SP PC, {} stackBarrier PC, {} lock); malformed {} of {} validated",
+                rule.name(),
                 engine.name(),
                 c.samples,
                 c.user_samples,
+                c.unwound_mid_barrier,
+                c.g0_samples,
                 c.system_samples,
-                c.samples_mid_gogo,
-                c.samples_mid_mcall,
-                c.samples_mid_barrier,
+                100.0 * t.system_share,
+                c.refused_g0,
+                c.refused_sp,
+                c.refused_sets_sp,
+                c.refused_stack_barrier_pc,
+                c.refused_stkbar_lock,
                 c.malformed,
                 c.validated,
-                c.malformed_mid_switch,
-                c.malformed_mid_barrier,
             );
         }
     }
-    let _ = write!(
-        out,
-        "\n  totals (checks {}): {} samples, {} malformed (ARCHITECTURE.md §6: 0 in 10^6 with the checks on)",
-        if primary { "on" } else { "off" },
-        totals.counts.samples,
-        totals.counts.malformed
-    );
+    for &rule in rules {
+        let t = Totals::of(outcomes.iter().filter(|o| o.rules == rule));
+        let _ = write!(
+            out,
+            "\n  totals ({}): {} samples, {:.1} % System, {} malformed{}",
+            rule.name(),
+            t.counts.samples,
+            100.0 * t.system_share,
+            t.counts.malformed,
+            if rule.checked() {
+                " (ARCHITECTURE.md §6: 0 in 10^6)"
+            } else {
+                " (no checks: expected)"
+            },
+        );
+    }
     out
 }
 
@@ -914,23 +967,24 @@ mod tests {
             depth: 8,
             stack_barriers: "on".into(),
             seed: 3,
-            checks: "on".into(),
+            rules: "go1.7".into(),
             period_or_interval: PERIOD,
             cycles: 2,
             samples: 100,
-            user_samples: 40,
+            user_samples: 30,
+            g0_samples: 10,
             system_samples: 60,
-            samples_mid_gogo: 20,
-            samples_mid_mcall: 10,
+            samples_mid_switch: 30,
             samples_mid_barrier: 5,
-            samples_in_scheduler: 5,
+            samples_mid_copystack: 1,
+            samples_on_g0: 15,
             malformed: 11,
             malformed_mid_switch: 9,
             malformed_mid_barrier: 2,
             validated: 40,
             refused_g0: 30,
             refused_sp: 10,
-            refused_gogo: 10,
+            refused_sets_sp: 10,
             refused_stack_barrier_pc: 5,
             refused_stkbar_lock: 5,
             signals_sent: 0,
@@ -944,12 +998,14 @@ mod tests {
             barriers_removed: 0,
         };
         let bad = Outcome {
+            rules: ProfileRules::Go17,
             row,
             profile: Profile::default(),
             folded: None,
             malformed_stacks: stacks,
         };
         let mut clean = Outcome {
+            rules: ProfileRules::Go17,
             row: bad.row.clone(),
             profile: Profile::default(),
             folded: None,
@@ -959,11 +1015,11 @@ mod tests {
         clean.row.workload = "mixed".into();
         let report = violation_report(&[&clean, &bad]);
         assert!(
-            report.starts_with("11 malformed profiler traceback(s) with seed 003's checks on"),
+            report.starts_with("11 malformed profiler traceback(s) under checked rules"),
             "{report}"
         );
         assert!(report.contains("in 1 run(s)"), "{report}");
-        assert!(report.contains("switch-heavy (64 G × depth 8, stack barriers on), deterministic engine, 4 Ps, seed 3"), "{report}");
+        assert!(report.contains("switch-heavy (64 G × depth 8, stack barriers on), go1.7 rules, deterministic engine, 4 Ps, seed 3"), "{report}");
         assert!(
             report.contains("malformed 11 of 40 validated (9 mid-switch, 2 mid-barrier)"),
             "{report}"
@@ -983,12 +1039,12 @@ mod tests {
         let args = ProfilerArgs::try_parse_from(["profiler_switch", "--quick"]).unwrap();
         for setup in SETUPS {
             for engine in [Engine::Deterministic, Engine::Threaded] {
-                let c = cell(&args.suite, setup, engine, true, 1, 10, 2).unwrap();
+                let c = cell(&args.suite, setup, engine, ProfileRules::Seed003, 1, 10, 2).unwrap();
                 assert!(
                     c.resolved
                         .config
                         .profile
-                        .is_some_and(|p| p.checks && p.validate)
+                        .is_some_and(|p| p.rules == ProfileRules::Seed003 && p.validate)
                 );
                 assert_eq!(c.resolved.report.engine, engine.name());
             }

@@ -162,7 +162,7 @@ pub struct TestbedArgs {
     /// FILE appears only when the run succeeds; its directory must exist.
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
-    /// Profile the run with the sampling profiler (seed 003) and write its folded stacks
+    /// Profile the run with the sampling profiler (Go's `sigprof`) and write its folded stacks
     /// (`frame;frame;… count`, for flame graphs) to FILE; its directory must exist.
     #[arg(long, value_name = "FILE")]
     pub profile: Option<PathBuf>,
@@ -174,10 +174,13 @@ pub struct TestbedArgs {
     /// thread, more than 0 [default: 100].
     #[arg(long, value_name = "US", allow_hyphen_values = true)]
     pub profile_interval_us: Option<f64>,
-    /// With --profile: the signal handler's consistency checks, on, or off as in Go before
-    /// seed 003 (it then unwinds half-switched goroutines) [default: on].
-    #[arg(long, value_name = "on|off")]
-    pub profile_checks: Option<String>,
+    /// With --profile: the signal handler's rules. go1.7: Go 1.7's sigprof (unwinds a sample
+    /// inside the stack-barrier trampoline through the fix-up; runtime work on g0 gives g0
+    /// tracebacks); seed003: seed 003's 2013 rule (a user goroutine's stack only) with this
+    /// testbed's first stack-barrier refusals, for the historical comparison; none: no checks, as
+    /// Go before seed 003 (it then unwinds half-switched goroutines) [default: go1.7].
+    #[arg(long, value_name = "go1.7|seed003|none")]
+    pub profile_rules: Option<String>,
     /// Print one JSON object (config, totals, cycles) on stdout.
     #[arg(long)]
     pub json: bool,
@@ -245,8 +248,8 @@ pub struct ConfigReport {
     pub trace: Option<String>,
     /// The folded-stacks file (`--profile`), `null` when not profiling.
     pub profile: Option<String>,
-    /// The profiler's consistency checks, `on` or `off`; `null` when not profiling.
-    pub profile_checks: Option<&'static str>,
+    /// The profiler's rules, `go1.7`, `seed003` or `none`; `null` when not profiling.
+    pub profile_rules: Option<&'static str>,
     /// Mean micro-operation boundaries between signals (profiling with the deterministic
     /// engine; `null` otherwise).
     pub profile_period: Option<u64>,
@@ -535,7 +538,7 @@ pub fn resolve(args: &TestbedArgs) -> Result<Resolved, String> {
         },
         trace: args.trace.as_ref().map(|p| p.display().to_string()),
         profile: args.profile.as_ref().map(|p| p.display().to_string()),
-        profile_checks: profile.map(|p| if p.checks { "on" } else { "off" }),
+        profile_rules: profile.map(|p| p.rules.name()),
         profile_period: profile.filter(|_| !threaded).map(|p| p.period),
         profile_interval_us: profile
             .filter(|_| threaded)
@@ -566,17 +569,15 @@ fn resolve_profile(args: &TestbedArgs, threaded: bool) -> Result<Option<ProfileC
             "--profile-interval-us {us} must be a number of microseconds in (0, {MAX_PROFILE_INTERVAL_US}]"
         ));
     }
-    let checks = match args.profile_checks.as_deref() {
-        None => defaults.checks,
-        Some("on") => true,
-        Some("off") => false,
-        Some(other) => return Err(format!("--profile-checks {other:?} must be on or off")),
+    let rules = match args.profile_rules.as_deref() {
+        None => defaults.rules,
+        Some(r) => r.parse().map_err(|e| format!("--profile-rules: {e}"))?,
     };
     if args.profile.is_none() {
         let knob = [
             ("--profile-period", args.profile_period.is_some()),
             ("--profile-interval-us", args.profile_interval_us.is_some()),
-            ("--profile-checks", args.profile_checks.is_some()),
+            ("--profile-rules", args.profile_rules.is_some()),
         ]
         .into_iter()
         .find_map(|(flag, given)| given.then_some(flag));
@@ -598,7 +599,7 @@ fn resolve_profile(args: &TestbedArgs, threaded: bool) -> Result<Option<ProfileC
         );
     }
     Ok(Some(ProfileConfig {
-        checks,
+        rules,
         period: args.profile_period.unwrap_or(defaults.period),
         interval: args
             .profile_interval_us
@@ -820,6 +821,23 @@ impl RunError {
             source,
         }
     }
+}
+
+/// The violation a finished run's report shows, if any: a malformed profiler traceback under
+/// checked rules (`go1.7`, `seed003`), where every traceback must match the true frames. The
+/// report is still printed; the exit code is 3.
+pub fn report_violation(report: &Report) -> Option<String> {
+    let p = report.profile.as_ref()?;
+    let rules = report.config.profile_rules?;
+    let checked = rules
+        .parse::<gc::profile::ProfileRules>()
+        .is_ok_and(|r| r.checked());
+    (checked && p.counts.malformed > 0).then(|| {
+        format!(
+            "{} malformed profiler traceback(s) of {} validated under the {rules} rules (the folded profile marks them runtime._Malformed)",
+            p.counts.malformed, p.counts.validated
+        )
+    })
 }
 
 /// Runs a resolved configuration to completion.
@@ -1044,8 +1062,14 @@ pub fn summary(report: &Report) -> String {
     if let (Some(p), Some(file)) = (&report.profile, &c.profile) {
         let n = &p.counts;
         out.push_str(&format!(
-            "\nprofile: {} samples ({} user, {} system, {} malformed), {} stacks -> {file}",
-            n.samples, n.user_samples, n.system_samples, n.malformed, p.stacks
+            "\nprofile ({} rules): {} samples ({} goroutine tracebacks, {} g0 tracebacks, {} System, {} malformed), {} stacks -> {file}",
+            c.profile_rules.unwrap_or("?"),
+            n.samples,
+            n.user_samples,
+            n.g0_samples,
+            n.system_samples,
+            n.malformed,
+            p.stacks
         ));
     }
     out
@@ -1086,7 +1110,7 @@ mod tests {
         assert_eq!((r.trace_file, r.profile_file), (None, None));
         let c = &r.report;
         assert_eq!(
-            (&c.trace, &c.profile, c.profile_checks),
+            (&c.trace, &c.profile, c.profile_rules),
             (&None, &None, None)
         );
         assert_eq!((c.profile_period, c.profile_interval_us), (None, None));
@@ -1101,7 +1125,7 @@ mod tests {
         assert_eq!(r.config.profile, Some(defaults));
         assert_eq!(r.report.profile_period, Some(defaults.period));
         assert_eq!(r.report.profile_interval_us, None);
-        assert_eq!(r.report.profile_checks, Some("on"));
+        assert_eq!(r.report.profile_rules, Some("go1.7"));
         let r = resolve_flags(&[
             "--profile",
             &f,
@@ -1109,16 +1133,16 @@ mod tests {
             "threaded",
             "--profile-interval-us",
             "250",
-            "--profile-checks",
-            "off",
+            "--profile-rules",
+            "seed003",
         ])
         .unwrap();
         let p = r.config.profile.unwrap();
         assert_eq!(p.interval, Duration::from_micros(250));
-        assert!(!p.checks);
+        assert_eq!(p.rules, gc::profile::ProfileRules::Seed003);
         assert_eq!(r.report.profile_interval_us, Some(250.0));
         assert_eq!(r.report.profile_period, None);
-        assert_eq!(r.report.profile_checks, Some("off"));
+        assert_eq!(r.report.profile_rules, Some("seed003"));
         // Nothing was created by the check that the directory takes a file.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }

@@ -49,7 +49,8 @@ const EXPECTED: &[(&str, &[&str])] = &[
     (
         "profiler_switch",
         &[
-            "samples, checks on (%)",
+            "samples, go1.7 rules (%)",
+            "samples, seed003 rules (%)",
             "malformed per 10⁶ samples",
             "switch-heavy",
         ],
@@ -309,8 +310,8 @@ fn a_malformed_debug_mode_csv_exits_2_naming_the_file_column_and_line() {
         "{line}"
     );
 
-    let line = expect_bad_input("profiler_switch.csv", |t| drop_column(t, "refused_gogo"));
-    assert!(line.contains("missing column `refused_gogo`"), "{line}");
+    let line = expect_bad_input("profiler_switch.csv", |t| drop_column(t, "refused_sets_sp"));
+    assert!(line.contains("missing column `refused_sets_sp`"), "{line}");
     let line = expect_bad_input("profiler_switch.csv", |t| {
         set_cell(t, 3, "malformed", "none")
     });

@@ -1,7 +1,8 @@
-//! `profiler_switch` end to end: `--quick --json` draws at least 10^5 samples with seed 003's
-//! checks on, none malformed, some inside `gogo` and some inside barrier operations, and writes
-//! its CSV (ARCHITECTURE.md §7's columns), JSON and two folded profiles; with `--no-seed003-checks` the
-//! totals show malformed tracebacks and it still exits 0; bad flags exit 2 with one line.
+//! `profiler_switch` end to end: `--quick --json` draws at least 10^5 samples under each of Go
+//! 1.7's and seed 003's rules, none malformed, some inside switches and some inside barrier
+//! operations — unwound under `go1.7`, refused under `seed003` — and writes its CSV
+//! (ARCHITECTURE.md §7's columns), JSON and folded profile; with `--profile-rules none` the totals
+//! show malformed tracebacks and it still exits 0; bad flags exit 2 with one line.
 
 // Only `text` is used here: the rest of the shared module runs `testbed`.
 #[allow(dead_code)]
@@ -14,7 +15,7 @@ use common::text;
 use serde_json::Value;
 
 /// The CSV's columns, in order (the README's, then the extra counters).
-const COLUMNS: [&str; 35] = [
+const COLUMNS: [&str; 36] = [
     "workload",
     "engine",
     "procs",
@@ -22,23 +23,24 @@ const COLUMNS: [&str; 35] = [
     "depth",
     "stack_barriers",
     "seed",
-    "checks",
+    "rules",
     "period_or_interval",
     "cycles",
     "samples",
     "user_samples",
+    "g0_samples",
     "system_samples",
-    "samples_mid_gogo",
-    "samples_mid_mcall",
+    "samples_mid_switch",
     "samples_mid_barrier",
-    "samples_in_scheduler",
+    "samples_mid_copystack",
+    "samples_on_g0",
     "malformed",
     "malformed_mid_switch",
     "malformed_mid_barrier",
     "validated",
     "refused_g0",
     "refused_sp",
-    "refused_gogo",
+    "refused_sets_sp",
     "refused_stack_barrier_pc",
     "refused_stkbar_lock",
     "signals_sent",
@@ -94,31 +96,54 @@ fn count(totals: &Value, name: &str) -> u64 {
 }
 
 #[test]
-fn quick_draws_10e5_samples_with_none_malformed_and_writes_its_results() {
+fn quick_draws_10e5_samples_per_rule_set_with_none_malformed_and_writes_its_results() {
     let out = tempfile::tempdir().expect("temp dir");
-    let t = run_json(&["--quick", "--json"], out.path());
-    for name in [
-        "samples",
-        "user_samples",
-        "system_samples",
-        "samples_mid_gogo",
-        "samples_mid_barrier",
-        "malformed",
-    ] {
-        count(&t, name);
-    }
-    assert_eq!(count(&t, "malformed"), 0, "{t}");
-    assert!(count(&t, "samples") >= 100_000, "{t}");
-    assert!(count(&t, "samples_mid_gogo") > 0, "{t}");
-    assert!(count(&t, "samples_mid_mcall") > 0, "{t}");
-    assert!(count(&t, "samples_mid_barrier") > 0, "{t}");
+    let totals = run_json(&["--quick", "--json"], out.path());
+    let keys: Vec<&String> = totals.as_object().expect("an object").keys().collect();
     assert_eq!(
-        count(&t, "user_samples") + count(&t, "system_samples"),
-        count(&t, "samples")
+        keys,
+        ["go1.7", "none", "seed003"],
+        "totals per rule set (keys sorted)"
     );
-    assert_eq!(count(&t, "validated"), count(&t, "user_samples"), "{t}");
-    assert_eq!(count(&t, "unwound_mid_switch"), 0, "{t}");
-    assert_eq!(count(&t, "unwound_mid_barrier"), 0, "{t}");
+    for rules in ["go1.7", "seed003"] {
+        let t = &totals[rules];
+        assert_eq!(count(t, "malformed"), 0, "{rules}: {t}");
+        assert!(count(t, "samples") >= 100_000, "{rules}: {t}");
+        assert!(count(t, "samples_mid_switch") > 0, "{rules}: {t}");
+        assert!(count(t, "samples_mid_barrier") > 0, "{rules}: {t}");
+        assert_eq!(
+            count(t, "user_samples") + count(t, "g0_samples") + count(t, "system_samples"),
+            count(t, "samples")
+        );
+        assert_eq!(
+            count(t, "validated"),
+            count(t, "user_samples") + count(t, "g0_samples"),
+            "{t}"
+        );
+        assert_eq!(count(t, "unwound_mid_switch"), 0, "{t}");
+    }
+    // Go 1.7 unwinds mid-hit samples and traces g0; seed 003 refuses both.
+    let (go17, seed003) = (&totals["go1.7"], &totals["seed003"]);
+    assert!(count(go17, "unwound_mid_barrier") > 0, "{go17}");
+    assert!(count(go17, "g0_samples") > 0, "{go17}");
+    assert_eq!(
+        count(go17, "refused_g0") + count(go17, "refused_stack_barrier_pc"),
+        0
+    );
+    assert_eq!(
+        count(seed003, "unwound_mid_barrier") + count(seed003, "g0_samples"),
+        0
+    );
+    assert!(count(seed003, "refused_g0") > 0 && count(seed003, "refused_stack_barrier_pc") > 0);
+    assert!(
+        go17["system_share"].as_f64() < seed003["system_share"].as_f64(),
+        "{go17} {seed003}"
+    );
+    assert!(
+        count(&totals["none"], "malformed") > 0,
+        "{}",
+        totals["none"]
+    );
 
     let csv_path = out.path().join("profiler_switch.csv");
     let mut reader = csv::Reader::from_path(&csv_path).expect("the CSV");
@@ -130,11 +155,11 @@ fn quick_draws_10e5_samples_with_none_malformed_and_writes_its_results() {
         .collect();
     assert_eq!(header, COLUMNS);
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
-    // Four workloads × two engines × checks on and off.
-    assert_eq!(rows.len(), 16);
+    // Four workloads × two engines × three rule sets.
+    assert_eq!(rows.len(), 24);
     let col = |name: &str| COLUMNS.iter().position(|c| *c == name).expect("column");
     for row in &rows {
-        if &row[col("checks")] == "on" {
+        if &row[col("rules")] != "none" {
             assert_eq!(&row[col("malformed")], "0", "{row:?}");
         }
         assert!(row[col("samples")].parse::<u64>().unwrap() > 0, "{row:?}");
@@ -144,10 +169,12 @@ fn quick_draws_10e5_samples_with_none_malformed_and_writes_its_results() {
         &std::fs::read_to_string(out.path().join("profiler_switch.json")).expect("the JSON file"),
     )
     .expect("JSON");
-    assert_eq!(file["totals"], t);
-    assert_eq!(file["config"]["checks"], "on");
-    assert!(file["checks_off_totals"]["malformed"].as_u64() > Some(0));
-    assert_eq!(file["rows"].as_array().map(Vec::len), Some(16));
+    assert_eq!(file["totals"], totals);
+    assert_eq!(
+        file["config"]["rules"],
+        serde_json::json!(["go1.7", "seed003", "none"])
+    );
+    assert_eq!(file["rows"].as_array().map(Vec::len), Some(24));
 
     let mut folded: Vec<String> = std::fs::read_dir(out.path())
         .expect("out")
@@ -168,32 +195,44 @@ fn quick_draws_10e5_samples_with_none_malformed_and_writes_its_results() {
         })
         .sum();
     assert!(total >= 25_000, "{total}");
-    assert!(switch.lines().any(|l| l.starts_with("runtime._System")));
+    assert!(
+        switch
+            .lines()
+            .any(|l| l.starts_with("runtime._System;runtime.gogo "))
+    );
+    assert!(
+        switch
+            .lines()
+            .any(|l| l.starts_with("runtime.mcall;runtime.gosched_m;runtime.schedule ")),
+        "the go1.7 run's scheduler samples are g0 tracebacks"
+    );
     assert!(!switch.contains("runtime._Malformed"));
 }
 
 #[test]
-fn without_seed_003s_checks_the_totals_show_malformed_tracebacks_and_exit_0() {
+fn without_checks_the_totals_show_malformed_tracebacks_and_exit_0() {
     let out = tempfile::tempdir().expect("temp dir");
-    let t = run_json(
+    let totals = run_json(
         &[
             "--quick",
             "--json",
-            "--no-seed003-checks",
+            "--profile-rules",
+            "none",
             "--samples",
             "40000",
         ],
         out.path(),
     );
-    assert!(count(&t, "malformed") > 0, "{t}");
-    assert!(count(&t, "malformed_mid_switch") > 0, "{t}");
-    assert!(count(&t, "samples") >= 40_000, "{t}");
+    let t = &totals["none"];
+    assert!(count(t, "malformed") > 0, "{t}");
+    assert!(count(t, "malformed_mid_switch") > 0, "{t}");
+    assert!(count(t, "samples") >= 40_000, "{t}");
+    assert_eq!(totals.as_object().map(|o| o.len()), Some(1), "{totals}");
     let file: Value = serde_json::from_str(
         &std::fs::read_to_string(out.path().join("profiler_switch.json")).expect("the JSON file"),
     )
     .expect("JSON");
-    assert_eq!(file["config"]["checks"], "off");
-    assert_eq!(file["checks_off_totals"], t);
+    assert_eq!(file["config"]["rules"], serde_json::json!(["none"]));
 }
 
 #[test]
@@ -207,6 +246,8 @@ fn bad_flags_exit_2_with_one_line() {
         &["--quick", "--scale", "0"],
         &["--quick", "--seeds", "0"],
         &["--quick", "--jobs", "0"],
+        &["--quick", "--profile-rules", "go1.5"],
+        &["--quick", "--profile-rules", "go1.7,"],
     ] {
         let run = profiler_switch(args, out.path());
         assert_eq!(run.status.code(), Some(2), "{}", describe(args, &run));
@@ -231,6 +272,6 @@ fn help_has_an_example_and_hides_the_test_override() {
     assert_eq!(run.status.code(), Some(0));
     let help = text(&run.stdout);
     assert!(help.contains("profiler_switch --quick"), "{help}");
-    assert!(help.contains("--no-seed003-checks"), "{help}");
+    assert!(help.contains("--profile-rules none"), "{help}");
     assert!(!help.contains("--samples"), "{help}");
 }

@@ -378,12 +378,12 @@ fn bad_trace_and_profile_inputs_exit_2_with_one_line() {
         ),
         (&["--profile-period", "0"], "--profile-period"),
         (
-            &["--profile", &f, "--profile-checks", "maybe"],
-            "--profile-checks",
+            &["--profile", &f, "--profile-rules", "go1.5"],
+            "--profile-rules",
         ),
-        (&["--profile-checks", "maybe"], "--profile-checks"),
+        (&["--profile-rules", "maybe"], "--profile-rules"),
         (&["--profile-period", "5"], "--profile"),
-        (&["--profile-checks", "off"], "--profile"),
+        (&["--profile-rules", "none"], "--profile"),
         (&["--profile-interval-us", "50"], "--profile"),
         (
             &["--profile", &f, "--profile-interval-us", "0"],
@@ -432,7 +432,7 @@ fn help_shows_the_trace_and_profile_examples() {
         "testbed --workload switch-heavy --profile cpu.folded",
         "--profile-period",
         "--profile-interval-us",
-        "--profile-checks",
+        "--profile-rules",
     ] {
         assert!(help.contains(s), "help lacks {s:?}:\n{help}");
     }
@@ -487,13 +487,20 @@ fn folded_profile_adds_up_to_the_samples_with_none_malformed() {
     assert!(samples > 100, "{p}");
     assert_eq!(lines.iter().map(|(_, n)| n).sum::<u64>(), samples, "{p}");
     assert_eq!(p["stacks"].as_u64(), Some(lines.len() as u64), "{p}");
-    assert_eq!(p["malformed"], 0, "seed 003's checks are on: {p}");
+    assert_eq!(p["malformed"], 0, "Go 1.7's rules: {p}");
     assert!(p["user_samples"].as_u64() > Some(0), "{p}");
+    assert!(p["g0_samples"].as_u64() > Some(0), "{p}");
     assert!(
         lines.iter().any(|(s, _)| s.starts_with("main.")),
         "user stacks"
     );
-    assert_eq!(v["config"]["profile_checks"], "on");
+    assert!(
+        lines
+            .iter()
+            .any(|(s, _)| s.starts_with("runtime.mcall;runtime.gosched_m;runtime.schedule")),
+        "the scheduler's g0 stacks"
+    );
+    assert_eq!(v["config"]["profile_rules"], "go1.7");
     assert_eq!(v["config"]["profile_period"], 16);
     assert_eq!(v["config"]["profile_interval_us"], Value::Null);
 
@@ -519,7 +526,7 @@ fn folded_profile_adds_up_to_the_samples_with_none_malformed() {
 }
 
 #[test]
-fn profile_checks_off_is_reported() {
+fn profile_rules_are_reported() {
     let (v, lines) = profiled(
         &[
             ("--workload", "switch-heavy"),
@@ -528,11 +535,13 @@ fn profile_checks_off_is_reported() {
             ("--cycles", "1"),
             ("--heap-minimum", "262144"),
         ],
-        &["--profile-checks", "off"],
+        &["--profile-rules", "seed003"],
     );
-    assert_eq!(v["config"]["profile_checks"], "off");
+    assert_eq!(v["config"]["profile_rules"], "seed003");
     let samples = v["profile"]["samples"].as_u64().unwrap();
     assert_eq!(lines.iter().map(|(_, n)| n).sum::<u64>(), samples);
+    assert_eq!(v["profile"]["g0_samples"], 0, "seed 003 never unwinds g0");
+    assert!(!lines.iter().any(|(s, _)| s.starts_with("runtime.mcall")));
 }
 
 // ---- (e): trace_overhead. ----

@@ -15,12 +15,12 @@
 use std::sync::atomic::Ordering;
 
 use rand::RngExt;
-use stacks::{Addr, Call, FuncId, FuncKind, Ret, WORD};
+use stacks::{Addr, Call, FuncId, FuncKind, Ret, RuntimeFn, WORD};
 
 use crate::error::{RuntimeError, stack_place};
 use crate::heap::{Lookup, lock};
 use crate::mutator::{Ctx, Op};
-use crate::profile::{BarrierSignals, Curg, MState, Where};
+use crate::profile::{BarrierSignals, Curg, G0Entry, Where};
 use crate::runtime::{Runtime, Step};
 use crate::sched::{GIndex, GState, P, status};
 use crate::trace::TraceEv;
@@ -43,7 +43,7 @@ impl Runtime {
     /// `stackguard0 = stackPreempt`) sends it to the global run queue (`gopreempt_m`).
     pub fn mutator_run(&self, p: &mut P, max_ops: u64) -> Result<Step, RuntimeError> {
         if p.curg.is_none() {
-            self.sig_boundary(&mut p.prof, p.id, MState::Scheduler, None, Where::Scheduler);
+            // An idle M takes no signal: `schedule` finding nothing is no boundary.
             if !self.schedule(p) {
                 return Ok(Step::Idle);
             }
@@ -58,12 +58,7 @@ impl Runtime {
                 .as_mut()
                 .expect("a running goroutine has state");
             if p.prof.is_some() {
-                let curg = Curg {
-                    index,
-                    gs: &st.gs,
-                    true_frames: &st.true_frames,
-                };
-                self.sig_boundary(&mut p.prof, p.id, MState::User, Some(curg), Where::Op);
+                self.sig_boundary(&mut p.prof, p.id, Some(Curg::of(index, st)), Where::Op);
             }
             let op = st.behaviour.next_op(&Ctx { depth: st.depth }, &mut st.rng);
             p.counters.ops += 1;
@@ -72,13 +67,18 @@ impl Runtime {
                     if !matches!(op, Op::Call { .. }) {
                         continue;
                     }
-                    // The callee's prologue.
+                    // The callee's prologue. A scan request takes the goroutine through
+                    // `morestack;newstack;scanstack` on g0 and `gogo`es back.
                     if g.preempt_scan.load(Ordering::Acquire) {
                         g.preempt_scan.store(false, Ordering::Relaxed);
+                        let frames = [RuntimeFn::Newstack, RuntimeFn::Scanstack];
+                        self.enter_g0(p, Curg::of(index, st), G0Entry::Morestack, &frames);
                         if let Err(e) = self.self_scan(&mut owner, p) {
                             p.curg = Some(owner);
                             return Err(e);
                         }
+                        let st = g.state(&mut owner).as_ref().expect("still running");
+                        self.gogo_switch(p, Curg::of(index, st));
                     }
                     if !self.preempt_requested(p.id) {
                         continue;
@@ -105,12 +105,8 @@ impl Runtime {
                 .as_ref()
                 .expect("a running goroutine has state");
             g.stack_used.store(st.gs.used() as u64, Ordering::Relaxed);
-            let curg = Curg {
-                index,
-                gs: &st.gs,
-                true_frames: &st.true_frames,
-            };
-            self.mcall(p, curg);
+            let (entry, frames) = leave.g0_path();
+            self.enter_g0(p, Curg::of(index, st), entry, frames);
             self.trace_go_left(p, index, leave.trace_reason());
             match leave {
                 Leave::Yield | Leave::Preempt => {
@@ -123,8 +119,12 @@ impl Runtime {
                     g.release(owner, status::WAITING);
                     lock(&self.parked).push(index);
                 }
-                Leave::Exit => self.goexit(owner, p)?,
+                Leave::Exit => {
+                    self.goexit(owner, p)?;
+                    self.g0_ret(p); // gfput returns to goexit0
+                }
             }
+            self.g0_call(p, self.prog.schedule());
             return Ok(Step::Switched);
         }
         p.curg = Some(owner);
@@ -241,10 +241,15 @@ impl Runtime {
                 }
                 // Each failed stack-guard check is one trip through morestack, which doubles
                 // the stack once (`newstack`); the prologue then checks again.
+                // The trip runs on g0 (`morestack;newstack;copystack`) and `gogo`es back.
                 while let Call::MoreStack { .. } = st.gs.call(prog, func, u32::from(site))? {
+                    let frames = [RuntimeFn::Newstack, RuntimeFn::Copystack];
+                    self.enter_g0(p, Curg::of(index, st), G0Entry::Morestack, &frames);
+                    let mut sig = BarrierSignals::on(self, p, index, &st.true_frames);
                     st.gs
-                        .newstack(&mut lock(&self.stackpool), prog)
+                        .newstack_with_signals(&mut lock(&self.stackpool), prog, &mut sig)
                         .map_err(|e| self.copystack_error(e, &st.gs))?;
+                    self.gogo_switch(p, Curg::of(index, st));
                     p.counters.copystacks += 1;
                     let size = st.gs.stack().alloc_size() as u64;
                     self.trace_p(p, TraceEv::CopyStack, [st.gs.goid(), size]);
@@ -387,6 +392,10 @@ impl Runtime {
                         st.gs.write(Addr(target), v)?;
                         return Ok(Flow::Continue);
                     }
+                    // `heapBitsBulkBarrier` passes the barriers below the target on g0
+                    // (`systemstack(gcUnwindBarriers)`); the write itself is the goroutine's.
+                    let frames = [RuntimeFn::BulkBarrierFunc1, RuntimeFn::GcUnwindBarriers];
+                    self.enter_g0(p, Curg::of(index, st), G0Entry::Systemstack, &frames);
                     let mut sig = BarrierSignals::on(self, p, index, &st.true_frames);
                     let passed = st.gs.runtime_bulk_write_with_signals(
                         prog,
@@ -394,6 +403,7 @@ impl Runtime {
                         &[v],
                         &mut sig,
                     )?;
+                    self.systemstack_return(p, Curg::of(index, st));
                     self.note_bulk_write(st, Addr(target))?;
                     if passed > 0 {
                         self.trace_p(p, TraceEv::BarrierUnwind, [st.gs.goid(), passed as u64]);
@@ -403,11 +413,16 @@ impl Runtime {
             Op::Unwind { frames } => {
                 let n = usize::from(frames).min(st.depth.saturating_sub(1));
                 if n > 0 {
+                    // A recovered panic: `mcall(recovery)` passes the barriers on g0, then
+                    // `gogo`es to the outer frame.
+                    let frames = [RuntimeFn::Recovery, RuntimeFn::GcUnwindBarriers];
+                    self.enter_g0(p, Curg::of(index, st), G0Entry::Mcall, &frames);
                     let mut sig = BarrierSignals::on(self, p, index, &st.true_frames);
                     let passed = st.gs.unwind_frames_with_signals(prog, n, &mut sig)?;
                     st.depth -= n;
                     let keep = st.true_frames.len().saturating_sub(n);
                     st.true_frames.truncate(keep);
+                    self.gogo_switch(p, Curg::of(index, st));
                     self.note_return(st);
                     if passed > 0 {
                         self.trace_p(p, TraceEv::BarrierUnwind, [st.gs.goid(), passed as u64]);
@@ -537,6 +552,20 @@ enum Leave {
 }
 
 impl Leave {
+    /// How the M gets to g0 and what it runs there before `schedule`: `mcall(gosched_m)`,
+    /// `morestack;newstack;gopreempt_m`, `mcall(park_m)`, `mcall(goexit0)` and its `gfput`.
+    fn g0_path(self) -> (G0Entry, &'static [RuntimeFn]) {
+        match self {
+            Leave::Yield => (G0Entry::Mcall, &[RuntimeFn::GoschedM]),
+            Leave::Preempt => (
+                G0Entry::Morestack,
+                &[RuntimeFn::Newstack, RuntimeFn::GopreemptM],
+            ),
+            Leave::Block => (G0Entry::Mcall, &[RuntimeFn::ParkM]),
+            Leave::Exit => (G0Entry::Mcall, &[RuntimeFn::Goexit0, RuntimeFn::Gfput]),
+        }
+    }
+
     /// How the trace says the goroutine left (`trace::LEFT_*`).
     fn trace_reason(self) -> u64 {
         match self {

@@ -325,7 +325,8 @@ impl Runtime {
 
     /// A running goroutine scans its own stack at a safe point (Go's `preemptscan`), then goes on
     /// running, so it joins the re-scan list at once.
-    /// It scans on its own M, so a profiling signal may land inside a barrier install there.
+    /// It scans on its own M, on g0 (`morestack;newstack;scanstack`: the caller has switched),
+    /// so a profiling signal may land inside a barrier install there.
     pub(crate) fn self_scan(&self, owner: &mut GOwner, p: &mut P) -> Result<(), RuntimeError> {
         let cycle = self.gc.cycle();
         let index = owner.index();

@@ -21,7 +21,7 @@ use crate::error::RuntimeError;
 use crate::heap::lock;
 use crate::mutator::{Behaviour, Rng};
 use crate::nowb::nowritebarrier;
-use crate::profile::{BarrierSignals, Curg, MState, Where};
+use crate::profile::{BarrierSignals, Curg};
 use crate::runtime::Runtime;
 use crate::sched::{G, GIndex, GOwner, GState, P, status};
 use crate::trace::TraceEv;
@@ -184,7 +184,7 @@ impl Runtime {
                 g.stack_used.store(st.gs.used() as u64, Ordering::Relaxed);
             }
             self.trace_go_left(p, index, crate::trace::LEFT_PREEMPT);
-            p.m = MState::Scheduler;
+            self.g0_reset_to_scheduler(p);
             g.release(owner, status::RUNNABLE);
             lock(&self.globrunq).push_back(index);
         }
@@ -294,10 +294,12 @@ impl Runtime {
         }
     }
 
-    /// Switches `p`'s M to its newly scheduled goroutine (Go's `gogo`): g, then SP, then PC, a
-    /// signal boundary after each store but the last (see `profile`).
+    /// The scheduler has picked `p`'s goroutine (a signal boundary on g0, in `schedule`); `p`'s
+    /// M switches to it (Go's `gogo`: g, then SP, then PC, a signal boundary once the PC is in
+    /// `gogo` and after each store but the last; see `profile`).
     pub(crate) fn gogo(&self, p: &mut P) {
         let _nowb = nowritebarrier("gogo");
+        self.sig_boundary_scheduler(p);
         let mut owner = p.curg.take().expect("schedule made it current");
         let index = owner.index();
         let st = self
@@ -308,32 +310,18 @@ impl Runtime {
         if let Some(tr) = &self.trace {
             p.trace_running_since = tr.now_ns();
         }
-        for step in 0..3 {
-            p.m = MState::Gogo(step);
-            let curg = Curg {
-                index,
-                gs: &st.gs,
-                true_frames: &st.true_frames,
-            };
-            self.sig_boundary(&mut p.prof, p.id, p.m, Some(curg), Where::Switch);
-        }
-        p.m = MState::User;
+        let curg = Curg {
+            index,
+            gs: &st.gs,
+            true_frames: &st.true_frames,
+        };
+        self.gogo_switch(p, curg);
         p.curg = Some(owner);
     }
 
-    /// Switches `p`'s M from its goroutine, whose gobuf is saved, to g0 (Go's `mcall`): g, then
-    /// SP, a signal boundary after each, then the jump to the scheduler.
-    pub(crate) fn mcall(&self, p: &mut P, curg: Curg<'_>) {
-        let _nowb = nowritebarrier("mcall");
-        for step in 0..2 {
-            p.m = MState::Mcall(step);
-            self.sig_boundary(&mut p.prof, p.id, p.m, Some(curg), Where::Switch);
-        }
-        p.m = MState::Scheduler;
-    }
-
-    /// Ends the owned goroutine: its remaining barriers are passed, its stack returns to the pool
-    /// and its `G` to the free list (seed 002's `gfput`: the barriers go with the goroutine).
+    /// Ends the owned goroutine, on g0 in `goexit0`'s `gfput`: its remaining barriers are passed,
+    /// its stack returns to the pool and its `G` to the free list (seed 002's `gfput`: the
+    /// barriers go with the goroutine).
     pub(crate) fn goexit(&self, mut owner: GOwner, p: &mut P) -> Result<(), RuntimeError> {
         let index = owner.index();
         let g = self.g(index);

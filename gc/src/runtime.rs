@@ -258,6 +258,9 @@ pub struct Runtime {
     /// Per P: a profiling signal is pending for its M (set by the threaded engine's profiler
     /// thread).
     pub(crate) sigpending: PFlags,
+    /// Per P: its thread is not asleep (the threaded engine keeps it), so its M uses CPU time and
+    /// may be sent a profiling signal.
+    pub(crate) oncpu: PFlags,
     /// The tracer, while tracing.
     pub trace: Option<Trace>,
     /// Goroutines keep their true frames for the profiler to check its samples against.
@@ -323,6 +326,7 @@ impl Runtime {
             gomaxprocs: AtomicUsize::new(config.procs.clamp(1, ps.len().max(1))),
             preempt: PFlags::new(ps.len()),
             sigpending: PFlags::new(ps.len()),
+            oncpu: PFlags::new(ps.len()),
             trace: config.trace.then(Trace::new),
             keep_true_frames: config.profile.is_some_and(|c| c.validate),
             trace_open_phase: AtomicU64::new(0),

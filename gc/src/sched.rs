@@ -17,7 +17,7 @@
 //!
 //! A [`P`] is plain data owned by the thread running it: its run queue, its current goroutine's
 //! token, its mcache, the gcWork its write barriers shade into, its sanitizer context, its trace
-//! buffer, and — since each P's thread is its M — the M's registers and profiler state.
+//! buffer, and — since each P's thread is its M — the M's profiler state, its registers and g0 stack.
 
 use std::cell::UnsafeCell;
 use std::collections::VecDeque;
@@ -28,7 +28,7 @@ use stacks::GStack;
 use crate::heap::MCache;
 use crate::mmu::GcTimeline;
 use crate::mutator::{Behaviour, Rng};
-use crate::profile::{MProf, MState};
+use crate::profile::MProf;
 use crate::sanitizer::ProcCtx;
 #[cfg(feature = "loom")]
 use crate::sync::TrackedAccess;
@@ -300,9 +300,8 @@ pub struct P {
     pub tracebuf: Option<TraceBuf>,
     /// When its current goroutine started running, in trace time.
     pub trace_running_since: u64,
-    /// Where its M's registers stand (see `profile`); each P's thread is its M.
-    pub m: MState,
-    /// Its M's profiler state, while profiling.
+    /// Its M's profiler state, while profiling: its registers and g0 stack among it (see
+    /// `profile`); each P's thread is its M.
     pub prof: Option<Box<MProf>>,
 }
 
@@ -325,7 +324,6 @@ impl P {
             racectx: None,
             tracebuf: None,
             trace_running_since: 0,
-            m: MState::Scheduler,
             prof: None,
         }
     }

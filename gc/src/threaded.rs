@@ -580,18 +580,16 @@ impl<'a> Coordinator<'a> {
 
 /// The profiler thread (the threaded engine's `setitimer`): until the run ends, sleeps a random
 /// time of mean `interval` (the OS rounds short sleeps up to tens of microseconds), then signals
-/// a random live P's M. A P whose thread is asleep drops the signal when it wakes, as a thread
-/// that uses no CPU gets no `SIGPROF`. Returns the signals sent. It sleeps rather than spins so
-/// that it takes no core from the Ps.
+/// the M of a random P whose thread is on a CPU; with every thread asleep it sends nothing, as
+/// `ITIMER_PROF` counts only CPU time. A P that falls asleep drops a signal still pending.
+/// Returns the signals sent. It sleeps rather than spins so that it takes no core from the Ps.
 fn profiler_thread(rt: &Runtime, ctl: &Control, interval: Duration) -> u64 {
     let mut rng = Rng::seed_from_u64(rt.config.seed ^ 0x5167_7071);
     let mean_ns = interval.as_nanos().max(1) as u64;
     let mut sent = 0;
     while !ctl.done.load(Ordering::Acquire) {
         std::thread::sleep(Duration::from_nanos(rng.random_range(0..2 * mean_ns)));
-        let procs = rt.gomaxprocs().max(1);
-        rt.signal_p(rng.random_range(0..procs));
-        sent += 1;
+        sent += u64::from(rt.signal_running_p(&mut rng).is_some());
     }
     sent
 }
@@ -626,6 +624,7 @@ enum Turn {
 
 impl<'a> PThread<'a> {
     fn run(mut self) {
+        self.rt.set_oncpu(self.i, true);
         let mut p = lock(&self.ps[self.i]);
         while !self.ctl.done.load(Ordering::Acquire) {
             // The scheduler loop is a safe point: a P with no goroutine has answered any request
@@ -650,8 +649,10 @@ impl<'a> PThread<'a> {
                 p = self.park(p, Some(DEAD_P_SLEEP));
                 continue;
             }
-            // The scheduler loop runs on g0: a profiling signal here is a System sample.
-            self.rt.sig_boundary_system(&mut p);
+            // Between goroutines the loop is the scheduler, on g0.
+            if p.curg.is_none() {
+                self.rt.sig_boundary_scheduler(&mut p);
+            }
             let now = self.created.elapsed().as_nanos() as u64;
             self.rt.retake(&mut p, now);
             self.rt.netpoll(now, &mut self.rng);
@@ -683,6 +684,7 @@ impl<'a> PThread<'a> {
                 break;
             }
         }
+        self.rt.set_oncpu(self.i, false);
     }
 
     /// The last mark termination's after-restart walk (Go's `gcTryRemoveAllStackBarriers`), on
@@ -702,6 +704,7 @@ impl<'a> PThread<'a> {
     /// mark termination meanwhile if it asks.
     fn park(&mut self, p: MutexGuard<'a, P>, timeout: Option<Duration>) -> MutexGuard<'a, P> {
         drop(p);
+        self.rt.set_oncpu(self.i, false);
         loop {
             let w = lock(&self.ctl.world);
             match timeout {
@@ -729,7 +732,7 @@ impl<'a> PThread<'a> {
                 break;
             }
         }
-        self.rt.clear_sigpending(self.i);
+        self.rt.set_oncpu(self.i, true);
         lock(&self.ps[self.i])
     }
 

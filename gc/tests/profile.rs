@@ -5,13 +5,21 @@
 //! goroutines that mostly switch, or that return through and unwind past a barrier on every
 //! frame, so signals land inside `gogo`, `mcall` and every barrier operation thousands of times.
 
+mod common;
+
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use gc::profile::SampleStack;
+use common::{Queue, call, scripted_runtime};
+use gc::mark::MarkProgress;
+use gc::workbuf::GcWork;
+
+use gc::profile::{ProfileRules, SampleStack};
+use gc::sched::P;
 use gc::trace::{TraceEv, Track, VecSink};
 use gc::{
     Behaviour, Ctx, Deterministic, GcConfig, Limits, ObjType, Op, ProfileConfig, Rng, RunResult,
-    RuntimeError, Threaded, TypeId, WorkloadImage,
+    Runtime, RuntimeError, Threaded, TypeId, WorkloadImage,
 };
 use rand::{RngExt, SeedableRng};
 use stacks::{FuncId, FuncKind, Program, StackBarrierMode};
@@ -70,7 +78,7 @@ fn image(goroutines: usize, depth: usize) -> WorkloadImage {
     }
 }
 
-fn config(checks: bool, barriers: StackBarrierMode, seed: u64) -> GcConfig {
+fn config(rules: ProfileRules, barriers: StackBarrierMode, seed: u64) -> GcConfig {
     GcConfig {
         stack_barriers: barriers,
         gogc: None,
@@ -78,7 +86,7 @@ fn config(checks: bool, barriers: StackBarrierMode, seed: u64) -> GcConfig {
         procs: 3,
         seed,
         profile: Some(ProfileConfig {
-            checks,
+            rules,
             period: 5,
             interval: Duration::from_micros(20),
             ..ProfileConfig::default()
@@ -94,114 +102,287 @@ fn run_deterministic(config: GcConfig, cycles: u32) -> RunResult {
         .unwrap()
 }
 
-/// Seed 003's `TestGoroutineSwitch`: no recorded traceback has `runtime.gogo` (or any runtime
-/// function) as a frame, and no sample taken inside a switch was unwound.
+/// Seed 003's `TestGoroutineSwitch`, under both rule sets: no sample taken inside a switch is
+/// unwound, none is malformed, and every traceback is checked. Under `seed003` no traceback
+/// holds a runtime frame; under `go1.7` the scheduler's samples are g0 tracebacks of runtime
+/// frames only.
 #[test]
 fn samples_taken_mid_switch_are_never_unwound() {
-    for seed in [1, 2] {
-        let r = run_deterministic(config(true, StackBarrierMode::GO, seed), 12);
+    for (rules, seed) in [(ProfileRules::Go17, 1), (ProfileRules::Seed003, 2)] {
+        let r = run_deterministic(config(rules, StackBarrierMode::GO, seed), 12);
         let prof = r.profile.expect("profiling was on");
         let c = prof.counts;
-        assert!(c.samples > 20_000, "{c:?}");
-        assert!(
-            c.samples_mid_gogo > 1_000 && c.samples_mid_mcall > 500,
-            "{c:?}"
-        );
-        assert_eq!(c.unwound_mid_switch, 0, "{c:?}");
-        assert_eq!(c.malformed, 0, "{c:?}");
-        assert_eq!(
-            c.validated, c.user_samples,
-            "every unwound sample was checked"
-        );
-        assert_eq!(c.samples, c.user_samples + c.system_samples);
-        // Mid-gogo samples were refused by each of seed 003's three tests in turn: g is g0, SP
-        // is not yet in g's stack, PC is inside gogo.
-        assert!(
-            c.refused_g0 > 0 && c.refused_sp > 0 && c.refused_gogo > 0,
-            "{c:?}"
-        );
+        assert!(c.samples > 20_000, "{rules}: {c:?}");
+        assert!(c.samples_mid_switch > 1_000, "{rules}: {c:?}");
+        assert_eq!(c.unwound_mid_switch, 0, "{rules}: {c:?}");
+        assert_eq!(c.malformed, 0, "{rules}: {c:?}");
+        assert_eq!(c.validated, c.user_samples + c.g0_samples, "{rules}");
+        assert_eq!(c.samples, c.user_samples + c.g0_samples + c.system_samples);
+        assert!(c.refused_sp > 0 && c.refused_sets_sp > 0, "{rules}: {c:?}");
         let prog = image(1, 1).program;
+        let kinds = |frames: &[FuncId]| -> Vec<bool> {
+            frames
+                .iter()
+                .map(|&f| prog.func(f).kind == FuncKind::User)
+                .collect()
+        };
         for stack in prof.stacks.keys() {
-            if let SampleStack::User(frames) = stack {
+            if let SampleStack::Traceback(frames) = stack {
+                let user = kinds(frames);
                 assert!(
-                    frames.iter().all(|&f| prog.func(f).kind == FuncKind::User),
-                    "a traceback with a runtime frame: {frames:?}"
+                    user.iter().all(|&u| u)
+                        || (rules == ProfileRules::Go17 && !user.contains(&true)),
+                    "{rules}: a traceback mixing stacks: {frames:?}"
                 );
             }
+        }
+        match rules {
+            ProfileRules::Go17 => assert!(c.g0_samples > 1_000 && c.refused_g0 == 0, "{c:?}"),
+            _ => assert!(c.g0_samples == 0 && c.refused_g0 > 1_000, "{c:?}"),
         }
         let folded_total: u64 = prof.stacks.values().sum();
         assert_eq!(folded_total, c.samples);
     }
 }
 
-/// The stack-barrier analogue: with a barrier on every frame, signals land inside installs
-/// (self-scans), hits (returns) and removals (unwinds); every one of those samples is a System
-/// sample, and nothing unwound is malformed.
+/// With a barrier on every frame, signals land inside installs (self-scans), hits (returns),
+/// removals (unwinds) and stack moves. Under `go1.7` the mid-hit samples are unwound through the
+/// trampoline and the others are g0 tracebacks; under `seed003` all of them are System; nothing
+/// is malformed under either.
 #[test]
-fn barrier_mid_update_samples_are_system_samples() {
-    let r = run_deterministic(config(true, StackBarrierMode::EVERY_FRAME, 3), 16);
-    let c = r.profile.expect("profiling was on").counts;
-    assert!(c.samples_mid_barrier > 200, "{c:?}");
-    assert_eq!(c.unwound_mid_barrier, 0, "{c:?}");
-    assert!(
-        c.refused_stack_barrier_pc > 0,
-        "hits are refused by PC: {c:?}"
-    );
-    assert!(
-        c.refused_stkbar_lock > 0,
-        "installs and removals by the lock: {c:?}"
-    );
-    assert_eq!(c.malformed, 0, "{c:?}");
-    assert!(r.totals.sum.barriers_hit > 100, "{:?}", r.totals.sum);
+fn barrier_mid_update_samples_follow_each_rule_set() {
+    for rules in [ProfileRules::Go17, ProfileRules::Seed003] {
+        let r = run_deterministic(config(rules, StackBarrierMode::EVERY_FRAME, 3), 16);
+        let c = r.profile.expect("profiling was on").counts;
+        assert!(c.samples_mid_barrier > 200, "{rules}: {c:?}");
+        assert_eq!(c.malformed, 0, "{rules}: {c:?}");
+        assert!(r.totals.sum.barriers_hit > 100, "{:?}", r.totals.sum);
+        match rules {
+            ProfileRules::Go17 => {
+                assert!(
+                    c.unwound_mid_barrier > 0,
+                    "mid-hit samples are unwound: {c:?}"
+                );
+                assert_eq!(c.refused_stack_barrier_pc + c.refused_stkbar_lock, 0);
+            }
+            _ => {
+                assert_eq!(c.unwound_mid_barrier, 0, "{c:?}");
+                assert!(
+                    c.refused_stack_barrier_pc > 0,
+                    "hits are refused by PC: {c:?}"
+                );
+            }
+        }
+    }
 }
 
-/// With seed 003's checks off (Go before it), the same runs record malformed tracebacks, inside
-/// switches and inside barrier installs and removals: what the checks prevent.
+/// Without checks (Go before seed 003) the same runs record malformed tracebacks, all of them
+/// inside switches: what the rules prevent.
 #[test]
-fn without_the_checks_mid_switch_and_mid_barrier_samples_are_malformed() {
-    let r = run_deterministic(config(false, StackBarrierMode::EVERY_FRAME, 3), 12);
-    let c = r.profile.expect("profiling was on").counts;
-    assert!(
-        c.unwound_mid_switch > 0 && c.unwound_mid_barrier > 0,
-        "{c:?}"
+fn without_checks_mid_switch_samples_are_malformed() {
+    let r = run_deterministic(
+        config(ProfileRules::None, StackBarrierMode::EVERY_FRAME, 3),
+        12,
     );
+    let c = r.profile.expect("profiling was on").counts;
+    assert!(c.unwound_mid_switch > 0, "{c:?}");
     assert!(c.malformed_mid_switch > 0, "{c:?}");
-    assert!(c.malformed_mid_barrier > 0, "{c:?}");
     assert_eq!(
-        c.malformed,
-        c.malformed_mid_switch + c.malformed_mid_barrier,
-        "outside switches and barrier operations every traceback is right: {c:?}"
+        c.malformed, c.malformed_mid_switch,
+        "outside switches every traceback is right: {c:?}"
     );
 }
 
-/// The same seed gives the same samples, bit for bit.
+/// The same seed gives the same samples, bit for bit, and the rule sets see the same signals.
 #[test]
-fn deterministic_profiles_reproduce() {
-    let a = run_deterministic(config(true, StackBarrierMode::GO, 7), 4);
-    let b = run_deterministic(config(true, StackBarrierMode::GO, 7), 4);
+fn deterministic_profiles_reproduce_and_pair_across_rule_sets() {
+    let a = run_deterministic(config(ProfileRules::Go17, StackBarrierMode::GO, 7), 4);
+    let b = run_deterministic(config(ProfileRules::Go17, StackBarrierMode::GO, 7), 4);
     assert_eq!(a.profile, b.profile);
+    let c = run_deterministic(config(ProfileRules::Seed003, StackBarrierMode::GO, 7), 4);
+    let (a, c) = (a.profile.unwrap().counts, c.profile.unwrap().counts);
+    assert_eq!(
+        (a.samples, a.samples_mid_switch, a.samples_on_g0),
+        (c.samples, c.samples_mid_switch, c.samples_on_g0)
+    );
 }
 
-/// Real threads and a real profiler thread: signals arrive at any moment, and no sample is
-/// malformed.
+/// Real threads and a real profiler thread: signals arrive at any moment, only to Ps on a CPU,
+/// and no sample is malformed under either rule set.
 #[test]
 fn a_threaded_run_with_a_profiler_thread_records_no_malformed_sample() {
-    let mut cfg = config(true, StackBarrierMode::EVERY_FRAME, 5);
-    cfg.procs = 2;
-    let r = Threaded::new(cfg, image(8, 40))
-        .unwrap()
-        .run(
-            6,
-            Limits {
-                max_ops: 100_000_000,
-                time_limit: Duration::from_secs(120),
+    for rules in [ProfileRules::Go17, ProfileRules::Seed003] {
+        let mut cfg = config(rules, StackBarrierMode::EVERY_FRAME, 5);
+        cfg.procs = 2;
+        let r = Threaded::new(cfg, image(8, 40))
+            .unwrap()
+            .run(
+                6,
+                Limits {
+                    max_ops: 100_000_000,
+                    time_limit: Duration::from_secs(120),
+                },
+            )
+            .unwrap();
+        let prof = r.profile.expect("profiling was on");
+        assert!(prof.signals_sent > 0 && prof.counts.samples > 0, "{prof:?}");
+        assert!(prof.counts.samples <= prof.signals_sent);
+        assert_eq!(prof.counts.malformed, 0, "{rules}: {:?}", prof.counts);
+    }
+}
+
+/// The profiler thread signals only Ps whose threads are on a CPU: a sleeping P's thread never
+/// gets one, and with every thread asleep none is sent.
+#[test]
+fn an_idle_p_is_never_signalled() {
+    let cfg = GcConfig {
+        procs: 4,
+        ..config(ProfileRules::Go17, StackBarrierMode::GO, 1)
+    };
+    let mut ps: Vec<P> = (0..4).map(P::new).collect();
+    let rt = Runtime::new(cfg, image(1, 4), &mut ps).unwrap();
+    let mut rng = Rng::seed_from_u64(1);
+    assert_eq!(rt.signal_running_p(&mut rng), None, "every thread asleep");
+    rt.set_oncpu(1, true);
+    rt.set_oncpu(3, true);
+    let mut hits = [0u32; 4];
+    for _ in 0..1_000 {
+        hits[rt.signal_running_p(&mut rng).unwrap()] += 1;
+    }
+    assert_eq!((hits[0], hits[2]), (0, 0), "{hits:?}");
+    assert!(
+        hits[1] > 400 && hits[3] > 400,
+        "uniform over the running: {hits:?}"
+    );
+    rt.set_oncpu(3, false);
+    assert!((0..100).all(|_| rt.signal_running_p(&mut rng) == Some(1)));
+}
+
+/// One goroutine on one P, a signal at every boundary (period 1), a barrier on every frame: it
+/// grows its stack, scans itself, hits two barriers, passes barriers in a bulk write and in a
+/// recovered panic, yields, and exits with barriers left — every operation that holds the
+/// stack-barrier lock on the goroutine's own M, and the hit that does not. Returns the profile
+/// and the program.
+fn scripted_profile(rules: ProfileRules) -> (gc::Profile, Runtime) {
+    let q = Queue::default();
+    let (rt, mut p) = scripted_runtime(std::slice::from_ref(&q), |c| {
+        c.stack_barriers = StackBarrierMode::EVERY_FRAME;
+        c.profile = Some(ProfileConfig {
+            rules,
+            period: 1,
+            ..ProfileConfig::default()
+        });
+    });
+    rt.start_profiling([&mut p], false);
+    let mut worker = GcWork::new();
+    let play = |rt: &Runtime, p: &mut P, ops: Vec<Op>| {
+        let n = ops.len();
+        q.lock().unwrap().extend(ops);
+        for _ in 0..n {
+            rt.mutator_step(p).unwrap();
+        }
+    };
+    // 70 frames of 32 bytes outgrow the 2 KiB stack: copystack.
+    play(&rt, &mut p, vec![call(); 70]);
+    rt.stop_p(&mut p);
+    rt.gc_start(&mut worker, &mut p).unwrap();
+    assert_eq!(rt.mark_step(&mut worker).unwrap(), MarkProgress::Worked); // globals
+    // The goroutine runs again; the marker finds it running and asks it to scan itself, which
+    // it does at its next prologue.
+    play(&rt, &mut p, vec![call()]);
+    rt.mark_step(&mut worker).unwrap();
+    play(&rt, &mut p, vec![call()]);
+    play(
+        &rt,
+        &mut p,
+        vec![
+            Op::Ret, // the running frame has no barrier
+            Op::Ret, // hit
+            Op::Ret, // hit
+            Op::TakeAddr {
+                up: 3,
+                slot: 0,
+                dst: 0,
             },
-        )
-        .unwrap();
-    let prof = r.profile.expect("profiling was on");
-    assert!(prof.signals_sent > 0 && prof.counts.samples > 0, "{prof:?}");
-    assert!(prof.counts.samples <= prof.signals_sent);
-    assert_eq!(prof.counts.malformed, 0, "{:?}", prof.counts);
+            Op::Clear { dst: 1 },
+            Op::BulkWrite { ptr: 0, src: 1 },
+            Op::Unwind { frames: 5 }, // past the bulk write's three
+            Op::Yield,
+            call(),
+            Op::Exit,
+        ],
+    );
+    let profile = rt.profile([&p]).unwrap();
+    (profile, rt)
+}
+
+/// Go 1.7's rules on every kind of sample: a sample inside the trampoline, before and after
+/// `stkbar_pos` advances, unwinds to the true frames; a sample in each lock-holding operation
+/// is a g0 traceback of its runtime frames; a sample mid-`gogo` is System. Under seed 003's
+/// rules the same signals (the run is the same) give System for every one of them.
+#[test]
+fn each_rule_set_on_each_kind_of_sample() {
+    let (go17, rt) = scripted_profile(ProfileRules::Go17);
+    let (seed003, _) = scripted_profile(ProfileRules::Seed003);
+    let prog = &rt.prog;
+    let (c7, c3) = (go17.counts, seed003.counts);
+    assert_eq!(c7.samples, c3.samples, "the same signals");
+    for c in [&c7, &c3] {
+        assert_eq!(c.malformed, 0, "{c:?}");
+        assert_eq!(c.validated, c.user_samples + c.g0_samples, "{c:?}");
+        assert_eq!(c.unwound_mid_switch, 0, "{c:?}");
+        assert!(c.samples_mid_copystack > 0, "{c:?}");
+    }
+    // Two hits, two boundaries each (before and after stkbar_pos advances): unwound under go1.7,
+    // refused by PC under seed003.
+    assert_eq!(c7.unwound_mid_barrier, 4, "{c7:?}");
+    assert_eq!(c3.refused_stack_barrier_pc, 4, "{c3:?}");
+    assert_eq!(c3.unwound_mid_barrier + c3.g0_samples, 0, "{c3:?}");
+    assert_eq!(c7.refused_g0 + c7.refused_stkbar_lock, 0, "{c7:?}");
+    let folded = go17.folded(prog);
+    for g0_stack in [
+        "runtime.mstart;runtime.schedule",
+        "runtime.morestack;runtime.newstack;runtime.copystack",
+        "runtime.morestack;runtime.newstack;runtime.scanstack;runtime.gcInstallStackBarrier",
+        "runtime.mstart;runtime.systemstack;runtime.heapBitsBulkBarrier.func1;runtime.gcUnwindBarriers;runtime.gcRemoveStackBarrier",
+        "runtime.mcall;runtime.recovery;runtime.gcUnwindBarriers;runtime.gcRemoveStackBarrier",
+        "runtime.mcall;runtime.gosched_m;runtime.schedule",
+        "runtime.mcall;runtime.goexit0;runtime.gfput;runtime.gcRemoveStackBarrier",
+    ] {
+        assert!(
+            folded
+                .lines()
+                .any(|l| l.strip_prefix(g0_stack).is_some_and(|n| n.starts_with(' '))),
+            "no g0 traceback {g0_stack}:\n{folded}"
+        );
+    }
+    // Every g0 traceback under go1.7 is a System sample at the same function under seed003.
+    let innermost_g0 = |p: &gc::Profile| -> BTreeMap<FuncId, u64> {
+        let mut m = BTreeMap::new();
+        for (stack, n) in &p.stacks {
+            let f = match stack {
+                SampleStack::Traceback(fs) => fs.last().copied(),
+                SampleStack::System(f) => *f,
+                SampleStack::Malformed(_) => None,
+            };
+            if let Some(f) =
+                f.filter(|&f| matches!(prog.func(f).kind, FuncKind::Runtime | FuncKind::Schedule))
+            {
+                *m.entry(f).or_default() += n;
+            }
+        }
+        m
+    };
+    assert_eq!(innermost_g0(&go17), innermost_g0(&seed003));
+    assert_eq!(
+        innermost_g0(&go17).values().sum::<u64>(),
+        c7.g0_samples,
+        "g0 tracebacks end in a runtime function"
+    );
+    // Mid-gogo samples are System under both.
+    let gogo = SampleStack::System(Some(prog.gogo()));
+    assert!(go17.stacks.get(&gogo).is_some_and(|&n| n > 0));
+    assert_eq!(go17.stacks.get(&gogo), seed003.stacks.get(&gogo));
 }
 
 /// Trace buffers are recycled: over a long traced run the events fill many buffers, every event
@@ -209,7 +390,7 @@ fn a_threaded_run_with_a_profiler_thread_records_no_malformed_sample() {
 /// one, and the ones waiting for the reader).
 #[test]
 fn trace_buffers_are_recycled_not_leaked_across_a_long_run() {
-    let mut cfg = config(true, StackBarrierMode::EVERY_FRAME, 9);
+    let mut cfg = config(ProfileRules::Go17, StackBarrierMode::EVERY_FRAME, 9);
     cfg.profile = None;
     cfg.trace = true;
     let mut engine = Deterministic::new(cfg, image(12, 40)).unwrap();

@@ -20,7 +20,13 @@
 //! * `mcall` — the switch from a goroutine to its M's scheduler stack (g0);
 //! * `schedule` — the scheduler loop an M runs on g0 between goroutines.
 //!
-//! User functions follow. A user function has `call_sites` call instructions, each 16 bytes long; the
+//! User functions follow, and after them the runtime functions that run on an M's system stack
+//! (g0) with frames of their own ([`RuntimeFn`]: `mstart`, `systemstack`, `newstack`, `scanstack`,
+//! `park_m`…), which the profiler's g0 tracebacks walk. [`Program::findframe`] reports a frame size
+//! of 0 for every runtime function, so the goroutine-stack unwinder never walks into one; the g0
+//! unwinder (`g0`) reads their frame sizes from [`Func::frame_size`].
+//!
+//! User functions. A user function has `call_sites` call instructions, each 16 bytes long; the
 //! return PC of call site `k` is `entry + 16·(k+1)`, the address just past that call, so a return PC
 //! always maps back to its caller.
 //!
@@ -79,6 +85,122 @@ pub enum FuncKind {
     Mcall,
     /// The scheduler, running on an M's g0.
     Schedule,
+    /// `mstart`, the outermost frame of every M's g0 stack (and the caller `systemstack` fakes).
+    Mstart,
+    /// `systemstack`, the switch from a goroutine to its M's g0 stack and back.
+    Systemstack,
+    /// A runtime function with a frame on the g0 stack (see [`RuntimeFn`]).
+    Runtime,
+}
+
+impl FuncKind {
+    /// Whether a g0 traceback stops at a frame of this function (Go's `topofstack`): the
+    /// functions that start a g0 stack (`mstart`) or switch to one (`mcall`, `morestack`).
+    pub fn top_of_g0_stack(self) -> bool {
+        matches!(
+            self,
+            FuncKind::Mstart | FuncKind::Mcall | FuncKind::Morestack
+        )
+    }
+
+    /// Whether a PC inside a function of this kind may have set SP without setting g, or the
+    /// reverse (Go's `setsSP`: `gogo`, `systemstack`, `mcall`, `morestack`).
+    pub fn sets_sp(self) -> bool {
+        matches!(
+            self,
+            FuncKind::Gogo | FuncKind::Systemstack | FuncKind::Mcall | FuncKind::Morestack
+        )
+    }
+}
+
+/// The runtime functions an M runs on its g0 stack, with frames of their own, laid out after the
+/// user functions. Their frame sizes are this model's (plausible amd64 sizes, not Go's exact ones);
+/// what matters to a traceback is that each frame holds its return PC in its top word.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum RuntimeFn {
+    /// The outermost frame of an M's g0 stack.
+    Mstart,
+    /// The switch to g0 for a runtime call on the system stack.
+    Systemstack,
+    /// `mcall(park_m)`: a goroutine blocks.
+    ParkM,
+    /// `mcall(gosched_m)`: a goroutine yields.
+    GoschedM,
+    /// `mcall(goexit0)`: a goroutine ends.
+    Goexit0,
+    /// `goexit0`'s release of the dead goroutine to the free list.
+    Gfput,
+    /// `morestack`'s callee: stack growth, a preemption or a self-scan.
+    Newstack,
+    /// `newstack`'s preemption: the goroutine goes back to the run queue.
+    GopreemptM,
+    /// Moving a stack to a new allocation.
+    Copystack,
+    /// Scanning a stack (here, the goroutine's own, from `newstack`).
+    Scanstack,
+    /// Installing one stack barrier.
+    GcInstallStackBarrier,
+    /// Restoring one stack barrier's return PC.
+    GcRemoveStackBarrier,
+    /// `mcall(recovery)`: a recovered panic resumes in an outer frame.
+    Recovery,
+    /// Passing every barrier below an SP.
+    GcUnwindBarriers,
+    /// `heapBitsBulkBarrier`'s closure, run on the system stack.
+    BulkBarrierFunc1,
+}
+
+impl RuntimeFn {
+    /// Every runtime function with a g0 frame, in text order.
+    pub const ALL: [RuntimeFn; 15] = [
+        RuntimeFn::Mstart,
+        RuntimeFn::Systemstack,
+        RuntimeFn::ParkM,
+        RuntimeFn::GoschedM,
+        RuntimeFn::Goexit0,
+        RuntimeFn::Gfput,
+        RuntimeFn::Newstack,
+        RuntimeFn::GopreemptM,
+        RuntimeFn::Copystack,
+        RuntimeFn::Scanstack,
+        RuntimeFn::GcInstallStackBarrier,
+        RuntimeFn::GcRemoveStackBarrier,
+        RuntimeFn::Recovery,
+        RuntimeFn::GcUnwindBarriers,
+        RuntimeFn::BulkBarrierFunc1,
+    ];
+
+    /// Its symbol name, its kind and its g0 frame size in bytes.
+    fn spec(self) -> (&'static str, FuncKind, usize) {
+        match self {
+            RuntimeFn::Mstart => ("runtime.mstart", FuncKind::Mstart, 16),
+            RuntimeFn::Systemstack => ("runtime.systemstack", FuncKind::Systemstack, 16),
+            RuntimeFn::ParkM => ("runtime.park_m", FuncKind::Runtime, 32),
+            RuntimeFn::GoschedM => ("runtime.gosched_m", FuncKind::Runtime, 32),
+            RuntimeFn::Goexit0 => ("runtime.goexit0", FuncKind::Runtime, 48),
+            RuntimeFn::Gfput => ("runtime.gfput", FuncKind::Runtime, 48),
+            RuntimeFn::Newstack => ("runtime.newstack", FuncKind::Runtime, 96),
+            RuntimeFn::GopreemptM => ("runtime.gopreempt_m", FuncKind::Runtime, 32),
+            RuntimeFn::Copystack => ("runtime.copystack", FuncKind::Runtime, 128),
+            RuntimeFn::Scanstack => ("runtime.scanstack", FuncKind::Runtime, 160),
+            RuntimeFn::GcInstallStackBarrier => {
+                ("runtime.gcInstallStackBarrier", FuncKind::Runtime, 32)
+            }
+            RuntimeFn::GcRemoveStackBarrier => {
+                ("runtime.gcRemoveStackBarrier", FuncKind::Runtime, 32)
+            }
+            RuntimeFn::Recovery => ("runtime.recovery", FuncKind::Runtime, 48),
+            RuntimeFn::GcUnwindBarriers => ("runtime.gcUnwindBarriers", FuncKind::Runtime, 48),
+            RuntimeFn::BulkBarrierFunc1 => {
+                ("runtime.heapBitsBulkBarrier.func1", FuncKind::Runtime, 16)
+            }
+        }
+    }
+
+    /// Its position in [`RuntimeFn::ALL`] (the declaration order).
+    fn index(self) -> usize {
+        self as usize
+    }
 }
 
 /// One function of the simulated program.
@@ -92,7 +214,8 @@ pub struct Func {
     pub entry: Pc,
     /// Length of the function's code in bytes.
     pub len: u64,
-    /// Whole frame in bytes, return-PC slot included; 0 for runtime functions without a frame.
+    /// Whole frame in bytes, return-PC slot included: on a goroutine stack for a user function,
+    /// on g0 for a [`RuntimeFn`] or `schedule`; 0 for the runtime functions without a frame.
     pub frame_size: usize,
     /// Which frame words are pointer slots; the storage past its length is zero.
     pub ptr_map: PtrMap,
@@ -208,6 +331,8 @@ pub struct Program {
     mcall: FuncId,
     schedule: FuncId,
     first_user: u32,
+    /// One past the last user function: the first [`RuntimeFn`].
+    end_user: u32,
 }
 
 /// Collects user functions, then lays out the text segment.
@@ -290,19 +415,23 @@ impl ProgramBuilder {
             "runtime.morestack",
             FuncKind::Morestack,
             32,
-            0,
+            16,
             PtrMap::new(),
-            0,
+            1,
         );
-        place("runtime.mcall", FuncKind::Mcall, 32, 0, PtrMap::new(), 0);
+        // `mcall`, `morestack` and `schedule` call one runtime function each on g0 (the return
+        // PC of call site 0 lies inside them); the other specials call nothing.
+        place("runtime.mcall", FuncKind::Mcall, 32, 16, PtrMap::new(), 1);
         place(
             "runtime.schedule",
             FuncKind::Schedule,
             64,
-            0,
+            64,
             PtrMap::new(),
-            0,
+            1,
         );
+        // Six runtime functions so far, then the user functions.
+        let end_user = (6 + self.specs.len()) as u32;
         for mut s in self.specs {
             // The scanner walks the map's raw words; bits past its length must be clear.
             s.ptr_map.set_uninitialized(false);
@@ -315,6 +444,12 @@ impl ProgramBuilder {
                 s.ptr_map,
                 s.call_sites,
             );
+        }
+        for f in RuntimeFn::ALL {
+            let (name, kind, frame_size) = f.spec();
+            let call_sites = 2;
+            let len = CALL_INSN_BYTES * (u64::from(call_sites) + 1);
+            place(name, kind, len, frame_size, PtrMap::new(), call_sites);
         }
         let mut by_name = HashMap::with_capacity(funcs.len());
         for (i, f) in funcs.iter().enumerate() {
@@ -336,6 +471,7 @@ impl ProgramBuilder {
             mcall: FuncId(4),
             schedule: FuncId(5),
             first_user: 6,
+            end_user,
         })
     }
 }
@@ -373,7 +509,7 @@ struct FunctabEntry {
     /// End of the function's code; 0 for a bucket of padding between functions.
     end: u64,
     func: u32,
-    /// The function's frame size, 0 for runtime functions.
+    /// The function's frame size on a goroutine stack: 0 for runtime functions.
     frame_size: u32,
 }
 
@@ -395,7 +531,11 @@ fn build_functab(funcs: &[Func]) -> Vec<FunctabEntry> {
         let entry = FunctabEntry {
             end: f.entry.0 + f.len,
             func: i as u32,
-            frame_size: f.frame_size as u32,
+            frame_size: if f.kind == FuncKind::User {
+                f.frame_size as u32
+            } else {
+                0
+            },
         };
         let first = (f.entry.0 - TEXT_BASE.0) / FUNCTAB_BUCKET;
         let last = (f.entry.0 + f.len - 1 - TEXT_BASE.0) / FUNCTAB_BUCKET;
@@ -439,12 +579,18 @@ impl Program {
 
     /// The ids of the user functions.
     pub fn user_funcs(&self) -> impl ExactSizeIterator<Item = FuncId> + '_ {
-        (self.first_user..self.funcs.len() as u32).map(FuncId)
+        (self.first_user..self.end_user).map(FuncId)
     }
 
     /// Number of user functions.
     pub fn num_user_funcs(&self) -> usize {
-        self.funcs.len() - self.first_user as usize
+        (self.end_user - self.first_user) as usize
+    }
+
+    /// The runtime function `f`, which runs on g0 with a frame of its own.
+    #[inline]
+    pub fn runtime_fn(&self, f: RuntimeFn) -> FuncId {
+        FuncId(self.end_user + f.index() as u32)
     }
 
     /// The `i`-th user function (modulo their number); `None` in a program without user functions.
@@ -674,17 +820,35 @@ mod tests {
     }
 
     #[test]
-    fn gogo_is_gogo_bytes_long_and_specials_have_no_frame() {
+    fn gogo_is_gogo_bytes_long_and_runtime_functions_have_no_goroutine_frame() {
         let p = small();
         assert_eq!(p.func(p.gogo()).len, GOGO_BYTES);
-        for id in [p.goexit(), p.stack_barrier(), p.gogo(), p.morestack()] {
+        for id in [p.goexit(), p.stack_barrier(), p.gogo()] {
             assert_eq!(p.func(id).frame_size, 0);
-            assert_ne!(p.func(id).kind, FuncKind::User);
+        }
+        // Runtime functions with a g0 frame: findframe reports none, so a goroutine-stack walk
+        // never enters one; their g0 frames are in `Func`.
+        let g0_funcs = [p.morestack(), p.mcall(), p.schedule()]
+            .into_iter()
+            .chain(RuntimeFn::ALL.map(|f| p.runtime_fn(f)));
+        for id in g0_funcs {
+            let f = p.func(id);
+            assert_ne!(f.kind, FuncKind::User);
+            assert!(f.frame_size >= 16 && f.frame_size.is_multiple_of(WORD));
+            assert_eq!(p.findframe(f.entry), Some((id, 0)));
+            assert!(f.contains(f.return_pc(0)), "{} calls on g0", f.name);
         }
         assert_eq!(
             p.lookup("main.c").map(|id| p.func(id).frame_size),
             Some(4096)
         );
+        // The runtime functions follow the user ones, which keep their ids and PCs.
+        assert_eq!(p.user_funcs().len(), 3);
+        assert!(p.user_funcs().all(|id| p.func(id).kind == FuncKind::User));
+        for f in RuntimeFn::ALL {
+            assert_eq!(p.func(p.runtime_fn(f)).name.as_ref(), f.spec().0);
+            assert_eq!(RuntimeFn::ALL[f.index()], f);
+        }
     }
 
     #[test]

@@ -35,6 +35,7 @@ use crate::addr::{Addr, bad_pointer_value};
 use crate::code::Program;
 use crate::error::StackError;
 use crate::scan::scan_frames;
+use crate::signal::{MidOp, NoSignals, Signals};
 use crate::stack::{FIXED_STACK, GStack, STACK_LIMIT, StackPool};
 
 impl GStack {
@@ -44,6 +45,19 @@ impl GStack {
         pool: &mut StackPool,
         prog: &Program,
         new_size: usize,
+    ) -> Result<(), StackError> {
+        self.copystack_with_signals(pool, prog, new_size, &mut NoSignals)
+    }
+
+    /// [`GStack::copystack`], with a signal boundary ([`MidOp::CopyStack`]) under the
+    /// stack-barrier lock, once the stkbar array is migrated and before the goroutine switches to
+    /// the new stack.
+    pub fn copystack_with_signals(
+        &mut self,
+        pool: &mut StackPool,
+        prog: &Program,
+        new_size: usize,
+        sig: &mut impl Signals,
     ) -> Result<(), StackError> {
         let used = self.used();
         let (usable, cap) = (pool.usable_size(new_size), pool.stkbar_cap(new_size));
@@ -107,6 +121,7 @@ impl GStack {
                 }
                 new.set_stkbar(i, bar);
             }
+            sig.boundary(gs, MidOp::CopyStack);
             let old = std::mem::replace(&mut gs.stack, new);
             gs.sched.sp = new_sp;
             pool.stackfree(old);
@@ -121,6 +136,16 @@ impl GStack {
     /// [`StackError::StackOverflow`], leaving the goroutine untouched, if the doubled size exceeds
     /// the pool's maximum (Go's "goroutine stack exceeds … limit").
     pub fn newstack(&mut self, pool: &mut StackPool, prog: &Program) -> Result<usize, StackError> {
+        self.newstack_with_signals(pool, prog, &mut NoSignals)
+    }
+
+    /// [`GStack::newstack`], with [`GStack::copystack_with_signals`]'s boundary.
+    pub fn newstack_with_signals(
+        &mut self,
+        pool: &mut StackPool,
+        prog: &Program,
+        sig: &mut impl Signals,
+    ) -> Result<usize, StackError> {
         let new_size = match self.stack.alloc_size().checked_mul(2) {
             Some(s) if s <= pool.max_stack_size() => s,
             _ => {
@@ -133,7 +158,7 @@ impl GStack {
         };
         // A doubled stack always holds the used part and the recorded stkbar entries (both its
         // usable size and its array only grow); copystack checks anyway.
-        self.copystack(pool, prog, new_size)?;
+        self.copystack_with_signals(pool, prog, new_size, sig)?;
         Ok(new_size)
     }
 

@@ -21,7 +21,8 @@
 //! * [`barrier`] — stack barriers and the invariant that makes partial re-scans sound;
 //! * [`scan`] — `scanstack`: pointer slots for the collector, barriers installed on the way;
 //! * [`copystack`] — growing and shrinking stacks with barriers in them;
-//! * [`signal`] — where a profiling signal may land inside a barrier operation.
+//! * [`signal`] — where a profiling signal may land inside a barrier operation;
+//! * [`g0`] — an M's system stack, where runtime code runs, and its unwinder.
 //!
 //! Every operation that reads stack contents returns a [`StackError`] naming the goroutine's stack,
 //! the frame and the address when the contents do not make sense; nothing panics on bad data.
@@ -32,6 +33,7 @@ pub mod call;
 pub mod code;
 pub mod copystack;
 pub mod error;
+pub mod g0;
 pub mod scan;
 pub mod signal;
 pub mod stack;
@@ -43,8 +45,9 @@ mod testutil;
 pub use addr::{Addr, MIN_VALID_POINTER, POISON_GC, POISON_STACK, Pc, WORD, bad_pointer_value};
 pub use barrier::{FIRST_STACK_BARRIER_OFFSET, StackBarrierMode, StkbarCounters};
 pub use call::{Call, Ret};
-pub use code::{Func, FuncId, FuncKind, Program, RandomProgram};
+pub use code::{Func, FuncId, FuncKind, Program, RandomProgram, RuntimeFn};
 pub use error::{StackError, StackId};
+pub use g0::{G0_STACK_BASE, G0_STACK_SIZE, G0Stack, G0TracebackError, g0traceback};
 pub use scan::{ScanKind, ScanStats, scan_frames, scanstack, scanstack_with_signals};
 pub use signal::{MidOp, NoSignals, Signals};
 pub use stack::{GStack, Gobuf, Stack, StackPool, Stkbar, max_stack_barriers};

@@ -16,7 +16,9 @@
 //!   above the slot and the PC at the trampoline; `stkbar_pos` advances; the PC becomes the saved
 //!   return PC (no boundary after the last step: the operation is over);
 //! * restore (Go's `gcRemoveStackBarrier`, for removal and unwinding): write the saved PC back
-//!   over the slot; then retire the entry.
+//!   over the slot; then retire the entry;
+//! * copystack (the one boundary that is not a barrier operation): once, under the lock, after the
+//!   stkbar array has been migrated to the new stack and before the goroutine switches to it.
 //!
 //! Callers that no signal can interrupt (stop-the-world, a marker holding a stack, tests) pass
 //! [`NoSignals`], which compiles to nothing.
@@ -32,6 +34,16 @@ pub enum MidOp {
     BarrierHit,
     /// Restoring a barrier's return PC (removal, or an unwind past it).
     BarrierRemove,
+    /// Moving the stack (`copystack`), under the stack-barrier lock: the stkbar array migrated,
+    /// the goroutine not yet switched to the new stack.
+    CopyStack,
+}
+
+impl MidOp {
+    /// Whether this is a stack-barrier install, hit or removal.
+    pub fn is_barrier(self) -> bool {
+        !matches!(self, MidOp::CopyStack)
+    }
 }
 
 /// Something that may interrupt a stack operation between two of its stores.

@@ -48,7 +48,13 @@ fn main() -> ExitCode {
             } else {
                 println!("{}", testbed::summary(&report));
             }
-            ExitCode::SUCCESS
+            match testbed::report_violation(&report) {
+                Some(v) => {
+                    eprintln!("testbed: {v}");
+                    ExitCode::from(3)
+                }
+                None => ExitCode::SUCCESS,
+            }
         }
         Err(e) => {
             eprintln!("testbed: {e}");

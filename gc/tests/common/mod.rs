@@ -3,6 +3,9 @@
 //! in 0 and 1), two globals, and goroutines that play the operations a test queues — yielding
 //! when there are none — on a runtime with one P, no pacing and every re-scan recorded.
 
+// Each test binary that includes this module uses a part of it.
+#![allow(dead_code)]
+
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
