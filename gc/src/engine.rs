@@ -31,8 +31,8 @@
 //! pause's work runs: sweep termination, or mark termination on this one thread. When no
 //! goroutine can run, a blocked one is woken (the engine's timer), and when none is left alive,
 //! cycles are forced so a run always completes. While tracing, the engine reads full trace
-//! buffers between steps; while profiling, each P's M takes signals from a seeded countdown of its
-//! micro-operation boundaries.
+//! buffers between steps; while profiling, each P's M takes signals from a seeded countdown of the
+//! micro-operation boundaries of the code it runs (an idle P runs none).
 
 use std::time::Instant;
 

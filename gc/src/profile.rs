@@ -544,9 +544,15 @@ impl Runtime {
         }
     }
 
-    /// The M of `p` leaves goroutine `curg` for g0 through `entry`, then calls `frames` there;
-    /// each store of the switch is a signal boundary. Nothing unless profiling.
+    /// The M of `p` leaves goroutine `curg` for g0 through `entry`, then calls `frames` there.
+    /// The runtime code that calls the switch (`gopark`, `Gosched`, a prologue's stack check,
+    /// `heapBitsBulkBarrier`) runs on the goroutine's stack: a boundary there, as the goroutine;
+    /// then one after each store of the switch. Nothing unless profiling.
     pub(crate) fn enter_g0(&self, p: &mut P, curg: Curg<'_>, entry: G0Entry, frames: &[RuntimeFn]) {
+        if p.prof.is_none() {
+            return;
+        }
+        self.sig_boundary(&mut p.prof, p.id, Some(curg), Where::Op);
         let Some(prof) = p.prof.as_deref_mut() else {
             return;
         };

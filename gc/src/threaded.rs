@@ -59,10 +59,11 @@
 //!
 //! Tracing and profiling. While tracing, each P writes its events into its own buffer, the
 //! coordinator writes the pauses and phases into the global one and reads full buffers at every
-//! turn of its loop (see `trace`). While profiling, a profiler thread sends a signal to a random
-//! live P every so often (Go's `setitimer`); the P's thread takes it at its next micro-operation
-//! boundary — inside the interpreter, or at the top of its scheduler loop, where it is on g0 and
-//! the sample is a `System` one (see `profile`).
+//! turn of its loop (see `trace`). While profiling, a profiler thread sends a signal every so
+//! often (Go's `setitimer`) to a random P whose thread is on a CPU — never to one asleep; the P's
+//! thread takes it at its next micro-operation boundary — inside the interpreter, inside a switch,
+//! or at the top of its loop when it has no goroutine, where its M is in the scheduler on g0
+//! (see `profile`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
