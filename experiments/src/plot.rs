@@ -40,15 +40,14 @@
 //!   the median as the line, an error bar up to the maximum (not a range over seeds).
 //!
 //! `profiler_switch.csv` holds one row per profiled run (workload, engine, the handler's rules —
-//! `go1.7`, `seed003` or `none` — and seed); its figure sums the runs of each workload (seeds, and
-//! for the top panels engines):
+//! `go1.7`, `seed003` or `none` — and seed); its figure sums the seeds of each workload, engine
+//! and rule set:
 //!
-//! * `profiler_switch` — grouped bars per workload, one panel for Go 1.7's rules and one for seed
-//!   003's, side by side over the same workloads: where the samples went, as a share of them (a
+//! * `profiler_switch` — grouped bars per workload, for each engine (`det`, `thr`) one panel for
+//!   Go 1.7's rules above one for seed 003's: where the samples went, as a share of them (a
 //!   goroutine traceback, a g0 traceback, or `System` by the check that refused: g is g0, SP off
-//!   g's stack, PC in a function that sets SP, PC in `stackBarrier`, the stkbar lock held); below,
-//!   malformed tracebacks per 10⁶ samples for each rule set and engine on a linear axis, each bar
-//!   labelled with its value so the checked rules' zeros read as zeros.
+//!   g's stack, PC in a function that sets SP, PC in `stackBarrier`, the stkbar lock held); below, malformed tracebacks per 10⁶ samples per workload for each rule set and engine
+//!   on a linear axis, each bar labelled with its value so the checked rules' zeros read as zeros.
 //!
 //! A CSV that does not exist skips its figures (reported as an [`Event`]); one that exists but
 //! does not parse is an error. Colours are fixed per workload, design and mode, so a line keeps its
@@ -1662,7 +1661,7 @@ const SAMPLE_FATES: [(&str, RGBColor); 7] = [
 ];
 
 /// The rule sets whose sample fates the figure shows side by side.
-const FATE_RULES: [(&str, &str); 2] = [("go1.7", "go1.7 rules"), ("seed003", "seed003 rules")];
+const FATE_RULES: [&str; 2] = ["go1.7", "seed003"];
 
 /// The rule sets and engines of the malformed panel, with their colours.
 const RULE_ENGINES: [(&str, &str, &str, RGBColor); 6] = [
@@ -1682,13 +1681,13 @@ const RULE_ENGINES: [(&str, &str, &str, RGBColor); 6] = [
         "seed003",
         "deterministic",
         "seed003, deterministic",
-        RGBColor(44, 160, 44),
+        RGBColor(188, 189, 34),
     ),
     (
         "seed003",
         "threaded",
         "seed003, threaded",
-        RGBColor(150, 210, 150),
+        RGBColor(219, 219, 141),
     ),
     (
         "none",
@@ -1738,27 +1737,33 @@ fn fig_profiler_switch(t: &Rows<ProfilerRow>) -> Result<Figure, Skip> {
         |r| r.refused_stack_barrier_pc,
         |r| r.refused_stkbar_lock,
     ];
-    // One panel of fates per rule set; a fate no rule set has is left out of both.
-    let mut fate_panels: Vec<(&str, Vec<Series>)> = Vec::new();
-    for (rules, title) in FATE_RULES {
-        let mut fate_series = Vec::new();
-        for ((label, colour), f) in SAMPLE_FATES.iter().zip(fates) {
-            let mut points = Vec::new();
-            for w in &workloads {
-                let of = || {
-                    t.rows
-                        .iter()
-                        .filter(|r| r.workload == *w && r.rules == rules)
-                };
-                let samples = sum(&mut of(), |r| r.samples);
-                if samples > 0.0 {
-                    points.extend(x_of(w).map(|x| point(x, 100.0 * sum(&mut of(), f) / samples)));
+    // One panel of fates per engine and rule set, the two rule sets of an engine one above the
+    // other (the engines sample differently: every boundary alike, or in proportion to time); a
+    // fate no panel has is left out of all.
+    let mut fate_panels: Vec<(String, Vec<Series>)> = Vec::new();
+    for engine in ["deterministic", "threaded"] {
+        for rules in FATE_RULES {
+            let mut fate_series = Vec::new();
+            for ((label, colour), f) in SAMPLE_FATES.iter().zip(fates) {
+                let mut points = Vec::new();
+                for w in &workloads {
+                    let of = || {
+                        t.rows
+                            .iter()
+                            .filter(|r| r.workload == *w && r.engine == engine && r.rules == rules)
+                    };
+                    let samples = sum(&mut of(), |r| r.samples);
+                    if samples > 0.0 {
+                        points
+                            .extend(x_of(w).map(|x| point(x, 100.0 * sum(&mut of(), f) / samples)));
+                    }
                 }
+                fate_series.push(bar_series(label, *colour, points));
             }
-            fate_series.push(bar_series(label, *colour, points));
-        }
-        if fate_series.iter().any(|s| !s.points.is_empty()) {
-            fate_panels.push((title, fate_series));
+            if fate_series.iter().any(|s| !s.points.is_empty()) {
+                let short = if engine == "threaded" { "thr" } else { "det" };
+                fate_panels.push((format!("{rules} {short}, samples (%)"), fate_series));
+            }
         }
     }
     let empty_everywhere = |i: usize| {
@@ -1806,11 +1811,11 @@ fn fig_profiler_switch(t: &Rows<ProfilerRow>) -> Result<Figure, Skip> {
         ticks: Ticks::Categories(workloads.iter().map(|w| (*w).to_owned()).collect()),
     };
     let mut panels = Vec::new();
-    for (title, series) in fate_panels {
+    for (label, series) in fate_panels {
         panels.push(Panel {
             x: x.clone(),
             y: Axis {
-                label: format!("samples, {title} (%)"),
+                label,
                 scale: Scale::Linear,
                 lo: 0.0,
                 hi: 105.0,
@@ -1840,7 +1845,7 @@ fn fig_profiler_switch(t: &Rows<ProfilerRow>) -> Result<Figure, Skip> {
         name: NAME.to_owned(),
         title: "Profiler samples under Go 1.7's sigprof rules and seed 003's".to_owned(),
         legend_title: "samples".to_owned(),
-        size: (1000, 1150),
+        size: (1000, 1500),
         panels,
     })
 }

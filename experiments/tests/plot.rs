@@ -49,8 +49,8 @@ const EXPECTED: &[(&str, &[&str])] = &[
     (
         "profiler_switch",
         &[
-            "samples, go1.7 rules (%)",
-            "samples, seed003 rules (%)",
+            "go1.7 det, samples (%)",
+            "seed003 thr, samples (%)",
             "malformed per 10⁶ samples",
             "switch-heavy",
         ],
