@@ -570,18 +570,7 @@ impl Runtime {
         } else {
             prof.g0.enter(prog, via);
         }
-        for stores in 1..=2 {
-            set_m(
-                p,
-                MState::Switch {
-                    via,
-                    to_g0: true,
-                    stores,
-                },
-            );
-            self.sig_boundary(&mut p.prof, p.id, Some(curg), Where::Switch);
-        }
-        set_m(p, MState::G0);
+        self.switch_m(p, curg, via, true, 1..=2);
         for &f in frames {
             self.g0_call(p, prog.runtime_fn(f));
         }
@@ -605,38 +594,35 @@ impl Runtime {
     /// boundary once the PC is inside `gogo` and after each store but the last), as the
     /// scheduler, `newstack` and `recovery` end. Nothing unless profiling.
     pub(crate) fn gogo_switch(&self, p: &mut P, curg: Curg<'_>) {
-        self.switch_to_user(p, curg, self.prog.gogo(), 0..=2);
+        self.switch_m(p, curg, self.prog.gogo(), false, 0..=2);
     }
 
     /// `p`'s M returns from a `systemstack` call to goroutine `curg` (a boundary after it
     /// restores g; SP next, then the return). Nothing unless profiling.
     pub(crate) fn systemstack_return(&self, p: &mut P, curg: Curg<'_>) {
         let via = self.prog.runtime_fn(RuntimeFn::Systemstack);
-        self.switch_to_user(p, curg, via, 1..=1);
+        self.switch_m(p, curg, via, false, 1..=1);
     }
 
-    fn switch_to_user(
+    /// `p`'s M goes through switch function `via` towards g0 (`to_g0`) or towards goroutine
+    /// `curg`, a signal boundary after each of `steps` (the register stores done, see
+    /// [`MState::Switch`]); it ends on the other side. Nothing unless profiling.
+    fn switch_m(
         &self,
         p: &mut P,
         curg: Curg<'_>,
         via: FuncId,
+        to_g0: bool,
         steps: std::ops::RangeInclusive<u8>,
     ) {
         if p.prof.is_none() {
             return;
         }
         for stores in steps {
-            set_m(
-                p,
-                MState::Switch {
-                    via,
-                    to_g0: false,
-                    stores,
-                },
-            );
+            set_m(p, MState::Switch { via, to_g0, stores });
             self.sig_boundary(&mut p.prof, p.id, Some(curg), Where::Switch);
         }
-        set_m(p, MState::User);
+        set_m(p, if to_g0 { MState::G0 } else { MState::User });
     }
 
     /// `p`'s M is back in the scheduler on a g0 that holds only `mstart`: a goroutine was taken
