@@ -310,12 +310,7 @@ impl Runtime {
         if let Some(tr) = &self.trace {
             p.trace_running_since = tr.now_ns();
         }
-        let curg = Curg {
-            index,
-            gs: &st.gs,
-            true_frames: &st.true_frames,
-        };
-        self.gogo_switch(p, curg);
+        self.gogo_switch(p, Curg::of(index, st));
         p.curg = Some(owner);
     }
 

@@ -22,7 +22,8 @@
 //! exiting goroutine (`mcall;goexit0;gfput`) — as Go runs them. A switch between the two sides goes
 //! through a function that sets SP (`gogo`, `mcall`, `morestack`, `systemstack`) and changes g and
 //! SP one store at a time ([`MState::Switch`]; `gogo` also has a boundary after its PC moved in).
-//! A signal is handled at the M's next boundary: before every interpreter operation, between the
+//! A signal is handled at the M's next boundary: before every interpreter operation and before
+//! every switch to g0 (the runtime code that calls it runs on the goroutine's stack), between the
 //! stores of a switch, between the stores of a stack-barrier install, hit or removal and inside a
 //! stack move (`stacks::signal`), and when the scheduler has found a goroutine to run. An idle M
 //! takes no signals: `ITIMER_PROF` counts CPU time. Under the deterministic engine a seeded
@@ -33,9 +34,10 @@
 //! stack of the goroutine g names (g is never nil here), when PC is inside a function that sets SP,
 //! or when g is the M's goroutine and its stack-barrier lock is held; otherwise it unwinds g's
 //! stack. A PC inside the `stackBarrier` trampoline is unwound through `gentraceback`'s fix-up; a
-//! sample on g0 is a g0 traceback (the lock is then not needed: g0 carries no barriers, and the
-//! walk stops at the top of g0 — Go's `_TraceJumpStack` would only continue onto a goroutine
-//! whose lock it holds, which never happens inside an operation that holds it). Under `seed003`
+//! sample on g0 is a g0 traceback that stops at the top of g0 (g0 carries no barriers; Go's
+//! `_TraceJumpStack` continues onto the goroutine only from a `systemstack` frame and only when
+//! `sigprof` could take the goroutine's lock, and the one `systemstack` call here, the bulk
+//! write's, holds that lock throughout, so Go would stop there too). Under `seed003`
 //! (seed 003's 2013 rule and the stack-barrier refusals this testbed first added) it unwinds only
 //! when g is the M's user goroutine, SP lies within its stack, PC is not inside `gogo` nor
 //! `stackBarrier`, and the lock can be taken. Under `none` it unwinds whenever g is not g0, as Go

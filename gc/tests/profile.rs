@@ -261,8 +261,8 @@ fn an_idle_p_is_never_signalled() {
 /// One goroutine on one P, a signal at every boundary (period 1), a barrier on every frame: it
 /// grows its stack, scans itself, hits two barriers, passes barriers in a bulk write and in a
 /// recovered panic, yields, and exits with barriers left — every operation that holds the
-/// stack-barrier lock on the goroutine's own M, and the hit that does not. Returns the profile
-/// and the program.
+/// stack-barrier lock on the goroutine's own M, and the hit that does not — then its P idles.
+/// Returns the profile and the runtime.
 fn scripted_profile(rules: ProfileRules) -> (gc::Profile, Runtime) {
     let q = Queue::default();
     let (rt, mut p) = scripted_runtime(std::slice::from_ref(&q), |c| {
@@ -313,6 +313,15 @@ fn scripted_profile(rules: ProfileRules) -> (gc::Profile, Runtime) {
         ],
     );
     let profile = rt.profile([&p]).unwrap();
+    // No goroutine is left: the idle M takes no signal, even one at every boundary.
+    for _ in 0..10 {
+        assert_eq!(rt.mutator_step(&mut p).unwrap(), gc::Step::Idle);
+    }
+    assert_eq!(
+        rt.profile([&p]).unwrap(),
+        profile,
+        "an idle M takes no signal"
+    );
     (profile, rt)
 }
 
