@@ -1169,5 +1169,41 @@ mod tests {
             "{}",
             help("profile_interval_us")
         );
+        assert!(
+            help("profile_rules").contains(&format!("[default: {}]", d.rules)),
+            "{}",
+            help("profile_rules")
+        );
+    }
+
+    /// A malformed traceback is a checker violation under checked rules, and the expected
+    /// outcome without them.
+    #[test]
+    fn a_malformed_sample_is_a_violation_only_under_checked_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("cpu.folded").display().to_string();
+        for (rules, violation) in [("go1.7", true), ("seed003", true), ("none", false)] {
+            let flags = [
+                "--goroutines",
+                "4",
+                "--depth",
+                "10",
+                "--cycles",
+                "1",
+                "--heap-minimum",
+                "262144",
+                "--profile",
+                &f,
+            ];
+            let r = resolve_flags(&[&flags[..], &["--profile-rules", rules]].concat()).unwrap();
+            let mut report = run(&r).unwrap();
+            assert_eq!(report_violation(&report), None, "{rules}: a clean run");
+            report.profile.as_mut().unwrap().counts.malformed = 1;
+            let v = report_violation(&report);
+            assert_eq!(v.is_some(), violation, "{rules}: {v:?}");
+            if let Some(v) = v {
+                assert!(v.contains(&format!("under the {rules} rules")), "{v}");
+            }
+        }
     }
 }
