@@ -10,7 +10,8 @@
 //!
 //! The knobs, as in Go: `gctrace=1|2`, `gccheckmark=1`, `wbshadow=1|2` (seed 000: a shadow copy
 //! of every heap and global pointer word, checked at every barriered store; `2` also checks every
-//! word the checkmark walk scans, so it runs that walk each cycle), `gcstackbarrieroff=1`,
+//! word the checkmark walk scans, so it runs that walk each cycle), `stackshadow=1` (ours: every
+//! frame a re-scan skips must be unchanged since the concurrent scan), `gcstackbarrieroff=1`,
 //! `gcstackbarrierall=1`, `allocfreetrace=1` (a line per allocation and free) and `invalidptr`
 //! (on by default: a pointer slot holding a first-page or poison value is fatal).
 
@@ -30,6 +31,9 @@ pub struct DebugKnobs {
     /// barriered store (a store that bypassed the barrier shows as a word that differs from its
     /// shadow); `wbshadow=2` also checks every word the checkmark walk scans.
     pub wbshadow: u32,
+    /// `stackshadow=1` (ours): record what each concurrent stack scan saw and, at mark
+    /// termination, fail on any frame the re-scan skipped that changed since (see `stackshadow`).
+    pub stackshadow: bool,
     /// `gcstackbarrieroff=1`: install no stack barriers.
     pub gcstackbarrieroff: bool,
     /// `gcstackbarrierall=1`: a stack barrier on every frame.
@@ -48,6 +52,7 @@ impl Default for DebugKnobs {
             gctrace: 0,
             gccheckmark: false,
             wbshadow: 0,
+            stackshadow: false,
             gcstackbarrieroff: false,
             gcstackbarrierall: false,
             allocfreetrace: false,
@@ -57,8 +62,9 @@ impl Default for DebugKnobs {
 }
 
 /// The knob names, for messages.
-pub const KNOBS: &str = "gctrace=0|1|2, gccheckmark=0|1, wbshadow=0|1|2, gcstackbarrieroff=0|1, \
-                         gcstackbarrierall=0|1, allocfreetrace=0|1, invalidptr=0|1";
+pub const KNOBS: &str = "gctrace=0|1|2, gccheckmark=0|1, wbshadow=0|1|2, stackshadow=0|1, \
+                         gcstackbarrieroff=0|1, gcstackbarrierall=0|1, allocfreetrace=0|1, \
+                         invalidptr=0|1";
 
 /// A knob string that does not parse.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -121,6 +127,7 @@ impl DebugKnobs {
                 "gctrace" => k.gctrace = level(value)?,
                 "gccheckmark" => k.gccheckmark = flag(value)?,
                 "wbshadow" => k.wbshadow = level(value)?,
+                "stackshadow" => k.stackshadow = flag(value)?,
                 "gcstackbarrieroff" => k.gcstackbarrieroff = flag(value)?,
                 "gcstackbarrierall" => k.gcstackbarrierall = flag(value)?,
                 "allocfreetrace" => k.allocfreetrace = flag(value)?,
@@ -157,11 +164,12 @@ impl fmt::Display for DebugKnobs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "gctrace={},gccheckmark={},wbshadow={},gcstackbarrieroff={},gcstackbarrierall={},\
-             allocfreetrace={},invalidptr={}",
+            "gctrace={},gccheckmark={},wbshadow={},stackshadow={},gcstackbarrieroff={},\
+             gcstackbarrierall={},allocfreetrace={},invalidptr={}",
             self.gctrace,
             u8::from(self.gccheckmark),
             self.wbshadow,
+            u8::from(self.stackshadow),
             u8::from(self.gcstackbarrieroff),
             u8::from(self.gcstackbarrierall),
             u8::from(self.allocfreetrace),
@@ -180,10 +188,20 @@ pub struct Inject {
     pub wb_drop: f64,
     /// `rescan-skip=F`: skip a fraction F of the frames a mark-termination re-scan should visit.
     pub rescan_skip: f64,
+    /// `bound-short=N`: every mark-termination re-scan stops N frames below its bound.
+    pub bound_short: u32,
+    /// `hit-lost=F`: a fraction F of stack-barrier hits never reach the collector's view of
+    /// `stkbar_pos` (the goroutine's own returns are unaffected), so the re-scan bound lags.
+    pub hit_lost: f64,
+    /// `unwind-skip=F`: a fraction F of bulk writes into the goroutine's own stack skip
+    /// `gcUnwindBarriers`, and a fraction F of multi-frame unwinds pass their barriers without the
+    /// collector's view of `stkbar_pos` following.
+    pub unwind_skip: f64,
 }
 
 /// The inject names, for messages.
-pub const INJECTS: &str = "wb-drop=F, rescan-skip=F (F a fraction in [0, 1])";
+pub const INJECTS: &str = "wb-drop=F, rescan-skip=F, hit-lost=F, unwind-skip=F (F a fraction in \
+                           [0, 1]), bound-short=N (N frames, 0 to 1000)";
 
 /// An inject string that does not parse.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -208,6 +226,14 @@ impl Inject {
                 item: item.to_owned(),
                 why,
             };
+            if name == "bound-short" {
+                inject.bound_short = value
+                    .parse()
+                    .ok()
+                    .filter(|n| *n <= 1000)
+                    .ok_or_else(|| err("the value must be a number of frames, 0 to 1000"))?;
+                continue;
+            }
             let f: f64 = value
                 .parse()
                 .map_err(|_| err("the value must be a number"))?;
@@ -217,15 +243,28 @@ impl Inject {
             match name {
                 "wb-drop" => inject.wb_drop = f,
                 "rescan-skip" => inject.rescan_skip = f,
+                "hit-lost" => inject.hit_lost = f,
+                "unwind-skip" => inject.unwind_skip = f,
                 _ => return Err(err("unknown fault")),
             }
         }
         Ok(inject)
     }
 
+    /// Whether a fault that changes what mark termination's re-scans shade is injected: the
+    /// runtime then keeps stackshadow's records even with the checker off, to count the skipped
+    /// frames that changed (the faults that took effect where it matters).
+    pub fn rescan_faults(&self) -> bool {
+        self.rescan_skip > 0.0 || self.bound_short > 0 || self.hit_lost > 0.0 || self.unwind_skip > 0.0
+    }
+
     /// Whether anything is injected.
     pub fn any(&self) -> bool {
-        self.wb_drop > 0.0 || self.rescan_skip > 0.0
+        self.wb_drop > 0.0
+            || self.rescan_skip > 0.0
+            || self.bound_short > 0
+            || self.hit_lost > 0.0
+            || self.unwind_skip > 0.0
     }
 }
 
@@ -234,8 +273,8 @@ impl fmt::Display for Inject {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "wb-drop={},rescan-skip={}",
-            self.wb_drop, self.rescan_skip
+            "wb-drop={},rescan-skip={},bound-short={},hit-lost={},unwind-skip={}",
+            self.wb_drop, self.rescan_skip, self.bound_short, self.hit_lost, self.unwind_skip
         )
     }
 }
@@ -253,6 +292,23 @@ pub struct DroppedBarrier {
     pub goid: u64,
 }
 
+/// What the injected faults did since a point: each fault's count of the times it took effect.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FaultCounts {
+    /// Barriers `wb-drop` skipped.
+    pub wb_dropped: u64,
+    /// Re-scan frames `rescan-skip` left unshaded.
+    pub rescan_frames_skipped: u64,
+    /// Re-scans a bound fault (`bound-short`, or the lag `hit-lost` and `unwind-skip` leave)
+    /// made cover fewer frames than the true bound.
+    pub rescans_shortened: u64,
+    /// Barrier hits `hit-lost` kept from the collector.
+    pub hits_lost: u64,
+    /// Bulk writes and multi-frame unwinds whose barrier pass `unwind-skip` skipped or hid
+    /// (counted only when there were barriers to pass).
+    pub unwinds_skipped: u64,
+}
+
 /// What the injected faults did, and the store clock reports are timed by: heap and global
 /// pointer stores are counted while a barrier may be dropped or wbshadow is on (otherwise the
 /// store path does not pay for the count).
@@ -261,8 +317,11 @@ pub struct FaultLog {
     stores: AtomicU64,
     dropped: Mutex<Vec<DroppedBarrier>>,
     frames_skipped: AtomicU64,
-    /// `(dropped, frames_skipped)` at the last [`FaultLog::since_last_report`].
-    reported: Mutex<(u64, u64)>,
+    rescans_shortened: AtomicU64,
+    hits_lost: AtomicU64,
+    unwinds_skipped: AtomicU64,
+    /// The counts at the last [`FaultLog::since_last_report`].
+    reported: Mutex<FaultCounts>,
 }
 
 impl FaultLog {
@@ -297,18 +356,45 @@ impl FaultLog {
         self.frames_skipped.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// Re-scan frames skipped so far.
-    pub fn frames_skipped(&self) -> u64 {
-        self.frames_skipped.load(Ordering::Relaxed)
+    /// Records a re-scan a bound fault shortened.
+    pub fn note_rescan_shortened(&self) {
+        self.rescans_shortened.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Barriers dropped and re-scan frames skipped since the last call (each mark termination
-    /// reports them in its cycle's row, so no fault falls between two rows).
-    pub fn since_last_report(&self) -> (u64, u64) {
-        let (dropped, skipped) = (self.dropped_count(), self.frames_skipped());
+    /// Records a barrier hit kept from the collector.
+    pub fn note_hit_lost(&self) {
+        self.hits_lost.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records a bulk write or unwind whose barrier pass was skipped or hidden.
+    pub fn note_unwind_skipped(&self) {
+        self.unwinds_skipped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Every count so far.
+    pub fn counts(&self) -> FaultCounts {
+        FaultCounts {
+            wb_dropped: self.dropped_count(),
+            rescan_frames_skipped: self.frames_skipped.load(Ordering::Relaxed),
+            rescans_shortened: self.rescans_shortened.load(Ordering::Relaxed),
+            hits_lost: self.hits_lost.load(Ordering::Relaxed),
+            unwinds_skipped: self.unwinds_skipped.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The counts since the last call (each mark termination reports them in its cycle's row,
+    /// so no fault falls between two rows).
+    pub fn since_last_report(&self) -> FaultCounts {
+        let now = self.counts();
         let mut last = crate::heap::lock(&self.reported);
-        let since = (dropped - last.0, skipped - last.1);
-        *last = (dropped, skipped);
+        let since = FaultCounts {
+            wb_dropped: now.wb_dropped - last.wb_dropped,
+            rescan_frames_skipped: now.rescan_frames_skipped - last.rescan_frames_skipped,
+            rescans_shortened: now.rescans_shortened - last.rescans_shortened,
+            hits_lost: now.hits_lost - last.hits_lost,
+            unwinds_skipped: now.unwinds_skipped - last.unwinds_skipped,
+        };
+        *last = now;
         since
     }
 }
@@ -356,6 +442,9 @@ mod tests {
                 .unwrap()
                 .allocfreetrace
         );
+        let k = DebugKnobs::parse("stackshadow=1").unwrap();
+        assert!(k.stackshadow);
+        assert_eq!(DebugKnobs::parse(&k.to_string()).unwrap(), k);
     }
 
     #[test]
@@ -411,6 +500,10 @@ mod tests {
         let i = Inject::parse("wb-drop=0.01, rescan-skip=0.5").unwrap();
         assert_eq!((i.wb_drop, i.rescan_skip), (0.01, 0.5));
         assert_eq!(Inject::parse(&i.to_string()).unwrap(), i);
+        let i = Inject::parse("bound-short=2,hit-lost=0.25,unwind-skip=1").unwrap();
+        assert_eq!((i.bound_short, i.hit_lost, i.unwind_skip), (2, 0.25, 1.0));
+        assert_eq!(Inject::parse(&i.to_string()).unwrap(), i);
+        assert!(Inject::parse("bound-short=1").unwrap().any());
         assert!(!Inject::parse("").unwrap().any());
         assert!(Inject::parse("wb-drop=1e-3").unwrap().any());
         for bad in [
@@ -422,6 +515,10 @@ mod tests {
             "wb-drop=NaN",
             "wb_drop=0.1",
             "rescan-skip=2",
+            "hit-lost=1.01",
+            "bound-short=0.5",
+            "bound-short=-1",
+            "bound-short=1001",
             "wb-drop=0.1,",
             "nosuch=0.1",
         ] {

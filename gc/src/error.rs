@@ -58,6 +58,15 @@ pub enum RuntimeError {
         /// The writing goroutine's traceback (a leading newline), or empty during checkmark.
         traceback: String,
     },
+    /// A frame a mark-termination re-scan skipped changed since the concurrent scan
+    /// (`stackshadow=1`, see `stackshadow`).
+    #[error("fatal error: {report}")]
+    StackShadowViolation {
+        /// The cycle.
+        cycle: u32,
+        /// The report: goroutine, frame, slot, both values, traceback, stkbar array.
+        report: String,
+    },
     /// Objects reachable at mark termination that the concurrent mark did not mark.
     #[error(
         "fatal error: checkmark found {failures} reachable unmarked object(s) in cycle {cycle}:\n{report}"
@@ -135,7 +144,8 @@ impl RuntimeError {
             | RuntimeError::MissedWriteBarrier { .. }
             | RuntimeError::SanitizerAccounting(_)
             | RuntimeError::WriteBarrierInNoWriteBarrier { .. }
-            | RuntimeError::CheckmarkFailed { .. } => true,
+            | RuntimeError::CheckmarkFailed { .. }
+            | RuntimeError::StackShadowViolation { .. } => true,
             RuntimeError::Heap(_)
             | RuntimeError::Mutator { .. }
             | RuntimeError::Stalled { .. }

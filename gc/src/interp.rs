@@ -17,7 +17,9 @@ use std::sync::atomic::Ordering;
 use rand::RngExt;
 use stacks::{Addr, Call, FuncId, FuncKind, Ret, RuntimeFn, WORD};
 
+use crate::debug::seeded_fraction;
 use crate::error::{RuntimeError, stack_place};
+use crate::mgc::Phase;
 use crate::heap::{Lookup, lock};
 use crate::mutator::{Ctx, Op};
 use crate::profile::{BarrierSignals, Curg, G0Entry, Where};
@@ -25,6 +27,11 @@ use crate::runtime::{Runtime, Step};
 use crate::sched::{GIndex, GState, P, status};
 use crate::trace::TraceEv;
 use crate::wbarrier::Slot;
+
+/// The `seeded_fraction` stream `--inject hit-lost` draws from.
+const HIT_LOST_STREAM: u64 = 0x417;
+/// The `seeded_fraction` stream `--inject unwind-skip` draws from.
+const UNWIND_SKIP_STREAM: u64 = 0x5e1;
 impl Runtime {
     /// Runs one operation of `p`'s current goroutine, scheduling one first if there is none.
     #[inline]
@@ -129,6 +136,41 @@ impl Runtime {
         }
         p.curg = Some(owner);
         Ok(Step::Ran)
+    }
+
+    /// Whether an injected fault of `fraction` on stream `stream` strikes goroutine `st` now:
+    /// only while marking, after its scan in this cycle (drawn per cycle, goroutine and stkbar
+    /// position, so the checkers on or off do not change the draw).
+    fn fault_drawn(&self, st: &GState, fraction: f64, stream: u64) -> bool {
+        let cycle = self.gc.cycle();
+        fraction > 0.0
+            && self.gc.phase() == Phase::Mark
+            && st.track.is_some_and(|t| t.cycle == cycle)
+            && seeded_fraction(
+                self.config.seed,
+                stream,
+                (u64::from(cycle) << 40) ^ (st.gs.goid() << 20) ^ st.gs.stkbar_pos() as u64,
+                fraction,
+            )
+    }
+
+    /// `--inject hit-lost` and `unwind-skip` on multi-frame unwinds: if the fault strikes, the
+    /// `passed` barriers just passed (a hit, or an unwind's) never reach the collector's view of
+    /// `stkbar_pos`, so the re-scan bound lags by that many entries. Whether it struck.
+    fn hide_passed_barriers(
+        &self,
+        st: &mut GState,
+        passed: usize,
+        fraction: f64,
+        stream: u64,
+    ) -> bool {
+        if passed == 0 || !self.fault_drawn(st, fraction, stream) {
+            return false;
+        }
+        if let Some(t) = st.track.as_mut() {
+            t.stkbar_lag += passed;
+        }
+        true
     }
 
     /// The word indices of `f`'s pointer slots.
@@ -277,6 +319,10 @@ impl Runtime {
                         if hit_barrier {
                             let pos = st.gs.stkbar_pos() as u64;
                             self.trace_p(p, TraceEv::BarrierHit, [st.gs.goid(), pos]);
+                            let f = self.config.inject.hit_lost;
+                            if self.hide_passed_barriers(st, 1, f, HIT_LOST_STREAM) {
+                                self.fault_log.note_hit_lost();
+                            }
                         }
                     }
                 }
@@ -374,6 +420,12 @@ impl Runtime {
                 };
                 if Self::is_stack_ptr(st, target) && !Self::escapes(new) {
                     self.writebarrierptr(p, st, Slot::Stack(Addr(target)), new)?;
+                    // The barrier shaded the value: stackshadow's record follows the store.
+                    if let Some(shadow) = st.shadow.as_mut()
+                        && shadow.cycle() == self.gc.cycle()
+                    {
+                        shadow.note_store(prog, &st.gs, Addr(target), new);
+                    }
                 }
             }
             Op::BulkWrite { ptr, src } => {
@@ -390,6 +442,18 @@ impl Runtime {
                         // off: barriers a skipped goroutine still carries are left for its next
                         // scan to remove.
                         st.gs.write(Addr(target), v)?;
+                        return Ok(Flow::Continue);
+                    }
+                    // `--inject unwind-skip`: the write skips `gcUnwindBarriers`, leaving the
+                    // barriers below it in place and the bound where it was.
+                    let below = st.gs.stkbar().skip(st.gs.stkbar_pos());
+                    let would_pass = below.filter(|b| b.saved_lr_ptr < Addr(target)).count();
+                    if would_pass > 0
+                        && self.fault_drawn(st, self.config.inject.unwind_skip, UNWIND_SKIP_STREAM)
+                    {
+                        self.fault_log.note_unwind_skipped();
+                        st.gs.write(Addr(target), v)?;
+                        self.note_bulk_write(st, Addr(target))?;
                         return Ok(Flow::Continue);
                     }
                     // `heapBitsBulkBarrier` passes the barriers below the target on g0
@@ -419,6 +483,12 @@ impl Runtime {
                     self.enter_g0(p, Curg::of(index, st), G0Entry::Mcall, &frames);
                     let mut sig = BarrierSignals::on(self, p, index, &st.true_frames);
                     let passed = st.gs.unwind_frames_with_signals(prog, n, &mut sig)?;
+                    // `--inject unwind-skip`: the barriers it passed stay hidden from the
+                    // collector's view of `stkbar_pos`.
+                    let f = self.config.inject.unwind_skip;
+                    if self.hide_passed_barriers(st, passed, f, UNWIND_SKIP_STREAM) {
+                        self.fault_log.note_unwind_skipped();
+                    }
                     st.depth -= n;
                     let keep = st.true_frames.len().saturating_sub(n);
                     st.true_frames.truncate(keep);

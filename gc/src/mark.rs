@@ -47,6 +47,7 @@ use crate::pacer::GC_OVER_ASSIST_WORK;
 use crate::profile::BarrierSignals;
 use crate::runtime::{BarrierRemoval, Runtime};
 use crate::sched::{GIndex, GOwner, GState, P, ScanTrack, status};
+use crate::stackshadow::StackShadow;
 use crate::stats::{CycleStats, RescanRecord};
 use crate::trace::TraceTo;
 use crate::trace::{TraceEv, Track};
@@ -318,6 +319,9 @@ impl Runtime {
             self.gc.dequeue_rescan(self, index, cycle);
             g.scan_valid_cycle.store(cycle, Ordering::Relaxed);
             self.begin_track(st, cycle);
+            if self.keeps_stack_records() {
+                st.shadow = Some(StackShadow::record(&self.prog, &st.gs, cycle)?);
+            }
         }
         g.scan_done_cycle.store(cycle, Ordering::Release);
         Ok(())
@@ -673,22 +677,9 @@ impl Runtime {
         stats: &mut CycleStats,
         records: &mut Vec<RescanRecord>,
     ) -> Result<(), RuntimeError> {
+        let t = st.track.filter(|t| scanned && t.cycle == cycle);
+        let limit = self.rescan_bound(&st.gs, scanned, t.map_or(0, |t| t.stkbar_lag))?;
         let gs = &st.gs;
-        let mut limit = if scanned { gs.rescan_limit() } else { None };
-        if self.config.faults.rescan_stop_one_frame_short
-            && let Some(l) = limit
-        {
-            // The deliberately wrong bound: the frame below the one holding the barrier.
-            let mut prev = None;
-            for frame in gs.frames(&self.prog) {
-                let frame = frame?;
-                if frame.lr_slot() >= l {
-                    break;
-                }
-                prev = Some(frame.lr_slot());
-            }
-            limit = prev.or(Some(stacks::Addr(0)));
-        }
         let goid = gs.goid();
         let mut err = None;
         let mut last_frame_size = 0;
@@ -697,6 +688,9 @@ impl Runtime {
         let skip = self.config.inject.rescan_skip;
         let skipping = std::cell::Cell::new(false);
         let mut skipped = 0u64;
+        // The frames shaded, by the depth of their SPs (for stackshadow).
+        let mut shaded = Vec::new();
+        let hi = gs.stack().hi();
         let scan = if limit == Some(stacks::Addr(0)) {
             stacks::ScanStats::default()
         } else {
@@ -706,6 +700,9 @@ impl Runtime {
                 limit,
                 |f| {
                     last_frame_size = f.size();
+                    if !skipping.get() {
+                        shaded.push(hi.offset_from(f.sp));
+                    }
                     let n = (u64::from(cycle) << 40) ^ (goid << 20) ^ f.index as u64;
                     skipping.set(seeded_fraction(
                         self.config.seed,
@@ -731,8 +728,16 @@ impl Runtime {
         if let Some((e, slot)) = err {
             return Err(self.relocate(e, gs, slot));
         }
+        if self.keeps_stack_records() {
+            let shadow = st
+                .shadow
+                .take()
+                .filter(|s| scanned && s.cycle() == cycle)
+                .unwrap_or_else(|| StackShadow::empty(cycle));
+            st.shadow.insert(shadow).note_rescanned(shaded);
+        }
+        let gs = &st.gs;
         let used = gs.used();
-        let t = st.track.filter(|t| scanned && t.cycle == cycle);
         let oracle = match t {
             Some(t) => used - t.changed_top_depth.min(used),
             None => used,
@@ -909,6 +914,49 @@ impl Runtime {
         }
     }
 
+    /// Where a mark-termination re-scan of `gs` stops (see [`scan_frames`]'s `limit`; `Addr(0)`:
+    /// nothing is scanned): after the frame holding the lowest un-hit barrier's slot, or the whole
+    /// stack when every barrier was hit or the goroutine was not `scanned` in this cycle. The
+    /// injected bound faults move it: the collector's view of `stkbar_pos` lags by `stkbar_lag`
+    /// entries (`hit-lost`, `unwind-skip`), and `bound-short=N` stops N frames lower. A fault that
+    /// shortened the re-scan is counted.
+    fn rescan_bound(
+        &self,
+        gs: &stacks::GStack,
+        scanned: bool,
+        stkbar_lag: usize,
+    ) -> Result<Option<Addr>, RuntimeError> {
+        let true_limit = if scanned { gs.rescan_limit() } else { None };
+        let short = self.config.inject.bound_short as usize;
+        if stkbar_lag == 0 && short == 0 {
+            return Ok(true_limit);
+        }
+        let mut limit = if scanned {
+            gs.rescan_limit_lagging(stkbar_lag)
+        } else {
+            None
+        };
+        // The frames each limit covers: up to and including the first whose slot is at or above it.
+        let frames: Vec<Addr> = gs
+            .frames(&self.prog)
+            .map(|f| f.map(|f| f.lr_slot()))
+            .collect::<Result<_, _>>()?;
+        let covered = |l: Option<Addr>| match l {
+            Some(Addr(0)) => 0,
+            Some(l) => frames.iter().position(|&s| s >= l).map_or(frames.len(), |i| i + 1),
+            None => frames.len(),
+        };
+        let mut n = covered(limit);
+        if short > 0 {
+            n = n.saturating_sub(short);
+            limit = Some(if n == 0 { Addr(0) } else { frames[n - 1] });
+        }
+        if n < covered(true_limit) {
+            self.fault_log.note_rescan_shortened();
+        }
+        Ok(limit)
+    }
+
     /// Starts a scan track for a goroutine whose stack was just scanned in `cycle`.
     pub(crate) fn begin_track(&self, st: &mut GState, cycle: u32) {
         let used = st.gs.used();
@@ -925,6 +973,7 @@ impl Runtime {
             changed_top_depth: top,
             changed_sp_depth: used,
             ret_slot_depth: usize::MAX,
+            stkbar_lag: 0,
         });
     }
 }

@@ -36,6 +36,7 @@ use crate::nowb::nowritebarrier;
 use crate::pacer::Pacer;
 use crate::runtime::{BarrierRemoval, GcConfig, Runtime};
 use crate::sched::{GIndex, P, PCounters, status};
+use crate::stackshadow::ShadowPass;
 use crate::stats::{CycleStats, RescanBound, RescanRecord};
 use crate::trace::TraceTo;
 use crate::trace::{TraceEv, Track};
@@ -482,6 +483,12 @@ impl Runtime {
         } else {
             (0, String::new(), Vec::new())
         };
+        // So is stackshadow's verification of the frames the re-scans skipped.
+        let shadow = if self.keeps_stack_records() {
+            self.stackshadow_pass(cycle)?
+        } else {
+            ShadowPass::default()
+        };
         let checkmark_ns = t_check.elapsed().as_nanos() as u64;
         gc.last_checkmark_ns.store(checkmark_ns, Ordering::Relaxed);
         let mut removed = StkbarCounters::default();
@@ -523,8 +530,18 @@ impl Runtime {
         stats.set_mark_term_other();
         stats.checkmark_failures = failures;
         stats.procs = acc.stats.procs;
-        (stats.wb_dropped, stats.rescan_frames_skipped) = self.fault_log.since_last_report();
+        let faults = self.fault_log.since_last_report();
+        stats.wb_dropped = faults.wb_dropped;
+        stats.rescan_frames_skipped = faults.rescan_frames_skipped;
+        stats.rescans_shortened = faults.rescans_shortened;
+        stats.hits_lost = faults.hits_lost;
+        stats.unwinds_skipped = faults.unwinds_skipped;
         stats.shadow_bytes = self.shadow_bytes();
+        stats.stackshadow_frames_verified = shadow.verified.frames;
+        stats.stackshadow_bytes_verified = shadow.verified.bytes;
+        stats.skipped_frames_changed = shadow.verified.changed;
+        stats.stackshadow_bytes = shadow.record_bytes;
+        stats.content_rescan_bytes = shadow.verified.content_bytes;
         stats.live_objects = acc.stats.live_objects;
         stats.sanitizer_bytes = acc.stats.sanitizer_bytes;
         stats.sanitizer_sync_vars = acc.stats.sanitizer_sync_vars;
@@ -552,6 +569,9 @@ impl Runtime {
             lock(&gc.rescans).extend(records);
         }
         *lock(&gc.trace_heap) = (acc.heap_at_start, heap_end);
+        if let Some(report) = shadow.violation.filter(|_| self.config.debug.stackshadow) {
+            return Err(RuntimeError::StackShadowViolation { cycle, report });
+        }
         if failures > 0 {
             return Err(RuntimeError::CheckmarkFailed {
                 cycle,

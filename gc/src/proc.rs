@@ -130,6 +130,7 @@ impl Runtime {
             gc_assist_bytes: 0,
             assist_cycle: 0,
             true_frames: Vec::new(),
+            shadow: None,
         });
         self.live_gs.fetch_add(1, Ordering::Relaxed);
         p.counters.spawned += 1;

@@ -28,15 +28,6 @@ use crate::sched::{G, GIndex, P};
 use crate::trace::Trace;
 use crate::wbarrier::{BarrierDesign, Dijkstra, StackPolicy};
 
-/// Test-only faults that make the collector wrong on purpose, so tests can show the checkers
-/// catch it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Faults {
-    /// A wrong re-scan bound: stop the mark-termination re-scan one frame before the frame holding
-    /// the lowest un-hit barrier.
-    pub rescan_stop_one_frame_short: bool,
-}
-
 /// Everything that configures a run of the collector.
 #[derive(Clone, Debug)]
 pub struct GcConfig {
@@ -73,8 +64,6 @@ pub struct GcConfig {
     pub debug: DebugKnobs,
     /// Faults injected on purpose (`--inject`), for showing the checkers catch them.
     pub inject: Inject,
-    /// Deliberate bugs, for testing the checkers.
-    pub faults: Faults,
     /// The sanitizer (seed 004's per-P race contexts), if on.
     pub sanitizer: Option<SanitizerOptions>,
     /// GOMAXPROCS changes during the run: `(cycle, procs)` makes the P count `procs` at the
@@ -106,7 +95,6 @@ impl Default for GcConfig {
             seed: 1,
             debug: DebugKnobs::default(),
             inject: Inject::default(),
-            faults: Faults::default(),
             sanitizer: None,
             procs_schedule: Vec::new(),
             record_rescans: false,
@@ -370,6 +358,12 @@ impl Runtime {
     /// Number of `G`s ever created (live, dead or reusable).
     pub fn allglen(&self) -> usize {
         self.allg.count()
+    }
+
+    /// Whether concurrent scans keep stackshadow's records: the checker is on, or a fault that
+    /// changes what re-scans shade is injected (its effect is then counted, not fatal).
+    pub fn keeps_stack_records(&self) -> bool {
+        self.config.debug.stackshadow || self.config.inject.rescan_faults()
     }
 
     /// Goroutines alive now.

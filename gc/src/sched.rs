@@ -224,6 +224,9 @@ pub struct ScanTrack {
     /// Depth of the highest return-PC slot returned (or unwound) through since the scan;
     /// `usize::MAX` if none.
     pub ret_slot_depth: usize,
+    /// Barriers passed since the scan that the collector's view of `stkbar_pos` misses (only
+    /// `--inject hit-lost` and `unwind-skip` make any): the re-scan bound lags by this many.
+    pub stkbar_lag: usize,
 }
 
 /// The state of a live goroutine: its stack and its behaviour.
@@ -239,6 +242,8 @@ pub struct GState {
     pub rng: Rng,
     /// Set by the concurrent scan; valid only in its own cycle (see [`ScanTrack::cycle`]).
     pub track: Option<ScanTrack>,
+    /// What the concurrent scan saw, under `stackshadow=1`; valid only in its own cycle.
+    pub shadow: Option<crate::stackshadow::StackShadow>,
     /// Assist credit in heap bytes (Go's `gcAssistBytes`) for cycle `assist_cycle`: allocation
     /// during mark debits it; below zero, the goroutine must do mark work before allocating on
     /// (see `pacer`). Credit from an earlier cycle counts as 0 (Go resets it in

@@ -99,6 +99,31 @@ pub struct CycleStats {
     pub wb_dropped: u64,
     /// Re-scan frames `--inject rescan-skip` left unshaded at this mark termination.
     pub rescan_frames_skipped: u64,
+    /// Re-scans at this mark termination that a bound fault (`--inject bound-short`, or the lag
+    /// `hit-lost` and `unwind-skip` leave) made cover fewer frames than the true bound.
+    pub rescans_shortened: u64,
+    /// Barrier hits `--inject hit-lost` kept from the collector since the previous cycle's mark
+    /// termination.
+    pub hits_lost: u64,
+    /// Bulk writes and multi-frame unwinds whose barrier pass `--inject unwind-skip` skipped or
+    /// hid since the previous cycle's mark termination.
+    pub unwinds_skipped: u64,
+    /// Frames stackshadow compared with the concurrent scan's record at this mark termination
+    /// (those the re-scans skipped; 0 with stackshadow off).
+    pub stackshadow_frames_verified: u64,
+    /// Their bytes.
+    pub stackshadow_bytes_verified: u64,
+    /// Of those, frames that changed since the scan: the re-scan skipped what it had to see.
+    /// Counted whenever the records are kept (stackshadow on, or a re-scan fault injected); with
+    /// stackshadow on the first one fails the cycle, so a completed cycle reports 0.
+    pub skipped_frames_changed: u64,
+    /// Bytes of stackshadow's records at mark termination.
+    pub stackshadow_bytes: u64,
+    /// The content oracle: for each re-scanned goroutine, the bytes from its SP to the top of
+    /// the highest frame that is new or differs from what the concurrent scan saw (whole, if not
+    /// scanned in the cycle) — the least a re-scan must cover. Measured when the records are kept
+    /// (stackshadow on, or a re-scan fault injected; 0 otherwise).
+    pub content_rescan_bytes: u64,
     /// Bytes of wbshadow's shadow copy at mark termination (0 with wbshadow off).
     pub shadow_bytes: u64,
     /// Allocated heap objects at the cycle's start, once the last cycle's sweep has finished
@@ -287,6 +312,14 @@ impl Totals {
             s.wbshadow_violations += c.wbshadow_violations;
             s.wb_dropped += c.wb_dropped;
             s.rescan_frames_skipped += c.rescan_frames_skipped;
+            s.rescans_shortened += c.rescans_shortened;
+            s.hits_lost += c.hits_lost;
+            s.unwinds_skipped += c.unwinds_skipped;
+            s.stackshadow_frames_verified += c.stackshadow_frames_verified;
+            s.stackshadow_bytes_verified += c.stackshadow_bytes_verified;
+            s.skipped_frames_changed += c.skipped_frames_changed;
+            s.stackshadow_bytes = s.stackshadow_bytes.max(c.stackshadow_bytes);
+            s.content_rescan_bytes += c.content_rescan_bytes;
             s.procs = s.procs.max(c.procs);
             s.shadow_bytes = s.shadow_bytes.max(c.shadow_bytes);
             s.live_objects = s.live_objects.max(c.live_objects);

@@ -13,7 +13,7 @@ use common::{NODE, Queue, call, scripted_runtime};
 use gc::mark::MarkProgress;
 use gc::sched::P;
 use gc::workbuf::GcWork;
-use gc::{CycleStats, Faults, GcConfig, Inject, Op, Runtime, RuntimeError};
+use gc::{CycleStats, GcConfig, Inject, Op, Runtime, RuntimeError};
 use stacks::StackBarrierMode;
 
 struct World {
@@ -24,9 +24,9 @@ struct World {
 }
 
 impl World {
-    fn new(mode: StackBarrierMode, faults: Faults, checkmark: bool, script: Vec<Op>) -> World {
+    fn new(mode: StackBarrierMode, inject: Inject, checkmark: bool, script: Vec<Op>) -> World {
         World::with(mode, script, |c| {
-            c.faults = faults;
+            c.inject = inject;
             c.debug.gccheckmark = checkmark;
         })
     }
@@ -88,7 +88,7 @@ impl World {
 
 /// Recurse 1,000 frames; after the scan, oscillate 3 frames 50 times.
 fn oscillation_cycle(mode: StackBarrierMode) -> CycleStats {
-    let mut w = World::new(mode, Faults::default(), true, vec![call(); 1000]);
+    let mut w = World::new(mode, Inject::default(), true, vec![call(); 1000]);
     w.ops(1000);
     w.start_and_scan_roots();
     let mut script = Vec::new();
@@ -149,9 +149,9 @@ fn barriers_on_every_frame_rescan_exactly_the_oracle() {
 /// A goroutine at depth 1,000 hides an object: after its scan it returns three frames, loads
 /// `global0.f0` into a local of the frame it returned into, deletes it from the heap, and calls
 /// three frames deeper. Only that frame holds the object at mark termination.
-fn hidden_object_cycle(mode: StackBarrierMode, faults: Faults) -> Result<CycleStats, RuntimeError> {
+fn hidden_object_cycle(mode: StackBarrierMode, inject: Inject) -> Result<CycleStats, RuntimeError> {
     hidden_object_cycle_with(mode, |c| {
-        c.faults = faults;
+        c.inject = inject;
         c.debug.gccheckmark = true;
     })
 }
@@ -213,17 +213,15 @@ fn a_correct_bound_finds_the_object_hidden_in_the_frame_holding_the_barrier() {
         StackBarrierMode::GO,
         StackBarrierMode::Off,
     ] {
-        let s = hidden_object_cycle(mode, Faults::default()).unwrap();
+        let s = hidden_object_cycle(mode, Inject::default()).unwrap();
         assert_eq!(s.checkmark_failures, 0, "{mode}");
     }
 }
 
 #[test]
 fn a_rescan_one_frame_short_is_caught_by_checkmark() {
-    let faults = Faults {
-        rescan_stop_one_frame_short: true,
-    };
-    let err = hidden_object_cycle(StackBarrierMode::EVERY_FRAME, faults).unwrap_err();
+    let inject = Inject::parse("bound-short=1").unwrap();
+    let err = hidden_object_cycle(StackBarrierMode::EVERY_FRAME, inject).unwrap_err();
     match &err {
         RuntimeError::CheckmarkFailed {
             failures, report, ..
@@ -264,7 +262,7 @@ fn an_injected_rescan_skip_is_caught_by_checkmark_and_counted() {
 #[test]
 fn wbshadow_2_runs_the_checkmark_walk_and_catches_the_hidden_object_too() {
     let err = hidden_object_cycle_with(StackBarrierMode::EVERY_FRAME, |c| {
-        c.faults.rescan_stop_one_frame_short = true;
+        c.inject.bound_short = 1;
         c.debug.wbshadow = 2;
     })
     .unwrap_err();

@@ -238,7 +238,16 @@ impl GStack {
     /// re-scan walks frames up to and including the one holding this slot. `None` when every barrier
     /// was hit or there were none: the whole stack must be re-scanned.
     pub fn rescan_limit(&self) -> Option<Addr> {
-        (self.stkbar_pos < self.stkbar_len).then(|| self.stack.stkbar(self.stkbar_pos).saved_lr_ptr)
+        self.rescan_limit_lagging(0)
+    }
+
+    /// The re-scan bound as a collector would compute it whose view of `stkbar_pos` lags `lag`
+    /// hits behind (a fault injected on purpose): the slot of entry `stkbar_pos - lag`, which may
+    /// name a frame already popped (the re-scan then covers the running frame only), or an
+    /// address of a stack the goroutine has since left.
+    pub fn rescan_limit_lagging(&self, lag: usize) -> Option<Addr> {
+        let pos = self.stkbar_pos.saturating_sub(lag);
+        (pos < self.stkbar_len).then(|| self.stack.stkbar(pos).saved_lr_ptr)
     }
 
     /// Installs a barrier over the return-PC slot at `slot` (Go's `gcInstallStackBarrier`): records
