@@ -32,9 +32,9 @@ use crate::workload::{self, Workload, WorkloadParams};
     name = "testbed",
     version,
     about = "Run one configuration of the simulated Go collector on one workload and report its re-scan figures.",
-    after_help = "Examples:\n  testbed --workload deep-oscillate --goroutines 64 --depth 1000 --json\n  testbed --workload mixed --barrier hybrid --debug gctrace=1,gccheckmark=1\n  testbed --workload mixed --inject wb-drop=0.01 --debug wbshadow=2,gccheckmark=1   (exits 3)\n  testbed --workload sync-leak --sanitizer --procs 2 --procs-schedule 3:8,6:1 --gogc 50\n  testbed --workload mixed --trace trace.json   (open trace.json in https://ui.perfetto.dev)\n  testbed --workload switch-heavy --profile cpu.folded   (folded stacks for flame graphs)\n\n\
-Debug knobs (--debug, else the STKBAR_DEBUG environment variable; comma-separated name=value,\nGo's GODEBUG names; the flag wins over the variable):\n  gctrace=1|2          one line per cycle on stderr, Go's shape plus re-scan figures\n  gccheckmark=1        re-mark from every root after mark termination; a missed object exits 3\n  wbshadow=1|2         a shadow copy of every heap and global pointer word, checked at each\n                       barriered store: a store that bypassed the write barrier exits 3 naming\n                       the word, its object, type and field, and the writer's traceback;\n                       2 also checks every word the checkmark walk scans (and runs that walk)\n  gcstackbarrieroff=1  no stack barriers (same as --stack-barriers off)\n  gcstackbarrierall=1  a barrier on every frame (same as --stack-barriers all)\n  allocfreetrace=1     a line on stderr per allocation (with a short traceback) and per free\n  invalidptr=0|1       (default 1) a first-page value in a pointer slot is fatal, with a\n                       traceback (poison values always are)\n\n\
-Fault injection (--inject, comma-separated name=F, F a fraction in [0, 1]):\n  wb-drop=F            skip the write barrier (shading and shadow) at a seeded fraction of heap\n                       and global pointer stores; wbshadow=2,gccheckmark=1 catches every one\n                       that loses an object\n  rescan-skip=F        skip a seeded fraction of the frames mark termination's re-scans visit\n\n\
+    after_help = "Examples:\n  testbed --workload deep-oscillate --goroutines 64 --depth 1000 --json\n  testbed --workload mixed --barrier hybrid --debug gctrace=1,gccheckmark=1\n  testbed --workload mixed --inject wb-drop=0.01 --debug wbshadow=2,gccheckmark=1   (exits 3)\n  testbed --workload mixed --goroutines 32 --depth 200 --inject rescan-skip=0.5 --debug stackshadow=1   (exits 3)\n  testbed --workload sync-leak --sanitizer --procs 2 --procs-schedule 3:8,6:1 --gogc 50\n  testbed --workload mixed --trace trace.json   (open trace.json in https://ui.perfetto.dev)\n  testbed --workload switch-heavy --profile cpu.folded   (folded stacks for flame graphs)\n\n\
+Debug knobs (--debug, else the STKBAR_DEBUG environment variable; comma-separated name=value,\nGo's GODEBUG names; the flag wins over the variable):\n  gctrace=1|2          one line per cycle on stderr, Go's shape plus re-scan figures\n  gccheckmark=1        re-mark from every root after mark termination; a missed object exits 3\n  wbshadow=1|2         a shadow copy of every heap and global pointer word, checked at each\n                       barriered store: a store that bypassed the write barrier exits 3 naming\n                       the word, its object, type and field, and the writer's traceback;\n                       2 also checks every word the checkmark walk scans (and runs that walk)\n  stackshadow=1        record what each concurrent stack scan saw; a frame the mark-termination\n                       re-scan skipped that changed since exits 3 naming goroutine, frame, slot,\n                       both values and the stkbar array\n  gcstackbarrieroff=1  no stack barriers (same as --stack-barriers off)\n  gcstackbarrierall=1  a barrier on every frame (same as --stack-barriers all)\n  allocfreetrace=1     a line on stderr per allocation (with a short traceback) and per free\n  invalidptr=0|1       (default 1) a first-page value in a pointer slot is fatal, with a\n                       traceback (poison values always are)\n\n\
+Fault injection (--inject, comma-separated name=value, F a fraction in [0, 1]):\n  wb-drop=F            skip the write barrier (shading and shadow) at a seeded fraction of heap\n                       and global pointer stores; wbshadow=2,gccheckmark=1 catches every one\n                       that loses an object\n  rescan-skip=F        skip a seeded fraction of the frames mark termination's re-scans visit\n  bound-short=N        every re-scan stops N frames below its bound\n  hit-lost=F           a fraction of barrier hits never reach the collector's stkbar_pos\n  unwind-skip=F        a fraction of bulk writes skip gcUnwindBarriers, of unwinds hide theirs\n                       (stackshadow=1 catches every re-scan fault that skipped a changed frame)\n\n\
 Exit codes: 0 success, 2 bad input, 3 a checker found a violation, 1 the run could not complete."
 )]
 pub struct TestbedArgs {
@@ -1051,6 +1051,33 @@ pub fn summary(report: &Report) -> String {
         t.sum.removal_skipped,
         t.sum.checkmark_failures
     );
+    let sum = &t.sum;
+    if sum.stackshadow_frames_verified > 0 || sum.skipped_frames_changed > 0 {
+        out.push_str(&format!(
+            "\nstackshadow: {} frames ({:.1} KiB) the re-scans skipped verified, {} changed; content oracle {:.1} KiB of {:.1} KiB re-scanned; records {:.1} KiB",
+            sum.stackshadow_frames_verified,
+            kib(sum.stackshadow_bytes_verified),
+            sum.skipped_frames_changed,
+            kib(sum.content_rescan_bytes),
+            kib(sum.rescan_bytes),
+            kib(sum.stackshadow_bytes),
+        ));
+    }
+    let took = [
+        ("wb-drop", sum.wb_dropped),
+        ("rescan-skip", sum.rescan_frames_skipped),
+        ("bound-short or a lagging bound", sum.rescans_shortened),
+        ("hit-lost", sum.hits_lost),
+        ("unwind-skip", sum.unwinds_skipped),
+    ];
+    if took.iter().any(|(_, n)| *n > 0) {
+        let parts: Vec<String> = took
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(f, n)| format!("{f} {n}"))
+            .collect();
+        out.push_str(&format!("\nfaults took effect: {}", parts.join(", ")));
+    }
     if let (Some(tr), Some(file)) = (&report.trace, &c.trace) {
         out.push_str(&format!(
             "\ntrace: {} events, {} buffers of {:.0} KiB allocated -> {file}",

@@ -1,6 +1,8 @@
 //! Soundness across the design space: every workload under every barrier design and stack-barrier
-//! setting, on several seeds, with checkmark on — zero missed objects, and on every re-scanned
-//! goroutine the re-scan lies between the oracle and the full stack and within ARCHITECTURE.md §4's bound.
+//! setting, on several seeds, with checkmark and stackshadow on — zero missed objects, no frame a
+//! re-scan skipped changed since its scan, and on every re-scanned goroutine the re-scan lies
+//! between the oracle and the full stack and within ARCHITECTURE.md §4's bound; the content oracle
+//! lies below the return-based one.
 //! (The converse — a deliberately wrong bound caught by checkmark — is `gc/tests/rescan.rs`,
 //! where the hidden object is placed exactly.)
 
@@ -25,6 +27,7 @@ fn config(design: &'static dyn BarrierDesign, mode: StackBarrierMode, seed: u64)
         ..GcConfig::default()
     };
     c.debug.gccheckmark = true;
+    c.debug.stackshadow = true;
     c
 }
 
@@ -98,6 +101,11 @@ fn check_sound(
     );
     for c in &r.cycles {
         assert_eq!(c.checkmark_failures, 0, "{what}");
+        assert_eq!(c.skipped_frames_changed, 0, "{what}");
+        assert!(
+            c.content_rescan_bytes <= c.oracle_rescan_bytes,
+            "{what}: {c:?}"
+        );
         assert!(c.oracle_rescan_bytes <= c.rescan_bytes, "{what}: {c:?}");
         assert!(c.rescan_bytes <= c.full_rescan_bytes, "{what}: {c:?}");
         if removal == BarrierRemoval::InPause {
@@ -110,6 +118,7 @@ fn check_sound(
         }
         if design.name() != "dijkstra" {
             assert_eq!((c.rescan_bytes, c.barriers_installed), (0, 0), "{what}");
+            assert_eq!(c.stackshadow_frames_verified, 0, "{what}: nothing re-scans");
         }
         if mode == StackBarrierMode::Off {
             assert_eq!(c.rescan_bytes, c.full_rescan_bytes, "{what}");

@@ -255,7 +255,10 @@ impl Inject {
     /// runtime then keeps stackshadow's records even with the checker off, to count the skipped
     /// frames that changed (the faults that took effect where it matters).
     pub fn rescan_faults(&self) -> bool {
-        self.rescan_skip > 0.0 || self.bound_short > 0 || self.hit_lost > 0.0 || self.unwind_skip > 0.0
+        self.rescan_skip > 0.0
+            || self.bound_short > 0
+            || self.hit_lost > 0.0
+            || self.unwind_skip > 0.0
     }
 
     /// Whether anything is injected.

@@ -19,8 +19,8 @@ use stacks::{Addr, Call, FuncId, FuncKind, Ret, RuntimeFn, WORD};
 
 use crate::debug::seeded_fraction;
 use crate::error::{RuntimeError, stack_place};
-use crate::mgc::Phase;
 use crate::heap::{Lookup, lock};
+use crate::mgc::Phase;
 use crate::mutator::{Ctx, Op};
 use crate::profile::{BarrierSignals, Curg, G0Entry, Where};
 use crate::runtime::{Runtime, Step};

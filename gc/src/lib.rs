@@ -32,6 +32,7 @@
 //! * [`trace`] — per-P trace buffers outside the heap, recycled through full and empty queues (seed 001);
 //! * [`profile`] — the sampling profiler that never unwinds an inconsistent stack (seed 003);
 //! * [`wbshadow`] — the shadow heap that catches stores which bypassed the write barrier;
+//! * [`stackshadow`] — the records that catch a frame a re-scan skipped but had to see;
 //! * [`engine`] — the deterministic engine;
 //! * [`threaded`] — the threaded engine: Ps on OS threads, real stop-the-world, pauses and MMU.
 

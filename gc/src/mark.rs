@@ -943,7 +943,10 @@ impl Runtime {
             .collect::<Result<_, _>>()?;
         let covered = |l: Option<Addr>| match l {
             Some(Addr(0)) => 0,
-            Some(l) => frames.iter().position(|&s| s >= l).map_or(frames.len(), |i| i + 1),
+            Some(l) => frames
+                .iter()
+                .position(|&s| s >= l)
+                .map_or(frames.len(), |i| i + 1),
             None => frames.len(),
         };
         let mut n = covered(limit);

@@ -269,7 +269,10 @@ impl StackShadow {
             self.cycle
         );
         let _ = write!(r, "\n  traceback (innermost first; * the frame):");
-        for (i, f) in gs.frames(prog).enumerate() {
+        // The frames up to a few past the one named; the rest counted.
+        let shown = (index + 4).max(8);
+        let total = gs.frames(prog).count();
+        for (i, f) in gs.frames(prog).enumerate().take(shown) {
             match f {
                 Ok(f) => {
                     let mark = if i == index { "*" } else { " " };
@@ -287,6 +290,9 @@ impl StackShadow {
                     break;
                 }
             }
+        }
+        if total > shown {
+            let _ = write!(r, "\n    … {} more frames", total - shown);
         }
         let _ = write!(
             r,

@@ -161,6 +161,28 @@ fn hidden_object_cycle_with(
     mode: StackBarrierMode,
     tweak: impl FnOnce(&mut GcConfig),
 ) -> Result<CycleStats, RuntimeError> {
+    hidden_object_cycle_via(mode, Hide::Returns, tweak)
+}
+
+/// How the goroutine gets the object into an outer frame after its scan.
+#[derive(Clone, Copy, Debug)]
+enum Hide {
+    /// Three returns (the last two through barriers), then loads into the frame returned into.
+    Returns,
+    /// A three-frame unwind (a recovered panic, passing the same barriers), then the loads.
+    Unwind,
+    /// A bulk write (a channel receive into `&local`) of the object into the slot of the frame
+    /// two above the running one, which passes the barrier between them.
+    BulkWrite,
+}
+
+/// [`hidden_object_cycle_with`], the object hidden `via` one of the ways a frame above the
+/// running one changes.
+fn hidden_object_cycle_via(
+    mode: StackBarrierMode,
+    via: Hide,
+    tweak: impl FnOnce(&mut GcConfig),
+) -> Result<CycleStats, RuntimeError> {
     let mut setup = vec![
         call(),
         Op::Alloc { ty: NODE, dst: 0 },
@@ -182,10 +204,7 @@ fn hidden_object_cycle_with(
     let mut w = World::with(mode, setup, tweak);
     w.ops(n);
     w.start_and_scan_roots();
-    let hide = vec![
-        Op::Ret,
-        Op::Ret,
-        Op::Ret,
+    let load_and_delete = [
         Op::LoadGlobal { global: 0, dst: 0 },
         Op::LoadField {
             obj: 0,
@@ -198,10 +217,42 @@ fn hidden_object_cycle_with(
             src: None,
         },
         Op::Clear { dst: 0 },
-        call(),
-        call(),
-        call(),
     ];
+    let mut hide = match via {
+        Hide::Returns => vec![Op::Ret, Op::Ret, Op::Ret],
+        Hide::Unwind => vec![Op::Unwind { frames: 3 }],
+        Hide::BulkWrite => vec![
+            Op::LoadGlobal { global: 0, dst: 1 },
+            Op::LoadField {
+                obj: 1,
+                field: 0,
+                dst: 1,
+            },
+            Op::TakeAddr {
+                up: 2,
+                slot: 0,
+                dst: 0,
+            },
+            Op::BulkWrite { ptr: 0, src: 1 },
+            Op::Clear { dst: 1 },
+        ],
+    };
+    if let Hide::BulkWrite = via {
+        // The object is in the outer frame already: delete it from the heap and forget it here.
+        hide.extend([
+            Op::LoadGlobal { global: 0, dst: 1 },
+            Op::StoreField {
+                obj: 1,
+                field: 0,
+                src: None,
+            },
+            Op::Clear { dst: 1 },
+            Op::Clear { dst: 0 },
+        ]);
+    } else {
+        hide.extend(load_and_delete);
+    }
+    hide.extend([call(), call(), call()]);
     w.play(hide);
     w.finish()
 }
@@ -338,4 +389,95 @@ fn invalidptr_copystack_refuses_junk_and_poison_but_not_with_invalidptr_off() {
             Ok(_) => assert!(!fatal, "{junk:#x} invalidptr={invalidptr} was not caught"),
         }
     }
+}
+
+/// stackshadow catches each re-scan fault on a scenario built so that the fault makes the
+/// re-scan skip the frame that changed; with the checker off the run counts that frame
+/// (`skipped_frames_changed`), and without the fault nothing is skipped that changed.
+#[test]
+fn stackshadow_catches_each_rescan_fault_on_the_frame_it_changed() {
+    let cases = [
+        ("rescan-skip=1", Hide::Returns),
+        ("bound-short=1", Hide::Returns),
+        ("hit-lost=1", Hide::Returns),
+        ("unwind-skip=1", Hide::Unwind),
+        ("unwind-skip=1", Hide::BulkWrite),
+    ];
+    for (fault, via) in cases {
+        let mode = StackBarrierMode::EVERY_FRAME;
+        let inject = Inject::parse(fault).unwrap();
+        let err = hidden_object_cycle_via(mode, via, |c| {
+            c.inject = inject;
+            c.debug.stackshadow = true;
+        })
+        .unwrap_err();
+        let RuntimeError::StackShadowViolation { report, .. } = &err else {
+            panic!("{fault} via {via:?}: expected a stackshadow violation, got {err}");
+        };
+        assert!(err.is_checker_violation());
+        for needle in [
+            "stackshadow: goroutine 1",
+            "the re-scan skipped a frame that changed",
+            "main.leaf",
+            "traceback",
+            "stkbar (stkbar_pos",
+        ] {
+            assert!(report.contains(needle), "{fault} via {via:?}: {report}");
+        }
+        // The changed slot, both values, and the frame marked in the traceback.
+        assert!(
+            report.contains("held 0x0 at the scan, holds 0x") || report.contains("is new"),
+            "{fault} via {via:?}: {report}"
+        );
+        assert!(report.contains("\n   *"), "{fault} via {via:?}: {report}");
+
+        let counted = hidden_object_cycle_via(mode, via, |c| c.inject = inject).unwrap();
+        assert!(
+            counted.skipped_frames_changed > 0,
+            "{fault} via {via:?}: {counted:?}"
+        );
+        let took_effect = counted.rescan_frames_skipped
+            + counted.rescans_shortened
+            + counted.hits_lost
+            + counted.unwinds_skipped;
+        assert!(took_effect > 0, "{fault} via {via:?}: {counted:?}");
+
+        let clean = hidden_object_cycle_via(mode, via, |c| c.debug.stackshadow = true).unwrap();
+        assert_eq!(clean.skipped_frames_changed, 0);
+        assert!(clean.stackshadow_frames_verified > 900, "{clean:?}");
+        assert_eq!(clean.checkmark_failures, 0);
+    }
+}
+
+/// A write-barriered store through a pointer into an outer frame changes a frame the re-scan
+/// skips, legitimately: stackshadow's record follows it, and the run is clean.
+#[test]
+fn stackshadow_follows_a_barriered_store_into_an_outer_frame() {
+    let mut script = vec![call(); 100];
+    script.push(Op::Alloc { ty: NODE, dst: 1 });
+    let mut w = World::with(StackBarrierMode::EVERY_FRAME, script, |c| {
+        c.debug.stackshadow = true;
+    });
+    w.ops(101);
+    w.start_and_scan_roots();
+    w.play(vec![
+        Op::TakeAddr {
+            up: 5,
+            slot: 0,
+            dst: 0,
+        },
+        Op::StoreThrough {
+            ptr: 0,
+            src: Some(1),
+        },
+        Op::Clear { dst: 0 },
+    ]);
+    let s = w.finish().unwrap();
+    assert_eq!(s.skipped_frames_changed, 0);
+    // 100 frames; the re-scan covers the running frame and frame 1, which holds the lowest barrier.
+    assert_eq!((s.rescan_frames, s.stackshadow_frames_verified), (2, 98));
+    // The content oracle: nothing changed without a barrier (the running frame's address slot
+    // was cleared again; frame 5's new value was the write barrier's), so no re-scan was needed.
+    assert_eq!(s.content_rescan_bytes, 0);
+    assert!(s.oracle_rescan_bytes > 0);
 }
