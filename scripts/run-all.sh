@@ -29,7 +29,7 @@ bin=target/release
 built=$(date +%s)
 
 for experiment in rescan_offsets depth_sweep goroutine_sweep barrier_designs sanitizer_leak wbshadow_faults \
-    profiler_switch trace_overhead; do
+    soundness profiler_switch trace_overhead; do
     "$bin/$experiment" "$mode" --out results "${extra[@]}"
 done
 "$bin/plot" --results results --out results

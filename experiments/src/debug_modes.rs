@@ -356,7 +356,8 @@ fn with_overrides(plan: Plan, args: &SuiteArgs) -> Plan {
     }
 }
 
-fn median(mut v: Vec<u64>) -> Option<f64> {
+/// The median of `v`; `None` when it is empty.
+pub(crate) fn median(mut v: Vec<u64>) -> Option<f64> {
     v.sort_unstable();
     let n = v.len();
     (n > 0).then(|| {

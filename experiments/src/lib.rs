@@ -15,6 +15,7 @@ pub mod debug_modes;
 pub mod paper;
 pub mod plot;
 pub mod profiler_switch;
+pub mod soundness;
 pub mod suite;
 pub mod sweeps;
 pub mod testbed;

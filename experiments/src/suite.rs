@@ -637,6 +637,11 @@ pub struct RunRow {
     pub outside_bound: u64,
     /// Largest re-scan reach over return height past the first offset (≤ 2).
     pub max_reach_ratio: f64,
+    /// The content oracle (`content_rescan_bytes`): the least any re-scan could cover given what
+    /// changed since the scans; empty for runs without stackshadow's records.
+    pub content_rescan_bytes: Option<u64>,
+    /// Frames stackshadow verified unchanged among those the re-scans skipped; empty without it.
+    pub stackshadow_frames_verified: Option<u64>,
     /// The design's write barrier timed on this machine, ns per barriered store with a cycle in
     /// mark (`barrier_designs` only; see `gc::wbarrier::cost`).
     pub wb_ns_per_store: Option<f64>,
@@ -658,6 +663,8 @@ impl RunRow {
             ..
         } = &outcome.report;
         let s = &t.sum;
+        // stackshadow's records were kept: its figures mean something.
+        let records = c.debug.contains("stackshadow=1");
         let wall_ns = outcome.wall.as_nanos().min(u128::from(u64::MAX)) as u64;
         RunRow {
             workload: c.workload.to_owned(),
@@ -726,6 +733,8 @@ impl RunRow {
             bounded_rescans: b.bounded_rescans,
             outside_bound: b.outside_bound,
             max_reach_ratio: b.max_reach_ratio,
+            content_rescan_bytes: records.then_some(s.content_rescan_bytes),
+            stackshadow_frames_verified: records.then_some(s.stackshadow_frames_verified),
             wb_ns_per_store: None,
             wall_ns,
             mutator_ops_per_s: if wall_ns == 0 {

@@ -89,12 +89,13 @@ pub fn standard_workloads(args: &SuiteArgs) -> Result<Vec<Workload>, SuiteError>
     Ok(ws)
 }
 
-/// A counter run: deterministic engine, checkmark on.
+/// A counter run: deterministic engine, with checkmark and stackshadow verifying every cycle
+/// (stackshadow's records also give the content oracle).
 fn counter_plan(w: &Workload, d: Design, seed: u64, args: &SuiteArgs) -> Plan {
     Plan::new(w, d, seed)
         .with("--cycles", args.cycles())
         .with("--warmup-cycles", WARMUP_CYCLES)
-        .with("--debug", "gccheckmark=1")
+        .with("--debug", "gccheckmark=1,stackshadow=1")
 }
 
 /// A pause run: threaded engine.

@@ -53,6 +53,7 @@ fn bin(name: &str) -> Command {
         "barrier_designs" => env!("CARGO_BIN_EXE_barrier_designs"),
         "sanitizer_leak" => env!("CARGO_BIN_EXE_sanitizer_leak"),
         "wbshadow_faults" => env!("CARGO_BIN_EXE_wbshadow_faults"),
+        "soundness" => env!("CARGO_BIN_EXE_soundness"),
         "paper_tables" => env!("CARGO_BIN_EXE_paper_tables"),
         "testbed" => env!("CARGO_BIN_EXE_testbed"),
         other => panic!("no binary {other}"),
@@ -383,6 +384,7 @@ fn bad_flags_exit_2_with_one_line() {
         "barrier_designs",
         "sanitizer_leak",
         "wbshadow_faults",
+        "soundness",
     ] {
         rejects(name, &["--bogus"]);
         rejects(name, &["--quick", "--full"]);
@@ -561,4 +563,69 @@ fn wbshadow_faults_catches_every_run_that_lost_an_object() {
     assert!(overhead.iter().all(|r| (field(&oh, r, "mode") == "off"
         || field(&oh, r, "mode") == "checkmark")
         == (u(&oh, r, "shadow_bytes") == 0)));
+}
+
+/// The mutation table and the campaign: every fault × checker × workload cell, stackshadow
+/// catching every run in which a re-scan fault skipped a changed frame, no campaign failure,
+/// and a caught run's command reproducing its exit 3.
+#[test]
+fn soundness_catches_every_effective_rescan_fault_and_the_campaign_is_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--quick", "--scale", "0.5", "--seeds", "2", "--quiet"];
+    run_ok("soundness", &args, dir.path());
+    let (header, rows) = read_csv(&dir.path().join("soundness.csv"));
+    assert_eq!(
+        rows.len(),
+        5 * 4 * 4,
+        "five faults × four checkers × four workloads"
+    );
+    let mut effective_rescan_faults = 0;
+    for r in &rows {
+        let (fault, checker) = (field(&header, r, "fault"), field(&header, r, "checker"));
+        let (eff, caught) = (
+            u(&header, r, "runs_effective"),
+            u(&header, r, "caught_effective"),
+        );
+        assert!(caught <= eff && eff <= u(&header, r, "runs_fired"), "{r:?}");
+        if fault != "wb-drop" && (checker == "stackshadow" || checker == "both") {
+            assert_eq!(caught, eff, "{fault} {checker}");
+            effective_rescan_faults += eff;
+        }
+        if fault != "wb-drop" && checker == "wbshadow=2" {
+            assert_eq!(
+                caught,
+                u(&header, r, "lost_caught"),
+                "wbshadow sees no stack fault"
+            );
+        }
+    }
+    assert!(
+        effective_rescan_faults > 0,
+        "some re-scan fault took effect"
+    );
+    let (ch, campaign) = read_csv(&dir.path().join("soundness_campaign.csv"));
+    assert_eq!(campaign.len(), 5 * 2, "five designs × two engines");
+    for r in &campaign {
+        assert_eq!(u(&ch, r, "failures"), 0, "{r:?}");
+        assert_eq!(u(&ch, r, "seeds"), 2);
+        let rescans = !matches!(field(&ch, r, "design"), "hybrid" | "yuasa");
+        assert_eq!(
+            u(&ch, r, "stackshadow_frames_verified") > 0,
+            rescans,
+            "{r:?}"
+        );
+    }
+    let (rh, runs) = read_csv(&dir.path().join("soundness_runs.csv"));
+    let caught = runs
+        .iter()
+        .find(|r| field(&rh, r, "caught_by") == "stackshadow")
+        .expect("stackshadow caught some run");
+    let command = field(&rh, caught, "command");
+    let args: Vec<&str> = command.split_whitespace().skip(1).collect();
+    let again = bin("testbed").args(&args).output().unwrap();
+    assert_eq!(again.status.code(), Some(3), "{command}");
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("stackshadow: goroutine"),
+        "{command}"
+    );
 }

@@ -1,0 +1,515 @@
+//! `soundness`: the collector's soundness evidence, with the power to fail — a mutation table
+//! (injected faults × checkers × workloads) and a checkmark campaign over many seeds, every
+//! design and both engines.
+//!
+//! Invariant: every fault run is deterministic and a checker changes neither the schedule nor
+//! the fault draws (each is a stateless function of the seed and the event), so one seed's runs
+//! under every checker are the same execution up to the first report; "took effect", measured
+//! once per fault, workload and seed on a run with no checker, names the same runs for every
+//! checker. The binary fails (exit 3) when stackshadow misses a run in which a re-scan fault took
+//! effect, when `wbshadow=2` misses a run that lost an object, or when a campaign run finds a
+//! violation.
+//!
+//! The mutation table. Faults: `wb-drop` (a write barrier skipped), and the four that make
+//! mark termination's re-scans shade less than they must: `rescan-skip`, `bound-short`,
+//! `hit-lost`, `unwind-skip` (see the README's fault list). For each fault, workload and seed one
+//! reference run with no checker counts when the fault fired and when it took effect where it
+//! matters: for `wb-drop`, a barrier dropped; for a re-scan fault, a frame the re-scans skipped
+//! that had changed since its scan (`skipped_frames_changed`, which the runtime counts whenever
+//! such a fault is injected). Then one run per checker — checkmark alone, `wbshadow=2` (with its
+//! checkmark walk), `stackshadow=1`, both — ends at the first report (exit 3) or completes; the
+//! checkmark run also says whether the fault lost an object. Delay: cycles from the first cycle in
+//! which the fault took effect to the one whose report stopped the run.
+//!
+//! The campaign: `mixed` (small) under every design — full re-scan, stack barriers at Go's offset
+//! and on every frame, hybrid, Yuasa — with checkmark and stackshadow on, over many seeds on the
+//! deterministic engine and fewer on the threaded one (2 Ps): 0 failures expected.
+//!
+//! Outputs: `OUT/soundness.csv` (the table, one row per fault, checker and workload),
+//! `OUT/soundness_runs.csv` (every fault run), `OUT/soundness_campaign.csv` (one row per design
+//! and engine), each with its `.json`.
+
+use std::time::Instant;
+
+use gc::{Deterministic, RunResult, RuntimeError, Threaded};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::debug_modes::median;
+use crate::suite::{self, Design, Mode, Plan, SuiteArgs, SuiteError, Workload};
+
+/// The faults: `(name, --inject spec)`.
+pub const FAULTS: [(&str, &str); 5] = [
+    ("wb-drop", "wb-drop=0.01"),
+    ("rescan-skip", "rescan-skip=0.5"),
+    ("bound-short", "bound-short=1"),
+    ("hit-lost", "hit-lost=0.5"),
+    ("unwind-skip", "unwind-skip=0.5"),
+];
+
+/// The checkers: `(name, --debug knobs)`.
+pub const CHECKERS: [(&str, &str); 4] = [
+    ("checkmark", "gccheckmark=1"),
+    ("wbshadow=2", "wbshadow=2"),
+    ("stackshadow", "stackshadow=1"),
+    ("both", "wbshadow=2,stackshadow=1"),
+];
+
+/// The mutation table's workloads at their sizes: `(name, goroutines, depth)`. `mixed` and
+/// `adversarial` hide objects on stacks, `deep-unwind` unwinds past barriers, `many-shallow`'s
+/// servers store pointers all through the mark (where a dropped barrier loses objects).
+const TABLE_WORKLOADS: [(&str, usize, usize); 4] = [
+    ("mixed", 32, 200),
+    ("adversarial", 32, 200),
+    ("deep-unwind", 16, 200),
+    ("many-shallow", 64, 10),
+];
+
+/// Cycles a fault run makes.
+const FAULT_CYCLES: u32 = 6;
+
+/// The campaign's designs (every design the suite knows, the stack-barrier one at Go's offset).
+const CAMPAIGN_DESIGNS: [Design; 5] = [
+    Design::FullRescan,
+    Design::Stkbar(crate::sweeps::GO_FIRST_OFFSET),
+    Design::StkbarAll,
+    Design::Hybrid,
+    Design::Yuasa,
+];
+
+/// Cycles a campaign run makes.
+const CAMPAIGN_CYCLES: u32 = 3;
+
+/// Seeds of the mutation table, and of the campaign per engine.
+fn seed_counts(mode: Mode) -> (u64, u64, u64) {
+    match mode {
+        Mode::Quick => (4, 60, 6),
+        Mode::Full => (16, 1_000, 100),
+    }
+}
+
+/// One fault run.
+#[derive(Clone, Debug, Serialize)]
+pub struct FaultRun {
+    /// The fault.
+    pub fault: &'static str,
+    /// The checker, or `none` for the reference run.
+    pub checker: &'static str,
+    /// The workload.
+    pub workload: &'static str,
+    /// The seed.
+    pub seed: u64,
+    /// Which report stopped the run: `checkmark`, `wbshadow`, `stackshadow`, `invalidptr`,
+    /// `stack` (an inconsistent stack), or empty.
+    pub caught_by: &'static str,
+    /// The cycle whose report stopped it.
+    pub caught_cycle: Option<u32>,
+    /// Cycles completed.
+    pub cycles: u64,
+    /// How often the fault fired (reference runs).
+    pub fired: u64,
+    /// How often it took effect where it matters (reference runs).
+    pub effective: u64,
+    /// The first cycle in which it took effect (reference runs).
+    pub first_effect_cycle: Option<u32>,
+    /// The command that reproduces the run.
+    pub command: String,
+}
+
+/// One row of the mutation table.
+#[derive(Clone, Debug, Serialize)]
+pub struct TableRow {
+    /// The fault.
+    pub fault: &'static str,
+    /// The checker.
+    pub checker: &'static str,
+    /// The workload.
+    pub workload: &'static str,
+    /// Seeds run.
+    pub runs: u64,
+    /// Runs in which the fault fired at all.
+    pub runs_fired: u64,
+    /// Runs in which it took effect where it matters (a dropped barrier; a changed frame skipped).
+    pub runs_effective: u64,
+    /// Runs the checker stopped.
+    pub caught: u64,
+    /// Of the runs in which the fault took effect, those it stopped.
+    pub caught_effective: u64,
+    /// `caught_effective / runs_effective`; empty with none.
+    pub detection_rate: Option<f64>,
+    /// Runs that lost an object (checkmark's verdict on the same seed).
+    pub lost: u64,
+    /// Of those, the runs this checker stopped.
+    pub lost_caught: u64,
+    /// Median cycles from the first effect to the report, over the caught effective runs.
+    pub delay_cycles_p50: Option<f64>,
+}
+
+/// One row of the campaign.
+#[derive(Clone, Debug, Serialize)]
+pub struct CampaignRow {
+    /// The design.
+    pub design: String,
+    /// `deterministic` or `threaded`.
+    pub engine: &'static str,
+    /// The workload.
+    pub workload: &'static str,
+    /// Seeds run.
+    pub seeds: u64,
+    /// Cycles completed over them.
+    pub cycles: u64,
+    /// Runs that found a violation (checkmark or stackshadow): 0 expected.
+    pub failures: u64,
+    /// Reachable objects checkmark found unmarked.
+    pub checkmark_failures: u64,
+    /// Frames stackshadow verified unchanged among those the re-scans skipped.
+    pub stackshadow_frames_verified: u64,
+    /// The first failing run's command, if any.
+    pub first_failure: String,
+}
+
+/// How a run ended.
+struct Ended {
+    result: Result<RunResult, RuntimeError>,
+    cycles: u64,
+    /// The cycle under way when it stopped.
+    cycle: u32,
+}
+
+/// Runs `plan` on its engine.
+fn execute(plan: &Plan) -> Result<Ended, SuiteError> {
+    let r = suite::resolve(plan)?;
+    let failed = |e: RuntimeError| {
+        SuiteError::Failed(format!("soundness: run `{}` failed: {e}", plan.command()))
+    };
+    let image = r.workload.build(&r.params);
+    if r.report.engine == "threaded" {
+        let mut e = Threaded::new(r.config.clone(), image).map_err(failed)?;
+        let limits = gc::Limits {
+            max_ops: r.max_ops,
+            time_limit: std::time::Duration::from_secs(120),
+        };
+        let result = e.run(r.cycles, limits);
+        let rt = e.runtime();
+        return Ok(Ended {
+            cycles: rt.gc.cycles_completed() as u64,
+            cycle: rt.gc.cycle(),
+            result,
+        });
+    }
+    let mut e = Deterministic::new(r.config.clone(), image).map_err(failed)?;
+    let result = e.run(r.cycles, r.max_ops);
+    let rt = e.runtime();
+    Ok(Ended {
+        cycles: rt.gc.cycles_completed() as u64,
+        cycle: rt.gc.cycle(),
+        result,
+    })
+}
+
+/// The checker a failed run's error names, and the cycle of its report; a failure no checker
+/// made is an error.
+fn caught(plan: &Plan, ended: &Ended) -> Result<(&'static str, Option<u32>), SuiteError> {
+    let e = match &ended.result {
+        Ok(_) => return Ok(("", None)),
+        Err(e) => e,
+    };
+    let by = match e {
+        RuntimeError::CheckmarkFailed { cycle, .. } => return Ok(("checkmark", Some(*cycle))),
+        RuntimeError::StackShadowViolation { cycle, .. } => {
+            return Ok(("stackshadow", Some(*cycle)));
+        }
+        RuntimeError::MissedWriteBarrier { .. } => "wbshadow",
+        RuntimeError::BadPointer { .. } => "invalidptr",
+        RuntimeError::Stack(_) if e.is_checker_violation() => "stack",
+        _ => {
+            return Err(SuiteError::Failed(format!(
+                "soundness: run `{}` failed: {e}",
+                plan.command()
+            )));
+        }
+    };
+    Ok((by, Some(ended.cycle)))
+}
+
+/// `soundness`: see the module comment.
+pub fn soundness(args: &SuiteArgs) -> Result<String, SuiteError> {
+    args.validate()?;
+    let name = "soundness";
+    let start = Instant::now();
+    let (table_seeds, det_seeds, thr_seeds) = seed_counts(args.mode());
+    let seeds = |n: u64| -> Vec<u64> {
+        let n = args.seeds.unwrap_or(n);
+        (0..n).map(|i| args.seed.wrapping_add(i)).collect()
+    };
+    let pool = args.job_pool().map_err(SuiteError::Failed)?;
+
+    // The mutation table: a reference run and one run per checker for every fault, workload
+    // and seed.
+    let mut cells = Vec::new();
+    for (fault, spec) in FAULTS {
+        for (workload, g, d) in TABLE_WORKLOADS {
+            let w = Workload::new(workload, args.size(g), args.size(d));
+            for seed in seeds(table_seeds) {
+                let base = Plan::new(&w, Design::Stkbar(crate::sweeps::GO_FIRST_OFFSET), seed)
+                    .with("--cycles", args.cycles.unwrap_or(FAULT_CYCLES))
+                    .with("--inject", spec)
+                    .with("--heap-minimum", args.heap_minimum.unwrap_or(256 << 10));
+                cells.push((fault, "none", workload, seed, base.clone()));
+                for (checker, knobs) in CHECKERS {
+                    let plan = base.clone().with("--debug", knobs);
+                    cells.push((fault, checker, workload, seed, plan));
+                }
+            }
+        }
+    }
+    let ended: Vec<Ended> = pool.install(|| {
+        cells
+            .par_iter()
+            .map(|(.., plan)| execute(plan))
+            .collect::<Result<_, _>>()
+    })?;
+    let mut runs = Vec::with_capacity(cells.len());
+    for ((fault, checker, workload, seed, plan), e) in cells.iter().zip(&ended) {
+        let (caught_by, caught_cycle) = caught(plan, e)?;
+        let (mut fired, mut effective, mut first_effect_cycle) = (0, 0, None);
+        if *checker == "none" {
+            let r = e.result.as_ref().map_err(|err| {
+                SuiteError::Failed(format!("soundness: `{}` failed: {err}", plan.command()))
+            })?;
+            for c in &r.cycles {
+                let (f, eff) = if *fault == "wb-drop" {
+                    (c.wb_dropped, c.wb_dropped)
+                } else {
+                    let f = c.rescan_frames_skipped + c.rescans_shortened + c.hits_lost;
+                    (f + c.unwinds_skipped, c.skipped_frames_changed)
+                };
+                fired += f;
+                effective += eff;
+                if eff > 0 && first_effect_cycle.is_none() {
+                    first_effect_cycle = Some(c.cycle);
+                }
+            }
+        }
+        runs.push(FaultRun {
+            fault,
+            checker,
+            workload,
+            seed: *seed,
+            caught_by,
+            caught_cycle,
+            cycles: e.cycles,
+            fired,
+            effective,
+            first_effect_cycle,
+            command: plan.command(),
+        });
+    }
+    let reference = |fault: &str, workload: &str, seed: u64| {
+        runs.iter()
+            .find(|r| {
+                r.checker == "none" && r.fault == fault && r.workload == workload && r.seed == seed
+            })
+            .expect("every cell has its reference run")
+    };
+    let lost = |fault: &str, workload: &str, seed: u64| {
+        runs.iter().any(|r| {
+            r.checker == "checkmark"
+                && r.fault == fault
+                && r.workload == workload
+                && r.seed == seed
+                && r.caught_by == "checkmark"
+        })
+    };
+    let mut table = Vec::new();
+    for (fault, _) in FAULTS {
+        for (checker, _) in CHECKERS {
+            for (workload, ..) in TABLE_WORKLOADS {
+                let cell: Vec<&FaultRun> = runs
+                    .iter()
+                    .filter(|r| r.fault == fault && r.checker == checker && r.workload == workload)
+                    .collect();
+                let (mut fired, mut effective, mut caught, mut caught_eff) = (0, 0, 0, 0);
+                let (mut lost_runs, mut lost_caught, mut delays) = (0, 0, Vec::new());
+                for r in &cell {
+                    let reference = reference(fault, workload, r.seed);
+                    let is_caught = !r.caught_by.is_empty();
+                    let is_effective = reference.effective > 0;
+                    fired += u64::from(reference.fired > 0);
+                    effective += u64::from(is_effective);
+                    caught += u64::from(is_caught);
+                    if is_effective && is_caught {
+                        caught_eff += 1;
+                        if let (Some(at), Some(first)) =
+                            (r.caught_cycle, reference.first_effect_cycle)
+                        {
+                            delays.push(u64::from(at.saturating_sub(first)));
+                        }
+                    }
+                    if lost(fault, workload, r.seed) {
+                        lost_runs += 1;
+                        lost_caught += u64::from(is_caught);
+                    }
+                }
+                table.push(TableRow {
+                    fault,
+                    checker,
+                    workload,
+                    runs: cell.len() as u64,
+                    runs_fired: fired,
+                    runs_effective: effective,
+                    caught,
+                    caught_effective: caught_eff,
+                    detection_rate: (effective > 0).then(|| caught_eff as f64 / effective as f64),
+                    lost: lost_runs,
+                    lost_caught,
+                    delay_cycles_p50: median(delays),
+                });
+            }
+        }
+    }
+
+    // The campaign.
+    let workload = Workload::new("mixed", args.size(8), args.size(40));
+    let mut campaign_cells = Vec::new();
+    for design in CAMPAIGN_DESIGNS {
+        for (engine, n) in [("deterministic", det_seeds), ("threaded", thr_seeds)] {
+            for seed in seeds(n) {
+                let mut plan = Plan::new(&workload, design, seed)
+                    .with("--cycles", CAMPAIGN_CYCLES)
+                    .with("--debug", "gccheckmark=1,stackshadow=1")
+                    .with("--heap-minimum", args.heap_minimum.unwrap_or(128 << 10));
+                if engine == "threaded" {
+                    plan = plan
+                        .with("--engine", "threaded")
+                        .with("--procs", args.procs.unwrap_or(2));
+                }
+                campaign_cells.push((design, engine, plan));
+            }
+        }
+    }
+    let (threaded, deterministic): (Vec<_>, Vec<_>) = campaign_cells
+        .iter()
+        .partition(|(_, e, _)| *e == "threaded");
+    let mut campaign_ended: Vec<(&(Design, &str, Plan), Ended)> = pool.install(|| {
+        deterministic
+            .par_iter()
+            .map(|c| execute(&c.2).map(|e| (*c, e)))
+            .collect::<Result<_, _>>()
+    })?;
+    // Threaded runs one at a time: each uses the machine's cores.
+    for c in threaded {
+        campaign_ended.push((c, execute(&c.2)?));
+    }
+    let mut campaign = Vec::new();
+    for design in CAMPAIGN_DESIGNS {
+        for engine in ["deterministic", "threaded"] {
+            let cell: Vec<&(&(Design, &str, Plan), Ended)> = campaign_ended
+                .iter()
+                .filter(|(c, _)| c.0 == design && c.1 == engine)
+                .collect();
+            let mut row = CampaignRow {
+                design: design.name(),
+                engine,
+                workload: "mixed",
+                seeds: cell.len() as u64,
+                cycles: 0,
+                failures: 0,
+                checkmark_failures: 0,
+                stackshadow_frames_verified: 0,
+                first_failure: String::new(),
+            };
+            for ((_, _, plan), e) in cell {
+                row.cycles += e.cycles;
+                match &e.result {
+                    Ok(r) => {
+                        row.stackshadow_frames_verified += r.totals.sum.stackshadow_frames_verified;
+                        row.checkmark_failures += r.totals.sum.checkmark_failures;
+                    }
+                    Err(err) if err.is_checker_violation() => {
+                        row.failures += 1;
+                        if let RuntimeError::CheckmarkFailed { failures, .. } = err {
+                            row.checkmark_failures += failures;
+                        }
+                        if row.first_failure.is_empty() {
+                            row.first_failure = format!("{}: {err}", plan.command())
+                                .lines()
+                                .next()
+                                .unwrap_or_default()
+                                .to_owned();
+                        }
+                    }
+                    Err(err) => {
+                        return Err(SuiteError::Failed(format!(
+                            "soundness: run `{}` failed: {err}",
+                            plan.command()
+                        )));
+                    }
+                }
+            }
+            campaign.push(row);
+        }
+    }
+
+    suite::write_results(args, name, &table)?;
+    suite::write_results(args, &format!("{name}_runs"), &runs)?;
+    suite::write_results(args, &format!("{name}_campaign"), &campaign)?;
+
+    let mut out = format!(
+        "{name}: {} fault runs and {} campaign runs ({} mode) in {:.1} s -> {}",
+        runs.len(),
+        campaign_ended.len(),
+        args.mode(),
+        start.elapsed().as_secs_f64(),
+        args.out.join(format!("{name}.csv")).display()
+    );
+    let mut violations = Vec::new();
+    for (fault, _) in FAULTS {
+        for (checker, _) in CHECKERS {
+            let of = |k: &dyn Fn(&TableRow) -> u64| -> u64 {
+                table
+                    .iter()
+                    .filter(|r| r.fault == fault && r.checker == checker)
+                    .map(k)
+                    .sum()
+            };
+            let (eff, caught_eff) = (of(&|r| r.runs_effective), of(&|r| r.caught_effective));
+            let (lost, lost_caught) = (of(&|r| r.lost), of(&|r| r.lost_caught));
+            out.push_str(&format!(
+                "\n  {fault:<12} {checker:<12} caught {caught_eff} of {eff} runs where it took effect; {lost_caught} of {lost} that lost an object"
+            ));
+            let must_catch_effective =
+                fault != "wb-drop" && matches!(checker, "stackshadow" | "both");
+            if must_catch_effective && caught_eff < eff {
+                violations.push(format!(
+                    "{checker} caught {caught_eff} of {eff} {fault} runs that skipped a changed frame"
+                ));
+            }
+            if matches!(checker, "wbshadow=2" | "both") && lost_caught < lost {
+                violations.push(format!(
+                    "{checker} caught {lost_caught} of {lost} {fault} runs that lost an object"
+                ));
+            }
+        }
+    }
+    for r in &campaign {
+        out.push_str(&format!(
+            "\n  campaign {:<12} {:<13}: {} seeds, {} cycles, {} failures, {} frames verified by stackshadow",
+            r.design, r.engine, r.seeds, r.cycles, r.failures, r.stackshadow_frames_verified
+        ));
+        if r.failures > 0 {
+            violations.push(format!(
+                "campaign {} {}: {} failing run(s), first {}",
+                r.design, r.engine, r.failures, r.first_failure
+            ));
+        }
+    }
+    if !violations.is_empty() {
+        return Err(SuiteError::Violation(format!(
+            "{name}: {}; see {}",
+            violations.join("; "),
+            args.out.join(format!("{name}_runs.csv")).display()
+        )));
+    }
+    Ok(out)
+}
