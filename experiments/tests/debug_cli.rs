@@ -169,7 +169,7 @@ fn bad_knob_strings_exit_2_with_one_line() {
     let v = report_with_env(&args(&[], &[]), Some("gccheckmark=1, wbshadow=2"));
     assert_eq!(
         v["config"]["debug"],
-        "gctrace=0,gccheckmark=1,wbshadow=2,gcstackbarrieroff=0,gcstackbarrierall=0,\
+        "gctrace=0,gccheckmark=1,wbshadow=2,stackshadow=0,gcstackbarrieroff=0,gcstackbarrierall=0,\
          allocfreetrace=0,invalidptr=1"
     );
     let v = report_with_env(
@@ -178,7 +178,7 @@ fn bad_knob_strings_exit_2_with_one_line() {
     );
     assert_eq!(
         v["config"]["debug"],
-        "gctrace=0,gccheckmark=0,wbshadow=0,gcstackbarrieroff=0,gcstackbarrierall=0,\
+        "gctrace=0,gccheckmark=0,wbshadow=0,stackshadow=0,gcstackbarrieroff=0,gcstackbarrierall=0,\
          allocfreetrace=0,invalidptr=1"
     );
 }
@@ -321,7 +321,10 @@ fn wbshadow_2_catches_a_dropped_global_store_at_the_checkmark_walk() {
     // Checkmark alone: the dropped barrier hid no reachable object.
     let v = report(&with("gccheckmark=1"));
     assert_eq!(u(&v["totals"], "checkmark_failures"), 0, "{v}");
-    assert_eq!(v["config"]["inject"], "wb-drop=0.003,rescan-skip=0");
+    assert_eq!(
+        v["config"]["inject"],
+        "wb-drop=0.003,rescan-skip=0,bound-short=0,hit-lost=0,unwind-skip=0"
+    );
 }
 
 // ---- 5. Clean runs: no violations under every design. ----
@@ -334,7 +337,10 @@ fn assert_clean(v: &Value) {
     assert_eq!(u(t, "wb_dropped"), 0, "{ctx}");
     assert!(u(t, "shadow_bytes") > 0, "{ctx}");
     assert_eq!(u(t, "cycles"), 3, "{ctx}");
-    assert_eq!(ctx["inject"], "wb-drop=0,rescan-skip=0");
+    assert_eq!(
+        ctx["inject"],
+        "wb-drop=0,rescan-skip=0,bound-short=0,hit-lost=0,unwind-skip=0"
+    );
     for row in cycles(v) {
         assert!(u(row, "shadow_bytes") > 0, "{row}\n{ctx}");
     }
@@ -551,8 +557,14 @@ fn rescan_skip_runs_and_is_reported_in_the_config() {
         Some(0) => {
             let v: Value = serde_json::from_str(text(&out.stdout).trim())
                 .unwrap_or_else(|e| panic!("bad JSON ({e}): {ctx}"));
-            assert_eq!(v["config"]["inject"], "wb-drop=0,rescan-skip=0.5", "{ctx}");
+            assert_eq!(
+                v["config"]["inject"],
+                "wb-drop=0,rescan-skip=0.5,bound-short=0,hit-lost=0,unwind-skip=0",
+                "{ctx}"
+            );
             assert_eq!(u(&v["totals"], "checkmark_failures"), 0, "{ctx}");
+            // What checkmark cannot see, the records count: the re-scans skipped changed frames.
+            assert!(u(&v["totals"], "skipped_frames_changed") > 0, "{ctx}");
         }
         Some(3) => assert!(err.contains("checkmark"), "{ctx}"),
         _ => panic!("want exit 0 or 3: {ctx}"),
