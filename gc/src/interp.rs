@@ -446,10 +446,14 @@ impl Runtime {
                     }
                     // `--inject unwind-skip`: the write skips `gcUnwindBarriers`, leaving the
                     // barriers below it in place and the bound where it was.
-                    let below = st.gs.stkbar().skip(st.gs.stkbar_pos());
-                    let would_pass = below.filter(|b| b.saved_lr_ptr < Addr(target)).count();
-                    if would_pass > 0
-                        && self.fault_drawn(st, self.config.inject.unwind_skip, UNWIND_SKIP_STREAM)
+                    let skip = self.config.inject.unwind_skip;
+                    let would_pass = || {
+                        let below = st.gs.stkbar().skip(st.gs.stkbar_pos());
+                        below.filter(|b| b.saved_lr_ptr < Addr(target)).count()
+                    };
+                    if skip > 0.0
+                        && would_pass() > 0
+                        && self.fault_drawn(st, skip, UNWIND_SKIP_STREAM)
                     {
                         self.fault_log.note_unwind_skipped();
                         st.gs.write(Addr(target), v)?;
