@@ -187,7 +187,7 @@ fn execute(plan: &Plan) -> Result<Ended, SuiteError> {
         let mut e = Threaded::new(r.config.clone(), image).map_err(failed)?;
         let limits = gc::Limits {
             max_ops: r.max_ops,
-            time_limit: std::time::Duration::from_secs(120),
+            time_limit: std::time::Duration::from_secs_f64(r.report.time_limit.unwrap_or(300.0)),
         };
         let result = e.run(r.cycles, limits);
         let rt = e.runtime();

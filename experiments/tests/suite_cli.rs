@@ -89,6 +89,14 @@ fn run_tiny(name: &str, out: &Path) -> Output {
 }
 
 /// A CSV as a header and rows of fields.
+/// Runs a results row's reproducing `testbed` command and expects its verdict again: exit 3.
+fn reproduces_exit_3(command: &str) -> Output {
+    let args: Vec<&str> = command.split_whitespace().skip(1).collect();
+    let again = bin("testbed").args(&args).output().unwrap();
+    assert_eq!(again.status.code(), Some(3), "{command}");
+    again
+}
+
 fn read_csv(path: &Path) -> (Vec<String>, Vec<csv::StringRecord>) {
     let mut r = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let header = r.headers().unwrap().iter().map(str::to_owned).collect();
@@ -554,10 +562,7 @@ fn wbshadow_faults_catches_every_run_that_lost_an_object() {
         .iter()
         .find(|r| field(&runs_header, r, "detected") == "true")
         .expect("some run is caught");
-    let command = field(&runs_header, detected, "command");
-    let args: Vec<&str> = command.split_whitespace().skip(1).collect();
-    let again = bin("testbed").args(&args).output().unwrap();
-    assert_eq!(again.status.code(), Some(3), "{command}");
+    reproduces_exit_3(field(&runs_header, detected, "command"));
     let (oh, overhead) = read_csv(&dir.path().join("wbshadow_overhead.csv"));
     assert_eq!(overhead.len(), 4 * 2, "off and three modes × two seeds");
     assert!(overhead.iter().all(|r| (field(&oh, r, "mode") == "off"
@@ -621,9 +626,7 @@ fn soundness_catches_every_effective_rescan_fault_and_the_campaign_is_clean() {
         .find(|r| field(&rh, r, "caught_by") == "stackshadow")
         .expect("stackshadow caught some run");
     let command = field(&rh, caught, "command");
-    let args: Vec<&str> = command.split_whitespace().skip(1).collect();
-    let again = bin("testbed").args(&args).output().unwrap();
-    assert_eq!(again.status.code(), Some(3), "{command}");
+    let again = reproduces_exit_3(command);
     assert!(
         String::from_utf8_lossy(&again.stderr).contains("stackshadow: goroutine"),
         "{command}"
