@@ -110,9 +110,12 @@ impl StackShadow {
         for frame in gs.frames(prog) {
             let frame = frame?;
             let first = shadow.words.len();
+            let words = gs
+                .stack()
+                .words(frame.sp, frame.fp)
+                .expect("the unwinder checked the frame");
             for i in prog.func(frame.func).ptr_map.iter_ones() {
-                let v = gs.read(frame.sp.add(i * WORD))?;
-                shadow.words.push(Word::of(gs, v));
+                shadow.words.push(Word::of(gs, words[i]));
             }
             shadow.frames.push(FrameRecord {
                 sp_depth: hi.offset_from(frame.sp),
@@ -245,9 +248,13 @@ impl StackShadow {
                 frame.lr
             )));
         }
+        let words = gs
+            .stack()
+            .words(frame.sp, frame.fp)
+            .expect("the unwinder checked the frame");
         for (k, word) in prog.func(frame.func).ptr_map.iter_ones().enumerate() {
             let slot = frame.sp.add(word * WORD);
-            let now = Word::of(gs, gs.read(slot)?);
+            let now = Word::of(gs, words[word]);
             let then = self.words[rec.first + k];
             if now != then {
                 return Ok(Some(format!(
