@@ -83,7 +83,7 @@ const CAMPAIGN_CYCLES: u32 = 3;
 /// Seeds of the mutation table, and of the campaign per engine.
 fn seed_counts(mode: Mode) -> (u64, u64, u64) {
     match mode {
-        Mode::Quick => (4, 60, 6),
+        Mode::Quick => (2, 30, 4),
         Mode::Full => (16, 1_000, 100),
     }
 }

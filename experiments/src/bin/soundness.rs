@@ -17,7 +17,7 @@ use experiments::suite::{self, SuiteArgs};
     version,
     about = "The collector's soundness evidence: injected faults (wb-drop, rescan-skip, bound-short, hit-lost, unwind-skip) against each checker (checkmark, wbshadow=2, stackshadow=1, both) on four workloads, and a checkmark and stackshadow campaign over many seeds, every design and both engines.",
     after_help = "Examples:\n  soundness --quick\n  soundness --full --out /tmp/results\n\n\
---seeds N sets the seeds of every part (default: 4 per table cell, 60 deterministic and 6 threaded\n\
+--seeds N sets the seeds of every part (default: 2 per table cell, 30 deterministic and 4 threaded\n\
 campaign seeds with --quick; 16, 1000 and 100 with --full); --scale sizes the workloads; --cycles\n\
 sets a fault run's cycles (default 6); --procs the threaded campaign's Ps (default 2).\n\n\
 Exit codes: 0 success, 2 bad input, 3 stackshadow missed a run where a re-scan fault took effect,\n\
