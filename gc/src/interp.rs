@@ -175,7 +175,7 @@ impl Runtime {
 
     /// The word indices of `f`'s pointer slots.
     #[inline]
-    fn ptr_slots(&self, f: FuncId) -> &[u16] {
+    pub(crate) fn ptr_slots(&self, f: FuncId) -> &[u16] {
         let (start, end) = self.ptr_slot_range[f.0 as usize];
         &self.ptr_slot_words[start as usize..end as usize]
     }
@@ -424,7 +424,7 @@ impl Runtime {
                     if let Some(shadow) = st.shadow.as_mut()
                         && shadow.cycle() == self.gc.cycle()
                     {
-                        shadow.note_store(prog, &st.gs, Addr(target), new);
+                        shadow.note_store(self, &st.gs, Addr(target), new);
                     }
                 }
             }

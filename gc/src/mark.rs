@@ -320,7 +320,7 @@ impl Runtime {
             g.scan_valid_cycle.store(cycle, Ordering::Relaxed);
             self.begin_track(st, cycle);
             if self.keeps_stack_records() {
-                st.shadow = Some(StackShadow::record(&self.prog, &st.gs, cycle)?);
+                st.shadow = Some(StackShadow::record(self, &st.gs, cycle)?);
             }
         }
         g.scan_done_cycle.store(cycle, Ordering::Release);

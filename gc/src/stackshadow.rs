@@ -104,7 +104,8 @@ pub struct Verified {
 
 impl StackShadow {
     /// The record of `gs` as a scan in `cycle` sees it.
-    pub fn record(prog: &Program, gs: &GStack, cycle: u32) -> Result<StackShadow, RuntimeError> {
+    pub fn record(rt: &Runtime, gs: &GStack, cycle: u32) -> Result<StackShadow, RuntimeError> {
+        let prog = &rt.prog;
         let hi = gs.stack().hi();
         let mut shadow = StackShadow::empty(cycle);
         for frame in gs.frames(prog) {
@@ -114,8 +115,8 @@ impl StackShadow {
                 .stack()
                 .words(frame.sp, frame.fp)
                 .expect("the unwinder checked the frame");
-            for i in prog.func(frame.func).ptr_map.iter_ones() {
-                shadow.words.push(Word::of(gs, words[i]));
+            for &i in rt.ptr_slots(frame.func) {
+                shadow.words.push(Word::of(gs, words[usize::from(i)]));
             }
             shadow.frames.push(FrameRecord {
                 sp_depth: hi.offset_from(frame.sp),
@@ -161,7 +162,7 @@ impl StackShadow {
 
     /// A write-barriered store of `v` into the stack word `slot` of `gs`: a recorded frame's
     /// pointer slot follows it.
-    pub fn note_store(&mut self, prog: &Program, gs: &GStack, slot: Addr, v: u64) {
+    pub fn note_store(&mut self, rt: &Runtime, gs: &GStack, slot: Addr, v: u64) {
         let hi = gs.stack().hi();
         let depth = hi.offset_from(slot);
         // The frame holding the slot: the innermost one whose SP lies at or below it.
@@ -173,9 +174,11 @@ impl StackShadow {
             return;
         }
         let word = (f.sp_depth - depth) / WORD;
-        let ptr_map = &prog.func(f.func).ptr_map;
-        if ptr_map.get(word).is_some_and(|b| *b) {
-            let rank = ptr_map[..word].count_ones();
+        if let Some(rank) = rt
+            .ptr_slots(f.func)
+            .iter()
+            .position(|&w| usize::from(w) == word)
+        {
             self.words[f.first + rank] = Word::of(gs, v);
         }
     }
@@ -187,15 +190,16 @@ impl StackShadow {
     }
 
     /// Compares every frame of `gs` the re-scan did not shade with the record, and measures the
-    /// content oracle. `goid` and `prog` name things in a report.
-    pub fn verify(&self, prog: &Program, gs: &GStack) -> Result<Verified, RuntimeError> {
+    /// content oracle.
+    pub fn verify(&self, rt: &Runtime, gs: &GStack) -> Result<Verified, RuntimeError> {
+        let prog = &rt.prog;
         let hi = gs.stack().hi();
         let mut out = Verified::default();
         let mut content_top = 0;
         for (index, frame) in gs.frames(prog).enumerate() {
             let frame = frame?;
             let sp_depth = hi.offset_from(frame.sp);
-            let differs = self.differs(prog, gs, index, &frame, sp_depth)?;
+            let differs = self.differs(rt, gs, index, &frame, sp_depth);
             if differs.is_some() {
                 content_top = frame.fp.offset_from(gs.sp());
             }
@@ -224,49 +228,50 @@ impl StackShadow {
     /// How frame `index` of `gs` differs from the record, if it does.
     fn differs(
         &self,
-        prog: &Program,
+        rt: &Runtime,
         gs: &GStack,
         index: usize,
         frame: &stacks::Frame,
         sp_depth: usize,
-    ) -> Result<Option<String>, RuntimeError> {
-        let name = |f: FuncId| prog.func(f).name.clone();
+    ) -> Option<String> {
+        let name = |f: FuncId| rt.prog.func(f).name.clone();
         let Some(rec) = self.frame_at(sp_depth) else {
-            return Ok(Some(format!(
+            return Some(format!(
                 "frame {index} ({} at sp={}) is new since the scan",
                 name(frame.func),
                 frame.sp
-            )));
+            ));
         };
         if rec.func != frame.func || rec.size != frame.size() || rec.lr != frame.lr {
-            return Ok(Some(format!(
+            return Some(format!(
                 "frame {index} at sp={} was {} returning to {}, is {} returning to {}",
                 frame.sp,
                 name(rec.func),
                 rec.lr,
                 name(frame.func),
                 frame.lr
-            )));
+            ));
         }
         let words = gs
             .stack()
             .words(frame.sp, frame.fp)
             .expect("the unwinder checked the frame");
-        for (k, word) in prog.func(frame.func).ptr_map.iter_ones().enumerate() {
-            let slot = frame.sp.add(word * WORD);
+        for (k, &word) in rt.ptr_slots(frame.func).iter().enumerate() {
+            let word = usize::from(word);
             let now = Word::of(gs, words[word]);
             let then = self.words[rec.first + k];
             if now != then {
-                return Ok(Some(format!(
+                let slot = frame.sp.add(word * WORD);
+                return Some(format!(
                     "frame {index} ({} at sp={}): pointer slot {slot} (word {word}) held {} at the scan, holds {} now",
                     name(frame.func),
                     frame.sp,
                     then.show(gs),
                     now.show(gs)
-                )));
+                ));
             }
         }
-        Ok(None)
+        None
     }
 
     fn report(&self, prog: &Program, gs: &GStack, index: usize, what: &str) -> String {
@@ -337,7 +342,7 @@ impl Runtime {
                 Some(st) => match st.shadow.as_ref().filter(|s| s.cycle == cycle) {
                     Some(shadow) => {
                         pass.record_bytes += shadow.bytes() as u64;
-                        shadow.verify(&self.prog, &st.gs).map(Some)
+                        shadow.verify(self, &st.gs).map(Some)
                     }
                     None => Ok(None),
                 },
