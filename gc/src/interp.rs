@@ -175,7 +175,7 @@ impl Runtime {
 
     /// The word indices of `f`'s pointer slots.
     #[inline]
-    pub(crate) fn ptr_slots(&self, f: FuncId) -> &[u16] {
+    pub(crate) fn ptr_slots(&self, f: FuncId) -> &[u32] {
         let (start, end) = self.ptr_slot_range[f.0 as usize];
         &self.ptr_slot_words[start as usize..end as usize]
     }
@@ -565,14 +565,14 @@ impl Runtime {
 struct Locals<'s> {
     sp: Addr,
     words: &'s mut [u64],
-    slots: &'s [u16],
+    slots: &'s [u32],
 }
 
 impl Locals<'_> {
     /// The word index of slot `k`.
     #[inline]
     fn word(&self, k: u8) -> Option<usize> {
-        (!self.slots.is_empty()).then(|| usize::from(self.slots[usize::from(k) % self.slots.len()]))
+        (!self.slots.is_empty()).then(|| self.slots[usize::from(k) % self.slots.len()] as usize)
     }
 
     /// Whether the frame has pointer slots (then every slot number names one).

@@ -218,7 +218,7 @@ pub struct Runtime {
     pub gc: GcState,
     /// Pointer-slot word indices of every function, back to back; function `f`'s are
     /// `ptr_slot_words[ptr_slot_range[f]]`.
-    pub(crate) ptr_slot_words: Box<[u16]>,
+    pub(crate) ptr_slot_words: Box<[u32]>,
     pub(crate) ptr_slot_range: Box<[(u32, u32)]>,
     pub(crate) stackpool: Mutex<StackPool>,
     pub(crate) allg: boxcar::Vec<G>,
@@ -274,7 +274,7 @@ impl Runtime {
         let mut ptr_slot_range = Vec::new();
         for f in image.program.funcs() {
             let start = ptr_slot_words.len() as u32;
-            ptr_slot_words.extend(f.ptr_map.iter_ones().map(|w| w as u16));
+            ptr_slot_words.extend(f.ptr_map.iter_ones().map(|w| w as u32));
             ptr_slot_range.push((start, ptr_slot_words.len() as u32));
         }
         let design = config.design;
@@ -384,5 +384,44 @@ impl Runtime {
     /// The write-barrier design's stack policy.
     pub fn stack_policy(&self) -> StackPolicy {
         self.config.design.stack_policy()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mutator::{Behaviour, Ctx, Op, Rng};
+    use crate::sched::P;
+    use stacks::Program;
+
+    #[derive(Debug)]
+    struct Idle;
+
+    impl Behaviour for Idle {
+        fn next_op(&mut self, _: &Ctx, _: &mut Rng) -> Op {
+            Op::Yield
+        }
+    }
+
+    #[test]
+    fn pointer_slots_of_a_frame_larger_than_512_kib_keep_their_word_indices() {
+        // A 1 MiB frame (the largest the builder accepts) with pointer slots past word 65,535.
+        let words = [0, 70_000, 131_070];
+        let program = Program::builder()
+            .func_with_pointers("main.huge", 1 << 20, &words)
+            .build()
+            .unwrap();
+        let f = program.lookup("main.huge").unwrap();
+        let image = WorkloadImage {
+            program,
+            types: Vec::new(),
+            globals: 1,
+            goroutines: vec![Box::new(Idle) as Box<dyn Behaviour>],
+            wakes_per_ms: 0.0,
+        };
+        let mut ps = vec![P::new(0)];
+        let rt = Runtime::new(GcConfig::default(), image, &mut ps).unwrap();
+        let got: Vec<usize> = rt.ptr_slots(f).iter().map(|&w| w as usize).collect();
+        assert_eq!(got, words);
     }
 }

@@ -116,7 +116,7 @@ impl StackShadow {
                 .words(frame.sp, frame.fp)
                 .expect("the unwinder checked the frame");
             for &i in rt.ptr_slots(frame.func) {
-                shadow.words.push(Word::of(gs, words[usize::from(i)]));
+                shadow.words.push(Word::of(gs, words[i as usize]));
             }
             shadow.frames.push(FrameRecord {
                 sp_depth: hi.offset_from(frame.sp),
@@ -177,7 +177,7 @@ impl StackShadow {
         if let Some(rank) = rt
             .ptr_slots(f.func)
             .iter()
-            .position(|&w| usize::from(w) == word)
+            .position(|&w| w as usize == word)
         {
             self.words[f.first + rank] = Word::of(gs, v);
         }
@@ -257,7 +257,7 @@ impl StackShadow {
             .words(frame.sp, frame.fp)
             .expect("the unwinder checked the frame");
         for (k, &word) in rt.ptr_slots(frame.func).iter().enumerate() {
-            let word = usize::from(word);
+            let word = word as usize;
             let now = Word::of(gs, words[word]);
             let then = self.words[rec.first + k];
             if now != then {
