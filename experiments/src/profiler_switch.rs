@@ -411,7 +411,8 @@ struct ResultsFile<'a> {
 }
 
 /// `profiler_switch`: see the module comment. The summary (or the JSON with `--json`) is the
-/// result; a malformed sample with the checks on is [`SuiteError::Violation`].
+/// result; a malformed sample under checked rules (`go1.7`, `seed003`) is
+/// [`SuiteError::Violation`].
 pub fn profiler_switch(args: &ProfilerArgs) -> Result<String, SuiteError> {
     let s = &args.suite;
     s.validate()?;
@@ -816,7 +817,7 @@ fn write_outputs(
     Ok(())
 }
 
-/// The checker's report: every checks-on run with a malformed sample, its counts, and its most
+/// The checker's report: every run under checked rules with a malformed sample, its counts, and its most
 /// frequent malformed stacks.
 fn violation_report(checked: &[&Outcome]) -> String {
     let bad: Vec<&&Outcome> = checked.iter().filter(|o| o.row.malformed > 0).collect();
@@ -862,7 +863,7 @@ fn violation_report(checked: &[&Outcome]) -> String {
     out
 }
 
-/// The human-readable summary: a line per checks setting and engine.
+/// The human-readable summary: a line per rule set and engine, then the totals per rule set.
 fn summary(
     name: &str,
     s: &SuiteArgs,
