@@ -817,8 +817,8 @@ fn write_outputs(
     Ok(())
 }
 
-/// The checker's report: every run under checked rules with a malformed sample, its counts, and its most
-/// frequent malformed stacks.
+/// The checker's report: every run under checked rules with a malformed sample, its counts, and
+/// its most frequent malformed stacks.
 fn violation_report(checked: &[&Outcome]) -> String {
     let bad: Vec<&&Outcome> = checked.iter().filter(|o| o.row.malformed > 0).collect();
     let total: u64 = bad.iter().map(|o| o.row.malformed).sum();
