@@ -138,6 +138,39 @@ impl Runtime {
         Ok(Step::Ran)
     }
 
+    /// A write-barriered store of `v` into stack slot `slot` of `st`: stackshadow's record of
+    /// this cycle, if any, follows it (out of line: the interpreter's loop stays small).
+    #[inline(never)]
+    fn shadow_follows_store(&self, st: &mut GState, slot: Addr, v: u64) {
+        let cycle = self.gc.cycle();
+        if let Some(shadow) = st.shadow.as_mut().filter(|s| s.cycle() == cycle) {
+            shadow.note_store(self, &st.gs, slot, v);
+        }
+    }
+
+    /// `--inject unwind-skip` on a bulk write of `v` to `target`: if there are barriers below it
+    /// and the fault strikes, the write skips `gcUnwindBarriers` (the barriers stay, the bound
+    /// stays where it was) and is done here. Whether it was.
+    #[cold]
+    #[inline(never)]
+    fn bulk_write_skipping_barriers(
+        &self,
+        st: &mut GState,
+        target: Addr,
+        v: u64,
+    ) -> Result<bool, RuntimeError> {
+        let below = st.gs.stkbar().skip(st.gs.stkbar_pos());
+        let would_pass = below.filter(|b| b.saved_lr_ptr < target).count();
+        let skip = self.config.inject.unwind_skip;
+        if would_pass == 0 || !self.fault_drawn(st, skip, UNWIND_SKIP_STREAM) {
+            return Ok(false);
+        }
+        self.fault_log.note_unwind_skipped();
+        st.gs.write(target, v)?;
+        self.note_bulk_write(st, target)?;
+        Ok(true)
+    }
+
     /// Whether an injected fault of `fraction` on stream `stream` strikes goroutine `st` now:
     /// only while marking, after its scan in this cycle (drawn per cycle, goroutine and stkbar
     /// position, so the checkers on or off do not change the draw).
@@ -157,6 +190,8 @@ impl Runtime {
     /// `--inject hit-lost` and `unwind-skip` on multi-frame unwinds: if the fault strikes, the
     /// `passed` barriers just passed (a hit, or an unwind's) never reach the collector's view of
     /// `stkbar_pos`, so the re-scan bound lags by that many entries. Whether it struck.
+    #[cold]
+    #[inline(never)]
     fn hide_passed_barriers(
         &self,
         st: &mut GState,
@@ -320,7 +355,7 @@ impl Runtime {
                             let pos = st.gs.stkbar_pos() as u64;
                             self.trace_p(p, TraceEv::BarrierHit, [st.gs.goid(), pos]);
                             let f = self.config.inject.hit_lost;
-                            if self.hide_passed_barriers(st, 1, f, HIT_LOST_STREAM) {
+                            if f > 0.0 && self.hide_passed_barriers(st, 1, f, HIT_LOST_STREAM) {
                                 self.fault_log.note_hit_lost();
                             }
                         }
@@ -421,10 +456,8 @@ impl Runtime {
                 if Self::is_stack_ptr(st, target) && !Self::escapes(new) {
                     self.writebarrierptr(p, st, Slot::Stack(Addr(target)), new)?;
                     // The barrier shaded the value: stackshadow's record follows the store.
-                    if let Some(shadow) = st.shadow.as_mut()
-                        && shadow.cycle() == self.gc.cycle()
-                    {
-                        shadow.note_store(self, &st.gs, Addr(target), new);
+                    if st.shadow.is_some() {
+                        self.shadow_follows_store(st, Addr(target), new);
                     }
                 }
             }
@@ -444,20 +477,9 @@ impl Runtime {
                         st.gs.write(Addr(target), v)?;
                         return Ok(Flow::Continue);
                     }
-                    // `--inject unwind-skip`: the write skips `gcUnwindBarriers`, leaving the
-                    // barriers below it in place and the bound where it was.
-                    let skip = self.config.inject.unwind_skip;
-                    let would_pass = || {
-                        let below = st.gs.stkbar().skip(st.gs.stkbar_pos());
-                        below.filter(|b| b.saved_lr_ptr < Addr(target)).count()
-                    };
-                    if skip > 0.0
-                        && would_pass() > 0
-                        && self.fault_drawn(st, skip, UNWIND_SKIP_STREAM)
+                    if self.config.inject.unwind_skip > 0.0
+                        && self.bulk_write_skipping_barriers(st, Addr(target), v)?
                     {
-                        self.fault_log.note_unwind_skipped();
-                        st.gs.write(Addr(target), v)?;
-                        self.note_bulk_write(st, Addr(target))?;
                         return Ok(Flow::Continue);
                     }
                     // `heapBitsBulkBarrier` passes the barriers below the target on g0
@@ -490,7 +512,7 @@ impl Runtime {
                     // `--inject unwind-skip`: the barriers it passed stay hidden from the
                     // collector's view of `stkbar_pos`.
                     let f = self.config.inject.unwind_skip;
-                    if self.hide_passed_barriers(st, passed, f, UNWIND_SKIP_STREAM) {
+                    if f > 0.0 && self.hide_passed_barriers(st, passed, f, UNWIND_SKIP_STREAM) {
                         self.fault_log.note_unwind_skipped();
                     }
                     st.depth -= n;
