@@ -46,16 +46,14 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use gc::profile::ProfileRules;
-use gc::{
-    Deterministic, Limits, Profile, ProfileConfig, RunResult, RuntimeError, SampleCounts, Threaded,
-};
+use gc::{Profile, ProfileConfig, RuntimeError, SampleCounts};
 use indicatif::ProgressBar;
 use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::cli;
 use crate::suite::{self, Design, Mode, Plan, SuiteArgs, SuiteError, Workload};
-use crate::testbed::Resolved;
+use crate::testbed::{self, Resolved};
 
 /// Deterministic engine: mean micro-operation boundaries between two signals to an M.
 pub const PERIOD: u64 = 16;
@@ -585,34 +583,6 @@ fn cell(
     })
 }
 
-/// Either engine, behind one `run`.
-enum AnyEngine {
-    Deterministic(Box<Deterministic>),
-    Threaded(Box<Threaded>),
-}
-
-impl AnyEngine {
-    fn run(&mut self, chunk: u32, r: &Resolved) -> Result<RunResult, RuntimeError> {
-        match self {
-            AnyEngine::Deterministic(e) => e.run(chunk, r.max_ops),
-            AnyEngine::Threaded(e) => e.run(
-                chunk,
-                Limits {
-                    max_ops: r.max_ops,
-                    time_limit: Duration::from_secs_f64(r.report.time_limit.unwrap_or(300.0)),
-                },
-            ),
-        }
-    }
-
-    fn program(&self) -> &stacks::Program {
-        match self {
-            AnyEngine::Deterministic(e) => &e.runtime().prog,
-            AnyEngine::Threaded(e) => &e.runtime().prog,
-        }
-    }
-}
-
 /// Runs `c` until it has drawn its target (a threaded run also stops after `time_cap`), at least
 /// the plan's `--cycles`, advancing `bar` by the samples drawn.
 fn run_cell(c: &Cell, bar: &ProgressBar, time_cap: Duration) -> Result<Outcome, SuiteError> {
@@ -636,22 +606,14 @@ fn run_cell(c: &Cell, bar: &ProgressBar, time_cap: Duration) -> Result<Outcome, 
         c.engine.name(),
         c.rules
     ));
-    let image = r.workload.build(&r.params);
-    let mut engine = match c.engine {
-        Engine::Deterministic => AnyEngine::Deterministic(Box::new(
-            Deterministic::new(r.config.clone(), image).map_err(failed)?,
-        )),
-        Engine::Threaded => AnyEngine::Threaded(Box::new(
-            Threaded::new(r.config.clone(), image).map_err(failed)?,
-        )),
-    };
+    let mut engine = testbed::Engine::new(r, r.workload.build(&r.params)).map_err(failed)?;
     let start = Instant::now();
     let mut shown = 0;
     let mut cycles = 0u64;
     let (mut installed, mut hit, mut removed) = (0, 0, 0);
     let mut chunk = 1;
     let (profile, mutator_ops) = loop {
-        let result = engine.run(chunk, r).map_err(failed)?;
+        let result = engine.run(chunk, r.max_ops).map_err(failed)?;
         cycles += result.cycles.len() as u64;
         for cy in &result.cycles {
             installed += cy.barriers_installed;
@@ -682,7 +644,7 @@ fn run_cell(c: &Cell, bar: &ProgressBar, time_cap: Duration) -> Result<Outcome, 
     let wall = start.elapsed();
     bar.inc(c.target.saturating_sub(shown));
     let folded =
-        (c.folded || profile.counts.malformed > 0).then(|| profile.folded(engine.program()));
+        (c.folded || profile.counts.malformed > 0).then(|| profile.folded(&engine.runtime().prog));
     let malformed_stacks = malformed_stacks(folded.as_deref().unwrap_or(""));
     let folded = folded.filter(|_| c.folded);
     let k = &profile.counts;

@@ -31,12 +31,13 @@
 
 use std::time::Instant;
 
-use gc::{Deterministic, RunResult, RuntimeError, Threaded};
+use gc::{RunResult, RuntimeError};
 use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::debug_modes::median;
 use crate::suite::{self, Design, Mode, Plan, SuiteArgs, SuiteError, Workload};
+use crate::testbed;
 
 /// The faults: `(name, --inject spec)`.
 pub const FAULTS: [(&str, &str); 5] = [
@@ -179,27 +180,11 @@ struct Ended {
 /// Runs `plan` on its engine.
 fn execute(plan: &Plan) -> Result<Ended, SuiteError> {
     let r = suite::resolve(plan)?;
-    let failed = |e: RuntimeError| {
+    let mut engine = testbed::Engine::new(&r, r.workload.build(&r.params)).map_err(|e| {
         SuiteError::Failed(format!("soundness: run `{}` failed: {e}", plan.command()))
-    };
-    let image = r.workload.build(&r.params);
-    if r.report.engine == "threaded" {
-        let mut e = Threaded::new(r.config.clone(), image).map_err(failed)?;
-        let limits = gc::Limits {
-            max_ops: r.max_ops,
-            time_limit: std::time::Duration::from_secs_f64(r.report.time_limit.unwrap_or(300.0)),
-        };
-        let result = e.run(r.cycles, limits);
-        let rt = e.runtime();
-        return Ok(Ended {
-            cycles: rt.gc.cycles_completed() as u64,
-            cycle: rt.gc.cycle(),
-            result,
-        });
-    }
-    let mut e = Deterministic::new(r.config.clone(), image).map_err(failed)?;
-    let result = e.run(r.cycles, r.max_ops);
-    let rt = e.runtime();
+    })?;
+    let result = engine.run(r.cycles, r.max_ops);
+    let rt = engine.runtime();
     Ok(Ended {
         cycles: rt.gc.cycles_completed() as u64,
         cycle: rt.gc.cycle(),

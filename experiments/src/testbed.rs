@@ -845,14 +845,19 @@ pub fn run(r: &Resolved) -> Result<Report, RunError> {
     run_timed(r).map(|(report, _)| report)
 }
 
-/// One engine, whichever the configuration picked.
-enum Engine {
+/// One engine, whichever the configuration picked (the threaded one when it has a time limit),
+/// behind one `run`: what every experiment that drives a resolved run itself uses.
+#[derive(Debug)]
+pub enum Engine {
+    /// The deterministic engine.
     Deterministic(Box<Deterministic>),
+    /// The threaded engine and its limits.
     Threaded(Box<Threaded>, Limits),
 }
 
 impl Engine {
-    fn new(r: &Resolved, image: gc::WorkloadImage) -> Result<Engine, RuntimeError> {
+    /// The engine `r` asks for, running `image`.
+    pub fn new(r: &Resolved, image: gc::WorkloadImage) -> Result<Engine, RuntimeError> {
         Ok(match r.report.time_limit {
             None => Engine::Deterministic(Box::new(Deterministic::new(r.config.clone(), image)?)),
             Some(secs) => Engine::Threaded(
@@ -865,14 +870,16 @@ impl Engine {
         })
     }
 
-    fn runtime(&self) -> &Runtime {
+    /// Its runtime.
+    pub fn runtime(&self) -> &Runtime {
         match self {
             Engine::Deterministic(e) => e.runtime(),
             Engine::Threaded(e, _) => e.runtime(),
         }
     }
 
-    fn run(&mut self, cycles: u32, max_ops: u64) -> Result<RunResult, RuntimeError> {
+    /// Runs `cycles` more cycles (the threaded engine within its limits).
+    pub fn run(&mut self, cycles: u32, max_ops: u64) -> Result<RunResult, RuntimeError> {
         match self {
             Engine::Deterministic(e) => e.run(cycles, max_ops),
             Engine::Threaded(e, limits) => e.run(cycles, *limits),
