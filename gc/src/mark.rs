@@ -809,32 +809,20 @@ impl Runtime {
             }
             visit(self.globals.read(i), Via::Global(i), &mut work)?;
         }
-        for index in 0..self.allglen() as GIndex {
-            let g = self.g(index);
-            let Some((mut owner, restore)) = g.try_own_for_scan() else {
-                continue;
-            };
-            let mut r = Ok(());
-            if let Some(st) = g.state(&mut owner).as_ref() {
-                let goid = st.gs.goid();
-                let mut slots = Vec::new();
-                r = scan_frames(
-                    &self.prog,
-                    &st.gs,
-                    None,
-                    |_| {},
-                    |slot, v| slots.push((slot, v)),
-                )
-                .map_err(RuntimeError::from)
-                .and_then(|_| {
-                    slots
-                        .into_iter()
-                        .try_for_each(|(slot, v)| visit(v, Via::Stack(goid, slot), &mut work))
-                });
-            }
-            g.release(owner, restore);
-            r?;
-        }
+        self.for_each_g_state(|st| {
+            let goid = st.gs.goid();
+            let mut slots = Vec::new();
+            scan_frames(
+                &self.prog,
+                &st.gs,
+                None,
+                |_| {},
+                |slot, v| slots.push((slot, v)),
+            )?;
+            slots
+                .into_iter()
+                .try_for_each(|(slot, v)| visit(v, Via::Stack(goid, slot), &mut work))
+        })?;
         while let Some(base) = work.pop() {
             if check_shadow && let Lookup::Object(o) = self.heap.find_object(base.0) {
                 self.check_object_shadow(o)?;

@@ -620,17 +620,13 @@ impl Runtime {
     pub fn stkbar_books(&self) -> (u64, u64) {
         let acc = lock(&self.gc.acc).stkbar;
         let (mut on_stacks, mut ended) = (0, acc.hit + acc.unwound + acc.removed);
-        for index in 0..self.allglen() as GIndex {
-            let g = self.g(index);
-            if let Some((mut owner, restore)) = g.try_own_for_scan() {
-                if let Some(st) = g.state(&mut owner).as_ref() {
-                    on_stacks += (st.gs.stkbar_len() - st.gs.stkbar_pos()) as u64;
-                    let c = st.gs.counters();
-                    ended += c.hit + c.unwound + c.removed;
-                }
-                g.release(owner, restore);
-            }
-        }
+        let walked: Result<(), std::convert::Infallible> = self.for_each_g_state(|st| {
+            on_stacks += (st.gs.stkbar_len() - st.gs.stkbar_pos()) as u64;
+            let c = st.gs.counters();
+            ended += c.hit + c.unwound + c.removed;
+            Ok(())
+        });
+        let Ok(()) = walked;
         (on_stacks, ended)
     }
 

@@ -24,7 +24,7 @@ use crate::mutator::Behaviour;
 use crate::proc::PFlags;
 use crate::profile::ProfileConfig;
 use crate::sanitizer::Sanitizer;
-use crate::sched::{G, GIndex, P};
+use crate::sched::{G, GIndex, GState, P};
 use crate::trace::Trace;
 use crate::wbarrier::{BarrierDesign, Dijkstra, StackPolicy};
 
@@ -353,6 +353,26 @@ impl Runtime {
             self.gc.g_visits.fetch_add(1, Ordering::Relaxed);
         }
         &self.allg[index as usize]
+    }
+
+    /// Calls `f` with the state of every goroutine that has one and can be taken as a scan takes
+    /// it — with the world stopped, every live one — releasing each after; stops at `f`'s first
+    /// error. The read-only walks over every goroutine (checkmark, stackshadow, the barrier books)
+    /// go through here.
+    pub(crate) fn for_each_g_state<E>(
+        &self,
+        mut f: impl FnMut(&GState) -> Result<(), E>,
+    ) -> Result<(), E> {
+        for index in 0..self.allglen() as GIndex {
+            let g = self.g(index);
+            let Some((mut owner, restore)) = g.try_own_for_scan() else {
+                continue;
+            };
+            let r = g.state(&mut owner).as_ref().map_or(Ok(()), &mut f);
+            g.release(owner, restore);
+            r?;
+        }
+        Ok(())
     }
 
     /// Number of `G`s ever created (live, dead or reusable).

@@ -33,7 +33,6 @@ use stacks::{Addr, FuncId, GStack, Pc, Program, WORD};
 
 use crate::error::RuntimeError;
 use crate::runtime::Runtime;
-use crate::sched::GIndex;
 
 /// A pointer-slot value as the record keeps it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -333,32 +332,21 @@ impl Runtime {
     /// goroutine, like checkmark, outside the pause figure.
     pub(crate) fn stackshadow_pass(&self, cycle: u32) -> Result<ShadowPass, RuntimeError> {
         let mut pass = ShadowPass::default();
-        for index in 0..self.allglen() as GIndex {
-            let g = self.g(index);
-            let Some((mut owner, restore)) = g.try_own_for_scan() else {
-                continue;
+        self.for_each_g_state(|st| -> Result<(), RuntimeError> {
+            let Some(shadow) = st.shadow.as_ref().filter(|s| s.cycle == cycle) else {
+                return Ok(());
             };
-            let r = match g.state(&mut owner).as_ref() {
-                Some(st) => match st.shadow.as_ref().filter(|s| s.cycle == cycle) {
-                    Some(shadow) => {
-                        pass.record_bytes += shadow.bytes() as u64;
-                        shadow.verify(self, &st.gs).map(Some)
-                    }
-                    None => Ok(None),
-                },
-                None => Ok(None),
-            };
-            g.release(owner, restore);
-            if let Some(v) = r? {
-                pass.verified.frames += v.frames;
-                pass.verified.bytes += v.bytes;
-                pass.verified.changed += v.changed;
-                pass.verified.content_bytes += v.content_bytes;
-                if pass.violation.is_none() {
-                    pass.violation = v.violation;
-                }
+            pass.record_bytes += shadow.bytes() as u64;
+            let v = shadow.verify(self, &st.gs)?;
+            pass.verified.frames += v.frames;
+            pass.verified.bytes += v.bytes;
+            pass.verified.changed += v.changed;
+            pass.verified.content_bytes += v.content_bytes;
+            if pass.violation.is_none() {
+                pass.violation = v.violation;
             }
-        }
+            Ok(())
+        })?;
         Ok(pass)
     }
 }
