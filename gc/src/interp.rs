@@ -12,7 +12,7 @@
 //! highest frame that has run since the scan): returns, unwinds and runtime bulk writes raise it;
 //! calls and local stores happen below it. Mark termination turns it into `oracle_rescan_bytes`.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rand::RngExt;
 use stacks::{Addr, Call, FuncId, FuncKind, Ret, RuntimeFn, WORD};
@@ -223,7 +223,7 @@ impl Runtime {
         if st.gs.is_empty() {
             return Ok(Locals {
                 sp,
-                words: &mut [],
+                words: &[],
                 slots: &[],
             });
         }
@@ -586,7 +586,7 @@ impl Runtime {
 /// local operation.
 struct Locals<'s> {
     sp: Addr,
-    words: &'s mut [u64],
+    words: &'s [AtomicU64],
     slots: &'s [u32],
 }
 
@@ -606,7 +606,8 @@ impl Locals<'_> {
     /// Slot `k`'s address and value.
     #[inline]
     fn get(&self, k: u8) -> Option<(Addr, u64)> {
-        self.word(k).map(|w| (self.sp.add(w * WORD), self.words[w]))
+        self.word(k)
+            .map(|w| (self.sp.add(w * WORD), self.words[w].load(Ordering::Relaxed)))
     }
 
     /// The value of optional source slot `src`: nil for `None` or a frame without slots.
@@ -619,7 +620,7 @@ impl Locals<'_> {
     #[inline]
     fn set(&mut self, k: u8, v: u64) {
         if let Some(w) = self.word(k) {
-            self.words[w] = v;
+            self.words[w].store(v, Ordering::Relaxed);
         }
     }
 }

@@ -28,6 +28,7 @@
 //! each stack twice and mark termination walks every scanned goroutine once more.
 
 use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
 
 use stacks::{Addr, FuncId, GStack, Pc, Program, WORD};
 
@@ -115,7 +116,7 @@ impl StackShadow {
                 .words(frame.sp, frame.fp)
                 .expect("the unwinder checked the frame");
             for &i in rt.ptr_slots(frame.func) {
-                shadow.words.push(Word::of(gs, words[i as usize]));
+                shadow.words.push(Word::of(gs, words[i as usize].load(Ordering::Relaxed)));
             }
             shadow.frames.push(FrameRecord {
                 sp_depth: hi.offset_from(frame.sp),
@@ -257,7 +258,7 @@ impl StackShadow {
             .expect("the unwinder checked the frame");
         for (k, &word) in rt.ptr_slots(frame.func).iter().enumerate() {
             let word = word as usize;
-            let now = Word::of(gs, words[word]);
+            let now = Word::of(gs, words[word].load(Ordering::Relaxed));
             let then = self.words[rec.first + k];
             if now != then {
                 let slot = frame.sp.add(word * WORD);

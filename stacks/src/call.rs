@@ -27,6 +27,8 @@
 //!   (a channel receive into `&local` through `typedmemmove`); barriers below the destination are
 //!   unwound first so the re-scan covers it.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::addr::{Addr, Pc, WORD};
 use crate::code::{FuncId, FuncKind, Program};
 use crate::error::StackError;
@@ -131,13 +133,13 @@ impl GStack {
         let new_sp = sp.sub(f.frame_size);
         let frame = self
             .stack
-            .words_mut(new_sp, sp)
+            .words(new_sp, sp)
             .expect("the frame fits below sp");
-        let (lr, locals) = frame
-            .split_last_mut()
-            .expect("frames have at least two words");
-        locals.fill(0);
-        *lr = ret_pc.0;
+        let (lr, locals) = frame.split_last().expect("frames have at least two words");
+        for w in locals {
+            w.store(0, Ordering::Relaxed);
+        }
+        lr.store(ret_pc.0, Ordering::Relaxed);
         self.sched = Gobuf {
             pc: f.entry,
             sp: new_sp,
@@ -202,7 +204,7 @@ impl GStack {
     pub fn running_locals_mut(
         &mut self,
         prog: &Program,
-    ) -> Result<(FuncId, &mut [u64]), StackError> {
+    ) -> Result<(FuncId, &[AtomicU64]), StackError> {
         if self.is_empty() {
             return Err(self.frame_op_error("no running frame"));
         }
@@ -214,7 +216,7 @@ impl GStack {
         }
         let locals = self
             .stack
-            .words_mut(sp, lr_slot)
+            .words(sp, lr_slot)
             .expect("sp is an aligned address of the stack and the frame ends below hi");
         Ok((id, locals))
     }
@@ -332,10 +334,10 @@ impl GStack {
             }
         }
         let passed = self.unwind_barriers_with_signals(prog, dst, sig)?;
-        self.stack
-            .words_mut(dst, end)
-            .expect("checked to lie in a frame")
-            .copy_from_slice(words);
+        let dst_words = self.stack.words(dst, end).expect("checked to lie in a frame");
+        for (d, &w) in dst_words.iter().zip(words) {
+            d.store(w, Ordering::Relaxed);
+        }
         Ok(passed)
     }
 }
@@ -394,7 +396,9 @@ mod tests {
         let (func, locals) = gs.running_locals_mut(&prog).unwrap();
         assert_eq!(func, leaf);
         assert_eq!(locals.len(), prog.func(leaf).lr_word());
-        locals.fill(0xc0_0000_2000);
+        for w in locals {
+            w.store(0xc0_0000_2000, Ordering::Relaxed);
+        }
         assert_eq!(gs.read_local(&prog, 2).unwrap(), 0xc0_0000_2000);
         assert_eq!(gs.read(lr).unwrap(), ret_pc, "the return PC is not a local");
         assert_eq!(gs.traceback(&prog).unwrap(), vec![leaf, mid]);

@@ -31,6 +31,8 @@
 //!
 //! [`Call::MoreStack`]: crate::call::Call::MoreStack
 
+use std::sync::atomic::Ordering;
+
 use crate::addr::{Addr, bad_pointer_value};
 use crate::code::Program;
 use crate::error::StackError;
@@ -106,9 +108,11 @@ impl GStack {
         let mut new = pool.stackalloc(new_size)?;
         let delta = new.hi().delta_from(old_hi);
         let new_sp = old_sp.shifted(delta);
-        new.words_mut(new_sp, new.hi())
-            .expect("used fits the new usable stack")
-            .copy_from_slice(self.stack.words(old_sp, old_hi).expect("the live stack"));
+        let to = new.words(new_sp, new.hi()).expect("used fits the new usable stack");
+        let from = self.stack.words(old_sp, old_hi).expect("the live stack");
+        for (t, f) in to.iter().zip(from) {
+            t.store(f.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
         for (slot, v) in in_stack {
             new.write(slot.shifted(delta), Addr(v).shifted(delta).0);
         }

@@ -20,6 +20,8 @@
 //!
 //! The frame walk itself, [`scan_frames`], takes `&GStack` and never writes.
 
+use std::sync::atomic::Ordering;
+
 use smallvec::SmallVec;
 
 use crate::addr::{Addr, WORD};
@@ -80,7 +82,7 @@ pub fn scan_frames(
             while bits != 0 {
                 let i = chunk_index * 64 + bits.trailing_zeros() as usize;
                 bits &= bits - 1;
-                on_slot(frame.sp.add(i * WORD), words[i]);
+                on_slot(frame.sp.add(i * WORD), words[i].load(Ordering::Relaxed));
                 stats.ptr_slots += 1;
             }
         }

@@ -39,7 +39,7 @@
 //! goroutine that keeps its stack.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::addr::{Addr, Pc, WORD};
 use crate::barrier::{StackBarrierMode, StkbarCounters};
@@ -99,11 +99,16 @@ pub fn max_stack_barriers(stack_size: usize, first_offset: usize) -> usize {
 }
 
 /// One stack allocation: the usable stack `[lo, hi)` and the stkbar array `[hi, lo + size)`.
+///
+/// The words are atomics (relaxed loads and stores, plain moves on x86-64) behind an `Arc`, so
+/// that a marker scanning the frames above a lazy scan's watermark can read them while the
+/// goroutine runs below it (see `watermark`); everything else reaches them through the one
+/// owner of the [`GStack`].
 #[derive(Debug)]
 pub struct Stack {
     lo: Addr,
     hi: Addr,
-    words: Box<[u64]>,
+    words: Arc<[AtomicU64]>,
 }
 
 impl Stack {
@@ -172,7 +177,9 @@ impl Stack {
         if addr >= self.hi {
             return None;
         }
-        self.words.get(addr.word_index_from(self.lo)?).copied()
+        self.words
+            .get(addr.word_index_from(self.lo)?)
+            .map(|w| w.load(Ordering::Relaxed))
     }
 
     /// Writes the word at `addr`; `false` (and no write) if `addr` is not an aligned address of the
@@ -184,28 +191,39 @@ impl Stack {
         }
         match addr
             .word_index_from(self.lo)
-            .and_then(|i| self.words.get_mut(i))
+            .and_then(|i| self.words.get(i))
         {
             Some(w) => {
-                *w = value;
+                w.store(value, Ordering::Relaxed);
                 true
             }
             None => false,
         }
     }
 
-    /// The words of `[from, to)`, if that is an aligned range of the usable stack.
+    /// The words of `[from, to)`, if that is an aligned range of the usable stack (read them with
+    /// relaxed loads; only the stack's owner stores).
     #[inline]
-    pub fn words(&self, from: Addr, to: Addr) -> Option<&[u64]> {
+    pub fn words(&self, from: Addr, to: Addr) -> Option<&[AtomicU64]> {
         let (a, b) = self.word_range(from, to)?;
         Some(&self.words[a..b])
     }
 
-    /// The words of `[from, to)` for writing, if that is an aligned range of the usable stack.
-    #[inline]
-    pub fn words_mut(&mut self, from: Addr, to: Addr) -> Option<&mut [u64]> {
-        let (a, b) = self.word_range(from, to)?;
-        Some(&mut self.words[a..b])
+    /// Copies the words of `[from, to)` out, if that is an aligned range of the usable stack.
+    pub fn copy_words(&self, from: Addr, to: Addr) -> Option<Vec<u64>> {
+        let words = self.words(from, to)?;
+        Some(words.iter().map(|w| w.load(Ordering::Relaxed)).collect())
+    }
+
+    /// A second handle on the same memory, for the marker of a lazy scan (`watermark`): it reads
+    /// the frames above the watermark, and writes return-PC slots and stkbar entry 0, only while
+    /// it holds the goroutine's stack-barrier lock.
+    pub(crate) fn share(&self) -> Stack {
+        Stack {
+            lo: self.lo,
+            hi: self.hi,
+            words: Arc::clone(&self.words),
+        }
     }
 
     fn word_range(&self, from: Addr, to: Addr) -> Option<(usize, usize)> {
@@ -220,7 +238,7 @@ impl Stack {
     #[inline]
     pub(crate) fn word(&self, addr: Addr) -> u64 {
         debug_assert!(self.contains(addr) && addr.is_word_aligned());
-        self.words[addr.offset_from(self.lo) / WORD]
+        self.words[addr.offset_from(self.lo) / WORD].load(Ordering::Relaxed)
     }
 
     /// Stkbar entry `i`, read from the array at the top of the allocation.
@@ -228,8 +246,8 @@ impl Stack {
     pub(crate) fn stkbar(&self, i: usize) -> Stkbar {
         let w = self.stkbar_word(i);
         Stkbar {
-            saved_lr_ptr: Addr(self.words[w]),
-            saved_lr_val: Pc(self.words[w + 1]),
+            saved_lr_ptr: Addr(self.words[w].load(Ordering::Relaxed)),
+            saved_lr_val: Pc(self.words[w + 1].load(Ordering::Relaxed)),
         }
     }
 
@@ -237,8 +255,8 @@ impl Stack {
     #[inline]
     pub(crate) fn set_stkbar(&mut self, i: usize, s: Stkbar) {
         let w = self.stkbar_word(i);
-        self.words[w] = s.saved_lr_ptr.0;
-        self.words[w + 1] = s.saved_lr_val.0;
+        self.words[w].store(s.saved_lr_ptr.0, Ordering::Relaxed);
+        self.words[w + 1].store(s.saved_lr_val.0, Ordering::Relaxed);
     }
 
     #[inline]
@@ -359,7 +377,7 @@ impl StackPool {
                 Stack {
                     lo,
                     hi: lo.add(n),
-                    words: vec![0u64; n / WORD].into_boxed_slice(),
+                    words: (0..n / WORD).map(|_| AtomicU64::new(0)).collect(),
                 }
             }
         };
@@ -730,8 +748,8 @@ mod tests {
         assert_eq!(s.read(lo.sub(8)), None);
         assert_eq!(s.read(lo.add(4)), None, "misaligned");
         assert!(!s.write(hi, 1));
-        assert_eq!(s.words(lo, lo.add(16)).map(<[u64]>::len), Some(2));
-        assert_eq!(s.words(lo, hi.add(8)), None);
+        assert_eq!(s.words(lo, lo.add(16)).map(<[_]>::len), Some(2));
+        assert!(s.words(lo, hi.add(8)).is_none());
     }
 
     #[test]

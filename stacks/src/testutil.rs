@@ -57,9 +57,8 @@ pub(crate) fn pool(mode: StackBarrierMode) -> StackPool {
 /// The live words `[sp, hi)` of a goroutine.
 pub(crate) fn live_words(gs: &GStack) -> Vec<u64> {
     gs.stack()
-        .words(gs.sp(), gs.stack().hi())
+        .copy_words(gs.sp(), gs.stack().hi())
         .expect("live stack")
-        .to_vec()
 }
 
 /// `main.mid` → `main.leaf` → `main.tiny` (outermost first), on a pool for `mode`.

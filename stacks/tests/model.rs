@@ -433,7 +433,7 @@ impl<'p> Harness<'p> {
                 let hi = self.hi();
                 assert_eq!(self.gs.unwind_barriers(prog, hi).unwrap(), pending);
                 assert_eq!(self.gs.rescan_limit(), None);
-                let live = |g: &GStack| g.stack().words(g.sp(), g.stack().hi()).unwrap().to_vec();
+                let live = |g: &GStack| g.stack().copy_words(g.sp(), g.stack().hi()).unwrap();
                 assert_eq!(
                     live(&self.gs),
                     live(&self.twin),
@@ -454,7 +454,7 @@ impl<'p> Harness<'p> {
                     fr.barrier = false;
                 }
                 self.snapshot = None;
-                let live = |g: &GStack| g.stack().words(g.sp(), g.stack().hi()).unwrap().to_vec();
+                let live = |g: &GStack| g.stack().copy_words(g.sp(), g.stack().hi()).unwrap();
                 assert_eq!(
                     live(&self.gs),
                     live(&self.twin),
