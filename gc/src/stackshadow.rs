@@ -116,7 +116,9 @@ impl StackShadow {
                 .words(frame.sp, frame.fp)
                 .expect("the unwinder checked the frame");
             for &i in rt.ptr_slots(frame.func) {
-                shadow.words.push(Word::of(gs, words[i as usize].load(Ordering::Relaxed)));
+                shadow
+                    .words
+                    .push(Word::of(gs, words[i as usize].load(Ordering::Relaxed)));
             }
             shadow.frames.push(FrameRecord {
                 sp_depth: hi.offset_from(frame.sp),

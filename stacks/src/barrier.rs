@@ -146,6 +146,14 @@ pub struct StkbarCounters {
     pub unwound: u64,
     /// Barriers removed un-hit (end of a cycle, or stale ones before a new scan).
     pub removed: u64,
+    /// Returns and unwinds through a lazy scan's watermark that scanned a frame (a watermark is
+    /// one barrier however often it moves: it counts once in `installed`, and once more when it
+    /// ends as hit, unwound or removed).
+    pub watermark_hits: u64,
+    /// Frames the goroutine scanned itself at the watermark.
+    pub watermark_frames: u64,
+    /// Their bytes.
+    pub watermark_bytes: u64,
 }
 
 impl StkbarCounters {
@@ -155,6 +163,9 @@ impl StkbarCounters {
         self.hit += o.hit;
         self.unwound += o.unwound;
         self.removed += o.removed;
+        self.watermark_hits += o.watermark_hits;
+        self.watermark_frames += o.watermark_frames;
+        self.watermark_bytes += o.watermark_bytes;
     }
 }
 
@@ -297,6 +308,7 @@ impl GStack {
         self.counters.removed += n as u64;
         self.stkbar_pos = 0;
         self.stkbar_len = 0;
+        self.clear_watermark();
         Ok(n)
     }
 
@@ -346,6 +358,9 @@ impl GStack {
                 gs.remove_stack_barrier(prog, gs.stkbar_pos, sig)?;
                 gs.stkbar_pos += 1;
                 gs.counters.unwound += 1;
+            }
+            if gs.stkbar_pos == gs.stkbar_len {
+                gs.clear_watermark();
             }
             Ok(gs.stkbar_pos - before)
         })

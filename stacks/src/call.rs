@@ -180,9 +180,13 @@ impl GStack {
                 sp: fp,
             };
             sig.boundary(self, MidOp::BarrierHit);
-            let pc = self.stack_barrier_hit(fp)?;
-            sig.boundary(self, MidOp::BarrierHit);
-            pc
+            if self.watermark {
+                self.watermark_hit(prog, fp, sig)?
+            } else {
+                let pc = self.stack_barrier_hit(fp)?;
+                sig.boundary(self, MidOp::BarrierHit);
+                pc
+            }
         } else {
             Pc(raw)
         };
@@ -274,6 +278,31 @@ impl GStack {
         if n == 0 {
             return Ok(0);
         }
+        if self.watermark {
+            // A lazy scan is in progress: the walk and the move hold the stack-barrier lock,
+            // and a target frame above the watermark is scanned before it runs.
+            return self.with_stack_lock(|gs| {
+                let last = gs.unwind_target(prog, n)?;
+                let pc = if gs.stack.stkbar(0).saved_lr_ptr < last.fp {
+                    gs.watermark_pass_locked(prog, last.fp)?.0
+                } else {
+                    last.lr
+                };
+                gs.sched = Gobuf { pc, sp: last.fp };
+                Ok(0)
+            });
+        }
+        let last = self.unwind_target(prog, n)?;
+        let passed = self.unwind_barriers_with_signals(prog, last.fp, sig)?;
+        self.sched = Gobuf {
+            pc: last.lr,
+            sp: last.fp,
+        };
+        Ok(passed)
+    }
+
+    /// The frame an unwind of `n` frames leaves running: frame `n - 1`'s caller.
+    fn unwind_target(&self, prog: &Program, n: usize) -> Result<crate::unwind::Frame, StackError> {
         let mut last = None;
         for frame in self.frames(prog).take(n) {
             last = Some(frame?);
@@ -286,12 +315,7 @@ impl GStack {
                 last.index + 1
             )));
         }
-        let passed = self.unwind_barriers_with_signals(prog, last.fp, sig)?;
-        self.sched = Gobuf {
-            pc: last.lr,
-            sp: last.fp,
-        };
-        Ok(passed)
+        Ok(last)
     }
 
     /// The runtime writes `words` into the live stack at `dst` without a pointer bitmap (Go's
@@ -316,6 +340,26 @@ impl GStack {
         words: &[u64],
         sig: &mut impl Signals,
     ) -> Result<usize, StackError> {
+        if self.watermark {
+            // A lazy scan is in progress: the watermark stays where it is (the collector shades
+            // what the write overwrites instead), and the walk holds the stack-barrier lock.
+            return self.with_stack_lock(|gs| {
+                gs.runtime_bulk_write_locked(prog, dst, words, &mut NoSignals, false)
+            });
+        }
+        self.runtime_bulk_write_locked(prog, dst, words, sig, true)
+    }
+
+    /// [`GStack::runtime_bulk_write_with_signals`]'s walk and write; `unwind` passes the
+    /// barriers below `dst` first.
+    fn runtime_bulk_write_locked(
+        &mut self,
+        prog: &Program,
+        dst: Addr,
+        words: &[u64],
+        sig: &mut impl Signals,
+        unwind: bool,
+    ) -> Result<usize, StackError> {
         let end = dst.add(words.len() * WORD);
         let mut target = None;
         for frame in self.frames(prog) {
@@ -333,8 +377,15 @@ impl GStack {
                 )));
             }
         }
-        let passed = self.unwind_barriers_with_signals(prog, dst, sig)?;
-        let dst_words = self.stack.words(dst, end).expect("checked to lie in a frame");
+        let passed = if unwind {
+            self.unwind_barriers_with_signals(prog, dst, sig)?
+        } else {
+            0
+        };
+        let dst_words = self
+            .stack
+            .words(dst, end)
+            .expect("checked to lie in a frame");
         for (d, &w) in dst_words.iter().zip(words) {
             d.store(w, Ordering::Relaxed);
         }

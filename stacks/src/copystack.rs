@@ -61,6 +61,18 @@ impl GStack {
         new_size: usize,
         sig: &mut impl Signals,
     ) -> Result<(), StackError> {
+        // The whole move holds the stack-barrier lock: a lazy scan's marker may otherwise move
+        // the watermark under the walk.
+        self.with_stack_lock(|gs| gs.copystack_locked(pool, prog, new_size, sig))
+    }
+
+    fn copystack_locked(
+        &mut self,
+        pool: &mut StackPool,
+        prog: &Program,
+        new_size: usize,
+        sig: &mut impl Signals,
+    ) -> Result<(), StackError> {
         let used = self.used();
         let (usable, cap) = (pool.usable_size(new_size), pool.stkbar_cap(new_size));
         if used > usable || self.stkbar_len > cap {
@@ -108,7 +120,9 @@ impl GStack {
         let mut new = pool.stackalloc(new_size)?;
         let delta = new.hi().delta_from(old_hi);
         let new_sp = old_sp.shifted(delta);
-        let to = new.words(new_sp, new.hi()).expect("used fits the new usable stack");
+        let to = new
+            .words(new_sp, new.hi())
+            .expect("used fits the new usable stack");
         let from = self.stack.words(old_sp, old_hi).expect("the live stack");
         for (t, f) in to.iter().zip(from) {
             t.store(f.load(Ordering::Relaxed), Ordering::Relaxed);
@@ -116,20 +130,19 @@ impl GStack {
         for (slot, v) in in_stack {
             new.write(slot.shifted(delta), Addr(v).shifted(delta).0);
         }
-        self.with_stack_lock(|gs| {
-            // adjuststkbar: entries not yet hit name live slots, which moved.
-            for i in 0..gs.stkbar_len {
-                let mut bar = gs.stack.stkbar(i);
-                if i >= gs.stkbar_pos {
-                    bar.saved_lr_ptr = bar.saved_lr_ptr.shifted(delta);
-                }
-                new.set_stkbar(i, bar);
+        // adjuststkbar: entries not yet hit name live slots, which moved.
+        for i in 0..self.stkbar_len {
+            let mut bar = self.stack.stkbar(i);
+            if i >= self.stkbar_pos {
+                bar.saved_lr_ptr = bar.saved_lr_ptr.shifted(delta);
             }
-            sig.boundary(gs, MidOp::CopyStack);
-            let old = std::mem::replace(&mut gs.stack, new);
-            gs.sched.sp = new_sp;
-            pool.stackfree(old);
-        });
+            new.set_stkbar(i, bar);
+        }
+        sig.boundary(self, MidOp::CopyStack);
+        let old = std::mem::replace(&mut self.stack, new);
+        self.sched.sp = new_sp;
+        pool.stackfree(old);
+        self.watermark_moved();
         Ok(())
     }
 

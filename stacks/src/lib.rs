@@ -38,6 +38,7 @@ pub mod scan;
 pub mod signal;
 pub mod stack;
 pub mod unwind;
+pub mod watermark;
 
 #[cfg(test)]
 mod testutil;
@@ -52,3 +53,4 @@ pub use scan::{ScanKind, ScanStats, scan_frames, scanstack, scanstack_with_signa
 pub use signal::{MidOp, NoSignals, Signals};
 pub use stack::{GStack, Gobuf, Stack, StackPool, Stkbar, max_stack_barriers};
 pub use unwind::{Frame, Gentraceback, gentraceback};
+pub use watermark::{Advance, WatermarkHit, advance_watermark};

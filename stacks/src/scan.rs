@@ -26,10 +26,10 @@ use smallvec::SmallVec;
 
 use crate::addr::{Addr, WORD};
 use crate::barrier::{BarrierPlacement, StackBarrierMode};
-use crate::code::Program;
+use crate::code::{FuncId, Program};
 use crate::error::StackError;
 use crate::signal::{NoSignals, Signals};
-use crate::stack::GStack;
+use crate::stack::{GStack, Stack};
 use crate::unwind::Frame;
 
 /// What a scan covers and whether it installs barriers.
@@ -71,21 +71,7 @@ pub fn scan_frames(
     let mut stats = ScanStats::default();
     for frame in gs.frames(prog) {
         let frame = frame?;
-        let f = prog.func(frame.func);
-        let words = gs
-            .stack()
-            .words(frame.sp, frame.fp)
-            .expect("the unwinder checked the frame");
-        // Walk the pointer map one 64-bit chunk at a time: find set bits with trailing_zeros.
-        for (chunk_index, &chunk) in f.ptr_map.as_raw_slice().iter().enumerate() {
-            let mut bits = chunk;
-            while bits != 0 {
-                let i = chunk_index * 64 + bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                on_slot(frame.sp.add(i * WORD), words[i].load(Ordering::Relaxed));
-                stats.ptr_slots += 1;
-            }
-        }
+        stats.ptr_slots += visit_frame(prog, gs.stack(), frame.func, frame.sp, &mut on_slot);
         stats.frames += 1;
         stats.bytes = frame.fp.offset_from(gs.sp());
         on_frame(&frame);
@@ -94,6 +80,34 @@ pub fn scan_frames(
         }
     }
     Ok(stats)
+}
+
+/// Calls `on_slot(addr, value)` for every pointer slot of the frame of `func` at `sp` in `stack`
+/// (which the caller has found to lie within it); returns how many there were.
+#[inline]
+pub(crate) fn visit_frame(
+    prog: &Program,
+    stack: &Stack,
+    func: FuncId,
+    sp: Addr,
+    mut on_slot: impl FnMut(Addr, u64),
+) -> usize {
+    let f = prog.func(func);
+    let words = stack
+        .words(sp, sp.add(f.frame_size))
+        .expect("the caller checked the frame");
+    let mut n = 0;
+    // Walk the pointer map one 64-bit chunk at a time: find set bits with trailing_zeros.
+    for (chunk_index, &chunk) in f.ptr_map.as_raw_slice().iter().enumerate() {
+        let mut bits = chunk;
+        while bits != 0 {
+            let i = chunk_index * 64 + bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            on_slot(sp.add(i * WORD), words[i].load(Ordering::Relaxed));
+            n += 1;
+        }
+    }
+    n
 }
 
 /// Scans `gs` as `kind` says, calling `visit(addr, value)` for every pointer slot covered.

@@ -32,6 +32,9 @@ pub enum MidOp {
     BarrierInstall,
     /// Returning through a barrier (inside the trampoline).
     BarrierHit,
+    /// Returning through a lazy scan's watermark, inside the handler, which holds the
+    /// stack-barrier lock while it scans the frame returned into and moves the watermark.
+    WatermarkHit,
     /// Restoring a barrier's return PC (removal, or an unwind past it).
     BarrierRemove,
     /// Moving the stack (`copystack`), under the stack-barrier lock: the stkbar array migrated,

@@ -38,13 +38,16 @@
 //! returns to the pool with its stkbar array logically empty, and [`GStack::reset`] empties it for a
 //! goroutine that keeps its stack.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use smallvec::SmallVec;
 
 use crate::addr::{Addr, Pc, WORD};
 use crate::barrier::{StackBarrierMode, StkbarCounters};
 use crate::code::Program;
 use crate::error::{StackError, StackId};
+use crate::watermark::LazyState;
 
 /// Base of the simulated stack segment.
 pub const STACK_BASE: Addr = Addr(0xc8_0000_0000);
@@ -431,6 +434,9 @@ pub struct Gobuf {
 #[derive(Debug, Default)]
 pub struct StackBarrierLock {
     locked: AtomicBool,
+    /// A lazy scan's shared state (see `watermark`); only touched while `locked` is held, so its
+    /// mutex is never contended.
+    pub(crate) lazy: Mutex<LazyState>,
 }
 
 impl StackBarrierLock {
@@ -490,6 +496,10 @@ pub struct GStack {
     pub(crate) stack_lock: Arc<StackBarrierLock>,
     /// Barrier events on this stack since the counters were last taken.
     pub(crate) counters: StkbarCounters,
+    /// Whether `stkbar[0]` is a lazy scan's watermark (see `watermark`).
+    pub(crate) watermark: bool,
+    /// Pointer values of frames scanned at the watermark, waiting for the collector to shade.
+    pub(crate) watermark_values: SmallVec<[u64; 8]>,
 }
 
 impl GStack {
@@ -508,6 +518,8 @@ impl GStack {
             stkbar_pos: 0,
             stack_lock: Arc::default(),
             counters: StkbarCounters::default(),
+            watermark: false,
+            watermark_values: SmallVec::new(),
         }
     }
 
@@ -520,6 +532,13 @@ impl GStack {
         };
         self.stkbar_len = 0;
         self.stkbar_pos = 0;
+        self.clear_watermark();
+        self.watermark_values.clear();
+        self.stack_lock
+            .lazy
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .violation = None;
     }
 
     /// Gives the stack memory back, for `stackfree`; the barriers go with the goroutine.
