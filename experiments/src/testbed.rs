@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gc::mmu::MmuPoint;
-use gc::runtime::BarrierRemoval;
+use gc::runtime::{BarrierRemoval, StackScan};
 use gc::{
     CycleStats, DebugKnobs, Deterministic, GcConfig, Inject, Limits, ProfileConfig, RescanBound,
     RunResult, Runtime, RuntimeError, SampleCounts, SanitizerOptions, Threaded, Totals, TraceStats,
@@ -70,6 +70,18 @@ pub struct TestbedArgs {
     /// Bytes above the SP of the first stack barrier (Go's firstStackBarrierOffset) [default: 1024].
     #[arg(long)]
     pub first_offset: Option<usize>,
+    /// How a concurrent scan treats a stack: eager (every Go release: the whole stack while the
+    /// goroutine waits) or lazy (hybrid only: the first frames while it waits, the rest behind a
+    /// moving return barrier, the watermark, by the markers and by its own returns).
+    #[arg(long, default_value = "eager", value_name = "eager|lazy")]
+    pub stack_scan: String,
+    /// Lazy scans: frames scanned while the goroutine waits (at least its running frame).
+    #[arg(long, value_name = "FRAMES")]
+    pub lazy_first_frames: Option<usize>,
+    /// Lazy scans: frames a marker scans above a watermark per step, holding the goroutine's
+    /// stack-barrier lock (a return into the watermark waits for at most one step).
+    #[arg(long, value_name = "FRAMES")]
+    pub lazy_step_frames: Option<usize>,
     /// When the stack barriers a cycle installed are removed: after-restart (Go 1.7's
     /// gcTryRemoveAllStackBarriers: after the world restarts, best effort, running goroutines
     /// skipped and cleaned at their next scan) or in-pause (Go 1.5/1.6: inside the
@@ -211,6 +223,12 @@ pub struct ConfigReport {
     pub first_offset: Option<usize>,
     /// `after-restart` or `in-pause`.
     pub barrier_removal: String,
+    /// `eager` or `lazy`.
+    pub stack_scan: &'static str,
+    /// Lazy scans' first budget and marker step, in frames; `null` for eager.
+    pub lazy_first_frames: Option<usize>,
+    /// See `lazy_first_frames`.
+    pub lazy_step_frames: Option<usize>,
     /// The scheduler's time slice, ms.
     pub time_slice_ms: f64,
     /// Where the goroutines block, every field resolved (the workload's defaults where no flag
@@ -453,6 +471,7 @@ pub fn resolve(args: &TestbedArgs) -> Result<Resolved, String> {
         ));
     }
     let barrier_removal: BarrierRemoval = args.barrier_removal.parse()?;
+    let stack_scan = resolve_stack_scan(args, design.stack_policy())?;
     if !(args.time_slice > 0.0 && args.time_slice <= 60_000.0) {
         return Err(format!(
             "--time-slice {} must be a number of milliseconds in (0, 60000]",
@@ -486,6 +505,7 @@ pub fn resolve(args: &TestbedArgs) -> Result<Resolved, String> {
         procs_schedule: procs_schedule.clone(),
         trace: args.trace.is_some(),
         profile,
+        stack_scan,
         ..GcConfig::default()
     };
     check_depth_fits(&*workload, &params, &config)?;
@@ -508,6 +528,15 @@ pub fn resolve(args: &TestbedArgs) -> Result<Resolved, String> {
             _ => None,
         },
         barrier_removal: barrier_removal.to_string(),
+        stack_scan: stack_scan.name(),
+        lazy_first_frames: match stack_scan {
+            StackScan::Lazy { first_frames, .. } => Some(first_frames),
+            StackScan::Eager => None,
+        },
+        lazy_step_frames: match stack_scan {
+            StackScan::Lazy { step_frames, .. } => Some(step_frames),
+            StackScan::Eager => None,
+        },
         time_slice_ms: args.time_slice,
         blocking,
         engine: if threaded {
@@ -707,6 +736,36 @@ fn resolve_blocking(args: &TestbedArgs, w: &dyn Workload) -> Result<workload::Bl
         ));
     }
     Ok(b)
+}
+
+/// `--stack-scan` and its budgets.
+fn resolve_stack_scan(args: &TestbedArgs, policy: StackPolicy) -> Result<StackScan, String> {
+    let budgets = args.lazy_first_frames.is_some() || args.lazy_step_frames.is_some();
+    match args.stack_scan.as_str() {
+        "eager" if budgets => {
+            Err("--lazy-first-frames and --lazy-step-frames apply only to --stack-scan lazy".into())
+        }
+        "eager" => Ok(StackScan::Eager),
+        "lazy" if policy != StackPolicy::ConcurrentScanOnce => Err(format!(
+            "--stack-scan lazy needs --barrier hybrid: its soundness rests on the barrier shading \
+             deleted pointers, which --barrier {} does not do for stacks",
+            args.barrier
+        )),
+        "lazy" => {
+            let first = args.lazy_first_frames.unwrap_or(1);
+            let step = args.lazy_step_frames.unwrap_or(gc::runtime::LAZY_STEP_FRAMES);
+            if first == 0 || step == 0 {
+                return Err(
+                    "--lazy-first-frames and --lazy-step-frames must be at least 1 frame".into(),
+                );
+            }
+            Ok(StackScan::Lazy {
+                first_frames: first,
+                step_frames: step,
+            })
+        }
+        other => Err(format!("--stack-scan {other:?} must be eager or lazy")),
+    }
 }
 
 /// `--stack-barriers`, `--first-offset` and the two knobs, reconciled.
@@ -931,6 +990,7 @@ pub fn run_measured(r: &Resolved) -> Result<(Report, Timings), RunError> {
         mmu,
         profile,
         trace,
+        scan_stalls,
         ..
     } = engine.run(all_cycles, r.max_ops)?;
     let wall = start.elapsed();
@@ -956,7 +1016,9 @@ pub fn run_measured(r: &Resolved) -> Result<(Report, Timings), RunError> {
     let totals = if warmup == 0 {
         totals
     } else {
-        Totals::of(&cycles, totals.mutator_ops)
+        let span = CycleStats::span(&cycles);
+        let stalls = scan_stalls.iter().filter(|(c, _)| span.contains(c));
+        Totals::of(&cycles, totals.mutator_ops, stalls.map(|&(_, ns)| ns))
     };
     Ok((
         Report {

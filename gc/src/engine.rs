@@ -70,6 +70,9 @@ pub struct RunResult {
     pub profile: Option<Profile>,
     /// The tracer's counters, if the configuration traces.
     pub trace: Option<TraceStats>,
+    /// Every scan's stop since the engine started, as `(cycle, ns)` (see
+    /// [`CycleStats::scan_stall_ns_p50`]), for totals over a subset of the cycles.
+    pub scan_stalls: Vec<(u32, u64)>,
 }
 
 /// Nanoseconds of a P's time one step of the deterministic engine stands for: a mutator
@@ -161,7 +164,12 @@ impl Deterministic {
         let history = self.rt.gc.history();
         let cycles = history[target - cycles as usize..target].to_vec();
         Ok(RunResult {
-            totals: Totals::of(&cycles, self.rt.gc.total_ops()),
+            totals: Totals::of(
+                &cycles,
+                self.rt.gc.total_ops(),
+                self.rt.gc.scan_stalls_in(CycleStats::span(&cycles)),
+            ),
+            scan_stalls: self.rt.gc.scan_stall_log(),
             cycles,
             rescans: self.rt.gc.rescan_records(),
             rescan_bound: self.rt.gc.rescan_bound(),

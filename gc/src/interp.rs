@@ -352,6 +352,7 @@ impl Runtime {
                         st.depth -= 1;
                         self.note_return(st);
                         if hit_barrier {
+                            self.after_watermark_pass(p, st)?;
                             let pos = st.gs.stkbar_pos() as u64;
                             self.trace_p(p, TraceEv::BarrierHit, [st.gs.goid(), pos]);
                             let f = self.config.inject.hit_lost;
@@ -434,11 +435,13 @@ impl Runtime {
                 if up == 0 || usize::from(up) >= st.depth || !self.locals(st)?.has_slots() {
                     return Ok(Flow::Continue);
                 }
-                let frame = st
-                    .gs
-                    .frames(prog)
-                    .nth(usize::from(up))
-                    .expect("depth counts the frames")?;
+                let frame = {
+                    let _walk = st.gs.lock_for_walk();
+                    st.gs
+                        .frames(prog)
+                        .nth(usize::from(up))
+                        .expect("depth counts the frames")?
+                };
                 let slots = self.ptr_slots(frame.func);
                 if !slots.is_empty() {
                     let w = slots[slot as usize % slots.len()] as usize;
@@ -459,6 +462,9 @@ impl Runtime {
                     if st.shadow.is_some() {
                         self.shadow_follows_store(st, Addr(target), new);
                     }
+                    if st.gs.has_watermark() && self.keeps_stack_records() {
+                        st.gs.watermark_note_store(Addr(target), new);
+                    }
                 }
             }
             Op::BulkWrite { ptr, src } => {
@@ -476,6 +482,16 @@ impl Runtime {
                         // scan to remove.
                         st.gs.write(Addr(target), v)?;
                         return Ok(Flow::Continue);
+                    }
+                    if st.gs.has_watermark() {
+                        // A lazy scan is in progress and the write may land above its
+                        // watermark, deleting a pointer the scan has not seen: shade it (see
+                        // `stacks::watermark`). Go 1.8's bulk barrier skips stack destinations.
+                        let old = st.gs.read(Addr(target))?;
+                        self.shade(old, &mut p.gcw, "a stack slot a bulk write overwrites")?;
+                        if self.keeps_stack_records() {
+                            st.gs.watermark_note_store(Addr(target), v);
+                        }
                     }
                     if self.config.inject.unwind_skip > 0.0
                         && self.bulk_write_skipping_barriers(st, Addr(target), v)?
@@ -509,6 +525,7 @@ impl Runtime {
                     self.enter_g0(p, Curg::of(index, st), G0Entry::Mcall, &frames);
                     let mut sig = BarrierSignals::on(self, p, index, &st.true_frames);
                     let passed = st.gs.unwind_frames_with_signals(prog, n, &mut sig)?;
+                    self.after_watermark_pass(p, st)?;
                     // `--inject unwind-skip`: the barriers it passed stay hidden from the
                     // collector's view of `stkbar_pos`.
                     let f = self.config.inject.unwind_skip;
@@ -543,6 +560,34 @@ impl Runtime {
             Op::Exit => return Ok(Flow::Leave(Leave::Exit)),
         }
         Ok(Flow::Continue)
+    }
+
+    /// After a return or unwind through a lazy scan's watermark: shades the pointers of the
+    /// frame the goroutine scanned itself, before it runs that frame, and with the checker on
+    /// reports a frame that had changed above the watermark.
+    #[inline]
+    fn after_watermark_pass(&self, p: &mut P, st: &mut GState) -> Result<(), RuntimeError> {
+        if !st.gs.has_watermark_values() {
+            return Ok(());
+        }
+        self.shade_watermark_values(p, st)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn shade_watermark_values(&self, p: &mut P, st: &mut GState) -> Result<(), RuntimeError> {
+        for v in st.gs.take_watermark_values() {
+            self.shade(v, &mut p.gcw, "a frame scanned at a stack watermark")?;
+        }
+        if self.keeps_stack_records()
+            && let Some(report) = st.gs.watermark_violation()
+        {
+            return Err(RuntimeError::StackShadowViolation {
+                cycle: self.gc.cycle(),
+                report,
+            });
+        }
+        Ok(())
     }
 
     /// The watermark after a return or unwind: the frame now running has run since the scan.

@@ -71,7 +71,7 @@ pub use heap::{ObjType, TypeId};
 pub use mgc::Phase;
 pub use mutator::{Behaviour, Ctx, Op, Rng};
 pub use profile::{Profile, ProfileConfig, SampleCounts};
-pub use runtime::{GcConfig, Runtime, SanitizerOptions, Step, WorkloadImage};
+pub use runtime::{GcConfig, Runtime, SanitizerOptions, StackScan, Step, WorkloadImage};
 pub use stats::{CycleStats, RescanBound, RescanRecord, Totals};
 pub use threaded::{Limits, Threaded, WorkerPlan};
 pub use trace::{Trace, TraceEvent, TraceSink, TraceStats};

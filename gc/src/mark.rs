@@ -30,7 +30,7 @@
 //! buffer is empty, which an engine checks after flushing every P's buffer.
 
 use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
@@ -45,7 +45,9 @@ use crate::heap::{Lookup, lock};
 use crate::mgc::Phase;
 use crate::pacer::GC_OVER_ASSIST_WORK;
 use crate::profile::BarrierSignals;
-use crate::runtime::{BarrierRemoval, Runtime};
+use crate::runtime::{BarrierRemoval, Runtime, StackScan};
+use stacks::stack::StackBarrierLock;
+use stacks::advance_watermark;
 use crate::sched::{GIndex, GOwner, GState, P, ScanTrack, status};
 use crate::stackshadow::StackShadow;
 use crate::stats::{CycleStats, RescanRecord};
@@ -255,6 +257,7 @@ impl Runtime {
         let Some(st) = g.state(owner).as_mut() else {
             return Ok(());
         };
+        let held = Instant::now();
         let t0 = self.trace_now();
         let goid = st.gs.goid();
         if st
@@ -273,21 +276,30 @@ impl Runtime {
             StackBarrierMode::Off
         };
         let mut err = None;
-        let stats = scanstack_with_signals(
-            &self.prog,
-            &mut st.gs,
-            ScanKind::Mark(mode),
-            sig,
-            |slot, v| {
-                if err.is_none()
-                    && let Err(e) = self.shade(v, gcw, "")
-                {
-                    err = Some((e, slot));
-                }
-            },
-        )?;
+        let visit = |slot, v| {
+            if err.is_none()
+                && let Err(e) = self.shade(v, gcw, "")
+            {
+                err = Some((e, slot));
+            }
+        };
+        let stats = match self.config.stack_scan {
+            StackScan::Lazy { first_frames, .. }
+                if self.stack_policy() == StackPolicy::ConcurrentScanOnce =>
+            {
+                let shadow = self.keeps_stack_records();
+                st.gs.scan_lazy(&self.prog, first_frames, shadow, sig, visit)?
+            }
+            _ => scanstack_with_signals(&self.prog, &mut st.gs, ScanKind::Mark(mode), sig, visit)?,
+        };
         if let Some((e, slot)) = err {
             return Err(self.relocate(e, &st.gs, slot));
+        }
+        if st.gs.has_watermark() {
+            // Grey until the watermark reaches the top: a root job for the markers.
+            lock(&self.gc.roots)
+                .lazy
+                .push_back((index, st.gs.stack_barrier_lock()));
         }
         {
             // The stack's barrier counters since they were last taken — stale barriers removed
@@ -324,6 +336,8 @@ impl Runtime {
             }
         }
         g.scan_done_cycle.store(cycle, Ordering::Release);
+        let stall = held.elapsed().as_nanos() as u64;
+        lock(&self.gc.acc).scan_stalls.push(stall);
         Ok(())
     }
 
@@ -393,6 +407,8 @@ impl Runtime {
         enum Job {
             Globals,
             Stack(GIndex),
+            /// Frames above a lazy scan's watermark.
+            Lazy(GIndex, Arc<StackBarrierLock>),
         }
         let job = if self.gc.roots_done.load(Ordering::Acquire) {
             None
@@ -404,11 +420,15 @@ impl Runtime {
             } else if roots.next < roots.end {
                 roots.next += 1;
                 Some(Job::Stack(roots.next as GIndex - 1))
+            } else if let Some((index, lock)) = roots.lazy.pop_front() {
+                // Before the retries: a lazy job always makes progress, a retry waits for its
+                // goroutine to stop.
+                Some(Job::Lazy(index, lock))
             } else {
                 roots.retry.pop_front().map(Job::Stack)
             };
             match job {
-                Some(Job::Stack(_)) => roots.in_flight += 1,
+                Some(Job::Stack(_) | Job::Lazy(..)) => roots.in_flight += 1,
                 Some(Job::Globals) => {}
                 None if roots.done() => self.gc.roots_done.store(true, Ordering::Release),
                 None => {}
@@ -423,6 +443,17 @@ impl Runtime {
                     let place = format!("global {i}");
                     self.shade(self.globals.read(i), worker, &place)?;
                 }
+                Ok(MarkProgress::Worked)
+            }
+            Some(Job::Lazy(index, stack_lock)) => {
+                let r = self.advance_lazy(&stack_lock, worker);
+                let mut roots = lock(&self.gc.roots);
+                roots.in_flight -= 1;
+                if matches!(r, Ok(false)) {
+                    roots.lazy.push_back((index, stack_lock));
+                }
+                drop(roots);
+                r?;
                 Ok(MarkProgress::Worked)
             }
             Some(Job::Stack(index)) => {
@@ -477,6 +508,49 @@ impl Runtime {
                 }
             }
         }
+    }
+
+    /// One marker step on a lazily scanned stack: up to `step_frames` frames above its
+    /// watermark, concurrently with the goroutine (which may be running). Returns whether the
+    /// stack is black.
+    fn advance_lazy(
+        &self,
+        stack_lock: &StackBarrierLock,
+        worker: &mut GcWork,
+    ) -> Result<bool, RuntimeError> {
+        let StackScan::Lazy { step_frames, .. } = self.config.stack_scan else {
+            return Ok(true);
+        };
+        let mut err = None;
+        let adv = advance_watermark(stack_lock, &self.prog, step_frames, |slot, v| {
+            if err.is_none()
+                && let Err(e) = self.shade(v, worker, "")
+            {
+                err = Some((e, slot));
+            }
+        })?;
+        if let Some((e, slot)) = err {
+            // The marker does not own the goroutine: the report names the slot, not the frames.
+            return Err(match e {
+                RuntimeError::BadPointer { value, why, .. } => RuntimeError::BadPointer {
+                    value,
+                    place: format!("stack slot {slot}, above a lazy scan's watermark"),
+                    why,
+                    traceback: String::new(),
+                },
+                e => e,
+            });
+        }
+        if let Some(report) = adv.violation {
+            return Err(RuntimeError::StackShadowViolation {
+                cycle: self.gc.cycle(),
+                report,
+            });
+        }
+        let mut acc = lock(&self.gc.acc);
+        acc.stats.marker_lazy_frames += adv.frames as u64;
+        acc.stats.marker_lazy_bytes += adv.bytes as u64;
+        Ok(adv.done)
     }
 
     /// Whether concurrent marking has nothing left: roots done and no grey object published.

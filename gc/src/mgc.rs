@@ -23,10 +23,11 @@
 //! print the `gctrace` line then, and the next cycle waits for it.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
+use stacks::stack::StackBarrierLock;
 use stacks::{NoSignals, StkbarCounters};
 
 use crate::error::RuntimeError;
@@ -37,7 +38,7 @@ use crate::pacer::Pacer;
 use crate::runtime::{BarrierRemoval, GcConfig, Runtime};
 use crate::sched::{GIndex, P, PCounters, status};
 use crate::stackshadow::ShadowPass;
-use crate::stats::{CycleStats, RescanBound, RescanRecord};
+use crate::stats::{CycleStats, PauseSummary, RescanBound, RescanRecord};
 use crate::trace::TraceTo;
 use crate::trace::{TraceEv, Track};
 use crate::wbarrier::StackPolicy;
@@ -62,14 +63,21 @@ pub(crate) struct Roots {
     pub(crate) end: usize,
     /// Running goroutines asked to scan themselves, to be checked again.
     pub(crate) retry: VecDeque<GIndex>,
-    /// Stack jobs a marker has taken and not yet finished or put back on `retry`.
+    /// Stack jobs a marker has taken and not yet finished or put back on `retry` or `lazy`.
     pub(crate) in_flight: usize,
+    /// Stacks a lazy scan left grey, with the handle the marker scans them through (the
+    /// goroutine's stack-barrier lock): a root job each until its watermark reaches the top.
+    pub(crate) lazy: VecDeque<(GIndex, Arc<StackBarrierLock>)>,
 }
 
 impl Roots {
-    /// Whether every root job is finished.
+    /// Whether every root job is finished: every stack black.
     pub(crate) fn done(&self) -> bool {
-        self.globals_done && self.next >= self.end && self.retry.is_empty() && self.in_flight == 0
+        self.globals_done
+            && self.next >= self.end
+            && self.retry.is_empty()
+            && self.lazy.is_empty()
+            && self.in_flight == 0
     }
 }
 
@@ -107,6 +115,8 @@ pub(crate) struct Accum {
     pub(crate) stats: CycleStats,
     pub(crate) stkbar: StkbarCounters,
     pub(crate) heap_at_start: u64,
+    /// Each concurrent (or start-of-cycle) scan's stop, in nanoseconds.
+    pub(crate) scan_stalls: Vec<u64>,
 }
 
 /// The collector's shared state.
@@ -138,6 +148,8 @@ pub struct GcState {
     pub pacer: Pacer,
     pub(crate) start_requested: AtomicBool,
     pub(crate) history: Mutex<Vec<CycleStats>>,
+    /// Every scan's stop since the engine started, as `(cycle, ns)`: the run's distribution.
+    pub(crate) scan_stalls: Mutex<Vec<(u32, u64)>>,
     pub(crate) rescans: Mutex<Vec<RescanRecord>>,
     pub(crate) rescan_bound: Mutex<RescanBound>,
     pub(crate) mark_start: Mutex<Option<Instant>>,
@@ -167,6 +179,7 @@ impl GcState {
             counting_g_visits: AtomicBool::new(false),
             last_g_visits: Mutex::default(),
             acc: Mutex::default(),
+            scan_stalls: Mutex::default(),
             pacer: Pacer::new(config),
             start_requested: AtomicBool::new(false),
             history: Mutex::default(),
@@ -228,6 +241,21 @@ impl GcState {
     /// The stats of every completed cycle.
     pub fn history(&self) -> Vec<CycleStats> {
         lock(&self.history).clone()
+    }
+
+    /// The stops of the scans of the cycles in `range` (see [`CycleStats::scan_stall_ns_p50`]).
+    /// `scan_stalls_in(CycleStats::span(cycles))` gives those of a slice of the history.
+    pub fn scan_stalls_in(&self, range: std::ops::RangeInclusive<u32>) -> Vec<u64> {
+        lock(&self.scan_stalls)
+            .iter()
+            .filter(|(c, _)| range.contains(c))
+            .map(|&(_, ns)| ns)
+            .collect()
+    }
+
+    /// Every scan's stop so far, as `(cycle, ns)`.
+    pub fn scan_stall_log(&self) -> Vec<(u32, u64)> {
+        lock(&self.scan_stalls).clone()
     }
 
     /// Cycles completed so far (without copying the history: the engines ask at every step).
@@ -398,6 +426,7 @@ impl Runtime {
             },
             retry: VecDeque::new(),
             in_flight: 0,
+            lazy: VecDeque::new(),
         };
         gc.roots_done.store(false, Ordering::Release);
         lock(&gc.rescan).clear();
@@ -519,6 +548,17 @@ impl Runtime {
         stats.barriers_installed = acc.stkbar.installed;
         stats.barriers_hit = acc.stkbar.hit + acc.stkbar.unwound;
         stats.barriers_removed = acc.stkbar.removed;
+        stats.watermark_hits = acc.stkbar.watermark_hits;
+        stats.mutator_scanned_frames = acc.stkbar.watermark_frames;
+        stats.mutator_scanned_bytes = acc.stkbar.watermark_bytes;
+        stats.marker_lazy_frames = acc.stats.marker_lazy_frames;
+        stats.marker_lazy_bytes = acc.stats.marker_lazy_bytes;
+        stats.scan_bytes += acc.stkbar.watermark_bytes + acc.stats.marker_lazy_bytes;
+        let stalls = PauseSummary::of(acc.scan_stalls.iter().copied());
+        stats.scan_stalls = acc.scan_stalls.len() as u64;
+        (stats.scan_stall_ns_p50, stats.scan_stall_ns_p99, stats.scan_stall_ns_max) =
+            (stalls.p50, stalls.p99, stalls.max);
+        lock(&gc.scan_stalls).extend(acc.scan_stalls.iter().map(|&ns| (stats.cycle, ns)));
         stats.stkbar_reserved_bytes = lock(&self.stackpool).stats().stkbar_reserved_bytes as u64;
         stats.copystacks = acc.stats.copystacks;
         stats.wb_calls = acc.stats.wb_calls;
@@ -681,6 +721,10 @@ impl Runtime {
                 last.barriers_hit += pass.counters.hit + pass.counters.unwound;
                 last.barriers_removed += pass.counters.removed;
                 last.barriers_installed += pass.counters.installed;
+                last.watermark_hits += pass.counters.watermark_hits;
+                last.mutator_scanned_frames += pass.counters.watermark_frames;
+                last.mutator_scanned_bytes += pass.counters.watermark_bytes;
+                last.scan_bytes += pass.counters.watermark_bytes;
             }
         }
         Ok(true)

@@ -75,7 +75,49 @@ pub struct GcConfig {
     pub trace: bool,
     /// Profile the run (see `profile`).
     pub profile: Option<ProfileConfig>,
+    /// How a concurrent scan treats a stack: whole while the goroutine waits (Go), or lazily
+    /// behind a watermark (see `stacks::watermark`; `hybrid` only).
+    pub stack_scan: StackScan,
 }
+
+/// How the concurrent scan of one stack is done.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum StackScan {
+    /// The whole stack while the goroutine is stopped (every Go release).
+    #[default]
+    Eager,
+    /// The first frames while the goroutine is stopped, the rest behind a moving return barrier,
+    /// by the marker concurrently and by the goroutine's own returns (JDK ZGC's stack
+    /// watermarks; proposal 17503's "low-pause stack scans").
+    Lazy {
+        /// Frames scanned at the stop (at least the running one).
+        first_frames: usize,
+        /// Frames one marker step scans above the watermark, holding the stack-barrier lock.
+        step_frames: usize,
+    },
+}
+
+impl StackScan {
+    /// Lazy scanning with one frame at the stop and [`LAZY_STEP_FRAMES`] per marker step.
+    pub const LAZY: StackScan = StackScan::Lazy {
+        first_frames: 1,
+        step_frames: LAZY_STEP_FRAMES,
+    };
+
+    /// `eager` or `lazy`.
+    pub fn name(self) -> &'static str {
+        match self {
+            StackScan::Eager => "eager",
+            StackScan::Lazy { .. } => "lazy",
+        }
+    }
+}
+
+/// Frames a marker scans above a watermark per step (and per hold of the stack-barrier lock, so
+/// a goroutine returning into the watermark waits for at most this many): about a microsecond of
+/// 32–64-byte frames, as long as a deterministic collector step's `mark_step_bytes` of heap.
+pub const LAZY_STEP_FRAMES: usize = 16;
 
 impl Default for GcConfig {
     fn default() -> Self {
@@ -100,6 +142,7 @@ impl Default for GcConfig {
             record_rescans: false,
             trace: false,
             profile: None,
+            stack_scan: StackScan::Eager,
         }
     }
 }

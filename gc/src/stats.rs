@@ -15,6 +15,14 @@
 use serde::Serialize;
 
 impl CycleStats {
+    /// The cycle numbers of `cycles`, a contiguous slice of a run's history (empty if it is).
+    pub fn span(cycles: &[CycleStats]) -> std::ops::RangeInclusive<u32> {
+        match (cycles.first(), cycles.last()) {
+            (Some(a), Some(b)) => a.cycle..=b.cycle,
+            _ => 1..=0,
+        }
+    }
+
     /// Sets `mark_term_other_ns` to what the pause holds beyond its other parts.
     pub(crate) fn set_mark_term_other(&mut self) {
         self.mark_term_other_ns = self
@@ -38,6 +46,30 @@ pub struct CycleStats {
     pub stacks_scanned: u64,
     /// Bytes those scans covered.
     pub scan_bytes: u64,
+    /// Goroutine stacks whose scan stopped the goroutine (every concurrent scan's stop, and
+    /// `yuasa`'s scans at the start of the cycle): the samples of `scan_stall_ns_*`.
+    pub scan_stalls: u64,
+    /// How long a goroutine was kept from running by the scan of its own stack, per scan: from
+    /// the moment its scanner holds its stack (a marker with the `SCAN` bit, or the goroutine
+    /// itself at a safe point) to the moment it may run again — the whole stack for an eager
+    /// scan, the first frames for a lazy one. The median over the cycle's scans (over the run's
+    /// in `totals`).
+    pub scan_stall_ns_p50: u64,
+    /// The 99th percentile of the same.
+    pub scan_stall_ns_p99: u64,
+    /// The longest of the same.
+    pub scan_stall_ns_max: u64,
+    /// Returns and unwinds through a lazy scan's watermark that scanned the frame returned into.
+    pub watermark_hits: u64,
+    /// Frames goroutines scanned themselves at their watermark (what the mutator pays for a
+    /// lazy scan).
+    pub mutator_scanned_frames: u64,
+    /// Their bytes (included in `scan_bytes`).
+    pub mutator_scanned_bytes: u64,
+    /// Frames the markers scanned above watermarks, concurrently with their goroutines.
+    pub marker_lazy_frames: u64,
+    /// Their bytes (included in `scan_bytes`).
+    pub marker_lazy_bytes: u64,
     /// Goroutines on the re-scan list at mark termination (Go 1.7's `work.rescan`): the ones
     /// that ran since their scan or were created during the mark.
     pub rescan_goroutines: u64,
@@ -279,14 +311,25 @@ pub struct Totals {
 }
 
 impl Totals {
-    /// Totals over `cycles`, with `mutator_ops` executed.
-    pub fn of(cycles: &[CycleStats], mutator_ops: u64) -> Totals {
+    /// Totals over `cycles`, with `mutator_ops` executed and `scan_stalls` the stops of every
+    /// scan in those cycles (their p50, p99 and max replace the per-cycle ones in the sum).
+    pub fn of(
+        cycles: &[CycleStats],
+        mutator_ops: u64,
+        scan_stalls: impl IntoIterator<Item = u64>,
+    ) -> Totals {
         let mut s = CycleStats::default();
         for c in cycles {
             s.heap_live_bytes += c.heap_live_bytes;
             s.stack_bytes_used += c.stack_bytes_used;
             s.stacks_scanned += c.stacks_scanned;
             s.scan_bytes += c.scan_bytes;
+            s.scan_stalls += c.scan_stalls;
+            s.watermark_hits += c.watermark_hits;
+            s.mutator_scanned_frames += c.mutator_scanned_frames;
+            s.mutator_scanned_bytes += c.mutator_scanned_bytes;
+            s.marker_lazy_frames += c.marker_lazy_frames;
+            s.marker_lazy_bytes += c.marker_lazy_bytes;
             s.rescan_goroutines += c.rescan_goroutines;
             s.rescan_bytes += c.rescan_bytes;
             s.rescan_frames += c.rescan_frames;
@@ -329,6 +372,9 @@ impl Totals {
             s.sanitizer_contexts = s.sanitizer_contexts.max(c.sanitizer_contexts);
         }
         s.cycle = cycles.len() as u32;
+        let stalls = PauseSummary::of(scan_stalls);
+        (s.scan_stall_ns_p50, s.scan_stall_ns_p99, s.scan_stall_ns_max) =
+            (stalls.p50, stalls.p99, stalls.max);
         let rescan_avoided = if s.full_rescan_bytes == 0 {
             1.0
         } else {
@@ -406,7 +452,7 @@ mod tests {
             rescan_bytes: re,
             ..Default::default()
         };
-        let t = Totals::of(&[c(1, 30, 100, 10), c(2, 10, 100, 0), c(3, 20, 0, 0)], 7);
+        let t = Totals::of(&[c(1, 30, 100, 10), c(2, 10, 100, 0), c(3, 20, 0, 0)], 7, []);
         assert_eq!(
             (
                 t.cycles,
@@ -418,7 +464,7 @@ mod tests {
         );
         assert_eq!(t.sum.full_rescan_bytes, 200);
         assert!((t.rescan_avoided - 0.95).abs() < 1e-12);
-        assert_eq!(Totals::of(&[], 0).rescan_avoided, 1.0);
+        assert_eq!(Totals::of(&[], 0, []).rescan_avoided, 1.0);
     }
 
     #[test]

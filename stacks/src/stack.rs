@@ -451,6 +451,12 @@ impl StackBarrierLock {
         }
     }
 
+    /// Blocks until the lock is free, then takes it; the guard releases it.
+    pub fn lock_guard(&self) -> StackBarrierGuard<'_> {
+        self.lock();
+        StackBarrierGuard { lock: self }
+    }
+
     /// Takes the lock if it is free; the guard releases it.
     pub fn try_lock(&self) -> Option<StackBarrierGuard<'_>> {
         self.locked

@@ -68,7 +68,7 @@ use crate::code::Program;
 use crate::error::StackError;
 use crate::scan::{ScanStats, visit_frame};
 use crate::signal::{MidOp, Signals};
-use crate::stack::{GStack, Stack, StackBarrierLock, Stkbar};
+use crate::stack::{GStack, Stack, StackBarrierGuard, StackBarrierLock, Stkbar};
 
 /// What the stack-barrier lock guards for lazy scans: the marker's view of the scan in progress,
 /// and the first difference the checker found (kept after the scan ends, for the report).
@@ -91,7 +91,7 @@ struct LazyScan {
 }
 
 /// What one call of [`advance_watermark`] did.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
 pub struct Advance {
     /// Frames the marker scanned.
     pub frames: usize,
@@ -101,6 +101,9 @@ pub struct Advance {
     pub ptr_slots: usize,
     /// Whether the stack is now black (or gone): nothing is left for the marker.
     pub done: bool,
+    /// The checker's report, if a frame scanned here (or earlier on this stack) had changed
+    /// above the watermark.
+    pub violation: Option<String>,
 }
 
 /// What the goroutine's return or unwind through the watermark scanned.
@@ -220,6 +223,7 @@ pub fn advance_watermark(
         }
         Ok(())
     })();
+    adv.violation.clone_from(violation);
     drop(state);
     lock.unlock();
     r.map(|()| adv)
@@ -231,6 +235,14 @@ impl GStack {
     #[inline]
     pub fn has_watermark(&self) -> bool {
         self.watermark
+    }
+
+    /// For a walk over the frames by the goroutine itself (an unwinder pass that may cross the
+    /// watermark): the stack-barrier lock while a lazy scan's marker may move the watermark,
+    /// nothing otherwise. Hold the guard for the walk.
+    #[inline]
+    pub fn lock_for_walk(&self) -> Option<StackBarrierGuard<'_>> {
+        self.watermark.then(|| self.stack_lock.lock_guard())
     }
 
     /// The concurrent scan's stop, lazily (see the module comment): removes stale barriers, scans
@@ -343,7 +355,9 @@ impl GStack {
         let mut state = lock.lazy.lock().unwrap_or_else(PoisonError::into_inner);
         let LazyState { scan, violation } = &mut *state;
         let hi = self.stack.hi();
-        if let Some(record) = scan.as_mut().and_then(|ls| ls.shadow.as_mut()) {
+        if below < sp
+            && let Some(record) = scan.as_mut().and_then(|ls| ls.shadow.as_mut())
+        {
             let popped = hi.offset_from(sp) + 1..=hi.offset_from(below);
             let keys: Vec<usize> = record.range(popped).map(|(&k, _)| k).collect();
             for k in keys {
@@ -420,6 +434,12 @@ impl GStack {
             gs.sched.sp = fp;
             Ok(pc)
         })
+    }
+
+    /// Whether frames the goroutine scanned itself at the watermark wait to be shaded.
+    #[inline]
+    pub fn has_watermark_values(&self) -> bool {
+        !self.watermark_values.is_empty()
     }
 
     /// The pointer values of the frames the goroutine scanned itself at the watermark since the
