@@ -518,13 +518,14 @@ fn offset_tradeoff_table(rows: &[Row]) -> Table {
 }
 
 /// The series of a sweep's pause columns, in a fixed order.
-const PAUSE_ORDER: [&str; 7] = [
+const PAUSE_ORDER: [&str; 8] = [
     "full-rescan",
     "stkbar-1024",
     "stkbar-1024 in-pause",
     "stkbar-all",
     "stkbar-all in-pause",
     "hybrid",
+    "hybrid-lazy",
     "yuasa",
 ];
 

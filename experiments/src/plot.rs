@@ -914,8 +914,9 @@ fn design_rank(series: &str) -> (usize, usize, bool, String) {
         Some(Design::StkbarAll) => (1, 0),
         Some(Design::Stkbar(n)) => (2, n),
         Some(Design::Hybrid) => (3, 0),
-        Some(Design::Yuasa) => (4, 0),
-        None => (5, 0),
+        Some(Design::HybridLazy) => (4, 0),
+        Some(Design::Yuasa) => (5, 0),
+        None => (6, 0),
     };
     (kind, n, in_pause, series.to_owned())
 }
@@ -929,6 +930,7 @@ fn design_colour(series: &str) -> RGBColor {
         Some(Design::Stkbar(1024)) => RGBColor(31, 119, 180),
         Some(Design::Stkbar(n)) => EXTRA_COLOURS[(n.max(1).ilog2() as usize) % EXTRA_COLOURS.len()],
         Some(Design::Hybrid) => RGBColor(255, 127, 14),
+        Some(Design::HybridLazy) => RGBColor(214, 39, 40),
         Some(Design::Yuasa) => RGBColor(44, 160, 44),
         None => EXTRA_COLOURS[fnv1a(d) % EXTRA_COLOURS.len()],
     };
@@ -948,6 +950,7 @@ fn design_marker(series: &str) -> Marker {
         Some(Design::StkbarAll) => 2,
         Some(Design::Stkbar(n)) => n.max(1).ilog2() as usize,
         Some(Design::Hybrid) => 1,
+        Some(Design::HybridLazy) => 5,
         Some(Design::Yuasa) => 4,
         None => fnv1a(d),
     };

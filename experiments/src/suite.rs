@@ -200,6 +200,8 @@ pub enum Design {
     StkbarAll,
     /// Go 1.8's hybrid barrier: no re-scan.
     Hybrid,
+    /// The hybrid barrier with lazy stack scans behind a watermark (beyond Go).
+    HybridLazy,
     /// Yuasa's deletion barrier: no re-scan.
     Yuasa,
 }
@@ -217,6 +219,7 @@ impl Design {
             }
             Design::StkbarAll => f(&["--barrier", "dijkstra", "--stack-barriers", "all"]),
             Design::Hybrid => f(&["--barrier", "hybrid"]),
+            Design::HybridLazy => f(&["--barrier", "hybrid", "--stack-scan", "lazy"]),
             Design::Yuasa => f(&["--barrier", "yuasa"]),
         }
     }
@@ -225,18 +228,20 @@ impl Design {
     pub fn write_barrier(self) -> (&'static str, bool) {
         match self {
             Design::FullRescan | Design::Stkbar(_) | Design::StkbarAll => ("dijkstra", true),
-            Design::Hybrid => ("hybrid", false),
+            Design::Hybrid | Design::HybridLazy => ("hybrid", false),
             Design::Yuasa => ("yuasa", false),
         }
     }
 
-    /// Its name in results: `full-rescan`, `stkbar-1024`, `stkbar-all`, `hybrid`, `yuasa`.
+    /// Its name in results: `full-rescan`, `stkbar-1024`, `stkbar-all`, `hybrid`, `hybrid-lazy`,
+    /// `yuasa`.
     pub fn name(self) -> String {
         match self {
             Design::FullRescan => "full-rescan".into(),
             Design::Stkbar(off) => format!("stkbar-{off}"),
             Design::StkbarAll => "stkbar-all".into(),
             Design::Hybrid => "hybrid".into(),
+            Design::HybridLazy => "hybrid-lazy".into(),
             Design::Yuasa => "yuasa".into(),
         }
     }
@@ -247,6 +252,7 @@ impl Design {
             "full-rescan" => Some(Design::FullRescan),
             "stkbar-all" => Some(Design::StkbarAll),
             "hybrid" => Some(Design::Hybrid),
+            "hybrid-lazy" => Some(Design::HybridLazy),
             "yuasa" => Some(Design::Yuasa),
             _ => name
                 .strip_prefix("stkbar-")
@@ -259,6 +265,7 @@ impl Design {
     /// The design a resolved testbed configuration runs.
     pub fn of(config: &testbed::ConfigReport) -> Design {
         match (config.barrier, config.stack_barriers, config.first_offset) {
+            ("hybrid", ..) if config.stack_scan == "lazy" => Design::HybridLazy,
             ("hybrid", ..) => Design::Hybrid,
             ("yuasa", ..) => Design::Yuasa,
             (_, "all", _) => Design::StkbarAll,
@@ -645,6 +652,23 @@ pub struct RunRow {
     /// The design's write barrier timed on this machine, ns per barriered store with a cycle in
     /// mark (`barrier_designs` only; see `gc::wbarrier::cost`).
     pub wb_ns_per_store: Option<f64>,
+    /// `eager` or `lazy` (`--stack-scan`).
+    pub stack_scan: String,
+    /// Scans whose stop was timed: the samples of the `scan_stall_ns_` columns.
+    pub scan_stalls: u64,
+    /// Median time a goroutine was kept from running by the scan of its own stack, over the
+    /// run's scans.
+    pub scan_stall_ns_p50: u64,
+    /// Its 99th percentile (meaningful from 100 scans; see `scan_stalls`).
+    pub scan_stall_ns_p99: u64,
+    /// Its longest.
+    pub scan_stall_ns_max: u64,
+    /// Returns and unwinds through a watermark that scanned a frame (lazy scans).
+    pub watermark_hits: u64,
+    /// Frames goroutines scanned themselves at their watermark.
+    pub mutator_scanned_frames: u64,
+    /// Frames the markers scanned above watermarks.
+    pub marker_lazy_frames: u64,
     /// Wall time of the engine's run.
     pub wall_ns: u64,
     /// Mutator operations per second of wall time.
@@ -736,6 +760,14 @@ impl RunRow {
             content_rescan_bytes: records.then_some(s.content_rescan_bytes),
             stackshadow_frames_verified: records.then_some(s.stackshadow_frames_verified),
             wb_ns_per_store: None,
+            stack_scan: c.stack_scan.to_owned(),
+            scan_stalls: s.scan_stalls,
+            scan_stall_ns_p50: s.scan_stall_ns_p50,
+            scan_stall_ns_p99: s.scan_stall_ns_p99,
+            scan_stall_ns_max: s.scan_stall_ns_max,
+            watermark_hits: s.watermark_hits,
+            mutator_scanned_frames: s.mutator_scanned_frames,
+            marker_lazy_frames: s.marker_lazy_frames,
             wall_ns,
             mutator_ops_per_s: if wall_ns == 0 {
                 0.0

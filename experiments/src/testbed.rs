@@ -753,7 +753,9 @@ fn resolve_stack_scan(args: &TestbedArgs, policy: StackPolicy) -> Result<StackSc
         )),
         "lazy" => {
             let first = args.lazy_first_frames.unwrap_or(1);
-            let step = args.lazy_step_frames.unwrap_or(gc::runtime::LAZY_STEP_FRAMES);
+            let step = args
+                .lazy_step_frames
+                .unwrap_or(gc::runtime::LAZY_STEP_FRAMES);
             if first == 0 || step == 0 {
                 return Err(
                     "--lazy-first-frames and --lazy-step-frames must be at least 1 frame".into(),

@@ -30,8 +30,8 @@
 //! buffer is empty, which an engine checks after flushing every P's buffer.
 
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use stacks::{
@@ -46,8 +46,6 @@ use crate::mgc::Phase;
 use crate::pacer::GC_OVER_ASSIST_WORK;
 use crate::profile::BarrierSignals;
 use crate::runtime::{BarrierRemoval, Runtime, StackScan};
-use stacks::stack::StackBarrierLock;
-use stacks::advance_watermark;
 use crate::sched::{GIndex, GOwner, GState, P, ScanTrack, status};
 use crate::stackshadow::StackShadow;
 use crate::stats::{CycleStats, RescanRecord};
@@ -55,6 +53,8 @@ use crate::trace::TraceTo;
 use crate::trace::{TraceEv, Track};
 use crate::wbarrier::StackPolicy;
 use crate::workbuf::GcWork;
+use stacks::advance_watermark;
+use stacks::stack::StackBarrierLock;
 
 /// The default of [`crate::GcConfig::mark_step_bytes`]: a collector step scans one 32-byte
 /// object, or one larger object. Calibrated so that a step of the deterministic engine is about as long as a
@@ -288,7 +288,8 @@ impl Runtime {
                 if self.stack_policy() == StackPolicy::ConcurrentScanOnce =>
             {
                 let shadow = self.keeps_stack_records();
-                st.gs.scan_lazy(&self.prog, first_frames, shadow, sig, visit)?
+                st.gs
+                    .scan_lazy(&self.prog, first_frames, shadow, sig, visit)?
             }
             _ => scanstack_with_signals(&self.prog, &mut st.gs, ScanKind::Mark(mode), sig, visit)?,
         };

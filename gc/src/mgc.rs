@@ -23,8 +23,8 @@
 //! print the `gctrace` line then, and the next cycle waits for it.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use stacks::stack::StackBarrierLock;
@@ -556,8 +556,11 @@ impl Runtime {
         stats.scan_bytes += acc.stkbar.watermark_bytes + acc.stats.marker_lazy_bytes;
         let stalls = PauseSummary::of(acc.scan_stalls.iter().copied());
         stats.scan_stalls = acc.scan_stalls.len() as u64;
-        (stats.scan_stall_ns_p50, stats.scan_stall_ns_p99, stats.scan_stall_ns_max) =
-            (stalls.p50, stalls.p99, stalls.max);
+        (
+            stats.scan_stall_ns_p50,
+            stats.scan_stall_ns_p99,
+            stats.scan_stall_ns_max,
+        ) = (stalls.p50, stalls.p99, stalls.max);
         lock(&gc.scan_stalls).extend(acc.scan_stalls.iter().map(|&ns| (stats.cycle, ns)));
         stats.stkbar_reserved_bytes = lock(&self.stackpool).stats().stkbar_reserved_bytes as u64;
         stats.copystacks = acc.stats.copystacks;

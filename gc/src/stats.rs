@@ -373,8 +373,11 @@ impl Totals {
         }
         s.cycle = cycles.len() as u32;
         let stalls = PauseSummary::of(scan_stalls);
-        (s.scan_stall_ns_p50, s.scan_stall_ns_p99, s.scan_stall_ns_max) =
-            (stalls.p50, stalls.p99, stalls.max);
+        (
+            s.scan_stall_ns_p50,
+            s.scan_stall_ns_p99,
+            s.scan_stall_ns_max,
+        ) = (stalls.p50, stalls.p99, stalls.max);
         let rescan_avoided = if s.full_rescan_bytes == 0 {
             1.0
         } else {
@@ -452,7 +455,11 @@ mod tests {
             rescan_bytes: re,
             ..Default::default()
         };
-        let t = Totals::of(&[c(1, 30, 100, 10), c(2, 10, 100, 0), c(3, 20, 0, 0)], 7, []);
+        let t = Totals::of(
+            &[c(1, 30, 100, 10), c(2, 10, 100, 0), c(3, 20, 0, 0)],
+            7,
+            [],
+        );
         assert_eq!(
             (
                 t.cycles,
