@@ -22,12 +22,15 @@
 //! which the fault took effect to the one whose report stopped the run.
 //!
 //! The campaign: `mixed` (small) under every design — full re-scan, stack barriers at Go's offset
-//! and on every frame, hybrid, Yuasa — with checkmark and stackshadow on, over many seeds on the
-//! deterministic engine and fewer on the threaded one (2 Ps): 0 failures expected.
+//! and on every frame, hybrid, hybrid with lazy stack scans, Yuasa — with checkmark and
+//! stackshadow on, over many seeds on the deterministic engine and fewer on the threaded one
+//! (2 Ps); and the lazy scan, the one design Go never shipped, on every other workload too, as
+//! many seeds on both engines (stackshadow then checks every frame scanned above a watermark
+//! against what it held at the scan's stop): 0 failures expected.
 //!
 //! Outputs: `OUT/soundness.csv` (the table, one row per fault, checker and workload),
-//! `OUT/soundness_runs.csv` (every fault run), `OUT/soundness_campaign.csv` (one row per design
-//! and engine), each with its `.json`.
+//! `OUT/soundness_runs.csv` (every fault run), `OUT/soundness_campaign.csv` (one row per design,
+//! engine and workload), each with its `.json`.
 
 use std::time::Instant;
 
@@ -70,11 +73,12 @@ const TABLE_WORKLOADS: [(&str, usize, usize); 4] = [
 const FAULT_CYCLES: u32 = 6;
 
 /// The campaign's designs (every design the suite knows, the stack-barrier one at Go's offset).
-const CAMPAIGN_DESIGNS: [Design; 5] = [
+const CAMPAIGN_DESIGNS: [Design; 6] = [
     Design::FullRescan,
     Design::Stkbar(crate::sweeps::GO_FIRST_OFFSET),
     Design::StkbarAll,
     Design::Hybrid,
+    Design::HybridLazy,
     Design::Yuasa,
 ];
 
@@ -86,6 +90,14 @@ fn seed_counts(mode: Mode) -> (u64, u64, u64) {
     match mode {
         Mode::Quick => (2, 30, 4),
         Mode::Full => (16, 1_000, 100),
+    }
+}
+
+/// Seeds of the lazy scan's campaign on every workload, per workload and engine.
+fn lazy_seed_count(mode: Mode) -> u64 {
+    match mode {
+        Mode::Quick => 6,
+        Mode::Full => 1_000,
     }
 }
 
@@ -354,86 +366,97 @@ pub fn soundness(args: &SuiteArgs) -> Result<String, SuiteError> {
         }
     }
 
-    // The campaign.
-    let workload = Workload::new("mixed", args.size(8), args.size(40));
-    let mut campaign_cells = Vec::new();
+    // The campaign: every design on `mixed`, then the lazy scan on every other workload.
+    let mut groups: Vec<(Design, &'static str, &'static str, u64)> = Vec::new();
     for design in CAMPAIGN_DESIGNS {
-        for (engine, n) in [("deterministic", det_seeds), ("threaded", thr_seeds)] {
-            for seed in seeds(n) {
-                let mut plan = Plan::new(&workload, design, seed)
-                    .with("--cycles", CAMPAIGN_CYCLES)
-                    .with("--debug", "gccheckmark=1,stackshadow=1")
-                    .with("--heap-minimum", args.heap_minimum.unwrap_or(128 << 10));
-                if engine == "threaded" {
-                    plan = plan
-                        .with("--engine", "threaded")
-                        .with("--procs", args.procs.unwrap_or(2));
-                }
-                campaign_cells.push((design, engine, plan));
-            }
+        groups.push((design, "deterministic", "mixed", det_seeds));
+        groups.push((design, "threaded", "mixed", thr_seeds));
+    }
+    let lazy_seeds = lazy_seed_count(args.mode());
+    for w in crate::workload::WORKLOADS
+        .iter()
+        .filter(|w| w.name() != "mixed")
+    {
+        for engine in ["deterministic", "threaded"] {
+            groups.push((Design::HybridLazy, engine, w.name(), lazy_seeds));
         }
     }
-    let (threaded, deterministic): (Vec<_>, Vec<_>) = campaign_cells
+    let mut campaign_cells = Vec::new();
+    for &(design, engine, workload, n) in &groups {
+        let w = Workload::new(workload, args.size(8), args.size(40));
+        for seed in seeds(n) {
+            let mut plan = Plan::new(&w, design, seed)
+                .with("--cycles", CAMPAIGN_CYCLES)
+                .with("--debug", "gccheckmark=1,stackshadow=1")
+                .with("--heap-minimum", args.heap_minimum.unwrap_or(128 << 10));
+            if engine == "threaded" {
+                plan = plan
+                    .with("--engine", "threaded")
+                    .with("--procs", args.procs.unwrap_or(2));
+            }
+            campaign_cells.push(((design, engine, workload), plan));
+        }
+    }
+    type Cell = ((Design, &'static str, &'static str), Plan);
+    let (threaded, deterministic): (Vec<&Cell>, Vec<&Cell>) = campaign_cells
         .iter()
-        .partition(|(_, e, _)| *e == "threaded");
-    let mut campaign_ended: Vec<(&(Design, &str, Plan), Ended)> = pool.install(|| {
+        .partition(|((_, e, _), _)| *e == "threaded");
+    let mut campaign_ended: Vec<(&Cell, Ended)> = pool.install(|| {
         deterministic
             .par_iter()
-            .map(|c| execute(&c.2).map(|e| (*c, e)))
+            .map(|c| execute(&c.1).map(|e| (*c, e)))
             .collect::<Result<_, _>>()
     })?;
     // Threaded runs one at a time: each uses the machine's cores.
     for c in threaded {
-        campaign_ended.push((c, execute(&c.2)?));
+        campaign_ended.push((c, execute(&c.1)?));
     }
     let mut campaign = Vec::new();
-    for design in CAMPAIGN_DESIGNS {
-        for engine in ["deterministic", "threaded"] {
-            let cell: Vec<&(&(Design, &str, Plan), Ended)> = campaign_ended
-                .iter()
-                .filter(|(c, _)| c.0 == design && c.1 == engine)
-                .collect();
-            let mut row = CampaignRow {
-                design: design.name(),
-                engine,
-                workload: "mixed",
-                seeds: cell.len() as u64,
-                cycles: 0,
-                failures: 0,
-                checkmark_failures: 0,
-                stackshadow_frames_verified: 0,
-                first_failure: String::new(),
-            };
-            for ((_, _, plan), e) in cell {
-                row.cycles += e.cycles;
-                match &e.result {
-                    Ok(r) => {
-                        row.stackshadow_frames_verified += r.totals.sum.stackshadow_frames_verified;
-                        row.checkmark_failures += r.totals.sum.checkmark_failures;
+    for &(design, engine, workload, _) in &groups {
+        let cell: Vec<&(&Cell, Ended)> = campaign_ended
+            .iter()
+            .filter(|(c, _)| c.0 == (design, engine, workload))
+            .collect();
+        let mut row = CampaignRow {
+            design: design.name(),
+            engine,
+            workload,
+            seeds: cell.len() as u64,
+            cycles: 0,
+            failures: 0,
+            checkmark_failures: 0,
+            stackshadow_frames_verified: 0,
+            first_failure: String::new(),
+        };
+        for ((_, plan), e) in cell {
+            row.cycles += e.cycles;
+            match &e.result {
+                Ok(r) => {
+                    row.stackshadow_frames_verified += r.totals.sum.stackshadow_frames_verified;
+                    row.checkmark_failures += r.totals.sum.checkmark_failures;
+                }
+                Err(err) if err.is_checker_violation() => {
+                    row.failures += 1;
+                    if let RuntimeError::CheckmarkFailed { failures, .. } = err {
+                        row.checkmark_failures += failures;
                     }
-                    Err(err) if err.is_checker_violation() => {
-                        row.failures += 1;
-                        if let RuntimeError::CheckmarkFailed { failures, .. } = err {
-                            row.checkmark_failures += failures;
-                        }
-                        if row.first_failure.is_empty() {
-                            row.first_failure = format!("{}: {err}", plan.command())
-                                .lines()
-                                .next()
-                                .unwrap_or_default()
-                                .to_owned();
-                        }
-                    }
-                    Err(err) => {
-                        return Err(SuiteError::Failed(format!(
-                            "soundness: run `{}` failed: {err}",
-                            plan.command()
-                        )));
+                    if row.first_failure.is_empty() {
+                        row.first_failure = format!("{}: {err}", plan.command())
+                            .lines()
+                            .next()
+                            .unwrap_or_default()
+                            .to_owned();
                     }
                 }
+                Err(err) => {
+                    return Err(SuiteError::Failed(format!(
+                        "soundness: run `{}` failed: {err}",
+                        plan.command()
+                    )));
+                }
             }
-            campaign.push(row);
         }
+        campaign.push(row);
     }
 
     suite::write_results(args, name, &table)?;

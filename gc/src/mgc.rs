@@ -581,6 +581,11 @@ impl Runtime {
         stats.unwinds_skipped = faults.unwinds_skipped;
         stats.shadow_bytes = self.shadow_bytes();
         stats.stackshadow_frames_verified = shadow.verified.frames;
+        if self.keeps_stack_records() {
+            // A lazy scan's checker verifies every frame scanned above a watermark.
+            stats.stackshadow_frames_verified +=
+                acc.stats.marker_lazy_frames + acc.stkbar.watermark_frames;
+        }
         stats.stackshadow_bytes_verified = shadow.verified.bytes;
         stats.skipped_frames_changed = shadow.verified.changed;
         stats.stackshadow_bytes = shadow.record_bytes;

@@ -140,8 +140,9 @@ pub struct CycleStats {
     /// Bulk writes and multi-frame unwinds whose barrier pass `--inject unwind-skip` skipped or
     /// hid since the previous cycle's mark termination.
     pub unwinds_skipped: u64,
-    /// Frames stackshadow compared with the concurrent scan's record at this mark termination
-    /// (those the re-scans skipped; 0 with stackshadow off).
+    /// Frames stackshadow compared with the concurrent scan's record: at this mark termination,
+    /// those the re-scans skipped; with lazy scans, every frame scanned above a watermark in the
+    /// cycle (0 with stackshadow off).
     pub stackshadow_frames_verified: u64,
     /// Their bytes.
     pub stackshadow_bytes_verified: u64,
