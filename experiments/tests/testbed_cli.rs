@@ -44,6 +44,13 @@ const CYCLE_KEYS: &[&str] = &[
     "stack_bytes_used",
     "stacks_scanned",
     "scan_bytes",
+    "scan_stalls",
+    "scan_stall_ns_p50",
+    "scan_stall_ns_p99",
+    "scan_stall_ns_max",
+    "watermark_hits",
+    "mutator_scanned_frames",
+    "marker_lazy_frames",
     "rescan_bytes",
     "rescan_frames",
     "full_rescan_bytes",
@@ -85,6 +92,7 @@ const CONFIG_KEYS: &[&str] = &[
     "barrier",
     "stack_barriers",
     "first_offset",
+    "stack_scan",
     "engine",
     "procs",
     "gc_share",
@@ -206,6 +214,16 @@ bad_input! {
     depth_beyond_stack_limit_is_rejected_with_one_line: ["--depth" => "100000000"] [];
     non_numeric_seed_is_rejected_with_one_line: ["--seed" => "abc"] [];
     zero_mark_step_bytes_is_rejected_with_one_line: ["--mark-step-bytes" => "0"] [];
+    unknown_stack_scan_is_rejected_with_one_line: ["--stack-scan" => "sometimes"] [];
+    lazy_stack_scan_with_dijkstra_is_rejected_with_one_line: ["--stack-scan" => "lazy"] [];
+    lazy_stack_scan_with_yuasa_is_rejected_with_one_line:
+        ["--barrier" => "yuasa", "--stack-scan" => "lazy"] [];
+    lazy_budget_with_eager_scan_is_rejected_with_one_line:
+        ["--barrier" => "hybrid", "--lazy-first-frames" => "2"] [];
+    zero_lazy_first_frames_is_rejected_with_one_line:
+        ["--barrier" => "hybrid", "--stack-scan" => "lazy", "--lazy-first-frames" => "0"] [];
+    zero_lazy_step_frames_is_rejected_with_one_line:
+        ["--barrier" => "hybrid", "--stack-scan" => "lazy", "--lazy-step-frames" => "0"] [];
 }
 
 #[test]
@@ -319,11 +337,18 @@ fn json_report_has_config_totals_and_one_row_per_cycle() {
         assert!(bound.contains_key(k), "rescan_bound lacks {k}: {v}");
     }
     assert_eq!(u(&v["rescan_bound"], "outside_bound"), 0, "{v}");
-    // Summed counters in totals are the sums of the rows.
-    for k in CYCLE_KEYS.iter().filter(|k| **k != "cycle") {
+    // Summed counters in totals are the sums of the rows; the scan stall's summaries are over
+    // every scan of the run, so its longest is the longest of the rows'.
+    let stall_summary = |k: &str| k.starts_with("scan_stall_ns_");
+    for k in CYCLE_KEYS
+        .iter()
+        .filter(|k| **k != "cycle" && !stall_summary(k))
+    {
         let sum: u64 = cycles.iter().map(|r| u(r, k)).sum();
         assert_eq!(u(&v["totals"], k), sum, "totals.{k}");
     }
+    let longest = cycles.iter().map(|r| u(r, "scan_stall_ns_max")).max();
+    assert_eq!(Some(u(&v["totals"], "scan_stall_ns_max")), longest);
 }
 
 #[test]
@@ -556,6 +581,42 @@ fn warmup_cycles_run_first_and_stay_out_of_the_report() {
     for key in ["rescan_bytes", "full_rescan_bytes", "barriers_hit"] {
         assert_eq!(warm["totals"][key].as_u64(), Some(sum(key)), "{key}");
     }
+}
+
+/// `--stack-scan lazy`: the config says so, every scan is a stop of its first frames, the
+/// markers scan the rest above the watermarks, and the stop is far shorter than an eager
+/// scan's of the same 400-frame stacks (its longest against the eager median: a ratio, not a
+/// time, and a wide margin: the eager scans walk 400 frames, the lazy stops one).
+#[test]
+fn lazy_stack_scans_report_their_stops_and_their_work() {
+    let flags = [
+        ("--workload", "deep-oscillate"),
+        ("--depth", "400"),
+        ("--barrier", "hybrid"),
+    ];
+    let eager = report(&flags, &[]);
+    let mut lazy_flags = flags.to_vec();
+    lazy_flags.push(("--stack-scan", "lazy"));
+    let lazy = report(&lazy_flags, &[]);
+    assert_eq!(lazy["config"]["stack_scan"], "lazy");
+    assert_eq!(lazy["config"]["lazy_first_frames"], 1);
+    assert_eq!(lazy["config"]["lazy_step_frames"], 64);
+    assert_eq!(eager["config"]["stack_scan"], "eager");
+    assert!(eager["config"]["lazy_first_frames"].is_null());
+    let (e, l) = (&eager["totals"], &lazy["totals"]);
+    assert_eq!(u(l, "scan_stalls"), u(l, "stacks_scanned"));
+    assert_eq!(u(e, "scan_stalls"), u(e, "stacks_scanned"));
+    assert!(u(l, "marker_lazy_frames") > 0, "{l}");
+    assert_eq!(
+        u(e, "marker_lazy_frames") + u(e, "mutator_scanned_frames"),
+        0
+    );
+    assert!(
+        u(l, "scan_stall_ns_max") < u(e, "scan_stall_ns_p50"),
+        "lazy stops {} ns at most, eager scans {} ns at the median",
+        u(l, "scan_stall_ns_max"),
+        u(e, "scan_stall_ns_p50")
+    );
 }
 
 bad_input! {

@@ -8,6 +8,9 @@
 //! set from `Runnable` or `Waiting`. "The status is the lock on the stack", as in Go's
 //! `casgstatus`/`castogscanstatus`. The release is a `Release` store and the acquire a CAS with
 //! `Acquire` ordering, so whatever the previous owner wrote to the stack is visible to the next.
+//! One exception, by design: a lazy stack scan's marker scans the frames above the goroutine's
+//! watermark without the token, while the goroutine runs, holding the goroutine's stack-barrier
+//! lock instead (`stacks::watermark` states what each side may touch).
 //!
 //! Status transitions: `Dead → Idle` (being created, owned by its creator) `→ Runnable`;
 //! `Runnable → Running` (scheduled on a P) `→ Runnable` (yield, preemption, stop-the-world) or

@@ -28,11 +28,15 @@
 //! it as in use.
 //!
 //! Ownership (the concurrency contract). A [`GStack`] is plain data with no interior mutability
-//! except its stack-barrier lock. The runtime built on this crate must give exactly one party `&mut`
-//! access at a time: the running goroutine, or the marker that holds the goroutine's `Scan` status
-//! bit ("the status is the lock on the stack"). The only thing another thread may touch is the
-//! stack-barrier lock, through the shared handle [`GStack::stack_barrier_lock`] (a profiler tries it
-//! before tracing a stack). Nothing here uses `unsafe`.
+//! except its stack-barrier lock and its stack words. The runtime built on this crate must give
+//! exactly one party `&mut` access at a time: the running goroutine, or the marker that holds the
+//! goroutine's `Scan` status bit ("the status is the lock on the stack"). The only things another
+//! thread may touch are the stack-barrier lock, through the shared handle
+//! [`GStack::stack_barrier_lock`] (a profiler tries it before tracing a stack), and, while a lazy
+//! scan is in progress, the frames above its watermark, which the marker reads (and the two
+//! return-PC slots and the stkbar entry it moves the watermark between, which it writes) through
+//! the handle the lock keeps, only while holding the lock (see `watermark`). The words are relaxed
+//! atomics so those reads are defined behaviour. Nothing here uses `unsafe`.
 //!
 //! Freeing or reusing a goroutine's stack resets its barriers (seed 002's `gfput` change): a stack
 //! returns to the pool with its stkbar array logically empty, and [`GStack::reset`] empties it for a
