@@ -176,6 +176,52 @@ fn barrier_mid_update_samples_follow_each_rule_set() {
     }
 }
 
+/// Lazy stack scans (`hybrid`, a watermark moved by the markers and by returns): samples land
+/// inside watermark hits — popped into the trampoline (Go 1.7 unwinds them through the fix-up)
+/// and inside the handler, which holds the stack-barrier lock (Go 1.7 records System); seed
+/// 003 refuses both by the trampoline's PC — and none is malformed, on either engine, though the marker moves the watermark
+/// under the running goroutine on real threads.
+#[test]
+fn samples_mid_watermark_hit_unwind_correctly() {
+    let lazy = |rules, seed| GcConfig {
+        design: gc::wbarrier::design("hybrid").unwrap(),
+        stack_scan: gc::StackScan::Lazy {
+            first_frames: 1,
+            step_frames: 1,
+        },
+        ..config(rules, StackBarrierMode::Off, seed)
+    };
+    for rules in [ProfileRules::Go17, ProfileRules::Seed003] {
+        let r = run_deterministic(lazy(rules, 3), 16);
+        let c = r.profile.expect("profiling was on").counts;
+        assert!(r.totals.sum.watermark_hits > 50, "{:?}", r.totals.sum);
+        assert!(c.samples_mid_barrier > 10, "{rules}: {c:?}");
+        assert_eq!(c.malformed, 0, "{rules}: {c:?}");
+        match rules {
+            ProfileRules::Go17 => {
+                assert!(c.unwound_mid_barrier > 0, "popped: {c:?}");
+                assert!(c.refused_stkbar_lock > 0, "inside the handler: {c:?}");
+            }
+            _ => assert!(c.refused_stack_barrier_pc > 0, "refused by the PC: {c:?}"),
+        }
+        let mut cfg = lazy(rules, 5);
+        cfg.procs = 2;
+        let r = Threaded::new(cfg, image(8, 40))
+            .unwrap()
+            .run(
+                6,
+                Limits {
+                    max_ops: 100_000_000,
+                    time_limit: Duration::from_secs(120),
+                },
+            )
+            .unwrap();
+        let prof = r.profile.expect("profiling was on");
+        assert!(r.totals.sum.marker_lazy_frames > 0, "{:?}", r.totals.sum);
+        assert_eq!(prof.counts.malformed, 0, "{rules}: {:?}", prof.counts);
+    }
+}
+
 /// Without checks (Go before seed 003) the same runs record malformed tracebacks, all of them
 /// inside switches: what the rules prevent.
 #[test]
