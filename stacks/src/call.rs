@@ -284,7 +284,7 @@ impl GStack {
             return self.with_stack_lock(|gs| {
                 let last = gs.unwind_target(prog, n)?;
                 let pc = if gs.stack.stkbar(0).saved_lr_ptr < last.fp {
-                    gs.watermark_pass_locked(prog, last.fp)?.0
+                    gs.watermark_pass_locked(prog, last.fp)?
                 } else {
                     last.lr
                 };

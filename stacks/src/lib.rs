@@ -53,4 +53,4 @@ pub use scan::{ScanKind, ScanStats, scan_frames, scanstack, scanstack_with_signa
 pub use signal::{MidOp, NoSignals, Signals};
 pub use stack::{GStack, Gobuf, Stack, StackPool, Stkbar, max_stack_barriers};
 pub use unwind::{Frame, Gentraceback, gentraceback};
-pub use watermark::{Advance, WatermarkHit, advance_watermark};
+pub use watermark::{Advance, advance_watermark};

@@ -106,15 +106,6 @@ pub struct Advance {
     pub violation: Option<String>,
 }
 
-/// What the goroutine's return or unwind through the watermark scanned.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
-pub struct WatermarkHit {
-    /// Frames scanned (0 when the marker had scanned the frame already).
-    pub frames: usize,
-    /// Their bytes.
-    pub bytes: usize,
-}
-
 /// Scans one frame above the watermark of `stack` and moves the watermark onto its return-PC
 /// slot. The caller holds the stack-barrier lock, and `stkbar[0]` is the watermark, on the slot
 /// just below the frame. Returns the frame's bytes and pointer slots, and whether that frame was
@@ -343,13 +334,12 @@ impl GStack {
         &mut self,
         prog: &Program,
         sp: Addr,
-    ) -> Result<(Pc, WatermarkHit), StackError> {
+    ) -> Result<Pc, StackError> {
         let bar = self.stack.stkbar(0);
         let below = bar.saved_lr_ptr.add(WORD);
         if below > sp {
             // The marker moved the watermark past this frame and restored its return PC.
-            let pc = self.stack.read(sp.sub(WORD)).unwrap_or(0);
-            return Ok((Pc(pc), WatermarkHit::default()));
+            return Ok(Pc(self.stack.read(sp.sub(WORD)).unwrap_or(0)));
         }
         let lock = Arc::clone(&self.stack_lock);
         let mut state = lock.lazy.lock().unwrap_or_else(PoisonError::into_inner);
@@ -382,7 +372,7 @@ impl GStack {
         if pc == prog.goexit_return_pc() {
             // The watermark is at the top: the stack is black, and this return is the
             // goroutine's last, an ordinary hit.
-            return Ok((pc, WatermarkHit::default()));
+            return Ok(pc);
         }
         let mut values: SmallVec<[u64; 8]> = SmallVec::new();
         let goid = self.goid();
@@ -403,13 +393,7 @@ impl GStack {
         self.counters.watermark_hits += 1;
         self.counters.watermark_frames += 1;
         self.counters.watermark_bytes += size as u64;
-        Ok((
-            pc,
-            WatermarkHit {
-                frames: 1,
-                bytes: size,
-            },
-        ))
+        Ok(pc)
     }
 
     /// A return that landed on the watermark's PC with the SP at `fp`: takes the lock, signals
@@ -424,7 +408,7 @@ impl GStack {
     ) -> Result<Pc, StackError> {
         self.with_stack_lock(|gs| {
             sig.boundary(gs, MidOp::WatermarkHit);
-            let (pc, _) = gs.watermark_pass_locked(prog, fp)?;
+            let pc = gs.watermark_pass_locked(prog, fp)?;
             if pc == prog.goexit_return_pc() {
                 gs.stkbar_pos += 1;
                 gs.counters.hit += 1;
