@@ -28,8 +28,8 @@ cargo build --release --quiet -p experiments --bins
 bin=target/release
 built=$(date +%s)
 
-for experiment in rescan_offsets depth_sweep goroutine_sweep barrier_designs sanitizer_leak wbshadow_faults \
-    soundness profiler_switch trace_overhead; do
+for experiment in rescan_offsets depth_sweep goroutine_sweep barrier_designs scan_stall sanitizer_leak \
+    wbshadow_faults soundness profiler_switch trace_overhead; do
     "$bin/$experiment" "$mode" --out results "${extra[@]}"
 done
 "$bin/plot" --results results --out results

@@ -16,7 +16,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::suite::{Design, series_name, workload_label};
-use crate::sweeps::{BARRIER_DESIGNS, OFFSET_DESIGNS};
+use crate::sweeps::{
+    BARRIER_DESIGNS, OFFSET_DESIGNS, SCAN_STALL_DESIGNS, STALL_P99_MIN_SAMPLES, StallHeadline,
+    StallRun,
+};
 
 /// Why the tables could not be made or placed.
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +93,41 @@ impl Row {
     }
     fn per_cycle(&self, v: u64) -> f64 {
         v as f64 / self.cycles.max(1) as f64
+    }
+}
+
+/// A `scan_stall.csv` row: one threaded run's stall figures and what they cost (a run CSV; the
+/// columns the scan-stall table reads, all of which older run CSVs lack).
+#[derive(Clone, Debug, Deserialize)]
+struct StallRow {
+    design: String,
+    engine: String,
+    goroutines: usize,
+    depth: usize,
+    cycles: u64,
+    scan_stalls: u64,
+    scan_stall_ns_p50: u64,
+    scan_stall_ns_p99: u64,
+    scan_stall_ns_max: u64,
+    mark_term_ns_p50: u64,
+    mark_ns: u64,
+    mutator_ops_per_s: f64,
+    command: String,
+}
+
+impl StallRow {
+    /// The row as the scan-stall headline reads it.
+    fn run(&self) -> StallRun<'_> {
+        StallRun {
+            design: &self.design,
+            goroutines: self.goroutines,
+            depth: self.depth,
+            scan_stalls: self.scan_stalls,
+            scan_stall_ns_p99: self.scan_stall_ns_p99,
+            scan_stall_ns_max: self.scan_stall_ns_max,
+            mark_term_ns_p50: self.mark_term_ns_p50,
+            mutator_ops_per_s: self.mutator_ops_per_s,
+        }
     }
 }
 
@@ -326,7 +364,7 @@ fn count(x: Option<f64>) -> String {
 }
 
 /// The median of `xs` (the mean of the middle two when their number is even); NaN when empty.
-fn median(mut xs: Vec<f64>) -> f64 {
+pub(crate) fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
     match xs.len() {
         0 => f64::NAN,
@@ -662,11 +700,149 @@ fn barrier_designs_table(rows: &[Row], mmu: Option<&[MmuRow]>) -> Table {
     }
 }
 
+/// The designs whose mark phase, mark-termination pause and throughput the scan-stall table
+/// reports beside their stalls: the eager and the lazy scan of the same barrier.
+const STALL_COST_DESIGNS: [Design; 2] = [Design::Hybrid, Design::HybridLazy];
+
+/// `scan_stall`: per sweep point (the depth sweep's first, then the goroutine sweep's), each
+/// design's stall p50 / p99 and, for the two hybrid designs, what the lazy scan moves elsewhere:
+/// the mark phase per cycle, the mark-termination p50 and the mutator's throughput. Medians over
+/// seeds (a p99 of one run is one noisy number; the median of three is not moved by one). The
+/// note carries the headline ([`StallHeadline`]) and the commands.
+fn scan_stall_table(rows: &[StallRow]) -> Table {
+    let rows: Vec<&StallRow> = rows.iter().filter(|r| r.engine == "threaded").collect();
+    let designs: Vec<Design> = SCAN_STALL_DESIGNS
+        .into_iter()
+        .filter(|d| rows.iter().any(|r| r.design == d.name()))
+        .collect();
+    let costs: Vec<Design> = STALL_COST_DESIGNS
+        .into_iter()
+        .filter(|d| designs.contains(d))
+        .collect();
+    let mut header: Vec<String> = vec!["depth".into(), "goroutines".into()];
+    header.extend(
+        designs
+            .iter()
+            .map(|d| format!("{} stall p50 / p99 µs", d.name())),
+    );
+    for d in &costs {
+        header.extend([
+            format!("{} mark ms/cycle", d.name()),
+            format!("{} mark term p50 µs", d.name()),
+            format!("{} Mops/s", d.name()),
+        ]);
+    }
+    // The depth sweep's goroutine count: the one run at the most depths (the larger on a tie).
+    let mut depths_at: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for r in &rows {
+        let ds = depths_at.entry(r.goroutines).or_default();
+        if !ds.contains(&r.depth) {
+            ds.push(r.depth);
+        }
+    }
+    let swept = depths_at
+        .iter()
+        .max_by_key(|(g, ds)| (ds.len(), **g))
+        .map_or(0, |(g, _)| *g);
+    let mut points: Vec<(usize, usize)> = rows.iter().map(|r| (r.goroutines, r.depth)).collect();
+    points.sort_by_key(|&(g, depth)| (g != swept, g, depth));
+    points.dedup();
+    let mut counts = Vec::new();
+    let mut tails_as_max = false;
+    let body: Vec<Vec<String>> = points
+        .into_iter()
+        .map(|(g, depth)| {
+            let of = |d: Design| -> Vec<&StallRow> {
+                rows.iter()
+                    .copied()
+                    .filter(|r| r.goroutines == g && r.depth == depth && r.design == d.name())
+                    .collect()
+            };
+            let med = |sel: &[&StallRow], f: &dyn Fn(&StallRow) -> f64| {
+                median(sel.iter().map(|r| f(r)).collect())
+            };
+            let mut cells = vec![depth.to_string(), g.to_string()];
+            for &d in &designs {
+                let sel = of(d);
+                counts.push(sel.len());
+                let as_max = sel.iter().any(|r| r.run().tail_ns().1);
+                tails_as_max |= as_max;
+                let p50 = med(&sel, &|r| r.scan_stall_ns_p50 as f64);
+                let tail = med(&sel, &|r| r.run().tail_ns().0 as f64);
+                cells.push(format!(
+                    "{} / {}{}",
+                    us(p50),
+                    us(tail),
+                    if as_max { "*" } else { "" }
+                ));
+            }
+            for &d in &costs {
+                let sel = of(d);
+                cells.extend([
+                    num(
+                        med(&sel, &|r| r.mark_ns as f64 / r.cycles.max(1) as f64 / 1e6),
+                        2,
+                    ),
+                    us(med(&sel, &|r| r.mark_term_ns_p50 as f64)),
+                    num(med(&sel, &|r| r.mutator_ops_per_s / 1e6), 1),
+                ]);
+            }
+            cells
+        })
+        .collect();
+    let seeds = match seed_count(counts).as_deref() {
+        None => String::new(),
+        Some("1") => "Each cell is one seed's run. ".to_owned(),
+        Some(n) => format!("Each cell is the median of {n} seeds. "),
+    };
+    let max_note = if tails_as_max {
+        format!("* the max, not the p99: the run timed fewer than {STALL_P99_MIN_SAMPLES} scans. ")
+    } else {
+        String::new()
+    };
+    let runs: Vec<StallRun<'_>> = rows.iter().map(|r| r.run()).collect();
+    let headline = match StallHeadline::of(&runs) {
+        Some(h) => {
+            let lazy = rows
+                .iter()
+                .find(|r| {
+                    r.design == Design::HybridLazy.name()
+                        && r.goroutines == h.goroutines
+                        && r.depth == h.depth
+                })
+                .map_or(String::new(), |r| {
+                    format!(" (one of its runs: `{}`)", r.command)
+                });
+            format!(
+                "At {} G × depth {}, hybrid-lazy's {} stall is {} µs against hybrid's {} µs ({}× shorter), its mark-termination p50 {} µs against {} µs, and its mutator throughput {}× hybrid's{lazy}. ",
+                h.goroutines,
+                h.depth,
+                h.tail_name(),
+                us(h.lazy_tail_ns),
+                us(h.eager_tail_ns),
+                num(h.stall_ratio(), 0),
+                us(h.lazy_mark_term_ns),
+                us(h.eager_mark_term_ns),
+                num(h.throughput_ratio, 2),
+            )
+        }
+        None => String::new(),
+    };
+    let note = format!(
+        "`deep-oscillate`, threaded engine, one P per CPU, no checker. Stall: how long a goroutine was kept from running by the scan of its own stack, per scan, over a run's scans (one per goroutine per cycle). {max_note}Mark: the mark phase's wall time per cycle; mark term: the mark-termination pause; Mops/s: mutator operations per second of wall time. {seeds}{headline}Made by `scan_stall --full` (`scripts/run-all.sh --full`); each row of `scan_stall.csv` names the `testbed` command that reproduces it."
+    );
+    Table {
+        name: "scan_stall".into(),
+        markdown: markdown(&header, &body, note.trim_end()),
+    }
+}
+
 /// `headline`: the figures the abstract quotes, each with where it comes from.
 fn headline_table(dir: &Path) -> Result<Option<Table>, PaperError> {
     let offsets: Vec<Row> = read(dir, "rescan_offsets")?.unwrap_or_default();
     let depth: Vec<Row> = read(dir, "depth_sweep")?.unwrap_or_default();
-    if offsets.is_empty() && depth.is_empty() {
+    let stalls: Vec<StallRow> = read(dir, "scan_stall")?.unwrap_or_default();
+    if offsets.is_empty() && depth.is_empty() && stalls.is_empty() {
         return Ok(None);
     }
     let mut body = Vec::new();
@@ -778,6 +954,32 @@ fn headline_table(dir: &Path) -> Result<Option<Table>, PaperError> {
                 "< 50 µs".into(),
             ]);
         }
+    }
+    // Beyond Go: the lazy scan's stall against the eager one's, at the deepest point.
+    let runs: Vec<StallRun<'_>> = stalls
+        .iter()
+        .filter(|r| r.engine == "threaded")
+        .map(StallRow::run)
+        .collect();
+    if let Some(h) = StallHeadline::of(&runs) {
+        body.push(vec![
+            format!(
+                "scan stall {}, hybrid-lazy vs hybrid, `deep-oscillate` {} G × depth {}",
+                h.tail_name(),
+                h.goroutines,
+                h.depth
+            ),
+            format!(
+                "{} µs vs {} µs ({}× shorter); mark-termination p50 {} vs {} µs; mutator throughput {}×",
+                us(h.lazy_tail_ns),
+                us(h.eager_tail_ns),
+                num(h.stall_ratio(), 0),
+                us(h.lazy_mark_term_ns),
+                us(h.eager_mark_term_ns),
+                num(h.throughput_ratio, 2)
+            ),
+            "– (beyond Go)".into(),
+        ]);
     }
     Ok(Some(Table {
         name: "headline".into(),
@@ -1212,6 +1414,10 @@ pub fn tables(dir: &Path) -> Result<(Vec<Table>, Vec<String>), PaperError> {
         }
         None => missing.push("barrier_designs".into()),
     }
+    match read::<StallRow>(dir, "scan_stall")? {
+        Some(rows) => out.push(scan_stall_table(&rows)),
+        None => missing.push("scan_stall".into()),
+    }
     match read::<FaultRow>(dir, "wbshadow_faults")? {
         Some(rows) => out.push(wbshadow_faults_table(&rows)),
         None => missing.push("wbshadow_faults".into()),
@@ -1540,6 +1746,81 @@ mod tests {
         std::fs::write(&path, text.replacen(",200.0,", ",2oo.0,", 1)).expect("write");
         let err = tables(dir.path()).expect_err("a bad number is an error");
         assert!(err.to_string().contains("trace_overhead.csv"), "{err}");
+    }
+
+    #[test]
+    fn scan_stall_table_puts_the_depth_sweep_first_and_marks_max_tails() {
+        let md = scan_stall_table(&fixture("scan_stall")).markdown;
+        let lines: Vec<&str> = md.lines().collect();
+        assert_eq!(
+            lines[0],
+            "| depth | goroutines | full-rescan stall p50 / p99 µs | stkbar-1024 stall p50 / p99 µs | hybrid stall p50 / p99 µs | hybrid-lazy stall p50 / p99 µs | hybrid mark ms/cycle | hybrid mark term p50 µs | hybrid Mops/s | hybrid-lazy mark ms/cycle | hybrid-lazy mark term p50 µs | hybrid-lazy Mops/s |"
+        );
+        let points: Vec<(&str, &str)> = lines[2..8]
+            .iter()
+            .map(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                (cells[1], cells[2])
+            })
+            .collect();
+        // The depth sweep (8 goroutines) first, then the goroutine sweep at depth 500.
+        assert_eq!(
+            points,
+            [
+                ("5", "8"),
+                ("50", "8"),
+                ("500", "8"),
+                ("5000", "8"),
+                ("500", "32"),
+                ("500", "128")
+            ]
+        );
+        // 8 goroutines × 4 cycles is too few scans for a p99: the max, starred; 32 × 4 is not.
+        assert!(lines[5].contains('*'), "{}", lines[5]);
+        assert!(!lines[6].contains('*'), "{}", lines[6]);
+        assert_eq!(lines[8], "");
+        let note = lines[9];
+        assert!(note.contains("* the max, not the p99"), "{note}");
+        assert!(note.contains("the median of 2 seeds"), "{note}");
+        assert!(
+            note.contains("At 8 G × depth 5000, hybrid-lazy's max stall is"),
+            "{note}"
+        );
+        assert!(
+            note.contains("`testbed --workload deep-oscillate"),
+            "{note}"
+        );
+        assert!(note.contains("`scan_stall --full`"), "{note}");
+    }
+
+    #[test]
+    fn the_headline_quotes_the_lazy_scans_stall_from_scan_stall_alone() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::copy(
+            Path::new(FIXTURES).join("scan_stall.csv"),
+            dir.path().join("scan_stall.csv"),
+        )
+        .expect("copy");
+        let (made, missing) = tables(dir.path()).expect("the fixture parses");
+        let names: Vec<&str> = made.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["headline", "scan_stall"]);
+        assert!(!missing.iter().any(|m| m == "scan_stall"), "{missing:?}");
+        let headline = &made[0].markdown;
+        assert!(
+            headline.contains(
+                "| scan stall max, hybrid-lazy vs hybrid, `deep-oscillate` 8 G × depth 5000 |"
+            ),
+            "{headline}"
+        );
+        let runs: Vec<StallRow> = fixture("scan_stall");
+        let runs: Vec<StallRun<'_>> = runs.iter().map(StallRow::run).collect();
+        let h = StallHeadline::of(&runs).expect("both hybrid designs at the deepest point");
+        assert!(h.tail_is_max && h.seeds == 2, "{h:?}");
+        assert!(h.stall_ratio() > 10.0, "{h:?}");
+        assert!(
+            headline.contains(&format!("({}× shorter)", num(h.stall_ratio(), 0))),
+            "{headline}"
+        );
     }
 
     #[test]

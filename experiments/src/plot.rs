@@ -25,6 +25,17 @@
 //!   per barrier design.
 //! * `mmu_<workload>` — minimum mutator utilization against window length, one line per design.
 //!
+//! `scan_stall.csv` is a run CSV too, read into rows of its own (the stall columns); its
+//! figure, one line per design:
+//!
+//! * `scan_stall` — how long the scan of a goroutine's own stack kept it from running, the tail
+//!   of each run's scans (p99 where the run timed at least
+//!   [`STALL_P99_MIN_SAMPLES`](crate::sweeps::STALL_P99_MIN_SAMPLES) scans, otherwise the max, as
+//!   the legend says), against stack depth at the depth sweep's goroutine count and against
+//!   goroutine count at the goroutine sweep's depth; below, what a lazy scan moves elsewhere: the
+//!   mark phase per cycle and the mutator's throughput over eager `hybrid`'s (same seed and
+//!   point), both against depth.
+//!
 //! The debug-mode CSVs have columns of their own, also read by name. `sanitizer_leak.csv` holds
 //! one row per GC cycle (`step`) per mode per seed; `wbshadow_faults.csv` one row per mode and
 //! injected drop fraction, already summed over that cell's seeds (so its points have no range
@@ -100,6 +111,10 @@ pub const WBSHADOW_FIGURES: [&str; 2] = ["wbshadow_detection_vs_drop", "wbshadow
 pub const PROFILER_SWITCH_CSV: &str = "profiler_switch.csv";
 /// Figures drawn from [`PROFILER_SWITCH_CSV`].
 pub const PROFILER_FIGURES: [&str; 1] = ["profiler_switch"];
+/// The run CSV of the scan-stall sweeps (stack depth and goroutine count, four designs).
+pub const SCAN_STALL_CSV: &str = "scan_stall.csv";
+/// Figures drawn from [`SCAN_STALL_CSV`].
+pub const SCAN_STALL_FIGURES: [&str; 1] = ["scan_stall"];
 
 /// `plot`: regenerate every figure from the experiment CSVs.
 #[derive(Parser, Debug, Clone)]
@@ -109,8 +124,8 @@ pub const PROFILER_FIGURES: [&str; 1] = ["profiler_switch"];
     about = "Regenerate every figure (PNG and SVG) of the stkbar report from the experiment CSVs.",
     after_help = "Example:\n  plot --results results\n  plot --results results --out /tmp/report --quiet\n\n\
 Reads rescan_offsets.csv, depth_sweep.csv, goroutine_sweep.csv, barrier_designs_mmu.csv,\n\
-sanitizer_leak.csv, wbshadow_faults.csv and profiler_switch.csv from --results; a CSV that does\n\
-not exist skips its figures. Writes OUT/figures/NAME.png and .svg.\n\n\
+scan_stall.csv, sanitizer_leak.csv, wbshadow_faults.csv and profiler_switch.csv from --results;\n\
+a CSV that does not exist skips its figures. Writes OUT/figures/NAME.png and .svg.\n\n\
 Exit codes: 0 success, 2 bad input (an unknown flag, a malformed CSV), 1 a figure could not be written."
 )]
 pub struct PlotArgs {
@@ -291,6 +306,7 @@ pub fn plot_all(
     let depths = read_runs(&results.join(DEPTH_SWEEP_CSV), DEPTH_COLUMNS)?;
     let goroutines = read_runs(&results.join(GOROUTINE_SWEEP_CSV), GOROUTINE_COLUMNS)?;
     let mmu = read_mmu(&results.join(MMU_CSV))?;
+    let stalls = read_stalls(&results.join(SCAN_STALL_CSV))?;
     let sanitizer = read_sanitizer(&results.join(SANITIZER_LEAK_CSV))?;
     let faults = read_faults(&results.join(WBSHADOW_FAULTS_CSV))?;
     let profiler = read_profiler(&results.join(PROFILER_SWITCH_CSV))?;
@@ -329,6 +345,10 @@ pub fn plot_all(
             planned.extend(figs.into_iter().map(|f| (t.path.clone(), Ok(f))));
         }
         None => missing(MMU_CSV, &["mmu_<workload>"]),
+    }
+    match &stalls {
+        Some(t) => planned.push((t.path.clone(), fig_scan_stall(t))),
+        None => missing(SCAN_STALL_CSV, &SCAN_STALL_FIGURES),
     }
     match &sanitizer {
         Some(t) => planned.push((t.path.clone(), fig_sanitizer_leak(t))),
@@ -405,6 +425,19 @@ const GOROUTINE_COLUMNS: &[&str] = &[
     "mark_term_ns_p50",
 ];
 const MMU_COLUMNS: &[&str] = &["workload", "design", "window_ns", "mmu"];
+const SCAN_STALL_COLUMNS: &[&str] = &[
+    "design",
+    "engine",
+    "goroutines",
+    "depth",
+    "seed",
+    "cycles",
+    "scan_stalls",
+    "scan_stall_ns_p99",
+    "scan_stall_ns_max",
+    "mark_ns",
+    "mutator_ops_per_s",
+];
 /// ARCHITECTURE.md §7 fixes these four columns of `sanitizer_leak.csv`.
 const SANITIZER_COLUMNS: &[&str] = &["mode", "step", "live_objects", "sanitizer_bytes"];
 const PROFILER_COLUMNS: &[&str] = &[
@@ -478,6 +511,34 @@ struct MmuRow {
 }
 
 type MmuTable = Rows<MmuRow>;
+
+/// One row of the scan-stall CSV: one run's stall tail and what it cost.
+#[derive(Debug, Clone)]
+struct StallRow {
+    design: String,
+    engine: String,
+    goroutines: Option<f64>,
+    depth: Option<f64>,
+    seed: String,
+    cycles: Option<f64>,
+    scan_stalls: Option<f64>,
+    scan_stall_ns_p99: Option<f64>,
+    scan_stall_ns_max: Option<f64>,
+    mark_ns: Option<f64>,
+    mutator_ops_per_s: Option<f64>,
+}
+
+impl StallRow {
+    /// The run's tail stall in µs, p99 or (with too few scans) max, and whether it is the max.
+    fn tail_us(&self) -> Option<(f64, bool)> {
+        let (tail, is_max) = crate::sweeps::stall_tail_ns(
+            self.scan_stalls? as u64,
+            self.scan_stall_ns_p99? as u64,
+            self.scan_stall_ns_max? as u64,
+        );
+        Some((tail as f64 / 1e3, is_max))
+    }
+}
 
 /// One row of the sanitizer-leak CSV: one GC cycle of one mode and seed.
 #[derive(Debug, Clone)]
@@ -680,6 +741,39 @@ fn read_mmu(path: &Path) -> Result<Option<MmuTable>, PlotError> {
         });
     }
     Ok(Some(MmuTable { path: t.path, rows }))
+}
+
+fn read_stalls(path: &Path) -> Result<Option<Rows<StallRow>>, PlotError> {
+    let Some(t) = read_table(path, SCAN_STALL_COLUMNS)? else {
+        return Ok(None);
+    };
+    let mut rows = Vec::with_capacity(t.records.len());
+    for (line, rec) in &t.records {
+        let line = *line;
+        let n = |column| t.number(line, rec, column);
+        let cycles = n("cycles")?;
+        if cycles.is_some_and(|c| c <= 0.0) {
+            return Err(PlotError::ZeroCycles {
+                path: t.path.clone(),
+                line,
+                value: t.text(rec, "cycles"),
+            });
+        }
+        rows.push(StallRow {
+            design: t.text(rec, "design"),
+            engine: t.text(rec, "engine"),
+            goroutines: n("goroutines")?,
+            depth: n("depth")?,
+            seed: t.text(rec, "seed"),
+            cycles,
+            scan_stalls: n("scan_stalls")?,
+            scan_stall_ns_p99: n("scan_stall_ns_p99")?,
+            scan_stall_ns_max: n("scan_stall_ns_max")?,
+            mark_ns: n("mark_ns")?,
+            mutator_ops_per_s: n("mutator_ops_per_s")?,
+        });
+    }
+    Ok(Some(Rows { path: t.path, rows }))
 }
 
 fn read_sanitizer(path: &Path) -> Result<Option<Rows<SanitizerRow>>, PlotError> {
@@ -942,9 +1036,13 @@ fn design_colour(series: &str) -> RGBColor {
     }
 }
 
-/// A series' marker: its design's, the next one for the in-pause removal.
+/// A series' marker: its design's, the next one for the in-pause removal. `hybrid-lazy` has the
+/// one shape of its own (the five of [`Marker::ALL`] are taken), `hybrid`'s triangle upside down.
 fn design_marker(series: &str) -> Marker {
     let (d, in_pause) = crate::suite::parse_series(series);
+    if Design::parse(d) == Some(Design::HybridLazy) && !in_pause {
+        return Marker::TriangleDown;
+    }
     let i = match Design::parse(d) {
         Some(Design::FullRescan) => 3,
         Some(Design::StkbarAll) => 2,
@@ -1021,6 +1119,8 @@ enum Marker {
     Square,
     Diamond,
     Cross,
+    /// Kept out of [`Marker::ALL`] (which hashed names and offsets cycle through): one design's.
+    TriangleDown,
 }
 
 impl Marker {
@@ -1065,6 +1165,9 @@ struct Figure {
     name: String,
     title: String,
     legend_title: String,
+    /// Lines of text under the legend's entries: what the reader must know to read the figure
+    /// that no axis label has room for.
+    notes: Vec<String>,
     size: (u32, u32),
     panels: Vec<Panel>,
 }
@@ -1205,6 +1308,7 @@ fn fig_rescan_avoided_vs_offset(t: &Runs) -> Result<Figure, Skip> {
         name: NAME.to_owned(),
         title: "Stack re-scan avoided by stack barriers, by first barrier offset".to_owned(),
         legend_title: "workload".to_owned(),
+        notes: Vec::new(),
         size: (1000, 650),
         panels: vec![Panel {
             x: offset_axis(&cats),
@@ -1256,6 +1360,7 @@ fn fig_stkbar_memory_vs_offset(t: &Runs) -> Result<Figure, Skip> {
         name: NAME.to_owned(),
         title: "What stack barriers cost, by first barrier offset".to_owned(),
         legend_title: "workload".to_owned(),
+        notes: Vec::new(),
         size: (1000, 800),
         panels: vec![
             panel("stkbar array reserved per cycle (KiB)", mem),
@@ -1340,6 +1445,7 @@ fn fig_rescan_vs_depth(t: &Runs) -> Result<Figure, Skip> {
         name: NAME.to_owned(),
         title: "Mark-termination stack re-scan vs stack depth (deep-oscillate)".to_owned(),
         legend_title: "stack bytes".to_owned(),
+        notes: Vec::new(),
         size: (1000, 650),
         panels: vec![Panel {
             x: number_axis("stack depth (frames)", Scale::Log, &xs),
@@ -1400,6 +1506,7 @@ fn pause_figure(
         name: name.to_owned(),
         title: title.to_owned(),
         legend_title: "design".to_owned(),
+        notes: Vec::new(),
         size: (1000, 650),
         panels: vec![Panel {
             x: number_axis(x_label, Scale::Log, &xs),
@@ -1429,6 +1536,180 @@ fn fig_pause_vs_goroutines(t: &Runs) -> Result<Figure, Skip> {
         "goroutines",
         design_series(&rows, |r| r.goroutines),
     )
+}
+
+/// One series per design in `g`, in design order, with each design's colour and marker.
+fn design_palette_series(g: &Grouper) -> Vec<Series> {
+    let mut designs: Vec<&String> = g.series_names().collect();
+    designs.sort_by_key(|d| design_rank(d));
+    designs
+        .into_iter()
+        .map(|d| Series {
+            label: d.clone(),
+            colour: design_colour(d),
+            marker: design_marker(d),
+            points: g.points(d),
+        })
+        .filter(|s| !s.points.is_empty())
+        .collect()
+}
+
+/// The value of `key` that takes the most distinct values of `other` among `rows` (the larger on
+/// a tie): a sweep's fixed coordinate, e.g. the goroutine count at which the depths were swept.
+fn sweep_fixed(
+    rows: &[&StallRow],
+    key: fn(&StallRow) -> Option<f64>,
+    other: fn(&StallRow) -> Option<f64>,
+) -> Option<f64> {
+    let mut by: BTreeMap<Key, Vec<Key>> = BTreeMap::new();
+    for r in rows {
+        if let (Some(k), Some(o)) = (key(r), other(r)) {
+            let others = by.entry(Key(k)).or_default();
+            if !others.contains(&Key(o)) {
+                others.push(Key(o));
+            }
+        }
+    }
+    by.into_iter()
+        .max_by_key(|(k, others)| (others.len(), *k))
+        .map(|(k, _)| k.0)
+}
+
+/// `scan_stall`: the tail stall per design against depth and against goroutine count, then the
+/// mark phase and the mutator throughput (over `hybrid`'s) against depth.
+fn fig_scan_stall(t: &Rows<StallRow>) -> Result<Figure, Skip> {
+    const NAME: &str = "scan_stall";
+    let rows: Vec<&StallRow> = t.rows.iter().filter(|r| r.engine == "threaded").collect();
+    let by_depth_at = sweep_fixed(&rows, |r| r.goroutines, |r| r.depth);
+    let by_count_at = sweep_fixed(&rows, |r| r.depth, |r| r.goroutines);
+    let (Some(g0), Some(d0)) = (by_depth_at, by_count_at) else {
+        return Err(no_data(NAME, "threaded"));
+    };
+    let (mut vs_depth, mut vs_count) = (Grouper::default(), Grouper::default());
+    let (mut mark, mut throughput) = (Grouper::default(), Grouper::default());
+    // Runs with a tail, and of them tails that are a max: in all, at depths, at counts.
+    let (mut points, mut as_max) = ([0; 3], [0; 3]);
+    for r in &rows {
+        let tail = r.tail_us();
+        let in_panel = [true, r.goroutines == Some(g0), r.depth == Some(d0)];
+        if let Some((_, is_max)) = tail {
+            for (i, _) in in_panel.iter().enumerate().filter(|(_, in_it)| **in_it) {
+                points[i] += 1;
+                as_max[i] += usize::from(is_max);
+            }
+        }
+        let tail = tail.map(|(us, _)| us);
+        if r.goroutines == Some(g0) {
+            vs_depth.add(&r.design, r.depth, tail);
+            let per_cycle = r.mark_ns.zip(r.cycles).map(|(ns, c)| ns / c / 1e6);
+            mark.add(&r.design, r.depth, per_cycle);
+            // Against eager hybrid's run of the same seed at the same point.
+            let eager = rows.iter().find(|h| {
+                h.design == "hybrid"
+                    && h.seed == r.seed
+                    && h.goroutines == r.goroutines
+                    && h.depth == r.depth
+            });
+            let ratio = match (r.mutator_ops_per_s, eager.and_then(|h| h.mutator_ops_per_s)) {
+                (Some(ops), Some(base)) if base > 0.0 => Some(ops / base),
+                _ => None,
+            };
+            throughput.add(&r.design, r.depth, ratio);
+        }
+        if r.depth == Some(d0) {
+            vs_count.add(&r.design, r.goroutines, tail);
+        }
+    }
+    let (vs_depth, vs_count) = (
+        design_palette_series(&vs_depth),
+        design_palette_series(&vs_count),
+    );
+    if vs_depth.is_empty() && vs_count.is_empty() {
+        return Err(no_data(NAME, "threaded"));
+    }
+    let depth_label = format!("stack depth (frames), {} goroutines", compact(g0));
+    let log_panel = |x_label: &str, y_label: &str, series: Vec<Series>| {
+        let (xs, ys) = all_values(&series);
+        Panel {
+            x: number_axis(x_label, Scale::Log, &xs),
+            y: number_axis(y_label, Scale::Log, &ys),
+            series,
+            line_break: None,
+            bars: None,
+        }
+    };
+    // The y label names what the panel's points are: p99s, maxima, or both (the legend says which
+    // is which).
+    let tail = |i: usize| match (as_max[i], points[i]) {
+        (0, _) => "p99",
+        (m, n) if m == n => "max",
+        _ => "p99 or max",
+    };
+    let mut panels = vec![
+        log_panel(
+            &depth_label,
+            &format!("(a) scan stall {} (µs)", tail(1)),
+            vs_depth,
+        ),
+        log_panel(
+            &format!("goroutines, depth {}", compact(d0)),
+            &format!("(b) scan stall {} (µs)", tail(2)),
+            vs_count,
+        ),
+    ];
+    let mark = design_palette_series(&mark);
+    if !mark.is_empty() {
+        let (xs, ys) = all_values(&mark);
+        panels.push(Panel {
+            x: number_axis(&depth_label, Scale::Log, &xs),
+            y: number_axis("(c) mark phase/cycle (ms)", pick_scale(&ys), &ys),
+            series: mark,
+            line_break: None,
+            bars: None,
+        });
+    }
+    let throughput = design_palette_series(&throughput);
+    if !throughput.is_empty() {
+        let (xs, ys) = all_values(&throughput);
+        // Around 1 (hybrid itself), wide enough to read a tenth either way.
+        let lo = ys.iter().copied().fold(0.9, f64::min);
+        let hi = ys.iter().copied().fold(1.1, f64::max);
+        panels.push(Panel {
+            x: number_axis(&depth_label, Scale::Log, &xs),
+            y: Axis {
+                label: "(d) mutator ops/s ÷ hybrid".to_owned(),
+                scale: Scale::Linear,
+                lo: lo - 0.05,
+                hi: hi + 0.05,
+                ticks: Ticks::Number,
+            },
+            series: throughput,
+            line_break: None,
+            bars: None,
+        });
+    }
+    let mut notes = vec![
+        "stall: how long a scan of its".to_owned(),
+        "own stack kept a goroutine".to_owned(),
+        "from running; p99 only where".to_owned(),
+        format!(
+            "a run has ≥ {} scans, otherwise",
+            crate::sweeps::STALL_P99_MIN_SAMPLES
+        ),
+        format!("max (here: {} of {} runs)", as_max[0], points[0]),
+    ];
+    if as_max[0] == 0 {
+        notes.pop();
+        notes.push("max (here: none)".to_owned());
+    }
+    Ok(Figure {
+        name: NAME.to_owned(),
+        title: "Stack-scan stall and its cost, deep-oscillate (threaded)".to_owned(),
+        legend_title: "design".to_owned(),
+        notes,
+        size: (1000, 1600),
+        panels,
+    })
 }
 
 /// A workload label as a file-name fragment: `replay:gc trace` becomes `replay-gc-trace`.
@@ -1487,6 +1768,7 @@ fn figs_mmu(t: &MmuTable) -> Vec<Figure> {
             name: format!("mmu_{}", file_fragment(w)),
             title: format!("Minimum mutator utilization: {w}{engine_note}"),
             legend_title: "design".to_owned(),
+            notes: Vec::new(),
             size: (1000, 650),
             panels: vec![Panel {
                 x: number_axis("window (ms)", Scale::Log, &xs),
@@ -1536,6 +1818,7 @@ fn fig_sanitizer_leak(t: &Rows<SanitizerRow>) -> Result<Figure, Skip> {
         name: NAME.to_owned(),
         title: "Sanitizer metadata and live heap per GC cycle".to_owned(),
         legend_title: "mode".to_owned(),
+        notes: Vec::new(),
         size: (1000, 800),
         panels: vec![
             panel("sanitizer metadata (MiB)", metadata),
@@ -1591,6 +1874,7 @@ fn fig_wbshadow_detection_vs_drop(t: &Rows<FaultRow>) -> Result<Figure, Skip> {
             fault_workloads(&t.rows)
         ),
         legend_title: "checker".to_owned(),
+        notes: Vec::new(),
         size: (1000, 650),
         panels: vec![Panel {
             x: drop_axis(&xs),
@@ -1641,6 +1925,7 @@ fn fig_wbshadow_delay_vs_drop(t: &Rows<FaultRow>) -> Result<Figure, Skip> {
             fault_workloads(&t.rows)
         ),
         legend_title: "checker".to_owned(),
+        notes: Vec::new(),
         size: (1000, 650),
         panels: vec![Panel {
             x: drop_axis(&xs),
@@ -1848,6 +2133,7 @@ fn fig_profiler_switch(t: &Rows<ProfilerRow>) -> Result<Figure, Skip> {
         name: NAME.to_owned(),
         title: "Profiler samples under Go 1.7's sigprof rules and seed 003's".to_owned(),
         legend_title: "samples".to_owned(),
+        notes: Vec::new(),
         size: (1000, 1500),
         panels,
     })
@@ -1987,8 +2273,9 @@ fn render<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, fig: &Figure) -> Re
     let areas = plots.split_evenly((fig.panels.len().max(1), 1));
     let last = fig.panels.len().saturating_sub(1);
     for (i, (area, panel)) in areas.iter().zip(&fig.panels).enumerate() {
-        // Stacked panels share their x axis: describe it once, under the bottom one.
-        draw_panel(area, panel, i == last)?;
+        // Stacked panels that share their x axis describe it once, under the bottom one.
+        let shared = i < last && fig.panels[i + 1].x.label == panel.x.label;
+        draw_panel(area, panel, !shared)?;
     }
     let mut entries: Vec<&Series> = Vec::new();
     for s in fig.panels.iter().flat_map(|p| &p.series) {
@@ -1996,7 +2283,7 @@ fn render<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, fig: &Figure) -> Re
             entries.push(s);
         }
     }
-    draw_legend(&legend, &fig.legend_title, &entries).map_err(de)
+    draw_legend(&legend, &fig.legend_title, &entries, &fig.notes).map_err(de)
 }
 
 fn draw_panel<DB: DrawingBackend>(
@@ -2217,6 +2504,9 @@ impl<C, DB: DrawingBackend> Drawable<DB> for MarkerElement<C> {
             Marker::Triangle => {
                 backend.fill_polygon(vec![(x, y - 6), (x + 6, y + 4), (x - 6, y + 4)], &fill)
             }
+            Marker::TriangleDown => {
+                backend.fill_polygon(vec![(x, y + 6), (x + 6, y - 4), (x - 6, y - 4)], &fill)
+            }
             Marker::Square => backend.draw_rect((x - 4, y - 4), (x + 4, y + 4), &fill, true),
             Marker::Diamond => {
                 backend.fill_polygon(vec![(x, y - 6), (x + 6, y), (x, y + 6), (x - 6, y)], &fill)
@@ -2241,11 +2531,13 @@ fn legend_label(label: &str) -> String {
     }
 }
 
-/// The legend, beside the plots rather than over them, so it never hides a point.
+/// The legend, beside the plots rather than over them, so it never hides a point; the figure's
+/// notes, one line each, follow its entries.
 fn draw_legend<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     title: &str,
     entries: &[&Series],
+    notes: &[String],
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     let heading = TextStyle::from((FONT, LEGEND_PX + 1).into_font().style(FontStyle::Bold));
     let text = TextStyle::from((FONT, LEGEND_PX).into_font()).color(&BLACK);
@@ -2267,6 +2559,11 @@ fn draw_legend<DB: DrawingBackend>(
             &text,
             (56, y - (LEGEND_PX as i32) / 2 - 1),
         )?;
+    }
+    let note = TextStyle::from((FONT, LEGEND_PX - 2).into_font()).color(&RGBColor(90, 90, 90));
+    let below = top + 34 + 28 * entries.len() as i32;
+    for (i, line) in notes.iter().enumerate() {
+        area.draw_text(line, &note, (12, below + 20 * i as i32))?;
     }
     Ok(())
 }

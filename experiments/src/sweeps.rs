@@ -59,6 +59,21 @@ pub const BARRIER_DESIGNS: [Design; 4] = [
     Design::Yuasa,
 ];
 
+/// The designs `scan_stall` compares: Go 1.5's full re-scan and Go 1.7's stack barriers (both
+/// stop a goroutine for the scan of its whole stack, then re-scan at mark termination), Go 1.8's
+/// hybrid barrier with the same whole-stack scan and no re-scan, and the hybrid barrier scanning
+/// lazily behind a watermark (beyond Go: JDK ZGC's stack watermarks, JEP 376).
+pub const SCAN_STALL_DESIGNS: [Design; 4] = [
+    Design::FullRescan,
+    Design::Stkbar(GO_FIRST_OFFSET),
+    Design::Hybrid,
+    Design::HybridLazy,
+];
+
+/// Scans a run must time before its 99th-percentile stall means something (the p99 of fewer
+/// samples is one of the few largest); below it, figures and tables show the longest stall.
+pub const STALL_P99_MIN_SAMPLES: u64 = 100;
+
 /// Cycles every run makes before the ones it reports: the first cycle of a deep workload runs
 /// while its goroutines are still building their stacks, and would dominate every steady-state
 /// sum (a stack that grows during the cycle must be re-scanned from its scan-time SP down).
@@ -305,4 +320,253 @@ pub fn barrier_designs(args: &SuiteArgs) -> Result<String, SuiteError> {
         out.push_str(&format!(" {d} {ns:.1};"));
     }
     Ok(out)
+}
+
+/// `scan_stall`: how long the scan of a goroutine's own stack keeps it from running, for each of
+/// [`SCAN_STALL_DESIGNS`], against stack depth (at a fixed goroutine count) and against goroutine
+/// count (at depth 1000), `deep-oscillate` on the threaded engine with one P per CPU and no
+/// checker. An eager scan stops a goroutine for its whole stack, so its stall grows with depth;
+/// a lazy one stops it for the first frames only, and the rest is scanned by markers or by the
+/// goroutine itself as it returns through the watermark. What that moves elsewhere shows in the
+/// same rows: the mark phase, the mark-termination pause and the mutator's throughput.
+///
+/// Every point has at least [`STALL_P99_MIN_SAMPLES`] scans unless `--scale` or `--cycles`
+/// shrinks it (each goroutine's stack is scanned once a cycle): `--quick` sweeps depth at 16
+/// goroutines × 10 cycles, `--full` at 64 × 20.
+pub fn scan_stall(args: &SuiteArgs) -> Result<String, SuiteError> {
+    args.validate()?;
+    let name = "scan_stall";
+    let (depth_goroutines, counts): (usize, &[usize]) = match args.mode() {
+        Mode::Quick => (16, &[16, 64, 256]),
+        Mode::Full => (64, &[16, 64, 256, 1_024]),
+    };
+    let depths = [10, 100, 1_000, 10_000];
+    let count_depth = 1_000;
+    // The union of both sweeps' points, each once (they share one, and `--scale` can merge more).
+    let mut points: Vec<(usize, usize)> = depths
+        .iter()
+        .map(|&d| (args.size(depth_goroutines), args.size(d)))
+        .chain(
+            counts
+                .iter()
+                .map(|&g| (args.size(g), args.size(count_depth))),
+        )
+        .collect();
+    points.sort_unstable();
+    points.dedup();
+    let mut plans = Vec::new();
+    for &(g, depth) in &points {
+        let w = Workload::new("deep-oscillate", g, depth);
+        for d in SCAN_STALL_DESIGNS {
+            for &seed in &args.seeds() {
+                plans.push(pause_plan(&w, d, seed, args));
+            }
+        }
+    }
+    let (rows, secs) = run_and_write(name, args, plans, false, |_| ())?;
+    let mut out = wrote(name, args, rows.len(), secs);
+    let runs: Vec<StallRun<'_>> = rows.iter().map(StallRun::of).collect();
+    match StallHeadline::of(&runs) {
+        Some(h) => out.push_str(&format!("\n  {h}")),
+        None => out.push_str("\n  no hybrid and hybrid-lazy runs at the deepest point"),
+    }
+    Ok(out)
+}
+
+/// A run as the scan-stall headline reads it (from a [`RunRow`] or a results CSV).
+#[derive(Clone, Copy, Debug)]
+pub struct StallRun<'a> {
+    /// [`Design::name`].
+    pub design: &'a str,
+    /// Goroutines.
+    pub goroutines: usize,
+    /// Depth.
+    pub depth: usize,
+    /// Scans timed: the stall samples.
+    pub scan_stalls: u64,
+    /// The 99th-percentile stall.
+    pub scan_stall_ns_p99: u64,
+    /// The longest stall.
+    pub scan_stall_ns_max: u64,
+    /// The median mark-termination pause.
+    pub mark_term_ns_p50: u64,
+    /// Mutator operations per second of wall time.
+    pub mutator_ops_per_s: f64,
+}
+
+impl<'a> StallRun<'a> {
+    /// The stall figures of `row`.
+    pub fn of(row: &'a RunRow) -> StallRun<'a> {
+        StallRun {
+            design: &row.design,
+            goroutines: row.goroutines,
+            depth: row.depth,
+            scan_stalls: row.scan_stalls,
+            scan_stall_ns_p99: row.scan_stall_ns_p99,
+            scan_stall_ns_max: row.scan_stall_ns_max,
+            mark_term_ns_p50: row.mark_term_ns_p50,
+            mutator_ops_per_s: row.mutator_ops_per_s,
+        }
+    }
+
+    /// The run's tail stall: its p99, or its max when it has fewer than
+    /// [`STALL_P99_MIN_SAMPLES`] scans (then `true`).
+    pub fn tail_ns(&self) -> (u64, bool) {
+        stall_tail_ns(
+            self.scan_stalls,
+            self.scan_stall_ns_p99,
+            self.scan_stall_ns_max,
+        )
+    }
+}
+
+/// The tail stall of a run with `samples` scans: `p99`, or `max` (and `true`) when there are
+/// fewer than [`STALL_P99_MIN_SAMPLES`].
+pub fn stall_tail_ns(samples: u64, p99: u64, max: u64) -> (u64, bool) {
+    if samples >= STALL_P99_MIN_SAMPLES {
+        (p99, false)
+    } else {
+        (max, true)
+    }
+}
+
+/// `scan_stall`'s headline: at the deepest point (the largest goroutine count there, should
+/// there be several), the lazy scan's tail stall against the eager one's, and what the move cost:
+/// both designs' mark-termination p50 and the lazy design's mutator throughput over the eager
+/// one's. Each figure is the median over the point's seeds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StallHeadline {
+    /// Goroutines at the point.
+    pub goroutines: usize,
+    /// Its depth.
+    pub depth: usize,
+    /// `hybrid`'s tail stall (p99, or max where too few scans).
+    pub eager_tail_ns: f64,
+    /// `hybrid-lazy`'s.
+    pub lazy_tail_ns: f64,
+    /// Whether either tail is a max rather than a p99.
+    pub tail_is_max: bool,
+    /// `hybrid`'s mark-termination p50.
+    pub eager_mark_term_ns: f64,
+    /// `hybrid-lazy`'s.
+    pub lazy_mark_term_ns: f64,
+    /// `hybrid-lazy`'s mutator operations per second over `hybrid`'s.
+    pub throughput_ratio: f64,
+    /// Seeds behind each figure (the fewer of the two designs').
+    pub seeds: usize,
+}
+
+impl StallHeadline {
+    /// The headline of `runs`; `None` without both hybrid designs at the deepest point.
+    pub fn of(runs: &[StallRun<'_>]) -> Option<StallHeadline> {
+        let depth = runs.iter().map(|r| r.depth).max()?;
+        let goroutines = runs
+            .iter()
+            .filter(|r| r.depth == depth)
+            .map(|r| r.goroutines)
+            .max()?;
+        let of = |d: Design| -> Vec<&StallRun<'_>> {
+            let name = d.name();
+            runs.iter()
+                .filter(|r| r.depth == depth && r.goroutines == goroutines && r.design == name)
+                .collect()
+        };
+        let (eager, lazy) = (of(Design::Hybrid), of(Design::HybridLazy));
+        if eager.is_empty() || lazy.is_empty() {
+            return None;
+        }
+        let med = |rs: &[&StallRun<'_>], f: &dyn Fn(&StallRun<'_>) -> f64| {
+            crate::paper::median(rs.iter().map(|r| f(r)).collect())
+        };
+        let tail = |r: &StallRun<'_>| r.tail_ns().0 as f64;
+        let mark_term = |r: &StallRun<'_>| r.mark_term_ns_p50 as f64;
+        let ops = |r: &StallRun<'_>| r.mutator_ops_per_s;
+        Some(StallHeadline {
+            goroutines,
+            depth,
+            eager_tail_ns: med(&eager, &tail),
+            lazy_tail_ns: med(&lazy, &tail),
+            tail_is_max: eager.iter().chain(&lazy).any(|r| r.tail_ns().1),
+            eager_mark_term_ns: med(&eager, &mark_term),
+            lazy_mark_term_ns: med(&lazy, &mark_term),
+            throughput_ratio: med(&lazy, &ops) / med(&eager, &ops),
+            seeds: eager.len().min(lazy.len()),
+        })
+    }
+
+    /// How many times shorter the lazy tail stall is than the eager one.
+    pub fn stall_ratio(&self) -> f64 {
+        self.eager_tail_ns / self.lazy_tail_ns
+    }
+
+    /// `p99`, or `max` when either tail is a max.
+    pub fn tail_name(&self) -> &'static str {
+        if self.tail_is_max { "max" } else { "p99" }
+    }
+}
+
+impl std::fmt::Display for StallHeadline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "at {} G × depth {}: scan stall {}, hybrid-lazy {:.1} µs vs hybrid {:.1} µs ({:.0}× shorter); \
+             mark termination p50, hybrid-lazy {:.1} µs vs hybrid {:.1} µs; hybrid-lazy's mutator \
+             throughput {:.2}× hybrid's",
+            self.goroutines,
+            self.depth,
+            self.tail_name(),
+            self.lazy_tail_ns / 1e3,
+            self.eager_tail_ns / 1e3,
+            self.stall_ratio(),
+            self.lazy_mark_term_ns / 1e3,
+            self.eager_mark_term_ns / 1e3,
+            self.throughput_ratio,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(design: &'static str, g: usize, depth: usize, p99: u64, ops: f64) -> StallRun<'static> {
+        StallRun {
+            design,
+            goroutines: g,
+            depth,
+            scan_stalls: (g * 10) as u64,
+            scan_stall_ns_p99: p99,
+            scan_stall_ns_max: 10 * p99,
+            mark_term_ns_p50: 50_000,
+            mutator_ops_per_s: ops,
+        }
+    }
+
+    #[test]
+    fn a_tail_is_the_p99_from_100_scans_and_the_max_below() {
+        assert_eq!(stall_tail_ns(100, 7, 9), (7, false));
+        assert_eq!(stall_tail_ns(99, 7, 9), (9, true));
+    }
+
+    #[test]
+    fn the_headline_compares_the_hybrid_designs_at_the_deepest_point() {
+        let runs = [
+            run("hybrid", 64, 1_000, 300_000, 1e7),
+            run("hybrid-lazy", 64, 1_000, 3_000, 1e7),
+            run("hybrid", 16, 10_000, 900_000, 2e7),
+            run("hybrid", 16, 10_000, 1_100_000, 2e7),
+            run("hybrid-lazy", 16, 10_000, 5_000, 1.5e7),
+            run("hybrid-lazy", 16, 10_000, 5_000, 1.5e7),
+            run("full-rescan", 16, 10_000, 9_000_000, 2e7),
+        ];
+        let h = StallHeadline::of(&runs).expect("both designs at depth 10000");
+        assert_eq!((h.goroutines, h.depth, h.seeds), (16, 10_000, 2));
+        assert!(!h.tail_is_max);
+        assert_eq!(h.eager_tail_ns, 1_000_000.0, "the median of the seeds");
+        assert_eq!(h.stall_ratio(), 200.0);
+        assert_eq!(h.throughput_ratio, 0.75);
+        assert!(h.to_string().contains("(200× shorter)"), "{h}");
+        assert_eq!(StallHeadline::of(&runs[..2]).map(|h| h.depth), Some(1_000));
+        assert_eq!(StallHeadline::of(&runs[2..4]), None, "no lazy run there");
+    }
 }

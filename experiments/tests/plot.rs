@@ -25,6 +25,18 @@ const EXPECTED: &[(&str, &[&str])] = &[
     ("mmu_mixed", &["window (ms)"]),
     ("mmu_replay-web-handler", &["window (ms)"]),
     (
+        "scan_stall",
+        &[
+            "(a) scan stall max (µs)",
+            "(b) scan stall p99 or max (µs)",
+            "goroutines, depth 500",
+            "(c) mark phase/cycle (ms)",
+            "(d) mutator ops/s ÷ hybrid",
+            "hybrid-lazy",
+            "max (here: 32 of 48 runs)",
+        ],
+    ),
+    (
         "sanitizer_leak",
         &[
             "step (GC cycle)",
@@ -282,6 +294,12 @@ fn a_non_numeric_value_exits_2_naming_the_file_and_line() {
 
     let line = expect_bad_input("barrier_designs_mmu.csv", |t| set_cell(t, 3, "mmu", "n/a"));
     assert!(line.contains("barrier_designs_mmu.csv:3"), "{line}");
+
+    let line = expect_bad_input("scan_stall.csv", |t| {
+        set_cell(t, 4, "scan_stall_ns_p99", "slow")
+    });
+    assert!(line.contains("scan_stall.csv:4"), "{line}");
+    assert!(line.contains("scan_stall_ns_p99"), "{line}");
 }
 
 #[test]
@@ -411,7 +429,7 @@ fn no_csv_at_all_still_exits_0() {
     let empty = tempfile::tempdir().expect("temp dir");
     let run = plot_bin(&["--results", path_arg(empty.path())]);
     assert_eq!(run.status.code(), Some(0));
-    assert_eq!(stderr_lines(&run).len(), 7, "one line per missing CSV");
+    assert_eq!(stderr_lines(&run).len(), 8, "one line per missing CSV");
 }
 
 #[test]

@@ -51,6 +51,7 @@ fn bin(name: &str) -> Command {
         "depth_sweep" => env!("CARGO_BIN_EXE_depth_sweep"),
         "goroutine_sweep" => env!("CARGO_BIN_EXE_goroutine_sweep"),
         "barrier_designs" => env!("CARGO_BIN_EXE_barrier_designs"),
+        "scan_stall" => env!("CARGO_BIN_EXE_scan_stall"),
         "sanitizer_leak" => env!("CARGO_BIN_EXE_sanitizer_leak"),
         "wbshadow_faults" => env!("CARGO_BIN_EXE_wbshadow_faults"),
         "soundness" => env!("CARGO_BIN_EXE_soundness"),
@@ -327,6 +328,53 @@ fn barrier_designs_reports_every_design_with_mmu_curves() {
 }
 
 #[test]
+fn scan_stall_runs_each_point_of_both_sweeps_once_under_every_design() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_tiny("scan_stall", dir.path());
+    // At a fiftieth: the depth sweep is 1 goroutine at depths 1, 2, 20 and 200, the goroutine
+    // sweep 1, 1 and 5 goroutines at depth 20; their union is five points.
+    let (header, rows) = check_run_csv(dir.path(), "scan_stall", 5 * 4);
+    let mut points: Vec<(u64, u64)> = rows
+        .iter()
+        .map(|r| (u(&header, r, "goroutines"), u(&header, r, "depth")))
+        .collect();
+    points.dedup();
+    assert_eq!(points, [(1, 1), (1, 2), (1, 20), (1, 200), (5, 20)]);
+    for (i, row) in rows.iter().enumerate() {
+        let design = ["full-rescan", "stkbar-1024", "hybrid", "hybrid-lazy"][i % 4];
+        assert_eq!(field(&header, row, "design"), design);
+        assert_eq!(field(&header, row, "engine"), "threaded");
+        assert_eq!(field(&header, row, "workload"), "deep-oscillate");
+        let debug = field(&header, row, "debug");
+        assert!(
+            debug.contains("gccheckmark=0") && debug.contains("stackshadow=0"),
+            "no checker: {debug}"
+        );
+        let scans = u(&header, row, "scan_stalls");
+        assert_eq!(
+            scans,
+            2 * u(&header, row, "goroutines"),
+            "one scan a goroutine a cycle"
+        );
+        assert!(u(&header, row, "scan_stall_ns_p50") <= u(&header, row, "scan_stall_ns_p99"));
+        assert!(u(&header, row, "scan_stall_ns_p99") <= u(&header, row, "scan_stall_ns_max"));
+        assert_eq!(
+            field(&header, row, "stack_scan"),
+            if design == "hybrid-lazy" {
+                "lazy"
+            } else {
+                "eager"
+            }
+        );
+    }
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains("at 1 G × depth 200: scan stall max, hybrid-lazy"),
+        "{summary}"
+    );
+}
+
+#[test]
 fn paper_tables_refresh_is_idempotent_and_rejects_broken_markers() {
     let dir = tempfile::tempdir().unwrap();
     run_tiny("rescan_offsets", dir.path());
@@ -390,6 +438,7 @@ fn bad_flags_exit_2_with_one_line() {
         "depth_sweep",
         "goroutine_sweep",
         "barrier_designs",
+        "scan_stall",
         "sanitizer_leak",
         "wbshadow_faults",
         "soundness",

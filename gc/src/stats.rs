@@ -19,7 +19,7 @@ impl CycleStats {
     pub fn span(cycles: &[CycleStats]) -> std::ops::RangeInclusive<u32> {
         match (cycles.first(), cycles.last()) {
             (Some(a), Some(b)) => a.cycle..=b.cycle,
-            _ => 1..=0,
+            _ => std::ops::RangeInclusive::new(1, 0),
         }
     }
 
