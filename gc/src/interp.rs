@@ -457,13 +457,20 @@ impl Runtime {
                     (target, locals.source(src))
                 };
                 if Self::is_stack_ptr(st, target) && !Self::escapes(new) {
+                    // While a lazy scan's checker keeps its record, the store and the record's
+                    // update hold the stack-barrier lock: a marker scanning the slot in between
+                    // would see a change the record does not know of.
+                    let checked = st.gs.has_watermark() && self.keeps_stack_records();
+                    let stack_lock = checked.then(|| st.gs.stack_barrier_lock());
+                    let held = stack_lock.as_ref().map(|l| l.lock_guard());
                     self.writebarrierptr(p, st, Slot::Stack(Addr(target)), new)?;
+                    if held.is_some() {
+                        st.gs.watermark_note_store_locked(Addr(target), new);
+                    }
+                    drop(held);
                     // The barrier shaded the value: stackshadow's record follows the store.
                     if st.shadow.is_some() {
                         self.shadow_follows_store(st, Addr(target), new);
-                    }
-                    if st.gs.has_watermark() && self.keeps_stack_records() {
-                        st.gs.watermark_note_store(Addr(target), new);
                     }
                 }
             }
@@ -489,9 +496,6 @@ impl Runtime {
                         // `stacks::watermark`). Go 1.8's bulk barrier skips stack destinations.
                         let old = st.gs.read(Addr(target))?;
                         self.shade(old, &mut p.gcw, "a stack slot a bulk write overwrites")?;
-                        if self.keeps_stack_records() {
-                            st.gs.watermark_note_store(Addr(target), v);
-                        }
                     }
                     if self.config.inject.unwind_skip > 0.0
                         && self.bulk_write_skipping_barriers(st, Addr(target), v)?

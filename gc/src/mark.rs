@@ -14,6 +14,12 @@
 //! cycle left (stale ones, on a goroutine the after-restart walk skipped), shades every pointer
 //! slot and, for `dijkstra`, installs stack barriers at `first_offset·2^n` (never on the running
 //! frame), then takes the goroutine off the re-scan list if it is on it (Go's `dequeueRescan`).
+//! With `hybrid` and `--stack-scan lazy` the scan covers only the first frames and leaves a
+//! watermark (see `stacks::watermark`); the stack then stays a root job, `Roots::lazy`, that
+//! markers advance `step_frames` frames at a time without owning the goroutine, until the
+//! watermark reaches the top: roots are not done while any stack is grey. Every scan's stop —
+//! from the moment its scanner holds the stack to the moment the goroutine may run — is timed
+//! (`scan_stall_ns`).
 //!
 //! Re-scan (`dijkstra` only, Go 1.7's re-scan list). A goroutine scanned in this cycle has
 //! `gcscanvalid` (a cycle stamp); when it next starts running, the scheduler clears it and queues

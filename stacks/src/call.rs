@@ -169,9 +169,11 @@ impl GStack {
         let (_, frame_size) = self.running_frame(prog)?;
         let fp = self.sched.sp.add(frame_size);
         let slot = fp.sub(WORD);
+        // Acquire: a lazy scan's marker restores a return PC only after guarding the next slot
+        // up (see `watermark`), and a return that sees the restored PC must see that guard.
         let raw = self
             .stack
-            .read(slot)
+            .read_acquire(slot)
             .ok_or_else(|| self.bad_address(slot))?;
         let hit_barrier = raw == prog.stack_barrier_pc().0;
         let pc = if hit_barrier {
@@ -342,9 +344,15 @@ impl GStack {
     ) -> Result<usize, StackError> {
         if self.watermark {
             // A lazy scan is in progress: the watermark stays where it is (the collector shades
-            // what the write overwrites instead), and the walk holds the stack-barrier lock.
+            // what the write overwrites instead), and the walk and the write hold the
+            // stack-barrier lock, so the lazy-scan checker's record follows the write.
             return self.with_stack_lock(|gs| {
-                gs.runtime_bulk_write_locked(prog, dst, words, &mut NoSignals, false)
+                let passed =
+                    gs.runtime_bulk_write_locked(prog, dst, words, &mut NoSignals, false)?;
+                for (i, &w) in words.iter().enumerate() {
+                    gs.watermark_note_store_locked(dst.add(i * WORD), w);
+                }
+                Ok(passed)
             });
         }
         self.runtime_bulk_write_locked(prog, dst, words, sig, true)

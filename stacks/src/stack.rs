@@ -208,6 +208,31 @@ impl Stack {
         }
     }
 
+    /// [`Stack::write`] with release ordering: a lazy scan's marker giving a return-PC slot its
+    /// PC back after guarding the next one (see `watermark`); a return reads the slot with
+    /// [`Stack::read_acquire`], so it sees the guard too.
+    #[inline]
+    pub(crate) fn write_release(&mut self, addr: Addr, value: u64) -> bool {
+        match addr.word_index_from(self.lo).filter(|_| addr < self.hi) {
+            Some(i) if i < self.words.len() => {
+                self.words[i].store(value, Ordering::Release);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// [`Stack::read`] with acquire ordering (a return reading its return-PC slot).
+    #[inline]
+    pub(crate) fn read_acquire(&self, addr: Addr) -> Option<u64> {
+        if addr >= self.hi {
+            return None;
+        }
+        self.words
+            .get(addr.word_index_from(self.lo)?)
+            .map(|w| w.load(Ordering::Acquire))
+    }
+
     /// The words of `[from, to)`, if that is an aligned range of the usable stack (read them with
     /// relaxed loads; only the stack's owner stores).
     #[inline]

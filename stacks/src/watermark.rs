@@ -55,7 +55,8 @@
 //!
 //! The checker (`stackshadow` for lazy scans): with it on, the initial stop also records the
 //! pointer slots of every frame above the watermark, keyed by their distance from `hi` (which a
-//! stack move preserves); barriered stores into those frames update the record, and whoever scans
+//! stack move preserves), a pointer into the stack itself recorded the same way (a stack move
+//! adjusts it); barriered stores into those frames update the record, and whoever scans
 //! a frame lazily verifies every slot against it. A frame that changed unseen is a violation.
 
 use std::collections::BTreeMap;
@@ -87,7 +88,35 @@ struct LazyScan {
     goid: u64,
     /// The checker's record of the frames above the watermark, if on: pointer-slot values keyed
     /// by `hi - addr`.
-    shadow: Option<BTreeMap<usize, u64>>,
+    shadow: Option<BTreeMap<usize, Recorded>>,
+}
+
+/// A pointer slot's value as the checker records it: a pointer into the goroutine's own stack as
+/// its distance below `hi`, which a stack move keeps (it adjusts the pointer by the move), any
+/// other word as it is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Recorded {
+    Word(u64),
+    StackDepth(usize),
+}
+
+impl std::fmt::Display for Recorded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Recorded::Word(v) => write!(f, "{v:#x}"),
+            Recorded::StackDepth(d) => write!(f, "a pointer to hi-{d:#x} of its own stack"),
+        }
+    }
+}
+
+impl Recorded {
+    fn of(stack: &Stack, v: u64) -> Recorded {
+        if (stack.lo().0..stack.hi().0).contains(&v) {
+            Recorded::StackDepth(stack.hi().offset_from(Addr(v)))
+        } else {
+            Recorded::Word(v)
+        }
+    }
 }
 
 /// What one call of [`advance_watermark`] did.
@@ -113,7 +142,7 @@ pub struct Advance {
 fn scan_and_move(
     prog: &Program,
     stack: &mut Stack,
-    mut shadow: Option<&mut BTreeMap<usize, u64>>,
+    mut shadow: Option<&mut BTreeMap<usize, Recorded>>,
     violation: &mut Option<String>,
     goid: u64,
     visit: &mut impl FnMut(Addr, u64),
@@ -147,10 +176,10 @@ fn scan_and_move(
         if let Some(record) = shadow.as_deref_mut() {
             let key = hi.offset_from(slot);
             match record.remove(&key) {
-                Some(then) if then != v && violation.is_none() => {
+                Some(then) if then != Recorded::of(stack, v) && violation.is_none() => {
                     *violation = Some(format!(
                         "goroutine {goid}: frame {} at sp={sp}, slot {slot} (hi-{key:#x}) above \
-                         the watermark held {then:#x} at the lazy scan's stop and {v:#x} when \
+                         the watermark held {then} at the lazy scan's stop and {v:#x} when \
                          scanned, with no barriered store in between",
                         prog.func(func).name
                     ));
@@ -160,11 +189,16 @@ fn scan_and_move(
         }
         visit(slot, v);
     });
+    // The move, in the one order a running goroutine cannot slip through: guard the new slot,
+    // record it, and only then give the old slot its return PC back (a release store, which the
+    // return's acquire load pairs with). A goroutine that returns through the old slot before
+    // that waits for the lock in the handler; one that returns through it after finds the new
+    // slot guarded.
     let next_slot = fp.sub(WORD);
     let next_pc = stack
         .read(next_slot)
         .ok_or_else(|| lost(format!("no return-PC slot at {next_slot}")))?;
-    stack.write(bar.saved_lr_ptr, pc.0);
+    stack.write(next_slot, prog.stack_barrier_pc().0);
     stack.set_stkbar(
         0,
         Stkbar {
@@ -172,7 +206,7 @@ fn scan_and_move(
             saved_lr_val: Pc(next_pc),
         },
     );
-    stack.write(next_slot, prog.stack_barrier_pc().0);
+    stack.write_release(bar.saved_lr_ptr, pc.0);
     Ok((size, ptr_slots, Pc(next_pc) == prog.goexit_return_pc()))
 }
 
@@ -270,7 +304,7 @@ impl GStack {
                     }
                 } else if shadow {
                     visit_frame(prog, &gs.stack, frame.func, frame.sp, |slot, v| {
-                        record.insert(hi.offset_from(slot), v);
+                        record.insert(hi.offset_from(slot), Recorded::of(&gs.stack, v));
                     });
                 } else {
                     break;
@@ -306,22 +340,30 @@ impl GStack {
 
     /// Tells the lazy-scan checker of a barriered store of `value` into the live stack at `addr`
     /// (an up-pointer store): if the slot lies above the watermark, its record follows the store.
+    /// Takes the stack-barrier lock; see [`GStack::watermark_note_store_locked`].
     pub fn watermark_note_store(&mut self, addr: Addr, value: u64) {
+        if self.watermark {
+            self.with_stack_lock(|gs| gs.watermark_note_store_locked(addr, value));
+        }
+    }
+
+    /// [`GStack::watermark_note_store`] for a caller that holds the stack-barrier lock, and has
+    /// held it since before the store: a marker must never scan the slot between the store and
+    /// the record's update, or it would see a change the record does not know of.
+    pub fn watermark_note_store_locked(&mut self, addr: Addr, value: u64) {
         if !self.watermark {
             return;
         }
         let key = self.stack.hi().offset_from(addr);
-        self.with_stack_lock(|gs| {
-            let mut state = gs
-                .stack_lock
-                .lazy
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let record = state.scan.as_mut().and_then(|ls| ls.shadow.as_mut());
-            if let Some(v) = record.and_then(|r| r.get_mut(&key)) {
-                *v = value;
-            }
-        });
+        let mut state = self
+            .stack_lock
+            .lazy
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let record = state.scan.as_mut().and_then(|ls| ls.shadow.as_mut());
+        if let Some(v) = record.and_then(|r| r.get_mut(&key)) {
+            *v = Recorded::of(&self.stack, value);
+        }
     }
 
     /// The goroutine is about to run the frame at `sp` (returned or unwound into), which lies at or
@@ -683,6 +725,10 @@ mod tests {
     fn copystack_migrates_a_live_watermark() {
         let prog = program();
         let (mut pool, mut gs) = filled(&prog, 20);
+        // A pointer slot above the watermark that points into the stack (`&local` of an outer
+        // frame): the move adjusts it, and the checker, which records it by depth, agrees.
+        let frames: Vec<_> = gs.frames(&prog).map(Result::unwrap).collect();
+        gs.write(frames[10].sp, frames[12].sp.0).unwrap();
         gs.scan_lazy(&prog, 1, true, &mut NoSignals, |_, _| {})
             .unwrap();
         let lock = gs.stack_barrier_lock();
