@@ -14,8 +14,9 @@
 //! scan the frames above the watermark, one frame at a time, each under the goroutine's
 //! stack-barrier lock:
 //! * the marker ([`advance_watermark`]), concurrently with the running goroutine, through a shared
-//!   handle on the stack memory: it scans the frame just above the watermark, restores the return
-//!   PC the watermark covered and moves the watermark to the scanned frame's own return-PC slot;
+//!   handle on the stack memory: it scans a step of frames upward from the one just above the
+//!   watermark, then moves the watermark onto the last one's return-PC slot and restores the
+//!   return PC the watermark covered;
 //! * the goroutine itself when it returns through the watermark (the handler in `call`): it scans
 //!   the frame it is returning into, moves the watermark one frame up, and continues. An unwind
 //!   (a recovered panic) to a frame above the watermark does the same for its target frame; the
@@ -135,21 +136,30 @@ pub struct Advance {
     pub violation: Option<String>,
 }
 
-/// Scans one frame above the watermark of `stack` and moves the watermark onto its return-PC
-/// slot. The caller holds the stack-barrier lock, and `stkbar[0]` is the watermark, on the slot
-/// just below the frame. Returns the frame's bytes and pointer slots, and whether that frame was
-/// the outermost (the stack is then black).
+/// What one [`scan_and_move`] covered.
+#[derive(Clone, Copy, Default)]
+struct Scanned {
+    frames: usize,
+    bytes: usize,
+    ptr_slots: usize,
+    /// The outermost frame was among them: the stack is black.
+    black: bool,
+}
+
+/// Scans up to `max_frames` frames above the watermark of `stack`, from the one just above it
+/// upward, then moves the watermark once, onto the return-PC slot of the last frame scanned. The
+/// caller holds the stack-barrier lock, and `stkbar[0]` is the watermark.
 fn scan_and_move(
     prog: &Program,
     stack: &mut Stack,
     mut shadow: Option<&mut BTreeMap<usize, Recorded>>,
     violation: &mut Option<String>,
     goid: u64,
+    max_frames: usize,
     visit: &mut impl FnMut(Addr, u64),
-) -> Result<(usize, usize, bool), StackError> {
+) -> Result<Scanned, StackError> {
     let bar = stack.stkbar(0);
-    let (sp, pc) = (bar.saved_lr_ptr.add(WORD), bar.saved_lr_val);
-    let lost = |what: String| StackError::StackBarrierLost {
+    let lost = |stack: &Stack, what: String| StackError::StackBarrierLost {
         stack: crate::error::StackId {
             goid,
             lo: stack.lo(),
@@ -158,56 +168,64 @@ fn scan_and_move(
         detail: what,
         stkbars: format!("[watermark *{}={}]", bar.saved_lr_ptr, bar.saved_lr_val),
     };
-    let Some((func, size)) = prog.findframe(pc).filter(|&(_, size)| size > 0) else {
-        return Err(lost(format!(
-            "the watermark's return PC {pc} is in no user function"
-        )));
-    };
-    let fp = sp.add(size);
-    if fp > stack.hi() {
-        return Err(lost(format!(
-            "the frame above the watermark ends past the stack at {fp}"
-        )));
-    }
     let hi = stack.hi();
-    let mut ptr_slots = 0;
-    visit_frame(prog, stack, func, sp, |slot, v| {
-        ptr_slots += 1;
-        if let Some(record) = shadow.as_deref_mut() {
-            let key = hi.offset_from(slot);
-            match record.remove(&key) {
-                Some(then) if then != Recorded::of(stack, v) && violation.is_none() => {
-                    *violation = Some(format!(
-                        "goroutine {goid}: frame {} at sp={sp}, slot {slot} (hi-{key:#x}) above \
-                         the watermark held {then} at the lazy scan's stop and {v:#x} when \
-                         scanned, with no barriered store in between",
-                        prog.func(func).name
-                    ));
-                }
-                _ => {}
-            }
+    let mut done = Scanned::default();
+    let (mut sp, mut pc) = (bar.saved_lr_ptr.add(WORD), bar.saved_lr_val);
+    let next_slot = loop {
+        let Some((func, size)) = prog.findframe(pc).filter(|&(_, size)| size > 0) else {
+            let why = format!("the return PC {pc} above the watermark is in no user function");
+            return Err(lost(stack, why));
+        };
+        let fp = sp.add(size);
+        if fp > hi {
+            let why = format!("the frame above the watermark ends past the stack at {fp}");
+            return Err(lost(stack, why));
         }
-        visit(slot, v);
-    });
+        visit_frame(prog, stack, func, sp, |slot, v| {
+            done.ptr_slots += 1;
+            if let Some(record) = shadow.as_deref_mut() {
+                let key = hi.offset_from(slot);
+                match record.remove(&key) {
+                    Some(then) if then != Recorded::of(stack, v) && violation.is_none() => {
+                        *violation = Some(format!(
+                            "goroutine {goid}: frame {} at sp={sp}, slot {slot} (hi-{key:#x}) \
+                             above the watermark held {then} at the lazy scan's stop and {v:#x} \
+                             when scanned, with no barriered store in between",
+                            prog.func(func).name
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+            visit(slot, v);
+        });
+        done.frames += 1;
+        done.bytes += size;
+        let slot = fp.sub(WORD);
+        let Some(next_pc) = stack.read(slot) else {
+            return Err(lost(stack, format!("no return-PC slot at {slot}")));
+        };
+        (sp, pc) = (fp, Pc(next_pc));
+        done.black = pc == prog.goexit_return_pc();
+        if done.black || done.frames >= max_frames.max(1) {
+            break slot;
+        }
+    };
     // The move, in the one order a running goroutine cannot slip through: guard the new slot,
     // record it, and only then give the old slot its return PC back (a release store, which the
     // return's acquire load pairs with). A goroutine that returns through the old slot before
     // that waits for the lock in the handler; one that returns through it after finds the new
-    // slot guarded.
-    let next_slot = fp.sub(WORD);
-    let next_pc = stack
-        .read(next_slot)
-        .ok_or_else(|| lost(format!("no return-PC slot at {next_slot}")))?;
+    // slot guarded. The frames in between were scanned before either store.
     stack.write(next_slot, prog.stack_barrier_pc().0);
     stack.set_stkbar(
         0,
         Stkbar {
             saved_lr_ptr: next_slot,
-            saved_lr_val: Pc(next_pc),
+            saved_lr_val: pc,
         },
     );
-    stack.write_release(bar.saved_lr_ptr, pc.0);
-    Ok((size, ptr_slots, Pc(next_pc) == prog.goexit_return_pc()))
+    stack.write_release(bar.saved_lr_ptr, bar.saved_lr_val.0);
+    Ok(done)
 }
 
 /// The marker's step: scans up to `max_frames` frames above the watermark of the goroutine whose
@@ -228,23 +246,19 @@ pub fn advance_watermark(
             adv.done = true;
             return Ok(());
         };
-        while adv.frames < max_frames.max(1) {
-            let (size, slots, black) = scan_and_move(
-                prog,
-                &mut ls.stack,
-                ls.shadow.as_mut(),
-                violation,
-                ls.goid,
-                &mut visit,
-            )?;
-            adv.frames += 1;
-            adv.bytes += size;
-            adv.ptr_slots += slots;
-            if black {
-                adv.done = true;
-                *scan = None;
-                break;
-            }
+        let done = scan_and_move(
+            prog,
+            &mut ls.stack,
+            ls.shadow.as_mut(),
+            violation,
+            ls.goid,
+            max_frames,
+            &mut visit,
+        )?;
+        (adv.frames, adv.bytes, adv.ptr_slots) = (done.frames, done.bytes, done.ptr_slots);
+        if done.black {
+            adv.done = true;
+            *scan = None;
         }
         Ok(())
     })();
@@ -419,22 +433,23 @@ impl GStack {
         let mut values: SmallVec<[u64; 8]> = SmallVec::new();
         let goid = self.goid();
         let shadow = scan.as_mut().and_then(|ls| ls.shadow.as_mut());
-        let (size, _, black) = scan_and_move(
+        let done = scan_and_move(
             prog,
             &mut self.stack,
             shadow,
             violation,
             goid,
+            1,
             &mut |_, v| values.push(v),
         )?;
-        if black {
+        if done.black {
             *scan = None;
         }
         drop(state);
         self.watermark_values.extend(values);
         self.counters.watermark_hits += 1;
         self.counters.watermark_frames += 1;
-        self.counters.watermark_bytes += size as u64;
+        self.counters.watermark_bytes += done.bytes as u64;
         Ok(pc)
     }
 
