@@ -502,13 +502,19 @@ pub fn soundness(args: &SuiteArgs) -> Result<String, SuiteError> {
     }
     for r in &campaign {
         out.push_str(&format!(
-            "\n  campaign {:<12} {:<13}: {} seeds, {} cycles, {} failures, {} frames verified by stackshadow",
-            r.design, r.engine, r.seeds, r.cycles, r.failures, r.stackshadow_frames_verified
+            "\n  campaign {:<12} {:<15} {:<13}: {} seeds, {} cycles, {} failures, {} frames verified by stackshadow",
+            r.design,
+            r.workload,
+            r.engine,
+            r.seeds,
+            r.cycles,
+            r.failures,
+            r.stackshadow_frames_verified
         ));
         if r.failures > 0 {
             violations.push(format!(
-                "campaign {} {}: {} failing run(s), first {}",
-                r.design, r.engine, r.failures, r.first_failure
+                "campaign {} {} {}: {} failing run(s), first {}",
+                r.design, r.workload, r.engine, r.failures, r.first_failure
             ));
         }
     }
