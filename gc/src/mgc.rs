@@ -93,10 +93,13 @@ pub(crate) struct RemovalPass {
     stack_bytes_used: u64,
     counters: StkbarCounters,
     ns: u64,
+    /// The cycle's scan stalls, summarised once the world runs again: the summary is O(scans),
+    /// so it stays out of the pause.
+    scan_stalls: Vec<u64>,
 }
 
 impl RemovalPass {
-    fn new(end: GIndex, mode: BarrierRemoval) -> RemovalPass {
+    fn new(end: GIndex, mode: BarrierRemoval, scan_stalls: Vec<u64>) -> RemovalPass {
         RemovalPass {
             next: 0,
             end,
@@ -105,6 +108,7 @@ impl RemovalPass {
             stack_bytes_used: 0,
             counters: StkbarCounters::default(),
             ns: 0,
+            scan_stalls,
         }
     }
 }
@@ -554,14 +558,8 @@ impl Runtime {
         stats.marker_lazy_frames = acc.stats.marker_lazy_frames;
         stats.marker_lazy_bytes = acc.stats.marker_lazy_bytes;
         stats.scan_bytes += acc.stkbar.watermark_bytes + acc.stats.marker_lazy_bytes;
-        let stalls = PauseSummary::of(acc.scan_stalls.iter().copied());
+        // The stalls' summary waits for the after-restart walk: it is O(scans).
         stats.scan_stalls = acc.scan_stalls.len() as u64;
-        (
-            stats.scan_stall_ns_p50,
-            stats.scan_stall_ns_p99,
-            stats.scan_stall_ns_max,
-        ) = (stalls.p50, stalls.p99, stalls.max);
-        lock(&gc.scan_stalls).extend(acc.scan_stalls.iter().map(|&ns| (stats.cycle, ns)));
         stats.stkbar_reserved_bytes = lock(&self.stackpool).stats().stkbar_reserved_bytes as u64;
         stats.copystacks = acc.stats.copystacks;
         stats.wb_calls = acc.stats.wb_calls;
@@ -605,6 +603,7 @@ impl Runtime {
         *lock(&gc.removal) = Some(RemovalPass::new(
             self.allglen() as GIndex,
             self.config.barrier_removal,
+            std::mem::take(&mut acc.scan_stalls),
         ));
         {
             let first_offset = self.config.stack_barriers.first_offset().unwrap_or(0);
@@ -721,8 +720,16 @@ impl Runtime {
         let pass = slot.take().expect("checked above");
         drop(slot);
         self.gc.gc_ns.fetch_add(pass.ns, Ordering::Relaxed);
+        let stalls = PauseSummary::of(pass.scan_stalls.iter().copied());
         if let Some(last) = lock(&self.gc.history).last_mut() {
             last.stack_bytes_used = pass.stack_bytes_used;
+            (
+                last.scan_stall_ns_p50,
+                last.scan_stall_ns_p99,
+                last.scan_stall_ns_max,
+            ) = (stalls.p50, stalls.p99, stalls.max);
+            let cycle = last.cycle;
+            lock(&self.gc.scan_stalls).extend(pass.scan_stalls.iter().map(|&ns| (cycle, ns)));
             if pass.remove {
                 last.barrier_removal_ns = pass.ns;
                 last.removal_skipped = pass.skipped;

@@ -26,7 +26,7 @@ use smallvec::SmallVec;
 
 use crate::addr::{Addr, WORD};
 use crate::barrier::{BarrierPlacement, StackBarrierMode};
-use crate::code::{FuncId, Program};
+use crate::code::{Func, FuncId, Program};
 use crate::error::StackError;
 use crate::signal::{NoSignals, Signals};
 use crate::stack::{GStack, Stack};
@@ -71,7 +71,15 @@ pub fn scan_frames(
     let mut stats = ScanStats::default();
     for frame in gs.frames(prog) {
         let frame = frame?;
-        stats.ptr_slots += visit_frame(prog, gs.stack(), frame.func, frame.sp, &mut on_slot);
+        let f = prog.func(frame.func);
+        let locals = gs
+            .stack()
+            .owned_locals(frame.sp, frame.lr_slot())
+            .expect("the unwinder checked the frame");
+        for_each_ptr_slot(f, |i| {
+            on_slot(frame.sp.add(i * WORD), locals[i]);
+            stats.ptr_slots += 1;
+        });
         stats.frames += 1;
         stats.bytes = frame.fp.offset_from(gs.sp());
         on_frame(&frame);
@@ -97,17 +105,24 @@ pub(crate) fn visit_frame(
         .words(sp, sp.add(f.frame_size))
         .expect("the caller checked the frame");
     let mut n = 0;
-    // Walk the pointer map one 64-bit chunk at a time: find set bits with trailing_zeros.
+    for_each_ptr_slot(f, |i| {
+        on_slot(sp.add(i * WORD), words[i].load(Ordering::Relaxed));
+        n += 1;
+    });
+    n
+}
+
+/// Calls `each(i)` for every pointer slot `i` (a word index in the frame) of `f`'s pointer map,
+/// walking it one 64-bit chunk at a time and finding the set bits with `trailing_zeros`.
+#[inline(always)]
+fn for_each_ptr_slot(f: &Func, mut each: impl FnMut(usize)) {
     for (chunk_index, &chunk) in f.ptr_map.as_raw_slice().iter().enumerate() {
         let mut bits = chunk;
         while bits != 0 {
-            let i = chunk_index * 64 + bits.trailing_zeros() as usize;
+            each(chunk_index * 64 + bits.trailing_zeros() as usize);
             bits &= bits - 1;
-            on_slot(sp.add(i * WORD), words[i].load(Ordering::Relaxed));
-            n += 1;
         }
     }
-    n
 }
 
 /// Scans `gs` as `kind` says, calling `visit(addr, value)` for every pointer slot covered.
