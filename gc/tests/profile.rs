@@ -95,6 +95,18 @@ fn config(rules: ProfileRules, barriers: StackBarrierMode, seed: u64) -> GcConfi
     }
 }
 
+/// `cycles` cycles of 8 switchers 40 frames deep on real threads.
+fn run_threaded(config: GcConfig, cycles: u32) -> RunResult {
+    let limits = Limits {
+        max_ops: 100_000_000,
+        time_limit: Duration::from_secs(120),
+    };
+    Threaded::new(config, image(8, 40))
+        .unwrap()
+        .run(cycles, limits)
+        .unwrap()
+}
+
 fn run_deterministic(config: GcConfig, cycles: u32) -> RunResult {
     Deterministic::new(config, image(12, 40))
         .unwrap()
@@ -206,16 +218,7 @@ fn samples_mid_watermark_hit_unwind_correctly() {
         }
         let mut cfg = lazy(rules, 5);
         cfg.procs = 2;
-        let r = Threaded::new(cfg, image(8, 40))
-            .unwrap()
-            .run(
-                6,
-                Limits {
-                    max_ops: 100_000_000,
-                    time_limit: Duration::from_secs(120),
-                },
-            )
-            .unwrap();
+        let r = run_threaded(cfg, 6);
         let prof = r.profile.expect("profiling was on");
         assert!(r.totals.sum.marker_lazy_frames > 0, "{:?}", r.totals.sum);
         assert_eq!(prof.counts.malformed, 0, "{rules}: {:?}", prof.counts);
@@ -260,16 +263,7 @@ fn a_threaded_run_with_a_profiler_thread_records_no_malformed_sample() {
     for rules in [ProfileRules::Go17, ProfileRules::Seed003] {
         let mut cfg = config(rules, StackBarrierMode::EVERY_FRAME, 5);
         cfg.procs = 2;
-        let r = Threaded::new(cfg, image(8, 40))
-            .unwrap()
-            .run(
-                6,
-                Limits {
-                    max_ops: 100_000_000,
-                    time_limit: Duration::from_secs(120),
-                },
-            )
-            .unwrap();
+        let r = run_threaded(cfg, 6);
         let prof = r.profile.expect("profiling was on");
         assert!(prof.signals_sent > 0 && prof.counts.samples > 0, "{prof:?}");
         assert!(prof.counts.samples <= prof.signals_sent);
