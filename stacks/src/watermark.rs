@@ -11,8 +11,7 @@
 //! Algorithm. To scan a goroutine, its owner stops it as for an eager scan, scans the frames within
 //! a first budget (the running frame at least), installs the watermark over the return-PC slot of
 //! the last frame scanned, and lets it run again ([`GStack::scan_lazy`]). From then on two parties
-//! scan the frames above the watermark, one frame at a time, each under the goroutine's
-//! stack-barrier lock:
+//! scan the frames above the watermark upward, each under the goroutine's stack-barrier lock:
 //! * the marker ([`advance_watermark`]), concurrently with the running goroutine, through a shared
 //!   handle on the stack memory: it scans a step of frames upward from the one just above the
 //!   watermark, then moves the watermark onto the last one's return-PC slot and restores the
@@ -49,7 +48,12 @@
 //! Synchronization. The marker touches only the frames above the watermark (reads), the return-PC
 //! slots it moves the watermark between and stkbar entry 0 (writes), all under the stack-barrier
 //! lock; the goroutine never writes those words except under the same lock, and reads of other
-//! words race only with its own barriered stores, which shade both values. Every owner-side walk
+//! words race only with its own barriered stores, which shade both values. A return reads its
+//! return-PC slot without the lock, so the marker moves the watermark in the one safe order:
+//! barrier PC into the new slot, the stkbar entry, then the old slot's PC back (a release store,
+//! paired with the return's acquire load) — restoring first would let a goroutine return through
+//! the restored frame and on into the next, unscanned, before the new slot was guarded (the
+//! threaded soundness campaign found exactly that). Every owner-side walk
 //! that may cross the watermark (copystack, unwinds, bulk writes, the scans) holds the lock, and a
 //! profiler only tries it. The stack words are relaxed atomics (see `stack`), so the concurrent
 //! reads are defined behaviour.
