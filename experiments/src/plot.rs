@@ -2025,6 +2025,24 @@ fn fig_profiler_switch(t: &Rows<ProfilerRow>) -> Result<Figure, Skip> {
         |r| r.refused_stack_barrier_pc,
         |r| r.refused_stkbar_lock,
     ];
+    // Per workload, `scale · Σf / Σsamples` over the runs of `engine` under `rules` (no point
+    // where those runs took no sample).
+    let per_workload =
+        |engine: &str, rules: &str, scale: f64, f: fn(&ProfilerRow) -> Option<f64>| {
+            let mut points = Vec::new();
+            for w in &workloads {
+                let of = || {
+                    t.rows
+                        .iter()
+                        .filter(|r| r.workload == *w && r.engine == engine && r.rules == rules)
+                };
+                let samples = sum(&mut of(), |r| r.samples);
+                if samples > 0.0 {
+                    points.extend(x_of(w).map(|x| point(x, scale * sum(&mut of(), f) / samples)));
+                }
+            }
+            points
+        };
     // One panel of fates per engine and rule set, the two rule sets of an engine one above the
     // other (the engines sample differently: every boundary alike, or in proportion to time); a
     // fate no panel has is left out of all.
@@ -2033,19 +2051,7 @@ fn fig_profiler_switch(t: &Rows<ProfilerRow>) -> Result<Figure, Skip> {
         for rules in FATE_RULES {
             let mut fate_series = Vec::new();
             for ((label, colour), f) in SAMPLE_FATES.iter().zip(fates) {
-                let mut points = Vec::new();
-                for w in &workloads {
-                    let of = || {
-                        t.rows
-                            .iter()
-                            .filter(|r| r.workload == *w && r.engine == engine && r.rules == rules)
-                    };
-                    let samples = sum(&mut of(), |r| r.samples);
-                    if samples > 0.0 {
-                        points
-                            .extend(x_of(w).map(|x| point(x, 100.0 * sum(&mut of(), f) / samples)));
-                    }
-                }
+                let points = per_workload(engine, rules, 100.0, f);
                 fate_series.push(bar_series(label, *colour, points));
             }
             if fate_series.iter().any(|s| !s.points.is_empty()) {
@@ -2071,19 +2077,7 @@ fn fig_profiler_switch(t: &Rows<ProfilerRow>) -> Result<Figure, Skip> {
     }
     let mut malformed_series = Vec::new();
     for (rules, engine, label, colour) in RULE_ENGINES {
-        let mut points = Vec::new();
-        for w in &workloads {
-            let of = || {
-                t.rows
-                    .iter()
-                    .filter(|r| r.workload == *w && r.rules == rules && r.engine == engine)
-            };
-            let samples = sum(&mut of(), |r| r.samples);
-            if samples > 0.0 {
-                let malformed = sum(&mut of(), |r| r.malformed);
-                points.extend(x_of(w).map(|x| point(x, 1e6 * malformed / samples)));
-            }
-        }
+        let points = per_workload(engine, rules, 1e6, |r| r.malformed);
         if !points.is_empty() {
             malformed_series.push(bar_series(label, colour, points));
         }

@@ -1018,9 +1018,8 @@ pub fn run_measured(r: &Resolved) -> Result<(Report, Timings), RunError> {
     let totals = if warmup == 0 {
         totals
     } else {
-        let span = CycleStats::span(&cycles);
-        let stalls = scan_stalls.iter().filter(|(c, _)| span.contains(c));
-        Totals::of(&cycles, totals.mutator_ops, stalls.map(|&(_, ns)| ns))
+        let stalls = gc::stats::scan_stalls_of(&scan_stalls, &cycles);
+        Totals::of(&cycles, totals.mutator_ops, stalls)
     };
     Ok((
         Report {

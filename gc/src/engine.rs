@@ -46,7 +46,7 @@ use crate::mutator::Rng;
 use crate::profile::Profile;
 use crate::runtime::{GcConfig, Runtime, Step, WorkloadImage};
 use crate::sched::P;
-use crate::stats::{CycleStats, RescanBound, RescanRecord, Totals};
+use crate::stats::{CycleStats, RescanBound, RescanRecord, Totals, scan_stalls_of};
 use crate::trace::{STW_MARK_TERMINATION, STW_SWEEP_TERMINATION, TraceStats};
 use crate::workbuf::GcWork;
 
@@ -163,13 +163,14 @@ impl Deterministic {
         self.rt.trace_flush(self.ps.iter_mut());
         let history = self.rt.gc.history();
         let cycles = history[target - cycles as usize..target].to_vec();
+        let scan_stalls = self.rt.gc.scan_stall_log();
         Ok(RunResult {
             totals: Totals::of(
                 &cycles,
                 self.rt.gc.total_ops(),
-                self.rt.gc.scan_stalls_in(CycleStats::span(&cycles)),
+                scan_stalls_of(&scan_stalls, &cycles),
             ),
-            scan_stalls: self.rt.gc.scan_stall_log(),
+            scan_stalls,
             cycles,
             rescans: self.rt.gc.rescan_records(),
             rescan_bound: self.rt.gc.rescan_bound(),

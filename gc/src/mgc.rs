@@ -247,16 +247,6 @@ impl GcState {
         lock(&self.history).clone()
     }
 
-    /// The stops of the scans of the cycles in `range` (see [`CycleStats::scan_stall_ns_p50`]).
-    /// `scan_stalls_in(CycleStats::span(cycles))` gives those of a slice of the history.
-    pub fn scan_stalls_in(&self, range: std::ops::RangeInclusive<u32>) -> Vec<u64> {
-        lock(&self.scan_stalls)
-            .iter()
-            .filter(|(c, _)| range.contains(c))
-            .map(|&(_, ns)| ns)
-            .collect()
-    }
-
     /// Every scan's stop so far, as `(cycle, ns)`.
     pub fn scan_stall_log(&self) -> Vec<(u32, u64)> {
         lock(&self.scan_stalls).clone()

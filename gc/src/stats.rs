@@ -14,15 +14,22 @@
 
 use serde::Serialize;
 
-impl CycleStats {
-    /// The cycle numbers of `cycles`, a contiguous slice of a run's history (empty if it is).
-    pub fn span(cycles: &[CycleStats]) -> std::ops::RangeInclusive<u32> {
-        match (cycles.first(), cycles.last()) {
-            (Some(a), Some(b)) => a.cycle..=b.cycle,
-            _ => std::ops::RangeInclusive::new(1, 0),
-        }
-    }
+/// The scan stalls of `cycles`, a contiguous slice of a run's history, from `log`, the run's
+/// `(cycle, ns)` stall log ([`crate::RunResult::scan_stalls`]): what [`Totals::of`] takes.
+pub fn scan_stalls_of<'a>(
+    log: &'a [(u32, u64)],
+    cycles: &[CycleStats],
+) -> impl Iterator<Item = u64> + 'a {
+    let span = match (cycles.first(), cycles.last()) {
+        (Some(a), Some(b)) => a.cycle..=b.cycle,
+        _ => std::ops::RangeInclusive::new(1, 0),
+    };
+    log.iter()
+        .filter(move |(c, _)| span.contains(c))
+        .map(|&(_, ns)| ns)
+}
 
+impl CycleStats {
     /// Sets `mark_term_other_ns` to what the pause holds beyond its other parts.
     pub(crate) fn set_mark_term_other(&mut self) {
         self.mark_term_other_ns = self

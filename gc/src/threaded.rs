@@ -81,7 +81,7 @@ use crate::mmu::{self, GcTimeline, MMU_WINDOWS_NS};
 use crate::mutator::Rng;
 use crate::runtime::{GcConfig, Runtime, Step, WorkloadImage};
 use crate::sched::P;
-use crate::stats::{CycleStats, Totals};
+use crate::stats::{Totals, scan_stalls_of};
 use crate::trace::{
     STW_MARK_TERMINATION, STW_SWEEP_TERMINATION, TraceEv, Track, WORKER_DEDICATED,
     WORKER_FRACTIONAL, WORKER_IDLE,
@@ -398,13 +398,14 @@ impl Threaded {
         let per_p: Vec<&[(u64, u64)]> = timelines.iter().map(GcTimeline::intervals).collect();
         let history = self.rt.gc.history();
         let cycles = history[first..target].to_vec();
+        let scan_stalls = self.rt.gc.scan_stall_log();
         Ok(RunResult {
             totals: Totals::of(
                 &cycles,
                 self.rt.gc.total_ops(),
-                self.rt.gc.scan_stalls_in(CycleStats::span(&cycles)),
+                scan_stalls_of(&scan_stalls, &cycles),
             ),
-            scan_stalls: self.rt.gc.scan_stall_log(),
+            scan_stalls,
             cycles,
             rescans: self.rt.gc.rescan_records(),
             rescan_bound: self.rt.gc.rescan_bound(),

@@ -183,31 +183,16 @@ impl Stack {
     /// The word at `addr`, if `addr` is an aligned address of the usable stack.
     #[inline]
     pub fn read(&self, addr: Addr) -> Option<u64> {
-        if addr >= self.hi {
-            return None;
-        }
-        self.words
-            .get(addr.word_index_from(self.lo)?)
-            .map(|w| w.load(Ordering::Relaxed))
+        self.word_at(addr).map(|w| w.load(Ordering::Relaxed))
     }
 
     /// Writes the word at `addr`; `false` (and no write) if `addr` is not an aligned address of the
     /// usable stack.
     #[inline]
     pub fn write(&mut self, addr: Addr, value: u64) -> bool {
-        if addr >= self.hi {
-            return false;
-        }
-        match addr
-            .word_index_from(self.lo)
-            .and_then(|i| self.words.get(i))
-        {
-            Some(w) => {
-                w.store(value, Ordering::Relaxed);
-                true
-            }
-            None => false,
-        }
+        self.word_at(addr)
+            .map(|w| w.store(value, Ordering::Relaxed))
+            .is_some()
     }
 
     /// [`Stack::write`] with release ordering: a lazy scan's marker giving a return-PC slot its
@@ -215,24 +200,24 @@ impl Stack {
     /// [`Stack::read_acquire`], so it sees the guard too.
     #[inline]
     pub(crate) fn write_release(&mut self, addr: Addr, value: u64) -> bool {
-        match addr.word_index_from(self.lo).filter(|_| addr < self.hi) {
-            Some(i) if i < self.words.len() => {
-                self.words[i].store(value, Ordering::Release);
-                true
-            }
-            _ => false,
-        }
+        self.word_at(addr)
+            .map(|w| w.store(value, Ordering::Release))
+            .is_some()
     }
 
     /// [`Stack::read`] with acquire ordering (a return reading its return-PC slot).
     #[inline]
     pub(crate) fn read_acquire(&self, addr: Addr) -> Option<u64> {
+        self.word_at(addr).map(|w| w.load(Ordering::Acquire))
+    }
+
+    /// The word at `addr`, if `addr` is an aligned address of the usable stack.
+    #[inline]
+    fn word_at(&self, addr: Addr) -> Option<&AtomicU64> {
         if addr >= self.hi {
             return None;
         }
-        self.words
-            .get(addr.word_index_from(self.lo)?)
-            .map(|w| w.load(Ordering::Acquire))
+        self.words.get(addr.word_index_from(self.lo)?)
     }
 
     /// The words of `[from, to)`, if that is an aligned range of the usable stack (read them with

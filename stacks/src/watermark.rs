@@ -131,8 +131,6 @@ pub struct Advance {
     pub frames: usize,
     /// Bytes of those frames.
     pub bytes: usize,
-    /// Pointer slots visited.
-    pub ptr_slots: usize,
     /// Whether the stack is now black (or gone): nothing is left for the marker.
     pub done: bool,
     /// The checker's report, if a frame scanned here (or earlier on this stack) had changed
@@ -145,7 +143,6 @@ pub struct Advance {
 struct Scanned {
     frames: usize,
     bytes: usize,
-    ptr_slots: usize,
     /// The outermost frame was among them: the stack is black.
     black: bool,
 }
@@ -186,7 +183,6 @@ fn scan_and_move(
             return Err(lost(stack, why));
         }
         visit_frame(prog, stack, func, sp, |slot, v| {
-            done.ptr_slots += 1;
             if let Some(record) = shadow.as_deref_mut() {
                 let key = hi.offset_from(slot);
                 match record.remove(&key) {
@@ -259,7 +255,7 @@ pub fn advance_watermark(
             max_frames,
             &mut visit,
         )?;
-        (adv.frames, adv.bytes, adv.ptr_slots) = (done.frames, done.bytes, done.ptr_slots);
+        (adv.frames, adv.bytes) = (done.frames, done.bytes);
         if done.black {
             adv.done = true;
             *scan = None;
@@ -357,17 +353,10 @@ impl GStack {
     }
 
     /// Tells the lazy-scan checker of a barriered store of `value` into the live stack at `addr`
-    /// (an up-pointer store): if the slot lies above the watermark, its record follows the store.
-    /// Takes the stack-barrier lock; see [`GStack::watermark_note_store_locked`].
-    pub fn watermark_note_store(&mut self, addr: Addr, value: u64) {
-        if self.watermark {
-            self.with_stack_lock(|gs| gs.watermark_note_store_locked(addr, value));
-        }
-    }
-
-    /// [`GStack::watermark_note_store`] for a caller that holds the stack-barrier lock, and has
-    /// held it since before the store: a marker must never scan the slot between the store and
-    /// the record's update, or it would see a change the record does not know of.
+    /// (an up-pointer store or a bulk write): if the slot lies above the watermark, its record
+    /// follows the store. The caller holds the stack-barrier lock, and has held it since before
+    /// the store: a marker must never scan the slot between the store and the record's update, or
+    /// it would see a change the record does not know of.
     pub fn watermark_note_store_locked(&mut self, addr: Addr, value: u64) {
         if !self.watermark {
             return;
@@ -826,8 +815,10 @@ mod tests {
         gs.scan_lazy(&prog, 1, true, &mut NoSignals, |_, _| {})
             .unwrap();
         // A barriered store (the record follows it), then one that bypassed the barrier.
-        gs.write(frames[3].sp, 0x1111).unwrap();
-        gs.watermark_note_store(frames[3].sp, 0x1111);
+        gs.with_stack_lock(|gs| {
+            gs.write(frames[3].sp, 0x1111).unwrap();
+            gs.watermark_note_store_locked(frames[3].sp, 0x1111);
+        });
         gs.write(frames[6].sp.add(16), 0x2222).unwrap();
         let lock = gs.stack_barrier_lock();
         while !advance_watermark(&lock, &prog, 2, |_, _| {}).unwrap().done {}
