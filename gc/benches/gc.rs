@@ -300,7 +300,7 @@ fn bench_write_barrier(c: &mut Criterion) {
         let mut bed = StoreBed::new(design, marking, values).unwrap();
         if marking {
             assert_eq!(bed.runtime().gc.phase(), Phase::Mark);
-            assert_eq!(bed.runtime().heap.marked_bytes(), 32 * N as u64);
+            assert_eq!(bed.runtime().gc.pool.bytes_marked(), 32 * N as u64);
         }
         g.bench_function(name, |b| b.iter(|| bed.stores().unwrap()));
         assert!(

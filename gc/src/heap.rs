@@ -33,6 +33,7 @@
 //! Accounting. `heap_live` is Go's: set to the marked bytes at mark termination, then increased by
 //! every allocation; the GOGC trigger compares it with the goal.
 
+use std::fmt;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
@@ -93,37 +94,60 @@ impl ObjType {
     }
 }
 
-/// An atomic bitmap over a span's object slots.
+/// An atomic bitmap over a span's object slots: plain words, so that a test or a set is one
+/// load or one atomic instruction; `bitvec` views them for the searches and counts. A set
+/// releases what the setter wrote before it and a test acquires it: a marker that sees an alloc
+/// bit sees the zeroed, typed object behind it.
 #[derive(Debug)]
-struct Bits(BitBox<AtomicU64, Lsb0>);
+struct Bits {
+    words: Box<[AtomicU64]>,
+    len: usize,
+}
 
 impl Bits {
-    fn new(n: usize) -> Bits {
-        Bits(bitbox![AtomicU64, Lsb0; 0; n])
+    fn new(len: usize) -> Bits {
+        Bits {
+            words: (0..len.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
+            len,
+        }
+    }
+    /// The word holding bit `i`, and the bit's mask in it.
+    #[inline]
+    fn word(&self, i: usize) -> (&AtomicU64, u64) {
+        (&self.words[i / 64], 1 << (i % 64))
     }
     #[inline]
     fn get(&self, i: usize) -> bool {
-        self.0[i]
+        let (word, bit) = self.word(i);
+        word.load(Ordering::Acquire) & bit != 0
     }
     #[inline]
     fn set(&self, i: usize, v: bool) {
-        self.0.set_aliased(i, v);
+        let (word, bit) = self.word(i);
+        if v {
+            word.fetch_or(bit, Ordering::Release);
+        } else {
+            word.fetch_and(!bit, Ordering::Release);
+        }
     }
     /// Sets bit `i`; true if it was clear (this caller marked it).
     #[inline]
     fn test_and_set(&self, i: usize) -> bool {
-        let bit = 1u64 << (i % 64);
-        let word = &self.0.as_raw_slice()[i / 64];
+        let (word, bit) = self.word(i);
         // Most shades find the object already marked: a plain load avoids the locked RMW then.
         word.load(Ordering::Relaxed) & bit == 0 && word.fetch_or(bit, Ordering::AcqRel) & bit == 0
     }
     fn clear_all(&self) {
-        for w in self.0.as_raw_slice() {
+        for w in &self.words {
             w.store(0, Ordering::Relaxed);
         }
     }
+    /// The bits, for searching and counting.
+    fn view(&self) -> &BitSlice<AtomicU64, Lsb0> {
+        &BitSlice::from_slice(&self.words)[..self.len]
+    }
     fn count_ones(&self) -> usize {
-        self.0.count_ones()
+        self.view().count_ones()
     }
 }
 
@@ -177,29 +201,72 @@ impl Span {
     }
 }
 
+/// Asks the CPU to start loading the cache line holding `r`: a hint that never faults and
+/// changes nothing the program can observe; nothing where the target has no prefetch instruction.
+#[inline(always)]
+fn prefetch<T>(r: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `_mm_prefetch` needs SSE, which every x86_64 CPU has. A prefetch reads nothing
+    // the program sees and cannot fault, and `r` is a live reference in any case.
+    unsafe {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        _mm_prefetch::<_MM_HINT_T0>((r as *const T).cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = r;
+}
+
 /// Go's `divMul` for objects of `elem_size` bytes (a size class's, at most 32 KiB).
 const fn div_mul(elem_size: usize) -> u32 {
     u32::MAX / elem_size as u32 + 1
 }
 
-/// An object found under an address.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct ObjRef {
+/// An object found under an address: its base, its span (borrowed from the heap, so every
+/// operation on the object reaches the span's bits and words without looking it up again) and
+/// its slot. Two references are equal when they name the same object.
+#[derive(Clone, Copy)]
+pub struct ObjRef<'h> {
     /// The object's base address.
     pub base: Addr,
     /// Its span.
-    pub span: u32,
+    span: &'h Span,
     /// Its slot in the span.
     pub slot: u32,
 }
 
+impl ObjRef<'_> {
+    /// The object's size: its span's element size.
+    #[inline]
+    pub fn size(&self) -> u64 {
+        self.span.elem_size as u64
+    }
+}
+
+impl PartialEq for ObjRef<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.base == other.base
+    }
+}
+
+impl Eq for ObjRef<'_> {}
+
+impl fmt::Debug for ObjRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ObjRef")
+            .field("base", &self.base)
+            .field("span", &self.span.index)
+            .field("slot", &self.slot)
+            .finish()
+    }
+}
+
 /// What [`Heap::find_object`] found at a heap address.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Lookup {
+pub enum Lookup<'h> {
     /// Not a heap address: a stack, a global, a scalar, nil.
     NotHeap,
     /// An allocated object.
-    Object(ObjRef),
+    Object(ObjRef<'h>),
     /// A heap address that is not inside an allocated object (a dangling pointer).
     Free(Addr),
 }
@@ -225,11 +292,12 @@ impl MCache {
     }
 }
 
-/// Bytes marked this cycle, as a sum of counters each on its own cache line: a span adds to the
-/// one its index selects, so parallel markers rarely write the same line (one shared counter
-/// bumped per marked object stops the mark from scaling past one thread).
+/// Bytes allocated black this cycle, as a sum of counters each on its own cache line: a span adds
+/// to the one its index selects, so Ps allocating in parallel rarely write the same line. (The
+/// bytes markers mark are counted in their `GcWork`s, as Go's `gcWork.bytesMarked` are, and
+/// reach [`Heap::finish_mark`] as its argument.)
 #[derive(Debug, Default)]
-struct MarkedBytes([PaddedCounter; MARKED_BYTES_STRIPES]);
+struct BlackBytes([PaddedCounter; MARKED_BYTES_STRIPES]);
 
 const MARKED_BYTES_STRIPES: usize = 16;
 
@@ -237,7 +305,7 @@ const MARKED_BYTES_STRIPES: usize = 16;
 #[repr(align(128))]
 struct PaddedCounter(AtomicU64);
 
-impl MarkedBytes {
+impl BlackBytes {
     #[inline]
     fn add(&self, span: u32, bytes: u64) {
         self.0[span as usize % MARKED_BYTES_STRIPES]
@@ -308,7 +376,8 @@ pub struct Heap {
     large: Mutex<Central>,
     sweepgen: AtomicU32,
     heap_live: AtomicU64,
-    marked_bytes: MarkedBytes,
+    /// Bytes allocated black this cycle.
+    black_bytes: BlackBytes,
     checkmark_active: AtomicBool,
     /// Spans carry a shadow copy of their words (`wbshadow`).
     wbshadow: bool,
@@ -328,7 +397,7 @@ impl Heap {
             large: Mutex::default(),
             sweepgen: AtomicU32::new(2),
             heap_live: AtomicU64::new(0),
-            marked_bytes: MarkedBytes::default(),
+            black_bytes: BlackBytes::default(),
             checkmark_active: AtomicBool::new(false),
             wbshadow: false,
         }
@@ -344,7 +413,7 @@ impl Heap {
 
     /// The shadow of word `word` of `obj`, if `wbshadow` is on (Go's `shadowptr`).
     #[inline]
-    pub fn shadow_word(&self, obj: ObjRef, word: usize) -> Option<&AtomicU64> {
+    pub fn shadow_word<'h>(&self, obj: ObjRef<'h>, word: usize) -> Option<&'h AtomicU64> {
         let s = self.span(obj);
         s.shadow.get(obj.base.offset_from(s.base) / WORD + word)
     }
@@ -375,9 +444,9 @@ impl Heap {
         self.heap_live.load(Ordering::Relaxed)
     }
 
-    /// Bytes marked so far in this cycle (objects found reachable plus objects allocated black).
-    pub fn marked_bytes(&self) -> u64 {
-        self.marked_bytes.sum()
+    /// Bytes allocated black so far in this cycle.
+    pub fn black_bytes(&self) -> u64 {
+        self.black_bytes.sum()
     }
 
     /// Bytes of heap address space in spans.
@@ -435,7 +504,7 @@ impl Heap {
         s.types[slot].store(ty.0, Ordering::Relaxed);
         if black {
             s.mark.set(slot, true);
-            self.marked_bytes.add(s.index, s.elem_size as u64);
+            self.black_bytes.add(s.index, s.elem_size as u64);
         }
         // Publish last: a marker that sees the alloc bit sees a zeroed object of the right type.
         s.alloc.set(slot, true);
@@ -455,7 +524,7 @@ impl Heap {
         loop {
             if let Some((span, cursor)) = mcache.current[class as usize] {
                 let s = &self.spans[span as usize];
-                if let Some(i) = s.alloc.0[cursor..].first_zero().map(|i| i + cursor) {
+                if let Some(i) = s.alloc.view()[cursor..].first_zero().map(|i| i + cursor) {
                     mcache.current[class as usize] = Some((span, i + 1));
                     return Ok((span, i));
                 }
@@ -584,7 +653,7 @@ impl Heap {
 
     /// The object under `addr`, if `addr` is a heap address (Go's `findObject`).
     #[inline]
-    pub fn find_object(&self, addr: u64) -> Lookup {
+    pub fn find_object(&self, addr: u64) -> Lookup<'_> {
         let Some(off) = addr.checked_sub(HEAP_BASE.0) else {
             return Lookup::NotHeap;
         };
@@ -603,42 +672,38 @@ impl Heap {
         }
         Lookup::Object(ObjRef {
             base: s.slot_addr(slot),
-            span: s.index,
+            span: s,
             slot: slot as u32,
         })
     }
 
     /// The span of an object.
     #[inline]
-    pub fn span(&self, obj: ObjRef) -> &Span {
-        &self.spans[obj.span as usize]
+    pub fn span<'h>(&self, obj: ObjRef<'h>) -> &'h Span {
+        obj.span
     }
 
     /// The type of an object.
     #[inline]
-    pub fn object_type(&self, obj: ObjRef) -> TypeId {
+    pub fn object_type(&self, obj: ObjRef<'_>) -> TypeId {
         TypeId(self.span(obj).types[obj.slot as usize].load(Ordering::Relaxed))
     }
 
     /// Sets the object's mark bit; true if this call marked it (it was white).
     #[inline]
-    pub fn try_mark(&self, obj: ObjRef) -> bool {
+    pub fn try_mark(&self, obj: ObjRef<'_>) -> bool {
         let s = self.span(obj);
-        let newly = s.mark.test_and_set(obj.slot as usize);
-        if newly {
-            self.marked_bytes.add(s.index, s.elem_size as u64);
-        }
-        newly
+        s.mark.test_and_set(obj.slot as usize)
     }
 
     /// Whether the object is marked.
     #[inline]
-    pub fn is_marked(&self, obj: ObjRef) -> bool {
+    pub fn is_marked(&self, obj: ObjRef<'_>) -> bool {
         self.span(obj).mark.get(obj.slot as usize)
     }
 
     /// Sets the object's checkmark bit; true if this call set it.
-    pub fn try_checkmark(&self, obj: ObjRef) -> bool {
+    pub fn try_checkmark(&self, obj: ObjRef<'_>) -> bool {
         self.span(obj).checkmark.test_and_set(obj.slot as usize)
     }
 
@@ -651,33 +716,49 @@ impl Heap {
 
     /// The word at heap address `addr` (which must lie in a span).
     #[inline]
-    pub fn read_word(&self, obj: ObjRef, word: usize) -> u64 {
+    pub fn read_word(&self, obj: ObjRef<'_>, word: usize) -> u64 {
         let s = self.span(obj);
         s.words[(obj.base.offset_from(s.base)) / WORD + word].load(Ordering::Relaxed)
     }
 
+    /// Starts loading the object's first words and its type id into the cache (a hint, for a
+    /// marker that will scan it soon; see `mark::Lookahead`).
+    #[inline]
+    pub fn prefetch(&self, obj: ObjRef<'_>) {
+        let s = obj.span;
+        prefetch(&s.words[obj.base.offset_from(s.base) / WORD]);
+        prefetch(&s.types[obj.slot as usize]);
+    }
+
+    /// Starts loading the word holding the object's mark bit (for a marker that will test and
+    /// set it soon; see `Runtime::drain`).
+    #[inline]
+    pub fn prefetch_mark(&self, obj: ObjRef<'_>) {
+        prefetch(obj.span.mark.word(obj.slot as usize).0);
+    }
+
     /// Writes word `word` of `obj`.
     #[inline]
-    pub fn write_word(&self, obj: ObjRef, word: usize, value: u64) {
+    pub fn write_word(&self, obj: ObjRef<'_>, word: usize, value: u64) {
         let s = self.span(obj);
         s.words[(obj.base.offset_from(s.base)) / WORD + word].store(value, Ordering::Relaxed);
     }
 
     /// Atomically exchanges word `word` of `obj` for `value`; returns the old value.
     #[inline]
-    pub fn swap_word(&self, obj: ObjRef, word: usize, value: u64) -> u64 {
+    pub fn swap_word(&self, obj: ObjRef<'_>, word: usize, value: u64) -> u64 {
         let s = self.span(obj);
         s.words[(obj.base.offset_from(s.base)) / WORD + word].swap(value, Ordering::AcqRel)
     }
 
     /// Calls `f(base, type)` for every allocated object (a stop-the-world walk, for tests and
     /// reports).
-    pub fn for_each_object(&self, mut f: impl FnMut(ObjRef, TypeId)) {
+    pub fn for_each_object(&self, mut f: impl FnMut(ObjRef<'_>, TypeId)) {
         for (_, s) in self.spans.iter() {
-            for slot in s.alloc.0.iter_ones() {
+            for slot in s.alloc.view().iter_ones() {
                 let obj = ObjRef {
                     base: s.slot_addr(slot),
-                    span: s.index,
+                    span: s,
                     slot: slot as u32,
                 };
                 f(obj, TypeId(s.types[slot].load(Ordering::Relaxed)));
@@ -695,16 +776,17 @@ impl Heap {
         mcache.current.iter_mut().for_each(|c| *c = None);
     }
 
-    /// Starts a new cycle's marking: clears the marked-bytes count. Call with the world stopped
-    /// after sweep termination.
+    /// Starts a new cycle's marking: clears the count of bytes allocated black. Call with the
+    /// world stopped after sweep termination.
     pub fn start_mark(&self) {
-        self.marked_bytes.clear();
+        self.black_bytes.clear();
     }
 
     /// Ends marking: every mcache must have been flushed. Bumps `sweepgen`, makes every span
-    /// unswept, and resets `heap_live` to the marked bytes. Returns the marked bytes.
-    pub fn finish_mark(&self) -> u64 {
-        let marked = self.marked_bytes();
+    /// unswept, and resets `heap_live` to the marked bytes: `by_markers` (what the markers'
+    /// `GcWork`s counted) plus the bytes allocated black. Returns the marked bytes.
+    pub fn finish_mark(&self, by_markers: u64) -> u64 {
+        let marked = by_markers + self.black_bytes();
         self.sweepgen.fetch_add(2, Ordering::AcqRel);
         for c in &self.central {
             let mut c = lock(c);
@@ -743,12 +825,9 @@ impl Heap {
             spans: 1,
             ..Default::default()
         };
-        for (a, m) in s.alloc.0.as_raw_slice().iter().zip(s.mark.0.as_raw_slice()) {
+        for (word_index, (a, m)) in s.alloc.words.iter().zip(&s.mark.words).enumerate() {
             let (alloc, mark) = (a.load(Ordering::Relaxed), m.load(Ordering::Relaxed));
             let mut freed = alloc & !mark;
-            let word_index = (a as *const AtomicU64 as usize
-                - s.alloc.0.as_raw_slice().as_ptr() as usize)
-                / std::mem::size_of::<AtomicU64>();
             while freed != 0 {
                 let slot = word_index * 64 + freed.trailing_zeros() as usize;
                 freed &= freed - 1;
@@ -944,16 +1023,18 @@ mod tests {
             .map(|_| h.alloc(&mut mc, TypeId(0), false, |_, _| {}).unwrap())
             .collect();
         h.start_mark();
+        let mut marked = 0;
         for (i, &a) in objs.iter().enumerate() {
             if i % 3 == 0
                 && let Lookup::Object(o) = h.find_object(a.0)
             {
                 assert!(h.try_mark(o));
                 assert!(!h.try_mark(o), "marking twice reports once");
+                marked += o.size();
             }
         }
         h.flush_mcache(&mut mc);
-        assert_eq!(h.finish_mark(), 334 * 32);
+        assert_eq!(h.finish_mark(marked), 334 * 32);
         assert_eq!(h.heap_live(), 334 * 32);
         let mut freed = Vec::new();
         let st = h.finish_sweep(|a, sz| freed.push((a, sz)));
@@ -979,12 +1060,12 @@ mod tests {
         h.start_mark();
         let a = h.alloc(&mut mc, TypeId(2), true, |_, _| {}).unwrap();
         h.flush_mcache(&mut mc);
-        assert_eq!(h.finish_mark(), 8);
+        assert_eq!(h.finish_mark(0), 8);
         h.finish_sweep(|_, _| {});
         assert!(matches!(h.find_object(a.0), Lookup::Object(_)));
         // The next cycle it is white again.
         h.start_mark();
-        h.finish_mark();
+        h.finish_mark(0);
         assert_eq!(h.finish_sweep(|_, _| {}).objects, 1);
     }
 
@@ -995,7 +1076,7 @@ mod tests {
         let a = h.alloc(&mut mc, TypeId(1), false, |_, _| {}).unwrap();
         h.start_mark();
         h.flush_mcache(&mut mc);
-        h.finish_mark();
+        h.finish_mark(0);
         assert_eq!(h.finish_sweep(|_, _| {}).bytes, 40_960);
         let b = h.alloc(&mut mc, TypeId(1), false, |_, _| {}).unwrap();
         assert_eq!(a, b, "the freed span is reused");

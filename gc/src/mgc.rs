@@ -528,7 +528,7 @@ impl Runtime {
         }
         self.wb_on.store(false, Ordering::Release);
         let heap_end = self.heap.heap_live();
-        let marked = self.heap.finish_mark();
+        let marked = self.heap.finish_mark(gc.pool.take_bytes_marked());
         let assist_scan_bytes = gc.pacer.assist_work();
         gc.pacer.set_after_cycle(marked, &self.config);
         gc.set_phase(Phase::Sweep);

@@ -131,16 +131,16 @@ pub fn design_names() -> String {
 
 /// Where a barriered store writes: Go's `writebarrierptr` destination.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Slot {
+pub(crate) enum Slot<'h> {
     /// Pointer word `1` of heap object `0`.
-    Field(ObjRef, usize),
+    Field(ObjRef<'h>, usize),
     /// A global.
     Global(usize),
     /// A slot of an outer frame of the storing goroutine's own stack.
     Stack(Addr),
 }
 
-impl Slot {
+impl Slot<'_> {
     /// The slot's address.
     pub(crate) fn addr(self, rt: &Runtime) -> u64 {
         match self {
@@ -160,7 +160,7 @@ impl Runtime {
         &self,
         p: &mut P,
         st: &mut GState,
-        slot: Slot,
+        slot: Slot<'_>,
         new: u64,
     ) -> Result<(), RuntimeError> {
         if self.checked_stores && !matches!(slot, Slot::Stack(_)) {
@@ -190,7 +190,7 @@ impl Runtime {
     }
 
     #[inline]
-    fn read_slot(&self, st: &GState, slot: Slot) -> Result<u64, RuntimeError> {
+    fn read_slot(&self, st: &GState, slot: Slot<'_>) -> Result<u64, RuntimeError> {
         Ok(match slot {
             Slot::Field(o, w) => self.heap.read_word(o, w),
             Slot::Global(i) => self.globals.read(i),
@@ -199,7 +199,7 @@ impl Runtime {
     }
 
     #[inline]
-    fn write_slot(&self, st: &mut GState, slot: Slot, v: u64) -> Result<(), RuntimeError> {
+    fn write_slot(&self, st: &mut GState, slot: Slot<'_>, v: u64) -> Result<(), RuntimeError> {
         match slot {
             Slot::Field(o, w) => self.heap.write_word(o, w, v),
             Slot::Global(i) => self.globals.write(i, v),
@@ -216,7 +216,7 @@ impl Runtime {
     pub(crate) fn atomic_swap(
         &self,
         p: &mut P,
-        o: ObjRef,
+        o: ObjRef<'_>,
         w: usize,
         new: u64,
     ) -> Result<u64, RuntimeError> {

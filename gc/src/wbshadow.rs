@@ -44,7 +44,7 @@ impl Runtime {
     /// The shadow of a heap or global slot (Go's `shadowptr`); `None` for a stack slot or with
     /// wbshadow off.
     #[inline]
-    pub(crate) fn shadow_of(&self, slot: Slot) -> Option<&AtomicU64> {
+    pub(crate) fn shadow_of<'a>(&'a self, slot: Slot<'a>) -> Option<&'a AtomicU64> {
         match slot {
             Slot::Field(o, w) => self.heap.shadow_word(o, w),
             Slot::Global(i) => self.globals.shadow_word(i),
@@ -63,7 +63,7 @@ impl Runtime {
     /// being made, when the check is a store's; `store` is the store clock's reading.
     pub(crate) fn check_shadow(
         &self,
-        slot: Slot,
+        slot: Slot<'_>,
         shadow: &AtomicU64,
         holds: u64,
         new: Option<u64>,
@@ -94,7 +94,7 @@ impl Runtime {
 
     /// The shadow check of every pointer field of `o` and its current values, for the checkmark
     /// walk under `wbshadow=2`.
-    pub(crate) fn check_object_shadow(&self, o: ObjRef) -> Result<(), RuntimeError> {
+    pub(crate) fn check_object_shadow(&self, o: ObjRef<'_>) -> Result<(), RuntimeError> {
         let t = self.heap.type_of(self.heap.object_type(o));
         let store = self.fault_log.stores();
         for &w in t.ptr_fields.iter() {
@@ -129,7 +129,7 @@ impl Runtime {
     }
 
     /// Names a slot for a report: the object, its type and the field, or the global.
-    pub(crate) fn describe_slot(&self, slot: Slot) -> String {
+    pub(crate) fn describe_slot(&self, slot: Slot<'_>) -> String {
         match slot {
             Slot::Field(o, w) => {
                 let t = self.heap.type_of(self.heap.object_type(o));

@@ -29,7 +29,7 @@ use std::ptr;
 use crossbeam_epoch::{self as epoch, Atomic, Owned};
 use stacks::Addr;
 
-use crate::sync::{AtomicUsize, Ordering};
+use crate::sync::{AtomicU64, AtomicUsize, Ordering};
 
 /// Capacity of one [`Workbuf`], in objects. Go sizes a workbuf at 2048 bytes with a 24-byte
 /// header (`node`, `nobj`), leaving `(2048 - 24) / 8 = 253` pointer slots; we keep that number.
@@ -202,6 +202,8 @@ pub struct WorkbufPool {
     nfull: AtomicUsize,
     /// Workbufs ever allocated.
     nalloc: AtomicUsize,
+    /// Bytes of the objects the disposed handles marked this cycle (Go's `work.bytesMarked`).
+    bytes_marked: AtomicU64,
 }
 
 impl WorkbufPool {
@@ -223,6 +225,17 @@ impl WorkbufPool {
     /// How many workbufs were ever allocated (the empty list recycles them).
     pub fn buffers_allocated(&self) -> usize {
         self.nalloc.load(Ordering::Relaxed)
+    }
+
+    /// The bytes marked by the handles disposed since the last [`WorkbufPool::take_bytes_marked`].
+    pub fn bytes_marked(&self) -> u64 {
+        self.bytes_marked.load(Ordering::Relaxed)
+    }
+
+    /// The bytes marked by every handle disposed since the last call, and zero again (mark
+    /// termination's read, after every handle is disposed).
+    pub fn take_bytes_marked(&self) -> u64 {
+        self.bytes_marked.swap(0, Ordering::Relaxed)
     }
 
     fn get_empty(&self) -> Box<Workbuf> {
@@ -257,6 +270,10 @@ pub struct GcWork {
     wbuf: Option<Box<Workbuf>>,
     puts: u64,
     gets: u64,
+    /// Bytes of the objects this handle marked since it was last disposed (Go's
+    /// `gcWork.bytesMarked`): counted here, not in a shared counter, so parallel markers do
+    /// not contend for one cache line per marked object.
+    bytes_marked: u64,
 }
 
 impl GcWork {
@@ -297,9 +314,31 @@ impl GcWork {
         Some(obj)
     }
 
+    /// The objects in the local buffer, bottom first (for tests).
+    #[cfg(test)]
+    pub(crate) fn local_objects(&self) -> Vec<Addr> {
+        self.wbuf.as_ref().map_or_else(Vec::new, |b| b.objs.clone())
+    }
+
+    /// Counts `bytes` of an object this handle marked.
+    #[inline]
+    pub fn note_marked(&mut self, bytes: u64) {
+        self.bytes_marked += bytes;
+    }
+
+    /// Bytes marked through this handle since it was last disposed.
+    pub fn bytes_marked(&self) -> u64 {
+        self.bytes_marked
+    }
+
     /// Publishes the local buffer, if non-empty, to the pool so other workers (or mark
     /// termination) can see it (Go's `gcWork.dispose`); an empty one goes back to `pool.empty`.
+    /// The bytes it marked go to the pool's count.
     pub fn dispose(&mut self, pool: &WorkbufPool) {
+        if self.bytes_marked != 0 {
+            pool.bytes_marked
+                .fetch_add(std::mem::take(&mut self.bytes_marked), Ordering::Relaxed);
+        }
         if let Some(b) = self.wbuf.take() {
             if b.is_empty() {
                 pool.put_empty(b);

@@ -217,7 +217,8 @@ mod tests {
                 );
                 assert_eq!(bed.rt.gc.phase(), Phase::Mark, "{what}");
                 let node_bytes = 32 * StoreBed::OBJECTS as u64;
-                assert_eq!(bed.rt.heap.marked_bytes(), node_bytes, "{what}");
+                assert_eq!(bed.rt.gc.pool.bytes_marked(), node_bytes, "{what}");
+                assert_eq!(bed.p.gcw.bytes_marked(), 0, "{what}: nothing newly marked");
                 // Finish the cycle as an engine does: the root jobs (globals; no stacks), then
                 // mark termination.
                 let mut worker = GcWork::new();
@@ -239,6 +240,6 @@ mod tests {
         bed.stores().unwrap();
         assert_eq!(bed.rt.gc.phase(), Phase::Off);
         assert_eq!(bed.p.counters.wb_calls, 0);
-        assert_eq!(bed.rt.heap.marked_bytes(), 0);
+        assert_eq!(bed.rt.gc.pool.bytes_marked() + bed.rt.heap.black_bytes(), 0);
     }
 }
