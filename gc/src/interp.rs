@@ -24,7 +24,7 @@ use crate::mgc::Phase;
 use crate::mutator::{Ctx, Op};
 use crate::profile::{BarrierSignals, Curg, G0Entry, Where};
 use crate::runtime::{Runtime, Step};
-use crate::sched::{GIndex, GState, P, status};
+use crate::sched::{FrameMemo, GIndex, GState, P, status};
 use crate::trace::TraceEv;
 use crate::wbarrier::Slot;
 
@@ -59,11 +59,11 @@ impl Runtime {
         let mut owner = p.curg.take().expect("scheduled");
         let index = owner.index();
         let g = self.g(index);
+        let mut st = g
+            .state(&mut owner)
+            .as_mut()
+            .expect("a running goroutine has state");
         for _ in 0..max_ops {
-            let st = g
-                .state(&mut owner)
-                .as_mut()
-                .expect("a running goroutine has state");
             if p.prof.is_some() {
                 self.sig_boundary(&mut p.prof, p.id, Some(Curg::of(index, st)), Where::Op);
             }
@@ -84,7 +84,7 @@ impl Runtime {
                             p.curg = Some(owner);
                             return Err(e);
                         }
-                        let st = g.state(&mut owner).as_ref().expect("still running");
+                        st = g.state(&mut owner).as_mut().expect("still running");
                         self.gogo_switch(p, Curg::of(index, st));
                     }
                     if !self.preempt_requested(p.id) {
@@ -216,23 +216,43 @@ impl Runtime {
     }
 
     /// The running frame's pointer slots: one frame lookup per operation, however many slots it
-    /// reads and writes. A goroutine with no frames has none.
+    /// reads and writes, and none while the frame is the one the goroutine's [`FrameMemo`]
+    /// remembers. A goroutine with no frames has none.
     #[inline]
     fn locals<'s>(&'s self, st: &'s mut GState) -> Result<Locals<'s>, RuntimeError> {
         let sp = st.gs.sp();
-        if st.gs.is_empty() {
-            return Ok(Locals {
-                sp,
-                words: &[],
-                slots: &[],
-            });
+        let stack = st.gs.stack();
+        let key = [st.gs.pc().0, sp.0, stack.lo().0, stack.hi().0];
+        if st.frame_memo.key != key {
+            self.resolve_frame(st, key)?;
         }
-        let (f, words) = st.gs.running_locals_mut(&self.prog)?;
+        let FrameMemo { words, slots, .. } = st.frame_memo;
         Ok(Locals {
             sp,
-            words,
-            slots: self.ptr_slots(f),
+            words: st.gs.stack().word_slice(words.0..words.1),
+            slots: &self.ptr_slot_words[slots.0 as usize..slots.1 as usize],
         })
+    }
+
+    /// Resolves the running frame of `st` into its [`FrameMemo`], under `key` (out of line: the
+    /// interpreter's common path is the memo's).
+    #[inline(never)]
+    fn resolve_frame(&self, st: &mut GState, key: [u64; 4]) -> Result<(), RuntimeError> {
+        st.frame_memo = if st.gs.is_empty() {
+            FrameMemo {
+                key,
+                ..FrameMemo::default()
+            }
+        } else {
+            let first = st.gs.sp().offset_from(st.gs.stack().lo()) / WORD;
+            let (f, words) = st.gs.running_locals_mut(&self.prog)?;
+            FrameMemo {
+                key,
+                words: (first, first + words.len()),
+                slots: self.ptr_slot_range[f.0 as usize],
+            }
+        };
+        Ok(())
     }
 
     /// Whether `v` points into the goroutine's live stack.
@@ -256,7 +276,7 @@ impl Runtime {
         goid: u64,
         v: u64,
         place: Addr,
-    ) -> Result<Option<crate::heap::ObjRef>, RuntimeError> {
+    ) -> Result<Option<crate::heap::ObjRef<'_>>, RuntimeError> {
         if v == 0 {
             return Ok(None);
         }
@@ -282,7 +302,7 @@ impl Runtime {
         locals: &Locals<'_>,
         obj: u8,
         field: u8,
-    ) -> Result<Option<(crate::heap::ObjRef, usize)>, RuntimeError> {
+    ) -> Result<Option<(crate::heap::ObjRef<'_>, usize)>, RuntimeError> {
         let Some((place, v)) = locals.get(obj) else {
             return Ok(None);
         };
@@ -290,12 +310,9 @@ impl Runtime {
             return Ok(None);
         };
         let t = self.heap.type_of(self.heap.object_type(o));
-        Ok((!t.ptr_fields.is_empty()).then(|| {
-            (
-                o,
-                t.ptr_fields[field as usize % t.ptr_fields.len()] as usize,
-            )
-        }))
+        // A 32-bit remainder, as in `Locals::word`.
+        let n = t.ptr_fields.len() as u32;
+        Ok((n != 0).then(|| (o, t.ptr_fields[(u32::from(field) % n) as usize] as usize)))
     }
 
     /// Executes one operation.
@@ -643,7 +660,10 @@ impl Locals<'_> {
     /// The word index of slot `k`.
     #[inline]
     fn word(&self, k: u8) -> Option<usize> {
-        (!self.slots.is_empty()).then(|| self.slots[usize::from(k) % self.slots.len()] as usize)
+        // A 32-bit remainder: a frame has far fewer than 2^32 slots, and a 64-bit division
+        // costs the interpreter several times more.
+        let n = self.slots.len() as u32;
+        (n != 0).then(|| self.slots[(u32::from(k) % n) as usize] as usize)
     }
 
     /// Whether the frame has pointer slots (then every slot number names one).

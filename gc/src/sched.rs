@@ -258,6 +258,24 @@ pub struct GState {
     /// memory while the profiler validates its samples (empty otherwise): the ground truth a
     /// traceback must match.
     pub true_frames: Vec<stacks::FuncId>,
+    /// The running frame as the interpreter last resolved it (see [`FrameMemo`]).
+    pub(crate) frame_memo: FrameMemo,
+}
+
+/// The layout of a goroutine's running frame, remembered with everything it was computed from:
+/// the PC (which gives the function and frame size), SP and the stack's bounds. The layout is a
+/// function of those four and the program, so while they are unchanged the memo is the layout;
+/// any call, return, unwind or stack move changes one of them and the interpreter resolves the
+/// frame again. It saves a `findframe` and the frame's bounds checks on every operation that
+/// touches a local (most of them).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct FrameMemo {
+    /// The key: PC, SP and the stack's `lo` and `hi` (0 in the empty memo, never a running PC).
+    pub(crate) key: [u64; 4],
+    /// The frame's locals, as word indices of the stack.
+    pub(crate) words: (usize, usize),
+    /// Its pointer slots, as indices of `Runtime::ptr_slot_words`.
+    pub(crate) slots: (u32, u32),
 }
 
 /// Mutator counters of one P, folded into the cycle's stats at each stop-the-world.

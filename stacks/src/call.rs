@@ -216,15 +216,10 @@ impl GStack {
         }
         let (id, frame_size) = self.running_frame(prog)?;
         let sp = self.sched.sp;
-        let lr_slot = sp.add(frame_size - WORD);
-        if lr_slot >= self.stack.hi() {
-            return Err(self.bad_address(lr_slot));
+        match self.stack.frame_locals(sp, frame_size) {
+            Some(locals) => Ok((id, locals)),
+            None => Err(self.bad_address(sp.add(frame_size - WORD))),
         }
-        let locals = self
-            .stack
-            .words(sp, lr_slot)
-            .expect("sp is an aligned address of the stack and the frame ends below hi");
-        Ok((id, locals))
     }
 
     /// The address of word `slot` of the running frame; the top word (the return PC) is not a local.

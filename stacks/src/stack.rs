@@ -228,6 +228,25 @@ impl Stack {
         Some(&self.words[a..b])
     }
 
+    /// Words `range` of the allocation, by index from `lo` (for a caller that has resolved a
+    /// frame's place before; an index past the allocation is a bug and panics).
+    #[inline]
+    pub fn word_slice(&self, range: std::ops::Range<usize>) -> &[AtomicU64] {
+        &self.words[range]
+    }
+
+    /// The locals of the `frame_size`-byte frame at `sp`, `[sp, sp + frame_size - WORD)` (every
+    /// word below its return-PC slot); `None` unless the frame lies within `[lo, hi)`. The
+    /// interpreter's hot path: one subtraction and one comparison, as `sp` is word-aligned by
+    /// construction (every frame size is a multiple of the word).
+    #[inline]
+    pub fn frame_locals(&self, sp: Addr, frame_size: usize) -> Option<&[AtomicU64]> {
+        debug_assert!(sp.is_word_aligned() && frame_size.is_multiple_of(WORD) && frame_size > 0);
+        let first = sp.0.checked_sub(self.lo.0)? as usize / WORD;
+        let end = sp.0.checked_add(frame_size as u64)?;
+        (end <= self.hi.0).then(|| &self.words[first..first + frame_size / WORD - 1])
+    }
+
     /// The locals of a frame, `[sp, lr_slot)`, as plain words, for a scan by the stack's owner
     /// (the hot loop of every scan: relaxed atomic loads there cost a stack scan two thirds of
     /// its speed, since they keep the compiler from optimising the loop).
