@@ -34,10 +34,13 @@
 //! every allocation; the GOGC trigger compares it with the goal.
 
 use std::fmt;
+use std::ptr;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 use bitvec::prelude::*;
+
+use crate::mutator::Modulus;
 use stacks::{Addr, WORD};
 
 /// Base of the simulated heap.
@@ -74,6 +77,8 @@ pub struct ObjType {
     pub ptr_map: BitVec<u64, Lsb0>,
     /// Word indices of the pointer fields, in order (derived from `ptr_map`).
     pub ptr_fields: Box<[u32]>,
+    /// Their number, which field operands are taken modulo.
+    pub ptr_field_count: Modulus,
 }
 
 impl ObjType {
@@ -84,11 +89,12 @@ impl ObjType {
         for &w in pointer_words.iter().filter(|&&w| w < words) {
             ptr_map.set(w, true);
         }
-        let ptr_fields = ptr_map.iter_ones().map(|w| w as u32).collect();
+        let ptr_fields: Box<[u32]> = ptr_map.iter_ones().map(|w| w as u32).collect();
         ObjType {
             name: name.into(),
             size: words * WORD,
             ptr_map,
+            ptr_field_count: Modulus::new(ptr_fields.len() as u32),
             ptr_fields,
         }
     }
@@ -367,8 +373,10 @@ pub struct SweepStats {
 pub struct Heap {
     types: Vec<ObjType>,
     spans: boxcar::Vec<Span>,
-    /// Page index → span index + 1 (0: no span).
-    page_span: Box<[AtomicU32]>,
+    /// Page index → its span (Go's `h.spans`, a `*mspan` per page); null: no span. Each entry is
+    /// set once, when its span is made, and points into `spans`, which never moves or drops a
+    /// span while the heap lives.
+    page_span: Box<[AtomicPtr<Span>]>,
     next_page: Mutex<usize>,
     central: Vec<Mutex<Central>>,
     /// Freed large-object spans, by page count, for reuse.
@@ -390,7 +398,9 @@ impl Heap {
         Heap {
             types,
             spans: boxcar::Vec::new(),
-            page_span: (0..pages).map(|_| AtomicU32::new(0)).collect(),
+            page_span: (0..pages)
+                .map(|_| AtomicPtr::new(ptr::null_mut()))
+                .collect(),
             next_page: Mutex::new(0),
             central: (0..CLASS_SIZES.len()).map(|_| Mutex::default()).collect(),
             free_large: Mutex::default(),
@@ -642,8 +652,10 @@ impl Heap {
             pushed as u32, index,
             "spans are created under next_page's lock"
         );
+        // Published last: a lookup that finds the pointer sees the span initialised.
+        let span = ptr::from_ref(&self.spans[pushed]).cast_mut();
         for p in first_page..first_page + npages {
-            self.page_span[p].store(index + 1, Ordering::Release);
+            self.page_span[p].store(span, Ordering::Release);
         }
         if let Some(c) = class {
             lock(&self.central[c as usize]).all.push(index);
@@ -662,10 +674,16 @@ impl Heap {
             return Lookup::NotHeap;
         };
         let span = entry.load(Ordering::Acquire);
-        if span == 0 {
+        if span.is_null() {
             return Lookup::Free(Addr(addr));
         }
-        let s = &self.spans[span as usize - 1];
+        // SAFETY: a non-null entry was stored by `new_span` from a reference to an element of
+        // `self.spans`, after that element was pushed; a `boxcar::Vec` never moves or drops an
+        // element while it lives, and `&self` keeps it alive for `'_`, so the pointer is valid
+        // for `'_`. Spans are only ever shared (everything in them that changes is atomic), so a
+        // shared reference aliases nothing mutable; the acquire load pairs with the release
+        // store, so the span's initialisation is visible.
+        let s = unsafe { &*span };
         let slot = s.object_index(addr - s.base.0);
         if slot >= s.nelems || !s.alloc.get(slot) {
             return Lookup::Free(Addr(addr));

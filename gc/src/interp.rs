@@ -21,7 +21,7 @@ use crate::debug::seeded_fraction;
 use crate::error::{RuntimeError, stack_place};
 use crate::heap::{Lookup, lock};
 use crate::mgc::Phase;
-use crate::mutator::{Ctx, Op};
+use crate::mutator::{Ctx, Modulus, Op};
 use crate::profile::{BarrierSignals, Curg, G0Entry, Where};
 use crate::runtime::{Runtime, Step};
 use crate::sched::{FrameMemo, GIndex, GState, P, status};
@@ -218,7 +218,7 @@ impl Runtime {
     /// The running frame's pointer slots: one frame lookup per operation, however many slots it
     /// reads and writes, and none while the frame is the one the goroutine's [`FrameMemo`]
     /// remembers. A goroutine with no frames has none.
-    #[inline]
+    #[inline(always)]
     fn locals<'s>(&'s self, st: &'s mut GState) -> Result<Locals<'s>, RuntimeError> {
         let sp = st.gs.sp();
         let stack = st.gs.stack();
@@ -226,11 +226,17 @@ impl Runtime {
         if st.frame_memo.key != key {
             self.resolve_frame(st, key)?;
         }
-        let FrameMemo { words, slots, .. } = st.frame_memo;
+        let FrameMemo {
+            words,
+            slots,
+            slot_count,
+            ..
+        } = st.frame_memo;
         Ok(Locals {
             sp,
             words: st.gs.stack().word_slice(words.0..words.1),
             slots: &self.ptr_slot_words[slots.0 as usize..slots.1 as usize],
+            slot_count,
         })
     }
 
@@ -250,6 +256,7 @@ impl Runtime {
                 key,
                 words: (first, first + words.len()),
                 slots: self.ptr_slot_range[f.0 as usize],
+                slot_count: self.ptr_slot_count[f.0 as usize],
             }
         };
         Ok(())
@@ -310,9 +317,13 @@ impl Runtime {
             return Ok(None);
         };
         let t = self.heap.type_of(self.heap.object_type(o));
-        // A 32-bit remainder, as in `Locals::word`.
-        let n = t.ptr_fields.len() as u32;
-        Ok((n != 0).then(|| (o, t.ptr_fields[(u32::from(field) % n) as usize] as usize)))
+        let count = t.ptr_field_count;
+        Ok((count.n() != 0).then(|| {
+            (
+                o,
+                t.ptr_fields[count.rem(u32::from(field)) as usize] as usize,
+            )
+        }))
     }
 
     /// Executes one operation.
@@ -654,16 +665,16 @@ struct Locals<'s> {
     sp: Addr,
     words: &'s [AtomicU64],
     slots: &'s [u32],
+    /// `slots.len()`, which slot operands are taken modulo.
+    slot_count: Modulus,
 }
 
 impl Locals<'_> {
     /// The word index of slot `k`.
     #[inline]
     fn word(&self, k: u8) -> Option<usize> {
-        // A 32-bit remainder: a frame has far fewer than 2^32 slots, and a 64-bit division
-        // costs the interpreter several times more.
-        let n = self.slots.len() as u32;
-        (n != 0).then(|| self.slots[(u32::from(k) % n) as usize] as usize)
+        let count = self.slot_count;
+        (count.n() != 0).then(|| self.slots[count.rem(u32::from(k)) as usize] as usize)
     }
 
     /// Whether the frame has pointer slots (then every slot number names one).

@@ -20,7 +20,7 @@ use crate::debug::{DebugKnobs, FaultLog, Inject};
 use crate::error::RuntimeError;
 use crate::heap::{Globals, Heap, ObjType, lock};
 use crate::mgc::GcState;
-use crate::mutator::Behaviour;
+use crate::mutator::{Behaviour, Modulus};
 use crate::proc::PFlags;
 use crate::profile::ProfileConfig;
 use crate::sanitizer::Sanitizer;
@@ -265,6 +265,8 @@ pub struct Runtime {
     /// `ptr_slot_words[ptr_slot_range[f]]`.
     pub(crate) ptr_slot_words: Box<[u32]>,
     pub(crate) ptr_slot_range: Box<[(u32, u32)]>,
+    /// The number of each function's pointer slots, which slot operands are taken modulo.
+    pub(crate) ptr_slot_count: Box<[Modulus]>,
     pub(crate) stackpool: Mutex<StackPool>,
     pub(crate) allg: boxcar::Vec<G>,
     pub(crate) gfree: Mutex<Vec<GIndex>>,
@@ -317,10 +319,13 @@ impl Runtime {
     ) -> Result<Runtime, RuntimeError> {
         let mut ptr_slot_words = Vec::new();
         let mut ptr_slot_range = Vec::new();
+        let mut ptr_slot_count = Vec::new();
         for f in image.program.funcs() {
             let start = ptr_slot_words.len() as u32;
             ptr_slot_words.extend(f.ptr_map.iter_ones().map(|w| w as u32));
-            ptr_slot_range.push((start, ptr_slot_words.len() as u32));
+            let end = ptr_slot_words.len() as u32;
+            ptr_slot_range.push((start, end));
+            ptr_slot_count.push(Modulus::new(end - start));
         }
         let design = config.design;
         let wbshadow = config.debug.wbshadow > 0;
@@ -331,6 +336,7 @@ impl Runtime {
             gc: GcState::new(&config),
             ptr_slot_words: ptr_slot_words.into(),
             ptr_slot_range: ptr_slot_range.into(),
+            ptr_slot_count: ptr_slot_count.into(),
             stackpool: Mutex::new({
                 let mut pool =
                     StackPool::with_max_stack_size(config.stack_barriers, config.max_stack_size);

@@ -184,7 +184,14 @@ impl Runtime {
                 return self.write_slot(st, slot, new);
             }
         }
-        let old = self.read_slot(st, slot)?;
+        // The old value is read only for a barrier that is on (as Go's `writebarrierptr` does
+        // nothing but the store while the barrier is off); the flag changes only with the world
+        // stopped, never between this load and the barrier's.
+        let old = if self.wb_on.load(Ordering::Relaxed) {
+            self.read_slot(st, slot)?
+        } else {
+            0
+        };
         self.write_barrier(p, old, new)?;
         self.write_slot(st, slot, new)
     }
