@@ -28,13 +28,13 @@
 //! object, which the target needs to be more than vacuous. (Under Go's scheduler the CPU-bound
 //! workloads run only a few goroutines per mark phase; `mixed` lost no object in 160 runs.)
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use gc::error::WbShadowCheck;
 use gc::{Deterministic, RuntimeError};
-use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use crate::shard::{self, RunItem};
 use crate::suite::{self, Design, Mode, Plan, SuiteArgs, SuiteError, Workload};
 use crate::testbed;
 
@@ -48,10 +48,10 @@ const LEAK_MODES: [(&str, &[&str]); 2] = [
 ];
 
 /// One cycle of a `sanitizer_leak` run (ARCHITECTURE.md §7's four columns first).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LeakRow {
     /// `free-notify` or `no-free-notify`.
-    pub mode: &'static str,
+    pub mode: String,
     /// The cycle's index in the run, from 0.
     pub step: usize,
     /// Allocated heap objects at the cycle's start.
@@ -111,16 +111,18 @@ pub fn sanitizer_leak(args: &SuiteArgs) -> Result<String, SuiteError> {
         }
     }
     let start = Instant::now();
-    let outcomes = suite::execute(name, args, plans)?;
-    let mut rows = Vec::new();
-    for o in &outcomes {
+    let outcomes = suite::execute(name, args, plans, |o| {
         let mode = match o.report.config.sanitizer {
             "no-free-notify" => LEAK_MODES[1].0,
             _ => LEAK_MODES[0].0,
         };
-        for (step, c) in o.report.cycles.iter().enumerate() {
-            rows.push(LeakRow {
-                mode,
+        let rows: Vec<LeakRow> = o
+            .report
+            .cycles
+            .iter()
+            .enumerate()
+            .map(|(step, c)| LeakRow {
+                mode: mode.to_owned(),
                 step,
                 live_objects: c.live_objects,
                 sanitizer_bytes: c.sanitizer_bytes,
@@ -132,13 +134,15 @@ pub fn sanitizer_leak(args: &SuiteArgs) -> Result<String, SuiteError> {
                 contexts: c.sanitizer_contexts,
                 heap_live_bytes: c.heap_live_bytes,
                 command: o.plan.command(),
-            });
-        }
-    }
+            })
+            .collect();
+        rows
+    })?;
+    let runs = outcomes.len();
+    let rows: Vec<LeakRow> = outcomes.into_iter().flatten().collect();
     suite::write_results(args, name, &rows)?;
     let mut out = format!(
-        "{name}: {} runs ({} mode) in {:.1} s -> {}",
-        outcomes.len(),
+        "{name}: {runs} runs ({} mode) in {:.1} s -> {}",
         args.mode(),
         start.elapsed().as_secs_f64(),
         args.out.join(format!("{name}.csv")).display()
@@ -202,7 +206,7 @@ pub struct FaultRunRow {
     /// Whether a checker stopped the run.
     pub detected: bool,
     /// Which: `wbshadow-store`, `wbshadow-gc`, `checkmark`, `invalidptr`, or empty.
-    pub detector: &'static str,
+    pub detector: String,
     /// Stores between the dropped barrier the report names and the report; empty if undetected.
     pub delay_stores: Option<u64>,
     /// Heap and global pointer stores the run made.
@@ -272,12 +276,36 @@ pub struct OverheadRow {
 }
 
 /// What one fault run ended with.
+#[derive(Debug, Serialize, Deserialize)]
 struct FaultOutcome {
-    detector: &'static str,
+    detector: String,
     delay: Option<u64>,
     faults: u64,
     stores: u64,
     cycles: u64,
+}
+
+/// One fault run: a mode, a drop fraction, a seed.
+#[derive(Debug)]
+struct FaultCell {
+    mode: &'static str,
+    fraction: f64,
+    seed: u64,
+    plan: Plan,
+}
+
+impl RunItem for FaultCell {
+    fn command(&self) -> String {
+        self.plan.command()
+    }
+
+    fn engine(&self) -> Option<&'static str> {
+        RunItem::engine(&self.plan)
+    }
+
+    fn alone(&self) -> bool {
+        false
+    }
 }
 
 /// Runs `plan` on the deterministic engine, keeping the runtime to read its fault log after a
@@ -329,23 +357,12 @@ fn fault_run(plan: &Plan) -> Result<FaultOutcome, SuiteError> {
         Err(e) => return Err(failed(e)),
     };
     Ok(FaultOutcome {
-        detector,
+        detector: detector.to_owned(),
         delay,
         faults: dropped.len() as u64,
         stores,
         cycles,
     })
-}
-
-/// Maps `f` over `items` on `args.jobs` threads, in order.
-fn par_map<T: Sync, R: Send>(
-    args: &SuiteArgs,
-    items: &[T],
-    f: impl Fn(&T) -> Result<R, SuiteError> + Sync,
-) -> Result<Vec<R>, SuiteError> {
-    args.job_pool()
-        .map_err(SuiteError::Failed)?
-        .install(|| items.par_iter().map(&f).collect())
 }
 
 /// A plan with the suite-wide overrides `execute` would apply.
@@ -379,38 +396,48 @@ pub fn wbshadow_faults(args: &SuiteArgs) -> Result<String, SuiteError> {
     let fractions = drop_fractions(args.mode());
     let mut cells = Vec::new();
     for (mode, knobs) in FAULT_MODES {
-        for &f in fractions {
+        for &fraction in fractions {
             for &seed in &seeds {
                 let plan = Plan::new(&workload, Design::Stkbar(1024), seed)
                     .with("--cycles", FAULT_CYCLES)
                     .with("--debug", knobs)
-                    .with("--inject", format!("wb-drop={f}"));
-                cells.push((mode, f, seed, with_overrides(plan, args)));
+                    .with("--inject", format!("wb-drop={fraction}"));
+                cells.push(FaultCell {
+                    mode,
+                    fraction,
+                    seed,
+                    plan: with_overrides(plan, args),
+                });
             }
         }
     }
-    let outcomes = par_map(args, &cells, |(_, _, _, plan)| fault_run(plan))?;
+    // Two run lists, the second independent of the first: the fault runs, in parallel, then
+    // each seed's overhead runs, one seed at a time.
+    let outcomes = shard::run_list(name, args, &cells, |c| fault_run(&c.plan));
+    let overhead_runs = overhead_seeds(args, &workload);
+    let overhead = shard::run_list(name, args, &overhead_runs, overhead_run);
+    let (outcomes, overhead) = (outcomes?, overhead?);
     let lost = |f: f64, seed: u64| {
-        cells.iter().zip(&outcomes).any(|((m, cf, cs, _), o)| {
-            *m == "checkmark" && *cf == f && *cs == seed && o.detector == "checkmark"
+        cells.iter().zip(&outcomes).any(|(c, o)| {
+            c.mode == "checkmark" && c.fraction == f && c.seed == seed && o.detector == "checkmark"
         })
     };
     let runs: Vec<FaultRunRow> = cells
         .iter()
         .zip(&outcomes)
-        .map(|((mode, f, seed, plan), o)| FaultRunRow {
-            mode,
-            drop_fraction: *f,
-            seed: *seed,
+        .map(|(c, o)| FaultRunRow {
+            mode: c.mode,
+            drop_fraction: c.fraction,
+            seed: c.seed,
             workload: workload.name.clone(),
             faults: o.faults,
             detected: !o.detector.is_empty(),
-            detector: o.detector,
+            lost_object: lost(c.fraction, c.seed),
+            detector: o.detector.clone(),
             delay_stores: o.delay,
             heap_stores: o.stores,
-            lost_object: lost(*f, *seed),
             cycles_completed: o.cycles,
-            command: plan.command(),
+            command: c.plan.command(),
         })
         .collect();
     let mut rows = Vec::new();
@@ -446,7 +473,7 @@ pub fn wbshadow_faults(args: &SuiteArgs) -> Result<String, SuiteError> {
     }
     suite::write_results(args, name, &rows)?;
     suite::write_results(args, &format!("{name}_runs"), &runs)?;
-    let overhead = overhead_rows(args, &workload)?;
+    let overhead = overhead_rows(&workload, &overhead_runs, overhead);
     suite::write_results(args, "wbshadow_overhead", &overhead)?;
 
     let mut out = format!(
@@ -490,35 +517,74 @@ pub fn wbshadow_faults(args: &SuiteArgs) -> Result<String, SuiteError> {
     Ok(out)
 }
 
-/// Each mode without faults, one run at a time so the timings do not share the machine.
-fn overhead_rows(args: &SuiteArgs, workload: &Workload) -> Result<Vec<OverheadRow>, SuiteError> {
+/// One seed's overhead runs: each mode without faults (`off` first), one after the other on the
+/// same machine, so each mode's slowdown compares runs that shared nothing but the machine.
+#[derive(Debug)]
+struct OverheadSeed {
+    seed: u64,
+    /// `(mode, plan)`, `off` first.
+    plans: Vec<(&'static str, Plan)>,
+}
+
+impl RunItem for OverheadSeed {
+    fn command(&self) -> String {
+        let commands: Vec<String> = self.plans.iter().map(|(_, p)| p.command()).collect();
+        commands.join(" && ")
+    }
+
+    fn engine(&self) -> Option<&'static str> {
+        self.plans.first().and_then(|(_, p)| RunItem::engine(p))
+    }
+
+    fn alone(&self) -> bool {
+        true
+    }
+}
+
+/// What an overhead run measured.
+#[derive(Debug, Serialize, Deserialize)]
+struct OverheadRun {
+    wall: Duration,
+    mutator_ops: u64,
+    shadow_bytes: u64,
+    heap_bytes: u64,
+}
+
+/// Every seed's overhead runs.
+fn overhead_seeds(args: &SuiteArgs, workload: &Workload) -> Vec<OverheadSeed> {
     let modes = std::iter::once(("off", "")).chain(FAULT_MODES);
-    let mut rows: Vec<OverheadRow> = Vec::new();
-    for seed in args.seeds() {
-        for (mode, knobs) in modes.clone() {
-            let plan = Plan::new(workload, Design::Stkbar(1024), seed)
-                .with("--cycles", FAULT_CYCLES)
-                .with("--debug", knobs);
-            let plan = with_overrides(plan, args);
-            let r = suite::resolve(&plan)?;
+    args.seeds()
+        .into_iter()
+        .map(|seed| OverheadSeed {
+            seed,
+            plans: modes
+                .clone()
+                .map(|(mode, knobs)| {
+                    let plan = Plan::new(workload, Design::Stkbar(1024), seed)
+                        .with("--cycles", FAULT_CYCLES)
+                        .with("--debug", knobs);
+                    (mode, with_overrides(plan, args))
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// Runs one seed's overhead runs, one at a time.
+fn overhead_run(s: &OverheadSeed) -> Result<Vec<OverheadRun>, SuiteError> {
+    s.plans
+        .iter()
+        .map(|(_, plan)| {
+            let r = suite::resolve(plan)?;
             let (report, wall) = testbed::run_timed(&r).map_err(|e| {
                 SuiteError::Failed(format!(
                     "wbshadow_faults: run `{}` failed: {e}",
                     plan.command()
                 ))
             })?;
-            let wall_ns = wall.as_nanos() as u64;
-            let off = rows
-                .iter()
-                .find(|r| r.seed == seed && r.mode == "off")
-                .map_or(wall_ns, |r| r.wall_ns);
-            rows.push(OverheadRow {
-                mode,
-                workload: workload.name.clone(),
-                seed,
-                wall_ns,
-                mutator_ops_per_s: report.totals.mutator_ops as f64 / wall.as_secs_f64().max(1e-9),
-                slowdown: wall_ns as f64 / off.max(1) as f64,
+            Ok(OverheadRun {
+                wall,
+                mutator_ops: report.totals.mutator_ops,
                 shadow_bytes: report.totals.sum.shadow_bytes,
                 heap_bytes: report
                     .cycles
@@ -526,10 +592,38 @@ fn overhead_rows(args: &SuiteArgs, workload: &Workload) -> Result<Vec<OverheadRo
                     .map(|c| c.heap_live_bytes)
                     .max()
                     .unwrap_or(0),
+            })
+        })
+        .collect()
+}
+
+/// The overhead rows of `runs` (each seed's modes, `off` first).
+fn overhead_rows(
+    workload: &Workload,
+    seeds: &[OverheadSeed],
+    runs: Vec<Vec<OverheadRun>>,
+) -> Vec<OverheadRow> {
+    let mut rows: Vec<OverheadRow> = Vec::new();
+    for (s, runs) in seeds.iter().zip(runs) {
+        for ((mode, _), run) in s.plans.iter().zip(runs) {
+            let wall_ns = run.wall.as_nanos() as u64;
+            let off = rows
+                .iter()
+                .find(|r| r.seed == s.seed && r.mode == "off")
+                .map_or(wall_ns, |r| r.wall_ns);
+            rows.push(OverheadRow {
+                mode,
+                workload: workload.name.clone(),
+                seed: s.seed,
+                wall_ns,
+                mutator_ops_per_s: run.mutator_ops as f64 / run.wall.as_secs_f64().max(1e-9),
+                slowdown: wall_ns as f64 / off.max(1) as f64,
+                shadow_bytes: run.shadow_bytes,
+                heap_bytes: run.heap_bytes,
             });
         }
     }
-    Ok(rows)
+    rows
 }
 
 #[cfg(test)]

@@ -3,6 +3,9 @@
 //! * [`workload`] — the seeded workloads, one file each, one registry;
 //! * [`testbed`] — one configuration end to end: flags, validation, the run, the JSON report;
 //! * [`suite`] — the experiment binaries' machinery: shared flags, plans of testbed runs, rows;
+//! * [`shard`] — run lists, the chokepoint of every experiment's runs: whole, `--plan`,
+//!   `--shard K/N`, and answered from shard files by `merge`;
+//! * [`registry`] — every experiment binary by name: its flags and the function it runs;
 //! * [`sweeps`] — the experiments themselves (which runs each one makes);
 //! * [`debug_modes`] — the debug-mode experiments: sanitizer contexts and wbshadow against faults;
 //! * [`profiler_switch`] — the sampling profiler across goroutine switches and barrier operations (seed 003);
@@ -15,6 +18,8 @@ pub mod debug_modes;
 pub mod paper;
 pub mod plot;
 pub mod profiler_switch;
+pub mod registry;
+pub mod shard;
 pub mod soundness;
 pub mod suite;
 pub mod sweeps;

@@ -46,12 +46,11 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use gc::profile::ProfileRules;
-use gc::{Profile, ProfileConfig, RuntimeError, SampleCounts};
-use indicatif::ProgressBar;
-use rayon::prelude::*;
-use serde::Serialize;
+use gc::{ProfileConfig, RuntimeError, SampleCounts};
+use serde::{Deserialize, Serialize};
 
 use crate::cli;
+use crate::shard::{self, RunItem};
 use crate::suite::{self, Design, Mode, Plan, SuiteArgs, SuiteError, Workload};
 use crate::testbed::{self, Resolved};
 
@@ -185,6 +184,33 @@ impl Engine {
     }
 }
 
+impl RunItem for Cell {
+    fn command(&self) -> String {
+        let signals = match self.engine {
+            Engine::Deterministic => format!("--profile-period {PERIOD}"),
+            Engine::Threaded => format!("--profile-interval-us {INTERVAL_US}"),
+        };
+        format!(
+            "{} --profile profile.folded --profile-rules {} {signals}  # profiler_switch runs on past --cycles to {} samples{}, every traceback validated",
+            self.plan.command(),
+            self.rules.name(),
+            self.target,
+            match self.engine {
+                Engine::Deterministic => "",
+                Engine::Threaded => " or its time budget",
+            }
+        )
+    }
+
+    fn engine(&self) -> Option<&'static str> {
+        Some(self.engine.name())
+    }
+
+    fn alone(&self) -> bool {
+        self.engine == Engine::Threaded
+    }
+}
+
 /// One run to make.
 #[derive(Debug)]
 struct Cell {
@@ -201,7 +227,7 @@ struct Cell {
 }
 
 /// One run as a row of `profiler_switch.csv`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunRow {
     /// Workload.
     pub workload: String,
@@ -279,16 +305,53 @@ pub struct RunRow {
     pub barriers_removed: u64,
 }
 
-/// A finished run.
-#[derive(Debug)]
+/// A finished run: what a shard file keeps of it.
+#[derive(Debug, Serialize, Deserialize)]
 struct Outcome {
-    rules: ProfileRules,
+    /// Its row, which holds its sample counts.
     row: RunRow,
-    profile: Profile,
     /// The folded stacks, for the runs in [`FOLDED`].
     folded: Option<String>,
     /// The malformed stacks, folded (`runtime._Malformed;frame;… count`), most frequent first.
     malformed_stacks: Vec<String>,
+}
+
+impl Outcome {
+    /// The run's rule set.
+    fn rules(&self) -> Option<ProfileRules> {
+        self.row.rules.parse().ok()
+    }
+
+    /// Whether its rule set is checked (`go1.7`, `seed003`).
+    fn checked(&self) -> bool {
+        self.rules().is_some_and(ProfileRules::checked)
+    }
+
+    /// Its sample counts, from its row.
+    fn counts(&self) -> SampleCounts {
+        let r = &self.row;
+        SampleCounts {
+            samples: r.samples,
+            user_samples: r.user_samples,
+            g0_samples: r.g0_samples,
+            system_samples: r.system_samples,
+            samples_mid_switch: r.samples_mid_switch,
+            samples_mid_barrier: r.samples_mid_barrier,
+            samples_mid_copystack: r.samples_mid_copystack,
+            samples_on_g0: r.samples_on_g0,
+            malformed: r.malformed,
+            malformed_mid_switch: r.malformed_mid_switch,
+            malformed_mid_barrier: r.malformed_mid_barrier,
+            validated: r.validated,
+            unwound_mid_switch: r.unwound_mid_switch,
+            unwound_mid_barrier: r.unwound_mid_barrier,
+            refused_g0: r.refused_g0,
+            refused_sp: r.refused_sp,
+            refused_sets_sp: r.refused_sets_sp,
+            refused_stack_barrier_pc: r.refused_stack_barrier_pc,
+            refused_stkbar_lock: r.refused_stkbar_lock,
+        }
+    }
 }
 
 /// ARCHITECTURE.md §7's `totals`: the sample counts summed over the runs, and what they came from.
@@ -313,7 +376,7 @@ impl Totals {
     fn of<'a>(rows: impl IntoIterator<Item = &'a Outcome>) -> Totals {
         let mut t = Totals::default();
         for o in rows {
-            t.counts.add(&o.profile.counts);
+            t.counts.add(&o.counts());
             t.runs += 1;
             t.cycles += o.row.cycles;
             t.signals_sent += o.row.signals_sent;
@@ -455,26 +518,9 @@ pub fn profiler_switch(args: &ProfilerArgs) -> Result<String, SuiteError> {
         }
     }
     let start = Instant::now();
-    let total_target: u64 = cells.iter().map(|c| c.target).sum();
-    let bar = suite::progress_bar(name, total_target, s.quiet);
-    let pool = s.job_pool().map_err(SuiteError::Failed)?;
-    let (threaded, deterministic): (Vec<_>, Vec<_>) = cells
-        .iter()
-        .enumerate()
-        .partition(|(_, c)| c.engine == Engine::Threaded);
     let time_cap = threaded_budget(s.mode()) / seeds.len() as u32;
-    let mut outcomes: Vec<(usize, Outcome)> = pool.install(|| {
-        deterministic
-            .par_iter()
-            .map(|&(i, c)| run_cell(c, &bar, time_cap).map(|o| (i, o)))
-            .collect::<Result<Vec<_>, _>>()
-    })?;
-    for (i, c) in threaded {
-        outcomes.push((i, run_cell(c, &bar, time_cap)?));
-    }
-    bar.finish_and_clear();
-    outcomes.sort_by_key(|&(i, _)| i);
-    let outcomes: Vec<Outcome> = outcomes.into_iter().map(|(_, o)| o).collect();
+    // Deterministic runs in parallel, threaded ones one at a time, alone on the machine.
+    let outcomes = shard::run_list(name, s, &cells, |c| run_cell(c, time_cap))?;
 
     let totals = RuleTotals::of(&outcomes, &rules);
     let config = ConfigReport {
@@ -510,7 +556,7 @@ pub fn profiler_switch(args: &ProfilerArgs) -> Result<String, SuiteError> {
 
     let checked_malformed: Vec<&Outcome> = outcomes
         .iter()
-        .filter(|o| o.rules.checked() && o.row.malformed > 0)
+        .filter(|o| o.checked() && o.row.malformed > 0)
         .collect();
     if !checked_malformed.is_empty() {
         return Err(SuiteError::Violation(violation_report(&checked_malformed)));
@@ -584,8 +630,8 @@ fn cell(
 }
 
 /// Runs `c` until it has drawn its target (a threaded run also stops after `time_cap`), at least
-/// the plan's `--cycles`, advancing `bar` by the samples drawn.
-fn run_cell(c: &Cell, bar: &ProgressBar, time_cap: Duration) -> Result<Outcome, SuiteError> {
+/// the plan's `--cycles`.
+fn run_cell(c: &Cell, time_cap: Duration) -> Result<Outcome, SuiteError> {
     let failed = |e: RuntimeError| {
         let msg = format!(
             "run `{}` ({} rules, {} engine) failed: {e}",
@@ -600,15 +646,8 @@ fn run_cell(c: &Cell, bar: &ProgressBar, time_cap: Duration) -> Result<Outcome, 
         }
     };
     let r = &c.resolved;
-    bar.set_message(format!(
-        "{} {} {}",
-        c.setup.workload,
-        c.engine.name(),
-        c.rules
-    ));
     let mut engine = testbed::Engine::new(r, r.workload.build(&r.params)).map_err(failed)?;
     let start = Instant::now();
-    let mut shown = 0;
     let mut cycles = 0u64;
     let (mut installed, mut hit, mut removed) = (0, 0, 0);
     let mut chunk = 1;
@@ -623,9 +662,6 @@ fn run_cell(c: &Cell, bar: &ProgressBar, time_cap: Duration) -> Result<Outcome, 
         let profile = result
             .profile
             .ok_or_else(|| SuiteError::Failed("a run without its profile".into()))?;
-        let drawn = profile.counts.samples.min(c.target);
-        bar.inc(drawn.saturating_sub(shown));
-        shown = shown.max(drawn);
         let enough = profile.counts.samples >= c.target && cycles >= u64::from(r.cycles);
         let out_of_time = c.engine == Engine::Threaded && start.elapsed() >= time_cap;
         if enough || out_of_time {
@@ -642,7 +678,6 @@ fn run_cell(c: &Cell, bar: &ProgressBar, time_cap: Duration) -> Result<Outcome, 
         );
     };
     let wall = start.elapsed();
-    bar.inc(c.target.saturating_sub(shown));
     let folded =
         (c.folded || profile.counts.malformed > 0).then(|| profile.folded(&engine.runtime().prog));
     let malformed_stacks = malformed_stacks(folded.as_deref().unwrap_or(""));
@@ -690,9 +725,7 @@ fn run_cell(c: &Cell, bar: &ProgressBar, time_cap: Duration) -> Result<Outcome, 
         barriers_removed: removed,
     };
     Ok(Outcome {
-        rules: c.rules,
         row,
-        profile,
         folded,
         malformed_stacks,
     })
@@ -845,7 +878,7 @@ fn summary(
             let t = Totals::of(
                 outcomes
                     .iter()
-                    .filter(|o| o.rules == rule && o.row.engine == engine.name()),
+                    .filter(|o| o.rules() == Some(rule) && o.row.engine == engine.name()),
             );
             if t.runs == 0 {
                 continue;
@@ -878,7 +911,7 @@ fn summary(
         }
     }
     for &rule in rules {
-        let t = Totals::of(outcomes.iter().filter(|o| o.rules == rule));
+        let t = Totals::of(outcomes.iter().filter(|o| o.rules() == Some(rule)));
         let _ = write!(
             out,
             "\n  totals ({}): {} samples, {:.1} % System, {} malformed{}",
@@ -961,16 +994,12 @@ mod tests {
             barriers_removed: 0,
         };
         let bad = Outcome {
-            rules: ProfileRules::Go17,
             row,
-            profile: Profile::default(),
             folded: None,
             malformed_stacks: stacks,
         };
         let mut clean = Outcome {
-            rules: ProfileRules::Go17,
             row: bad.row.clone(),
-            profile: Profile::default(),
             folded: None,
             malformed_stacks: Vec::new(),
         };

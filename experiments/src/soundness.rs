@@ -36,10 +36,10 @@
 use std::time::Instant;
 
 use gc::{RunResult, RuntimeError};
-use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::debug_modes::median;
+use crate::shard::{self, RunItem};
 use crate::suite::{self, Design, Mode, Plan, SuiteArgs, SuiteError, Workload};
 use crate::testbed;
 
@@ -116,7 +116,7 @@ pub struct FaultRun {
     pub seed: u64,
     /// Which report stopped the run: `checkmark`, `wbshadow`, `stackshadow`, `invalidptr`,
     /// `stack` (an inconsistent stack), or empty.
-    pub caught_by: &'static str,
+    pub caught_by: String,
     /// The cycle whose report stopped it.
     pub caught_cycle: Option<u32>,
     /// Cycles completed.
@@ -183,6 +183,141 @@ pub struct CampaignRow {
     pub first_failure: String,
 }
 
+/// One fault run of the mutation table.
+#[derive(Debug)]
+struct TableCell {
+    fault: &'static str,
+    checker: &'static str,
+    workload: &'static str,
+    seed: u64,
+    plan: Plan,
+}
+
+/// One campaign run.
+#[derive(Debug)]
+struct CampaignCell {
+    group: (Design, &'static str, &'static str),
+    plan: Plan,
+}
+
+impl RunItem for TableCell {
+    fn command(&self) -> String {
+        self.plan.command()
+    }
+
+    fn engine(&self) -> Option<&'static str> {
+        RunItem::engine(&self.plan)
+    }
+
+    fn alone(&self) -> bool {
+        self.plan.threaded()
+    }
+}
+
+impl RunItem for CampaignCell {
+    fn command(&self) -> String {
+        self.plan.command()
+    }
+
+    fn engine(&self) -> Option<&'static str> {
+        RunItem::engine(&self.plan)
+    }
+
+    fn alone(&self) -> bool {
+        // Threaded runs one at a time: each uses the machine's cores.
+        self.plan.threaded()
+    }
+}
+
+/// What the mutation table keeps of a fault run.
+#[derive(Debug, Serialize, Deserialize)]
+struct FaultEnd {
+    caught_by: String,
+    caught_cycle: Option<u32>,
+    cycles: u64,
+    /// Reference runs: how often the fault fired, took effect, and the first cycle it did.
+    fired: u64,
+    effective: u64,
+    first_effect_cycle: Option<u32>,
+}
+
+/// Runs a fault run and reads its verdict (and, for a reference run, the fault's effects).
+fn fault_end(c: &TableCell) -> Result<FaultEnd, SuiteError> {
+    let e = execute(&c.plan)?;
+    let (caught_by, caught_cycle) = caught(&c.plan, &e)?;
+    let (mut fired, mut effective, mut first_effect_cycle) = (0, 0, None);
+    if c.checker == "none" {
+        let r = e.result.as_ref().map_err(|err| {
+            SuiteError::Failed(format!("soundness: `{}` failed: {err}", c.plan.command()))
+        })?;
+        for cy in &r.cycles {
+            let (f, eff) = if c.fault == "wb-drop" {
+                (cy.wb_dropped, cy.wb_dropped)
+            } else {
+                let f = cy.rescan_frames_skipped + cy.rescans_shortened + cy.hits_lost;
+                (f + cy.unwinds_skipped, cy.skipped_frames_changed)
+            };
+            fired += f;
+            effective += eff;
+            if eff > 0 && first_effect_cycle.is_none() {
+                first_effect_cycle = Some(cy.cycle);
+            }
+        }
+    }
+    Ok(FaultEnd {
+        caught_by: caught_by.to_owned(),
+        caught_cycle,
+        cycles: e.cycles,
+        fired,
+        effective,
+        first_effect_cycle,
+    })
+}
+
+/// What the campaign keeps of a run.
+#[derive(Debug, Serialize, Deserialize)]
+struct CampaignEnd {
+    cycles: u64,
+    /// Reachable objects checkmark found unmarked (its totals, or its report's).
+    checkmark_failures: u64,
+    /// Frames stackshadow verified (0 when a checker stopped the run).
+    frames_verified: u64,
+    /// The checker's report, first line, with the command: when a checker stopped the run.
+    failure: Option<String>,
+}
+
+/// Runs a campaign run; a failure no checker made is an error.
+fn campaign_end(c: &CampaignCell) -> Result<CampaignEnd, SuiteError> {
+    let e = execute(&c.plan)?;
+    match &e.result {
+        Ok(r) => Ok(CampaignEnd {
+            cycles: e.cycles,
+            checkmark_failures: r.totals.sum.checkmark_failures,
+            frames_verified: r.totals.sum.stackshadow_frames_verified,
+            failure: None,
+        }),
+        Err(err) if err.is_checker_violation() => Ok(CampaignEnd {
+            cycles: e.cycles,
+            checkmark_failures: match err {
+                RuntimeError::CheckmarkFailed { failures, .. } => *failures,
+                _ => 0,
+            },
+            frames_verified: 0,
+            failure: Some(
+                format!("{}: {err}", c.plan.command())
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned(),
+            ),
+        }),
+        Err(err) => Err(SuiteError::Failed(format!(
+            "soundness: run `{}` failed: {err}",
+            c.plan.command()
+        ))),
+    }
+}
+
 /// How a run ended.
 struct Ended {
     result: Result<RunResult, RuntimeError>,
@@ -231,17 +366,67 @@ fn caught(plan: &Plan, ended: &Ended) -> Result<(&'static str, Option<u32>), Sui
     Ok((by, Some(ended.cycle)))
 }
 
+/// The campaign's groups, `(design, engine, workload, seeds)`: every design on `mixed`, then
+/// the lazy scan on every other workload; the lazy scan, the one design no Go release had, as
+/// many seeds on each engine everywhere.
+fn campaign_groups(args: &SuiteArgs) -> Vec<(Design, &'static str, &'static str, u64)> {
+    let (_, det_seeds, thr_seeds) = seed_counts(args.mode());
+    let lazy_seeds = lazy_seed_count(args.mode());
+    let mut groups = Vec::new();
+    for design in CAMPAIGN_DESIGNS {
+        let (det, thr) = if design == Design::HybridLazy {
+            (lazy_seeds, lazy_seeds)
+        } else {
+            (det_seeds, thr_seeds)
+        };
+        groups.push((design, "deterministic", "mixed", det));
+        groups.push((design, "threaded", "mixed", thr));
+    }
+    for w in crate::workload::WORKLOADS
+        .iter()
+        .filter(|w| w.name() != "mixed")
+    {
+        for engine in ["deterministic", "threaded"] {
+            groups.push((Design::HybridLazy, engine, w.name(), lazy_seeds));
+        }
+    }
+    groups
+}
+
+/// Every campaign run, group by group, `seeds(n)` giving a group's seeds.
+fn campaign_cells(args: &SuiteArgs, seeds: &dyn Fn(u64) -> Vec<u64>) -> Vec<CampaignCell> {
+    let mut cells = Vec::new();
+    for (design, engine, workload, n) in campaign_groups(args) {
+        let w = Workload::new(workload, args.size(8), args.size(40));
+        for seed in seeds(n) {
+            let mut plan = Plan::new(&w, design, seed)
+                .with("--cycles", CAMPAIGN_CYCLES)
+                .with("--debug", "gccheckmark=1,stackshadow=1")
+                .with("--heap-minimum", args.heap_minimum.unwrap_or(128 << 10));
+            if engine == "threaded" {
+                plan = plan
+                    .with("--engine", "threaded")
+                    .with("--procs", args.procs.unwrap_or(2));
+            }
+            cells.push(CampaignCell {
+                group: (design, engine, workload),
+                plan,
+            });
+        }
+    }
+    cells
+}
+
 /// `soundness`: see the module comment.
 pub fn soundness(args: &SuiteArgs) -> Result<String, SuiteError> {
     args.validate()?;
     let name = "soundness";
     let start = Instant::now();
-    let (table_seeds, det_seeds, thr_seeds) = seed_counts(args.mode());
+    let (table_seeds, _, _) = seed_counts(args.mode());
     let seeds = |n: u64| -> Vec<u64> {
         let n = args.seeds.unwrap_or(n);
         (0..n).map(|i| args.seed.wrapping_add(i)).collect()
     };
-    let pool = args.job_pool().map_err(SuiteError::Failed)?;
 
     // The mutation table: a reference run and one run per checker for every fault, workload
     // and seed.
@@ -254,56 +439,43 @@ pub fn soundness(args: &SuiteArgs) -> Result<String, SuiteError> {
                     .with("--cycles", args.cycles.unwrap_or(FAULT_CYCLES))
                     .with("--inject", spec)
                     .with("--heap-minimum", args.heap_minimum.unwrap_or(256 << 10));
-                cells.push((fault, "none", workload, seed, base.clone()));
-                for (checker, knobs) in CHECKERS {
-                    let plan = base.clone().with("--debug", knobs);
-                    cells.push((fault, checker, workload, seed, plan));
-                }
-            }
-        }
-    }
-    let ended: Vec<Ended> = pool.install(|| {
-        cells
-            .par_iter()
-            .map(|(.., plan)| execute(plan))
-            .collect::<Result<_, _>>()
-    })?;
-    let mut runs = Vec::with_capacity(cells.len());
-    for ((fault, checker, workload, seed, plan), e) in cells.iter().zip(&ended) {
-        let (caught_by, caught_cycle) = caught(plan, e)?;
-        let (mut fired, mut effective, mut first_effect_cycle) = (0, 0, None);
-        if *checker == "none" {
-            let r = e.result.as_ref().map_err(|err| {
-                SuiteError::Failed(format!("soundness: `{}` failed: {err}", plan.command()))
-            })?;
-            for c in &r.cycles {
-                let (f, eff) = if *fault == "wb-drop" {
-                    (c.wb_dropped, c.wb_dropped)
-                } else {
-                    let f = c.rescan_frames_skipped + c.rescans_shortened + c.hits_lost;
-                    (f + c.unwinds_skipped, c.skipped_frames_changed)
+                let cell = |checker, plan| TableCell {
+                    fault,
+                    checker,
+                    workload,
+                    seed,
+                    plan,
                 };
-                fired += f;
-                effective += eff;
-                if eff > 0 && first_effect_cycle.is_none() {
-                    first_effect_cycle = Some(c.cycle);
+                cells.push(cell("none", base.clone()));
+                for (checker, knobs) in CHECKERS {
+                    cells.push(cell(checker, base.clone().with("--debug", knobs)));
                 }
             }
         }
-        runs.push(FaultRun {
-            fault,
-            checker,
-            workload,
-            seed: *seed,
-            caught_by,
-            caught_cycle,
-            cycles: e.cycles,
-            fired,
-            effective,
-            first_effect_cycle,
-            command: plan.command(),
-        });
     }
+    let campaign_cells = campaign_cells(args, &seeds);
+
+    // Two run lists, the campaign's independent of the table's.
+    let ended = shard::run_list(name, args, &cells, fault_end);
+    let campaign_ended = shard::run_list(name, args, &campaign_cells, campaign_end);
+    let (ended, campaign_ended) = (ended?, campaign_ended?);
+    let runs: Vec<FaultRun> = cells
+        .iter()
+        .zip(ended)
+        .map(|(c, e)| FaultRun {
+            fault: c.fault,
+            checker: c.checker,
+            workload: c.workload,
+            seed: c.seed,
+            caught_by: e.caught_by,
+            caught_cycle: e.caught_cycle,
+            cycles: e.cycles,
+            fired: e.fired,
+            effective: e.effective,
+            first_effect_cycle: e.first_effect_cycle,
+            command: c.plan.command(),
+        })
+        .collect();
     let reference = |fault: &str, workload: &str, seed: u64| {
         runs.iter()
             .find(|r| {
@@ -368,62 +540,13 @@ pub fn soundness(args: &SuiteArgs) -> Result<String, SuiteError> {
         }
     }
 
-    // The campaign: every design on `mixed`, then the lazy scan on every other workload; the
-    // lazy scan, the one design no Go release had, as many seeds on each engine everywhere.
-    let lazy_seeds = lazy_seed_count(args.mode());
-    let mut groups: Vec<(Design, &'static str, &'static str, u64)> = Vec::new();
-    for design in CAMPAIGN_DESIGNS {
-        let (det, thr) = if design == Design::HybridLazy {
-            (lazy_seeds, lazy_seeds)
-        } else {
-            (det_seeds, thr_seeds)
-        };
-        groups.push((design, "deterministic", "mixed", det));
-        groups.push((design, "threaded", "mixed", thr));
-    }
-    for w in crate::workload::WORKLOADS
-        .iter()
-        .filter(|w| w.name() != "mixed")
-    {
-        for engine in ["deterministic", "threaded"] {
-            groups.push((Design::HybridLazy, engine, w.name(), lazy_seeds));
-        }
-    }
-    let mut campaign_cells = Vec::new();
-    for &(design, engine, workload, n) in &groups {
-        let w = Workload::new(workload, args.size(8), args.size(40));
-        for seed in seeds(n) {
-            let mut plan = Plan::new(&w, design, seed)
-                .with("--cycles", CAMPAIGN_CYCLES)
-                .with("--debug", "gccheckmark=1,stackshadow=1")
-                .with("--heap-minimum", args.heap_minimum.unwrap_or(128 << 10));
-            if engine == "threaded" {
-                plan = plan
-                    .with("--engine", "threaded")
-                    .with("--procs", args.procs.unwrap_or(2));
-            }
-            campaign_cells.push(((design, engine, workload), plan));
-        }
-    }
-    type Cell = ((Design, &'static str, &'static str), Plan);
-    let (threaded, deterministic): (Vec<&Cell>, Vec<&Cell>) = campaign_cells
-        .iter()
-        .partition(|((_, e, _), _)| *e == "threaded");
-    let mut campaign_ended: Vec<(&Cell, Ended)> = pool.install(|| {
-        deterministic
-            .par_iter()
-            .map(|c| execute(&c.1).map(|e| (*c, e)))
-            .collect::<Result<_, _>>()
-    })?;
-    // Threaded runs one at a time: each uses the machine's cores.
-    for c in threaded {
-        campaign_ended.push((c, execute(&c.1)?));
-    }
     let mut campaign = Vec::new();
-    for &(design, engine, workload, _) in &groups {
-        let cell: Vec<&(&Cell, Ended)> = campaign_ended
+    for group in campaign_groups(args) {
+        let (design, engine, workload, _) = group;
+        let cell: Vec<(&CampaignCell, &CampaignEnd)> = campaign_cells
             .iter()
-            .filter(|(c, _)| c.0 == (design, engine, workload))
+            .zip(&campaign_ended)
+            .filter(|(c, _)| c.group == (design, engine, workload))
             .collect();
         let mut row = CampaignRow {
             design: design.name(),
@@ -436,31 +559,14 @@ pub fn soundness(args: &SuiteArgs) -> Result<String, SuiteError> {
             stackshadow_frames_verified: 0,
             first_failure: String::new(),
         };
-        for ((_, plan), e) in cell {
+        for (_, e) in cell {
             row.cycles += e.cycles;
-            match &e.result {
-                Ok(r) => {
-                    row.stackshadow_frames_verified += r.totals.sum.stackshadow_frames_verified;
-                    row.checkmark_failures += r.totals.sum.checkmark_failures;
-                }
-                Err(err) if err.is_checker_violation() => {
-                    row.failures += 1;
-                    if let RuntimeError::CheckmarkFailed { failures, .. } = err {
-                        row.checkmark_failures += failures;
-                    }
-                    if row.first_failure.is_empty() {
-                        row.first_failure = format!("{}: {err}", plan.command())
-                            .lines()
-                            .next()
-                            .unwrap_or_default()
-                            .to_owned();
-                    }
-                }
-                Err(err) => {
-                    return Err(SuiteError::Failed(format!(
-                        "soundness: run `{}` failed: {err}",
-                        plan.command()
-                    )));
+            row.checkmark_failures += e.checkmark_failures;
+            row.stackshadow_frames_verified += e.frames_verified;
+            if let Some(failure) = &e.failure {
+                row.failures += 1;
+                if row.first_failure.is_empty() {
+                    row.first_failure.clone_from(failure);
                 }
             }
         }

@@ -14,6 +14,12 @@
 //! plans one at a time, alone on the machine, so their pause and MMU figures are not disturbed by
 //! other runs. Results keep plan order whatever order the runs finish in. A run that fails stops
 //! the experiment and nothing is written: the previous results stay as they were.
+//!
+//! Every run of every experiment goes through one chokepoint, [`crate::shard::run_list`], which
+//! `execute` is a user of: it runs a list whole, or lists it (`--plan`: one JSON line per run,
+//! with the command that reproduces it), or runs every N-th run of it into a shard file
+//! (`--shard K/N`), or answers it from shard files (the `merge` binary), and the experiment's own
+//! code turns the outputs into its files either way (see `shard`'s module comment).
 
 use std::fmt;
 use std::io::IsTerminal;
@@ -23,14 +29,16 @@ use std::time::Duration;
 
 use clap::{Args, Parser};
 use indicatif::{ProgressBar, ProgressStyle};
-use rayon::prelude::*;
-use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::cli;
+use crate::registry::ExperimentArgs;
+use crate::shard::{self, RunItem, Session, Shard};
 use crate::testbed::{self, Report, Resolved, TestbedArgs};
 
 /// How big a sweep is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// A small sweep for the README's main job (`scripts/run-all.sh --quick`, under 3 minutes).
@@ -89,6 +97,19 @@ pub struct SuiteArgs {
     /// Directory of the replay traces (`*.trace`) the replay workload runs.
     #[arg(long, value_name = "DIR", default_value_os_t = default_traces_dir())]
     pub traces: PathBuf,
+    /// Run nothing: print every run as one JSON line (experiment, call, index, total, engine,
+    /// command: the command that reproduces it) and exit 0; with --shard, only that shard's runs.
+    #[arg(long)]
+    pub plan: bool,
+    /// Run only the K-th of N shares of the runs (run i when i % N = K-1) and write them to
+    /// OUT/NAME.shard-K-of-N.json instead of the results; `merge --out DIR SHARD_DIR…` joins the
+    /// N shards into exactly the files one whole run writes.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<Shard>,
+    /// What this invocation's run lists have done (not a flag: `merge` sets it to answer them
+    /// from shard files).
+    #[arg(skip)]
+    pub session: Session,
 }
 
 /// `experiments/data`, where the shipped traces live.
@@ -330,7 +351,7 @@ impl Plan {
     }
 
     /// Whether it runs on the threaded engine.
-    fn threaded(&self) -> bool {
+    pub(crate) fn threaded(&self) -> bool {
         self.flags
             .windows(2)
             .any(|w| w[0] == "--engine" && w[1] == "threaded")
@@ -348,7 +369,9 @@ impl Plan {
                 None => f,
             };
             s.push(' ');
-            s.push_str(f);
+            // An empty value (`--debug ""`, which overrides STKBAR_DEBUG) stays an argument when
+            // the line is pasted into a shell.
+            s.push_str(if f.is_empty() { "''" } else { f });
         }
         s
     }
@@ -388,7 +411,7 @@ impl Workload {
 }
 
 /// Why an experiment stopped; each maps to ARCHITECTURE.md §7's exit codes.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum SuiteError {
     /// Bad flags or a plan the testbed rejects: exit 2.
     BadInput(String),
@@ -396,6 +419,9 @@ pub enum SuiteError {
     Violation(String),
     /// A run or a write failed: exit 1.
     Failed(String),
+    /// Not an error: under `--plan` or `--shard` a run list was listed or run in part, so the
+    /// experiment makes no results ([`shard::finish`] turns it into success: exit 0).
+    Partial,
 }
 
 impl SuiteError {
@@ -405,6 +431,7 @@ impl SuiteError {
             SuiteError::BadInput(_) => 2,
             SuiteError::Violation(_) => 3,
             SuiteError::Failed(_) => 1,
+            SuiteError::Partial => 0,
         })
     }
 }
@@ -414,6 +441,9 @@ impl fmt::Display for SuiteError {
         match self {
             SuiteError::BadInput(m) | SuiteError::Violation(m) | SuiteError::Failed(m) => {
                 f.write_str(m)
+            }
+            SuiteError::Partial => {
+                f.write_str("the runs were listed or run in part (--plan, --shard)")
             }
         }
     }
@@ -430,11 +460,42 @@ pub struct Outcome {
     pub wall: Duration,
 }
 
-/// Runs `plans` for experiment `name` (see the module comment for the order), showing a progress
-/// bar unless `args.quiet` or stderr is not a terminal.
-pub fn execute(name: &str, args: &SuiteArgs, plans: Vec<Plan>) -> Result<Vec<Outcome>, SuiteError> {
-    args.validate()?;
-    let resolved = plans
+/// A plan and its resolution: one run of [`execute`]'s list.
+#[derive(Debug)]
+struct PlanRun {
+    plan: Plan,
+    resolved: Resolved,
+}
+
+impl RunItem for PlanRun {
+    fn command(&self) -> String {
+        self.plan.command()
+    }
+
+    fn engine(&self) -> Option<&'static str> {
+        RunItem::engine(&self.plan)
+    }
+
+    fn alone(&self) -> bool {
+        self.plan.threaded()
+    }
+}
+
+/// Runs `plans` for experiment `name` (see the module comment for the order) through
+/// [`shard::run_list`], showing a progress bar unless `args.quiet` or stderr is not a terminal;
+/// `digest` turns each finished run into the output the experiment keeps (it runs beside the
+/// run, and its output is what a shard file holds).
+pub fn execute<O>(
+    name: &str,
+    args: &SuiteArgs,
+    plans: Vec<Plan>,
+    digest: impl Fn(&Outcome) -> O + Sync,
+) -> Result<Vec<O>, SuiteError>
+where
+    O: Serialize + DeserializeOwned + Send,
+{
+    args.validate().map_err(|e| args.session.fail(e))?;
+    let runs = plans
         .into_iter()
         .map(|mut plan| {
             if plan.threaded()
@@ -445,46 +506,26 @@ pub fn execute(name: &str, args: &SuiteArgs, plans: Vec<Plan>) -> Result<Vec<Out
             if let Some(bytes) = args.heap_minimum {
                 plan = plan.with("--heap-minimum", bytes);
             }
-            resolve(&plan).map(|r| (plan, r))
+            resolve(&plan).map(|resolved| PlanRun { plan, resolved })
         })
-        .collect::<Result<Vec<_>, _>>()?;
-    let bar = progress_bar(name, resolved.len() as u64, args.quiet);
-    let run_one = |(plan, r): &(Plan, Resolved)| -> Result<Outcome, SuiteError> {
-        bar.set_message(plan.command());
-        let done = testbed::run_timed(r).map(|(report, wall)| Outcome {
-            plan: plan.clone(),
-            report,
-            wall,
-        });
-        bar.inc(1);
-        done.map_err(|e| {
-            let msg = format!("{name}: run `{}` failed: {e}", plan.command());
+        .collect::<Result<Vec<_>, _>>()
+        // A later call's bad plan must not hide behind an earlier call's `--plan` listing.
+        .map_err(|e| args.session.fail(e))?;
+    shard::run_list(name, args, &runs, |run: &PlanRun| {
+        let (report, wall) = testbed::run_timed(&run.resolved).map_err(|e| {
+            let msg = format!("{name}: run `{}` failed: {e}", run.plan.command());
             if e.is_checker_violation() {
                 SuiteError::Violation(msg)
             } else {
                 SuiteError::Failed(msg)
             }
-        })
-    };
-    let (threaded, deterministic): (Vec<_>, Vec<_>) = resolved
-        .iter()
-        .enumerate()
-        .partition(|(_, (plan, _))| plan.threaded());
-    let pool = args
-        .job_pool()
-        .map_err(|e| SuiteError::Failed(format!("{name}: {e}")))?;
-    let mut outcomes: Vec<(usize, Outcome)> = pool.install(|| {
-        deterministic
-            .par_iter()
-            .map(|&(i, run)| run_one(run).map(|o| (i, o)))
-            .collect::<Result<Vec<_>, _>>()
-    })?;
-    for (i, run) in threaded {
-        outcomes.push((i, run_one(run)?));
-    }
-    bar.finish_and_clear();
-    outcomes.sort_by_key(|&(i, _)| i);
-    Ok(outcomes.into_iter().map(|(_, o)| o).collect())
+        })?;
+        Ok(digest(&Outcome {
+            plan: run.plan.clone(),
+            report,
+            wall,
+        }))
+    })
 }
 
 /// Resolves a plan as the testbed would.
@@ -518,7 +559,7 @@ pub(crate) fn progress_bar(name: &str, len: u64, quiet: bool) -> ProgressBar {
 
 /// One run as a results row: the core columns of ARCHITECTURE.md §5 first, in its order, then the rest
 /// of the counters, the timings, and every resolved option.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunRow {
     /// Workload name.
     pub workload: String,
@@ -780,7 +821,7 @@ impl RunRow {
 }
 
 /// One point of a run's minimum-mutator-utilisation curve.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MmuRow {
     /// Workload name.
     pub workload: String,
@@ -887,23 +928,30 @@ fn write_failed(path: &Path, e: &dyn fmt::Display) -> SuiteError {
     SuiteError::Failed(format!("cannot write {}: {e}", path.display()))
 }
 
-/// The body of an experiment binary: parse the flags, run `experiment`, print its summary on
-/// stdout, report errors on stderr with ARCHITECTURE.md §7's exit codes.
-pub fn main<A: clap::Parser>(
-    bin: &str,
-    experiment: impl FnOnce(&A) -> Result<String, SuiteError>,
-) -> ExitCode {
-    let args: A = match cli::parse_args(bin) {
+/// The body of an experiment binary: parse the flags, run the experiment (`A::run`), print its
+/// summary on stdout — or, under `--plan`, nothing more than the plan, and under `--shard`, where
+/// the shard file went ([`shard::finish`]) — and report errors on stderr with ARCHITECTURE.md §7's
+/// exit codes.
+pub fn main<A: ExperimentArgs>() -> ExitCode {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mut args: A = match cli::parse_args_from(A::NAME, argv.iter().cloned()) {
         Ok(a) => a,
         Err(code) => return code,
     };
-    match experiment(&args) {
+    let argv: Option<Vec<String>> = argv.into_iter().map(|a| a.into_string().ok()).collect();
+    if let Some(argv) = argv {
+        args.suite_mut().session.set_argv(argv);
+    }
+    let result = args.run();
+    match shard::finish(A::NAME, args.suite(), result) {
         Ok(summary) => {
-            println!("{summary}");
+            if !summary.is_empty() {
+                println!("{summary}");
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("{bin}: {e}");
+            eprintln!("{}: {e}", A::NAME);
             e.exit_code()
         }
     }

@@ -12,6 +12,9 @@
 
 use std::time::Instant;
 
+use serde::{Deserialize, Serialize};
+
+use crate::shard::{self, RunItem};
 use crate::suite::{
     self, Design, MmuRow, Mode, Plan, RunRow, SuiteArgs, SuiteError, Workload, workload_label,
 };
@@ -132,34 +135,60 @@ fn pause_plan(w: &Workload, d: Design, seed: u64, args: &SuiteArgs) -> Plan {
         .with("--engine", "threaded")
 }
 
-/// Runs `plans`, writes `name.csv`/`.json` (and `name_mmu.*` when `mmu`), and returns the rows
-/// with the wall time. `amend` completes each row with what the experiment measured beside the
-/// runs.
-fn run_and_write(
+/// What a sweep keeps of one run: its row and its MMU curve (empty unless asked for).
+#[derive(Debug, Serialize, Deserialize)]
+struct SweepRun {
+    row: RunRow,
+    mmu: Vec<MmuRow>,
+}
+
+/// Runs `plans` (one run list) into their rows, with their MMU rows when `mmu`.
+fn run_rows(
     name: &str,
     args: &SuiteArgs,
     plans: Vec<Plan>,
     mmu: bool,
+) -> Result<Vec<SweepRun>, SuiteError> {
+    let mode = args.mode();
+    suite::execute(name, args, plans, |o| SweepRun {
+        row: RunRow::new(name, mode, o),
+        mmu: if mmu {
+            MmuRow::of(name, mode, o)
+        } else {
+            Vec::new()
+        },
+    })
+}
+
+/// Writes `runs` to `name.csv`/`.json` (and `name_mmu.*` when `mmu`) and returns the rows.
+/// `amend` completes each row with what the experiment measured beside the runs.
+fn write_rows(
+    name: &str,
+    args: &SuiteArgs,
+    runs: Vec<SweepRun>,
+    mmu: bool,
     amend: impl Fn(&mut RunRow),
-) -> Result<(Vec<RunRow>, f64), SuiteError> {
-    let start = Instant::now();
-    let outcomes = suite::execute(name, args, plans)?;
-    let rows: Vec<RunRow> = outcomes
-        .iter()
-        .map(|o| {
-            let mut row = RunRow::new(name, args.mode(), o);
-            amend(&mut row);
-            row
-        })
-        .collect();
+) -> Result<Vec<RunRow>, SuiteError> {
+    let (mut rows, mmu_rows): (Vec<RunRow>, Vec<Vec<MmuRow>>) =
+        runs.into_iter().map(|r| (r.row, r.mmu)).unzip();
+    rows.iter_mut().for_each(amend);
     suite::write_results(args, name, &rows)?;
     if mmu {
-        let mmu_rows: Vec<MmuRow> = outcomes
-            .iter()
-            .flat_map(|o| MmuRow::of(name, args.mode(), o))
-            .collect();
+        let mmu_rows: Vec<MmuRow> = mmu_rows.into_iter().flatten().collect();
         suite::write_results(args, &format!("{name}_mmu"), &mmu_rows)?;
     }
+    Ok(rows)
+}
+
+/// Runs `plans`, writes `name.csv`/`.json`, and returns the rows with the wall time.
+fn run_and_write(
+    name: &str,
+    args: &SuiteArgs,
+    plans: Vec<Plan>,
+) -> Result<(Vec<RunRow>, f64), SuiteError> {
+    let start = Instant::now();
+    let runs = run_rows(name, args, plans, false)?;
+    let rows = write_rows(name, args, runs, false, |_| ())?;
     Ok((rows, start.elapsed().as_secs_f64()))
 }
 
@@ -184,7 +213,7 @@ pub fn rescan_offsets(args: &SuiteArgs) -> Result<String, SuiteError> {
             }
         }
     }
-    let (rows, secs) = run_and_write(name, args, plans, false, |_| ())?;
+    let (rows, secs) = run_and_write(name, args, plans)?;
     let mut out = wrote(name, args, rows.len(), secs);
     for r in &rows {
         if r.design == Design::Stkbar(GO_FIRST_OFFSET).name() && r.seed == args.seed {
@@ -256,7 +285,7 @@ fn sweep(
             }
         }
     }
-    let (rows, secs) = run_and_write(name, args, plans, false, |_| ())?;
+    let (rows, secs) = run_and_write(name, args, plans)?;
     let mut out = wrote(name, args, rows.len(), secs);
     let threaded: Vec<&RunRow> = rows
         .iter()
@@ -279,6 +308,34 @@ fn sweep(
 /// Stores per write-barrier timing (a few milliseconds per design).
 const WB_PROBE_STORES: usize = 1 << 20;
 
+/// `barrier_designs`' timing of one design's write barrier, alone on the machine.
+#[derive(Clone, Copy, Debug)]
+struct WbProbe(Design);
+
+impl RunItem for WbProbe {
+    fn command(&self) -> String {
+        let (barrier, _) = self.0.write_barrier();
+        format!(
+            "cargo bench -p gc --bench gc -- write_barrier/{barrier}  \
+             # the store bed barrier_designs times for {} ({WB_PROBE_STORES} stores while marking)",
+            self.0.name()
+        )
+    }
+
+    fn alone(&self) -> bool {
+        true
+    }
+}
+
+/// Nanoseconds per barriered store of `probe`'s barrier with a cycle in mark.
+fn measure_wb(name: &str, probe: &WbProbe) -> Result<f64, SuiteError> {
+    let (barrier, _) = probe.0.write_barrier();
+    let design = gc::wbarrier::design(barrier)
+        .ok_or_else(|| SuiteError::Failed(format!("{name}: no barrier design {barrier}")))?;
+    gc::wbarrier::cost::measure_ns_per_store(design, true, WB_PROBE_STORES)
+        .map_err(|e| SuiteError::Failed(format!("{name}: timing the {barrier} barrier: {e}")))
+}
+
 /// `barrier_designs`: full re-scan, stack barriers, hybrid and Yuasa on every workload but
 /// `adversarial` (a correctness workload), threaded engine: pauses, MMU, mark time, write-barrier
 /// cost and mutator throughput.
@@ -289,17 +346,6 @@ pub fn barrier_designs(args: &SuiteArgs) -> Result<String, SuiteError> {
         .into_iter()
         .filter(|w| w.name != "adversarial")
         .collect();
-    // Each design's barrier, timed alone before the runs start.
-    let mut wb_ns = Vec::new();
-    for d in BARRIER_DESIGNS {
-        let (barrier, _) = d.write_barrier();
-        let design = gc::wbarrier::design(barrier)
-            .ok_or_else(|| SuiteError::Failed(format!("{name}: no barrier design {barrier}")))?;
-        let ns = gc::wbarrier::cost::measure_ns_per_store(design, true, WB_PROBE_STORES).map_err(
-            |e| SuiteError::Failed(format!("{name}: timing the {barrier} barrier: {e}")),
-        )?;
-        wb_ns.push((d.name(), ns));
-    }
     let mut plans = Vec::new();
     for w in &workloads {
         for d in BARRIER_DESIGNS {
@@ -308,13 +354,21 @@ pub fn barrier_designs(args: &SuiteArgs) -> Result<String, SuiteError> {
             }
         }
     }
-    let (rows, secs) = run_and_write(name, args, plans, true, |row| {
+    let start = Instant::now();
+    // Each design's barrier, timed alone before the runs start (the first run list); the runs
+    // are the second, which does not depend on the first.
+    let probes = BARRIER_DESIGNS.map(WbProbe);
+    let wb_ns = shard::run_list(name, args, &probes, |p| measure_wb(name, p));
+    let runs = run_rows(name, args, plans, true);
+    let (wb_ns, runs) = (wb_ns?, runs?);
+    let wb_ns: Vec<(String, f64)> = probes.iter().map(|p| p.0.name()).zip(wb_ns).collect();
+    let rows = write_rows(name, args, runs, true, |row| {
         row.wb_ns_per_store = wb_ns
             .iter()
             .find(|(d, _)| *d == row.design)
             .map(|&(_, ns)| ns);
     })?;
-    let mut out = wrote(name, args, rows.len(), secs);
+    let mut out = wrote(name, args, rows.len(), start.elapsed().as_secs_f64());
     out.push_str("\n  write barrier, ns per store while marking:");
     for (d, ns) in &wb_ns {
         out.push_str(&format!(" {d} {ns:.1};"));
@@ -363,7 +417,7 @@ pub fn scan_stall(args: &SuiteArgs) -> Result<String, SuiteError> {
             }
         }
     }
-    let (rows, secs) = run_and_write(name, args, plans, false, |_| ())?;
+    let (rows, secs) = run_and_write(name, args, plans)?;
     let mut out = wrote(name, args, rows.len(), secs);
     let runs: Vec<StallRun<'_>> = rows.iter().map(StallRun::of).collect();
     match StallHeadline::of(&runs) {

@@ -24,10 +24,11 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use crate::shard::{self, RunItem};
 use crate::suite::{self, Design, Mode, Plan, SuiteArgs, SuiteError, Workload};
-use crate::testbed::{self, ConfigReport, Report, Timings};
+use crate::testbed::{self, ConfigReport, Timings};
 
 /// The experiment's name: its files are `OUT/trace_overhead.csv` and `.json`.
 pub const NAME: &str = "trace_overhead";
@@ -140,14 +141,72 @@ struct Summary<'a> {
 }
 
 /// One run's figures.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct Run {
     /// The engine's run plus finishing the outputs.
     wall: Duration,
     /// Finishing the outputs.
     finish: Duration,
-    report: Report,
+    /// Mutator operations.
+    mutator_ops: u64,
+    /// The median mark-termination pause.
+    mark_term_ns_p50: u64,
+    /// Events the tracer wrote (0 untraced).
+    events: u64,
+    /// Trace buffers it allocated.
+    buffers_allocated: u64,
     trace_bytes: u64,
+}
+
+/// One configuration's runs: `reps` untraced and `reps` traced, alternating, one at a time.
+#[derive(Debug)]
+struct ConfigRuns {
+    plan: Plan,
+    config: ConfigReport,
+    reps: usize,
+}
+
+impl RunItem for ConfigRuns {
+    fn command(&self) -> String {
+        let c = self.plan.command();
+        format!(
+            "{c} && {c} --trace trace.json  # trace_overhead alternates the two {} times",
+            self.reps
+        )
+    }
+
+    fn engine(&self) -> Option<&'static str> {
+        RunItem::engine(&self.plan)
+    }
+
+    fn alone(&self) -> bool {
+        // Timings: every run has the machine to itself.
+        true
+    }
+}
+
+/// A configuration's runs, each side in run order.
+#[derive(Debug, Serialize, Deserialize)]
+struct Sides {
+    off: Vec<Run>,
+    on: Vec<Run>,
+}
+
+/// Runs `c`'s reps, alternating off and on, the traces in a temporary directory.
+fn run_config(c: &ConfigRuns) -> Result<Sides, SuiteError> {
+    let dir = tempfile::Builder::new()
+        .prefix("stkbar-trace-overhead-")
+        .tempdir()
+        .map_err(|e| {
+            SuiteError::Failed(format!("{NAME}: cannot create a temporary directory: {e}"))
+        })?;
+    let trace = dir.path().join("trace.json");
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    for _ in 0..c.reps {
+        off.push(run_once(&c.plan, None)?);
+        on.push(run_once(&c.plan, Some(&trace))?);
+    }
+    Ok(Sides { off, on })
 }
 
 /// Runs `plan` once, traced into `trace` if given; the trace file is removed afterwards.
@@ -174,10 +233,14 @@ fn run_once(plan: &Plan, trace: Option<&Path>) -> Result<Run, SuiteError> {
         }
         None => 0,
     };
+    let stats = report.trace.unwrap_or_default();
     Ok(Run {
         wall: run + outputs,
         finish: outputs,
-        report,
+        mutator_ops: report.totals.mutator_ops,
+        mark_term_ns_p50: report.totals.mark_term_ns_p50,
+        events: stats.events,
+        buffers_allocated: stats.buffers_allocated,
         trace_bytes,
     })
 }
@@ -229,28 +292,17 @@ pub fn trace_overhead(args: &SuiteArgs, opts: Options) -> Result<String, SuiteEr
             }
         }
     }
-    let dir = tempfile::Builder::new()
-        .prefix("stkbar-trace-overhead-")
-        .tempdir()
-        .map_err(|e| {
-            SuiteError::Failed(format!("{NAME}: cannot create a temporary directory: {e}"))
-        })?;
     let start = Instant::now();
-    let bar = suite::progress_bar(NAME, (plans.len() * reps * 2) as u64, args.quiet);
+    let runs: Vec<ConfigRuns> = plans
+        .into_iter()
+        .map(|(plan, config)| ConfigRuns { plan, config, reps })
+        .collect();
+    let sides = shard::run_list(NAME, args, &runs, run_config)?;
     let mut configs = Vec::new();
-    for (i, (plan, config)) in plans.into_iter().enumerate() {
-        bar.set_message(plan.command());
-        let trace = dir.path().join(format!("{i}.json"));
-        let (mut off, mut on) = (Vec::new(), Vec::new());
-        for _ in 0..reps {
-            off.push(run_once(&plan, None)?);
-            bar.inc(1);
-            on.push(run_once(&plan, Some(&trace))?);
-            bar.inc(1);
-        }
+    for (c, Sides { off, on }) in runs.into_iter().zip(sides) {
         let (m_off, m_on) = (median(&off), median(&on));
-        let stats = m_on.report.trace.unwrap_or_default();
         let (wall_ms_off, wall_ms_on) = (ms(m_off.wall), ms(m_on.wall));
+        let config = c.config;
         let row = Row {
             workload: config.workload.to_owned(),
             engine: config.engine.to_owned(),
@@ -263,24 +315,23 @@ pub fn trace_overhead(args: &SuiteArgs, opts: Options) -> Result<String, SuiteEr
             wall_ms_off,
             wall_ms_on,
             overhead: wall_ms_on / wall_ms_off.max(1e-9) - 1.0,
-            mutator_ops: m_on.report.totals.mutator_ops,
-            events: stats.events,
-            events_per_sec: stats.events as f64 / (wall_ms_on / 1e3).max(1e-12),
+            mutator_ops: m_on.mutator_ops,
+            events: m_on.events,
+            events_per_sec: m_on.events as f64 / (wall_ms_on / 1e3).max(1e-12),
             trace_bytes: m_on.trace_bytes,
-            buffers_allocated: stats.buffers_allocated,
-            mark_term_ns_p50_off: m_off.report.totals.mark_term_ns_p50,
-            mark_term_ns_p50_on: m_on.report.totals.mark_term_ns_p50,
+            buffers_allocated: m_on.buffers_allocated,
+            mark_term_ns_p50_off: m_off.mark_term_ns_p50,
+            mark_term_ns_p50_on: m_on.mark_term_ns_p50,
         };
         configs.push(Config {
             row,
-            command: plan.command(),
+            command: c.plan.command(),
             config,
             wall_ms_off_runs: off.iter().map(|r| ms(r.wall)).collect(),
             wall_ms_on_runs: on.iter().map(|r| ms(r.wall)).collect(),
             finish_ms_on_runs: on.iter().map(|r| ms(r.finish)).collect(),
         });
     }
-    bar.finish_and_clear();
     let rows: Vec<Row> = configs.iter().map(|c| c.row.clone()).collect();
     suite::write_csv(&args.out.join(format!("{NAME}.csv")), &rows)?;
     suite::write_json(
@@ -333,20 +384,10 @@ mod tests {
         Run {
             wall: Duration::from_millis(ms),
             finish: Duration::ZERO,
-            report: Report {
-                config: suite::resolve(&Plan {
-                    flags: vec!["--workload".into(), "mixed".into()],
-                })
-                .unwrap()
-                .report,
-                totals: Default::default(),
-                cycles: Vec::new(),
-                rescan_bound: Default::default(),
-                mmu: Vec::new(),
-                barriers_outstanding: Default::default(),
-                trace: None,
-                profile: None,
-            },
+            mutator_ops: 0,
+            mark_term_ns_p50: 0,
+            events: 0,
+            buffers_allocated: 0,
             trace_bytes: ms,
         }
     }
