@@ -184,14 +184,14 @@ impl Runtime {
                 return self.write_slot(st, slot, new);
             }
         }
-        // The old value is read only for a barrier that is on (as Go's `writebarrierptr` does
-        // nothing but the store while the barrier is off); the flag changes only with the world
-        // stopped, never between this load and the barrier's.
-        let old = if self.wb_on.load(Ordering::Relaxed) {
-            self.read_slot(st, slot)?
-        } else {
-            0
-        };
+        // While the barrier is off a store is only the store, as in Go's `writebarrierptr`
+        // (`if !writeBarrier.enabled { *dst = src; return }`): no old value is read and the
+        // barrier is not called. The flag changes only with the world stopped.
+        if !self.wb_on.load(Ordering::Relaxed) {
+            no_write_barrier_region()?;
+            return self.write_slot(st, slot, new);
+        }
+        let old = self.read_slot(st, slot)?;
         self.write_barrier(p, old, new)?;
         self.write_slot(st, slot, new)
     }
@@ -245,9 +245,7 @@ impl Runtime {
     /// first with the slot's old value and the value being stored.
     #[inline]
     pub fn write_barrier(&self, p: &mut P, old: u64, new: u64) -> Result<(), RuntimeError> {
-        if let Some(region) = crate::nowb::current_region() {
-            return Err(RuntimeError::WriteBarrierInNoWriteBarrier { region });
-        }
+        no_write_barrier_region()?;
         if !self.wb_on.load(Ordering::Relaxed) {
             return Ok(());
         }
@@ -259,6 +257,16 @@ impl Runtime {
             self.shade(new, &mut p.gcw, "a stored value in the write barrier")?;
         }
         Ok(())
+    }
+}
+
+/// An error if this thread is in a `nowritebarrier` region (`crate::nowb`), where no barriered
+/// store may happen, the barrier on or off.
+#[inline]
+fn no_write_barrier_region() -> Result<(), RuntimeError> {
+    match crate::nowb::current_region() {
+        Some(region) => Err(RuntimeError::WriteBarrierInNoWriteBarrier { region }),
+        None => Ok(()),
     }
 }
 
