@@ -290,12 +290,7 @@ impl Runtime {
         match self.heap.find_object(v) {
             Lookup::Object(o) => Ok(Some(o)),
             Lookup::NotHeap => Ok(None),
-            Lookup::Free(_) => Err(RuntimeError::BadPointer {
-                value: v,
-                place: stack_place(goid, place),
-                why: "the mutator dereferenced a freed object (use after free: the collector freed a reachable object)",
-                traceback: String::new(),
-            }),
+            Lookup::Free(_) => Err(use_after_free(goid, v, place)),
         }
     }
 
@@ -702,6 +697,19 @@ impl Locals<'_> {
         if let Some(w) = self.word(k) {
             self.words[w].store(v, Ordering::Relaxed);
         }
+    }
+}
+
+/// The error of a dereference of `v`, held in stack slot `place` of goroutine `goid`, that
+/// found no allocated object (out of line: the interpreter's path is the one that finds one).
+#[cold]
+#[inline(never)]
+fn use_after_free(goid: u64, v: u64, place: Addr) -> RuntimeError {
+    RuntimeError::BadPointer {
+        value: v,
+        place: stack_place(goid, place),
+        why: "the mutator dereferenced a freed object (use after free: the collector freed a reachable object)",
+        traceback: String::new(),
     }
 }
 
