@@ -30,8 +30,9 @@
 //! freed object to the caller (the sanitizer context of the P doing the sweep). Background sweeping and
 //! allocation both claim spans with a CAS on `sweepgen`, so each span is swept exactly once.
 //!
-//! Accounting. `heap_live` is Go's: set to the marked bytes at mark termination, then increased by
-//! every allocation; the GOGC trigger compares it with the goal.
+//! Accounting. `heap_live` is Go's: set to the marked bytes at mark termination (what the markers'
+//! `GcWork`s counted, plus what was allocated black), then increased by every allocation; the GOGC
+//! trigger compares it with the goal.
 
 use std::fmt;
 use std::ptr;
@@ -39,9 +40,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 use bitvec::prelude::*;
+use stacks::{Addr, WORD};
 
 use crate::mutator::Modulus;
-use stacks::{Addr, WORD};
 
 /// Base of the simulated heap.
 pub const HEAP_BASE: Addr = Addr(0xc0_0000_0000);
@@ -303,9 +304,9 @@ impl MCache {
 /// bytes markers mark are counted in their `GcWork`s, as Go's `gcWork.bytesMarked` are, and
 /// reach [`Heap::finish_mark`] as its argument.)
 #[derive(Debug, Default)]
-struct BlackBytes([PaddedCounter; MARKED_BYTES_STRIPES]);
+struct BlackBytes([PaddedCounter; BLACK_BYTES_STRIPES]);
 
-const MARKED_BYTES_STRIPES: usize = 16;
+const BLACK_BYTES_STRIPES: usize = 16;
 
 #[derive(Debug, Default)]
 #[repr(align(128))]
@@ -314,7 +315,7 @@ struct PaddedCounter(AtomicU64);
 impl BlackBytes {
     #[inline]
     fn add(&self, span: u32, bytes: u64) {
-        self.0[span as usize % MARKED_BYTES_STRIPES]
+        self.0[span as usize % BLACK_BYTES_STRIPES]
             .0
             .fetch_add(bytes, Ordering::Relaxed);
     }
@@ -740,7 +741,7 @@ impl Heap {
     }
 
     /// Starts loading the object's first words and its type id into the cache (a hint, for a
-    /// marker that will scan it soon; see `mark::Lookahead`).
+    /// marker that will scan it soon; see `mark::drain_until`).
     #[inline]
     pub fn prefetch(&self, obj: ObjRef<'_>) {
         let s = obj.span;
@@ -749,7 +750,7 @@ impl Heap {
     }
 
     /// Starts loading the word holding the object's mark bit (for a marker that will test and
-    /// set it soon; see `Runtime::drain`).
+    /// set it soon; see `mark::drain_until`).
     #[inline]
     pub fn prefetch_mark(&self, obj: ObjRef<'_>) {
         prefetch(obj.span.mark.word(obj.slot as usize).0);

@@ -217,7 +217,8 @@ impl Runtime {
 
     /// The running frame's pointer slots: one frame lookup per operation, however many slots it
     /// reads and writes, and none while the frame is the one the goroutine's [`FrameMemo`]
-    /// remembers. A goroutine with no frames has none.
+    /// remembers. A goroutine with no frames has none. (Always inlined: left to itself the
+    /// compiler calls it, which halved the interpreter's speed on field operations.)
     #[inline(always)]
     fn locals<'s>(&'s self, st: &'s mut GState) -> Result<Locals<'s>, RuntimeError> {
         let sp = st.gs.sp();

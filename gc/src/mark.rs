@@ -36,7 +36,7 @@
 //! buffer is empty, which an engine checks after flushing every P's buffer. A drain keeps
 //! several cache misses in flight instead of waiting for each: grey objects and the pointers
 //! their scans find pass through two short FIFOs, prefetched as they enter (see
-//! [`Runtime::drain`]); neither outlives the drain, so the invariant above holds between
+//! `drain_until`); neither outlives the drain, so the invariant above holds between
 //! drains unchanged. Each `GcWork` counts the bytes it marks and hands the count to the pool
 //! when disposed (Go's `gcWork.bytesMarked`), so markers share no counter per object.
 
@@ -1131,9 +1131,10 @@ impl Runtime {
 /// The `seeded_fraction` stream `--inject rescan-skip` draws from.
 const RESCAN_SKIP_STREAM: u64 = 0x5c1;
 
-/// How many objects each stage of a drain's pipeline holds (see [`Runtime::drain`]): enough
-/// that the scans of the objects ahead of one cover its miss to memory. Garner, Blackburn and
-/// Frampton (ISMM 2007) found 8 to 16 best; `mark/parallel_MB_per_s` measures it here.
+/// How many objects each stage of a drain's pipeline holds (see `drain_until`): enough that the
+/// scans of the objects ahead of one cover its miss to memory. 8, the size of the buffer Go's
+/// marker had before 1.5 ("Previously we put the obj in an 8 element buffer", `greyobject`);
+/// 16 measured no faster here (`mark/parallel_MB_per_s`).
 pub const PREFETCH_AHEAD: usize = 8;
 
 /// A first-in first-out queue of at most [`PREFETCH_AHEAD`] objects, on the stack (a drain of

@@ -18,7 +18,8 @@
 //! Ownership: a [`GcWork`] is owned by exactly one worker (`&mut self` everywhere); the
 //! [`WorkbufPool`] is shared by all workers (`Sync`, used through `&self`). A worker must
 //! [`GcWork::dispose`] its handle before mark termination, or the grey objects in its local
-//! buffer are invisible to everyone else. Used from one thread, everything here is deterministic:
+//! buffer are invisible to everyone else and the bytes it marked (Go's `bytesMarked`, counted
+//! per handle and added to the pool's count at disposal) are missing from the live heap. Used from one thread, everything here is deterministic:
 //! the local buffer and both stacks are LIFO and nothing depends on timing.
 
 use std::fmt;
