@@ -34,7 +34,7 @@ use gc::error::WbShadowCheck;
 use gc::{Deterministic, RuntimeError};
 use serde::{Deserialize, Serialize};
 
-use crate::shard::{self, RunItem};
+use crate::shard::{self, PlanItem, RunItem};
 use crate::suite::{self, Design, Mode, Plan, SuiteArgs, SuiteError, Workload};
 use crate::testbed;
 
@@ -294,17 +294,9 @@ struct FaultCell {
     plan: Plan,
 }
 
-impl RunItem for FaultCell {
-    fn command(&self) -> String {
-        self.plan.command()
-    }
-
-    fn engine(&self) -> Option<&'static str> {
-        RunItem::engine(&self.plan)
-    }
-
-    fn alone(&self) -> bool {
-        false
+impl PlanItem for FaultCell {
+    fn plan(&self) -> &Plan {
+        &self.plan
     }
 }
 

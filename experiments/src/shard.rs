@@ -72,13 +72,26 @@ pub trait RunItem {
     fn alone(&self) -> bool;
 }
 
-impl RunItem for Plan {
+/// A run that is one `testbed` plan, with whatever its experiment keeps beside it: it is
+/// reproduced by its plan's command and scheduled as its plan is (alone when threaded).
+pub trait PlanItem {
+    /// The plan.
+    fn plan(&self) -> &Plan;
+}
+
+impl PlanItem for Plan {
+    fn plan(&self) -> &Plan {
+        self
+    }
+}
+
+impl<T: PlanItem> RunItem for T {
     fn command(&self) -> String {
-        Plan::command(self)
+        self.plan().command()
     }
 
     fn engine(&self) -> Option<&'static str> {
-        Some(if self.threaded() {
+        Some(if self.plan().threaded() {
             "threaded"
         } else {
             "deterministic"
@@ -86,7 +99,7 @@ impl RunItem for Plan {
     }
 
     fn alone(&self) -> bool {
-        self.threaded()
+        self.plan().threaded()
     }
 }
 

@@ -39,7 +39,7 @@ use gc::{RunResult, RuntimeError};
 use serde::{Deserialize, Serialize};
 
 use crate::debug_modes::median;
-use crate::shard::{self, RunItem};
+use crate::shard::{self, PlanItem};
 use crate::suite::{self, Design, Mode, Plan, SuiteArgs, SuiteError, Workload};
 use crate::testbed;
 
@@ -200,32 +200,15 @@ struct CampaignCell {
     plan: Plan,
 }
 
-impl RunItem for TableCell {
-    fn command(&self) -> String {
-        self.plan.command()
-    }
-
-    fn engine(&self) -> Option<&'static str> {
-        RunItem::engine(&self.plan)
-    }
-
-    fn alone(&self) -> bool {
-        self.plan.threaded()
+impl PlanItem for TableCell {
+    fn plan(&self) -> &Plan {
+        &self.plan
     }
 }
 
-impl RunItem for CampaignCell {
-    fn command(&self) -> String {
-        self.plan.command()
-    }
-
-    fn engine(&self) -> Option<&'static str> {
-        RunItem::engine(&self.plan)
-    }
-
-    fn alone(&self) -> bool {
-        // Threaded runs one at a time: each uses the machine's cores.
-        self.plan.threaded()
+impl PlanItem for CampaignCell {
+    fn plan(&self) -> &Plan {
+        &self.plan
     }
 }
 

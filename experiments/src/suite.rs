@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli;
 use crate::registry::ExperimentArgs;
-use crate::shard::{self, RunItem, Session, Shard};
+use crate::shard::{self, PlanItem, Session, Shard};
 use crate::testbed::{self, Report, Resolved, TestbedArgs};
 
 /// How big a sweep is.
@@ -467,17 +467,9 @@ struct PlanRun {
     resolved: Resolved,
 }
 
-impl RunItem for PlanRun {
-    fn command(&self) -> String {
-        self.plan.command()
-    }
-
-    fn engine(&self) -> Option<&'static str> {
-        RunItem::engine(&self.plan)
-    }
-
-    fn alone(&self) -> bool {
-        self.plan.threaded()
+impl PlanItem for PlanRun {
+    fn plan(&self) -> &Plan {
+        &self.plan
     }
 }
 
