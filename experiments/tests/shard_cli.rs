@@ -12,22 +12,10 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-fn bin_path(name: &str) -> &'static str {
-    match name {
-        "rescan_offsets" => env!("CARGO_BIN_EXE_rescan_offsets"),
-        "depth_sweep" => env!("CARGO_BIN_EXE_depth_sweep"),
-        "goroutine_sweep" => env!("CARGO_BIN_EXE_goroutine_sweep"),
-        "barrier_designs" => env!("CARGO_BIN_EXE_barrier_designs"),
-        "scan_stall" => env!("CARGO_BIN_EXE_scan_stall"),
-        "sanitizer_leak" => env!("CARGO_BIN_EXE_sanitizer_leak"),
-        "wbshadow_faults" => env!("CARGO_BIN_EXE_wbshadow_faults"),
-        "soundness" => env!("CARGO_BIN_EXE_soundness"),
-        "profiler_switch" => env!("CARGO_BIN_EXE_profiler_switch"),
-        "trace_overhead" => env!("CARGO_BIN_EXE_trace_overhead"),
-        "merge" => env!("CARGO_BIN_EXE_merge"),
-        other => panic!("no binary {other}"),
-    }
-}
+// Only the binaries' paths and `text`: the rest of the shared module runs `testbed`.
+#[allow(dead_code)]
+mod common;
+use common::{bin_path, text};
 
 /// Every experiment binary.
 const EXPERIMENTS: [&str; 10] = [
@@ -62,10 +50,6 @@ const OFFSETS: [&str; 10] = [
 const LEAK: [&str; 8] = [
     "--quick", "--scale", "0.05", "--cycles", "4", "--seeds", "3", "--quiet",
 ];
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 /// Runs `name` with `args` (and `--out out` when given).
 fn run(name: &str, args: &[&str], out: Option<&Path>) -> Output {

@@ -8,6 +8,10 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+// Only the binaries' paths: the rest of the shared module runs `testbed`.
+#[allow(dead_code)]
+mod common;
+
 /// ARCHITECTURE.md §5's core columns, in order: every run CSV starts with them.
 const CORE_COLUMNS: [&str; 19] = [
     "workload",
@@ -46,20 +50,7 @@ const TINY: [&str; 10] = [
 ];
 
 fn bin(name: &str) -> Command {
-    let path = match name {
-        "rescan_offsets" => env!("CARGO_BIN_EXE_rescan_offsets"),
-        "depth_sweep" => env!("CARGO_BIN_EXE_depth_sweep"),
-        "goroutine_sweep" => env!("CARGO_BIN_EXE_goroutine_sweep"),
-        "barrier_designs" => env!("CARGO_BIN_EXE_barrier_designs"),
-        "scan_stall" => env!("CARGO_BIN_EXE_scan_stall"),
-        "sanitizer_leak" => env!("CARGO_BIN_EXE_sanitizer_leak"),
-        "wbshadow_faults" => env!("CARGO_BIN_EXE_wbshadow_faults"),
-        "soundness" => env!("CARGO_BIN_EXE_soundness"),
-        "paper_tables" => env!("CARGO_BIN_EXE_paper_tables"),
-        "testbed" => env!("CARGO_BIN_EXE_testbed"),
-        other => panic!("no binary {other}"),
-    };
-    Command::new(path)
+    Command::new(common::bin_path(name))
 }
 
 /// The shipped traces.

@@ -38,7 +38,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use gc::heap::Lookup;
 use gc::mark::MarkProgress;
 use gc::sched::P;
-use gc::wbarrier::cost::{StoreBed, StoreValues, bare_runtime, gc_off_config};
+use gc::wbarrier::cost::{StoreBed, StoreValues, bare_runtime, gc_off_config, random_graph};
 use gc::wbarrier::{BarrierDesign, Dijkstra, Hybrid, Yuasa};
 use gc::workbuf::GcWork;
 use gc::{
@@ -334,39 +334,7 @@ impl MarkBed {
     fn with_nodes(nodes: usize) -> MarkBed {
         let mut p = P::new(0);
         let rt = bare_runtime(&Dijkstra, 1, &mut p).unwrap();
-        let objs: Vec<u64> = (0..nodes)
-            .map(|_| {
-                rt.heap
-                    .alloc(&mut p.mcache, NODE, false, |_, _| {})
-                    .unwrap()
-                    .0
-            })
-            .collect();
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        let mut rand = |n: usize| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x % n as u64) as usize
-        };
-        // A random Hamiltonian path through field 0 (so everything is reachable), random edges
-        // in field 1.
-        let mut perm: Vec<usize> = (0..nodes).collect();
-        for i in (1..nodes).rev() {
-            perm.swap(i, rand(i + 1));
-        }
-        let obj = |a: u64| match rt.heap.find_object(a) {
-            Lookup::Object(o) => o,
-            l => panic!("{l:?}"),
-        };
-        for k in 0..nodes {
-            let o = obj(objs[perm[k]]);
-            if k + 1 < nodes {
-                rt.heap.write_word(o, 0, objs[perm[k + 1]]);
-            }
-            rt.heap.write_word(o, 1, objs[rand(nodes)]);
-        }
-        rt.globals.write(0, objs[perm[0]]);
+        random_graph(&rt, &mut p, nodes, 0x2545_f491_4f6c_dd1d).unwrap();
         rt.stop_p(&mut p);
         let mut bed = MarkBed {
             rt,

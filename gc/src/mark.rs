@@ -1203,42 +1203,14 @@ mod tests {
     use super::*;
     use crate::sched::P;
     use crate::wbarrier::Dijkstra;
-    use crate::wbarrier::cost::{NODE, bare_runtime};
+    use crate::wbarrier::cost::{bare_runtime, random_graph};
 
-    /// A runtime whose global 0 roots `n` nodes: a path through field 0 in a shuffled order,
-    /// and field 1 of each pointing at a pseudo-random node; the world is stopped, no cycle yet.
+    /// A runtime whose global 0 roots `n` nodes (`cost::random_graph`); the world is
+    /// stopped, no cycle yet.
     fn graph(n: usize) -> (Runtime, P) {
         let mut p = P::new(0);
         let rt = bare_runtime(&Dijkstra, 1, &mut p).unwrap();
-        let objs: Vec<u64> = (0..n)
-            .map(|_| {
-                rt.heap
-                    .alloc(&mut p.mcache, NODE, false, |_, _| {})
-                    .unwrap()
-                    .0
-            })
-            .collect();
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = |m: usize| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x % m as u64) as usize
-        };
-        let mut order: Vec<usize> = (0..n).collect();
-        for i in (1..n).rev() {
-            order.swap(i, next(i + 1));
-        }
-        for k in 0..n {
-            let Lookup::Object(o) = rt.heap.find_object(objs[order[k]]) else {
-                panic!("allocated")
-            };
-            if k + 1 < n {
-                rt.heap.write_word(o, 0, objs[order[k + 1]]);
-            }
-            rt.heap.write_word(o, 1, objs[next(n)]);
-        }
-        rt.globals.write(0, objs[order[0]]);
+        random_graph(&rt, &mut p, n, 0x9e37_79b9_7f4a_7c15).unwrap();
         rt.stop_p(&mut p);
         (rt, p)
     }

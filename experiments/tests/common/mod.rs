@@ -1,6 +1,6 @@
-//! What the `testbed` command-line tests share: argument lists built from a base, running the
-//! binary (with `STKBAR_DEBUG` under the test's control), and describing a run for assertion
-//! messages.
+//! What the command-line tests share: every binary's path, argument lists built from a base,
+//! running `testbed` (with `STKBAR_DEBUG` under the test's control), and describing a run for
+//! assertion messages.
 
 use std::process::{Command, Output};
 
@@ -26,9 +26,30 @@ pub(crate) fn args_over(
     v
 }
 
+/// The path of the package's binary `name` (Cargo builds every one for the integration tests).
+pub(crate) fn bin_path(name: &str) -> &'static str {
+    match name {
+        "testbed" => env!("CARGO_BIN_EXE_testbed"),
+        "rescan_offsets" => env!("CARGO_BIN_EXE_rescan_offsets"),
+        "depth_sweep" => env!("CARGO_BIN_EXE_depth_sweep"),
+        "goroutine_sweep" => env!("CARGO_BIN_EXE_goroutine_sweep"),
+        "barrier_designs" => env!("CARGO_BIN_EXE_barrier_designs"),
+        "scan_stall" => env!("CARGO_BIN_EXE_scan_stall"),
+        "sanitizer_leak" => env!("CARGO_BIN_EXE_sanitizer_leak"),
+        "wbshadow_faults" => env!("CARGO_BIN_EXE_wbshadow_faults"),
+        "soundness" => env!("CARGO_BIN_EXE_soundness"),
+        "profiler_switch" => env!("CARGO_BIN_EXE_profiler_switch"),
+        "trace_overhead" => env!("CARGO_BIN_EXE_trace_overhead"),
+        "merge" => env!("CARGO_BIN_EXE_merge"),
+        "paper_tables" => env!("CARGO_BIN_EXE_paper_tables"),
+        "plot" => env!("CARGO_BIN_EXE_plot"),
+        other => panic!("no binary {other}"),
+    }
+}
+
 /// Runs `testbed` with `args`, `STKBAR_DEBUG` removed unless `env_debug` sets it.
 pub(crate) fn run_with_env(args: &[String], env_debug: Option<&str>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_testbed"));
+    let mut cmd = Command::new(bin_path("testbed"));
     cmd.args(args).env_remove("STKBAR_DEBUG");
     if let Some(d) = env_debug {
         cmd.env("STKBAR_DEBUG", d);

@@ -25,7 +25,7 @@ use std::time::Instant;
 use stacks::Program;
 
 use crate::RuntimeError;
-use crate::heap::{ObjType, TypeId};
+use crate::heap::{Lookup, ObjType, TypeId};
 use crate::mgc::Phase;
 use crate::runtime::{GcConfig, Runtime, WorkloadImage};
 use crate::sched::P;
@@ -69,6 +69,40 @@ pub fn bare_runtime(
         goroutines: Vec::new(),
     };
     Runtime::new(config, image, std::slice::from_mut(p))
+}
+
+/// Fills `rt` (a [`bare_runtime`] with at least one global) with a heap to mark: `nodes` nodes,
+/// all reachable from global 0 along a path through their field 0 in a shuffled order, and field
+/// 1 of each pointing at a node drawn at random (xorshift from `seed`, so every build of the
+/// same size is the same graph). The mark benches' heap and the drain tests'.
+pub fn random_graph(rt: &Runtime, p: &mut P, nodes: usize, seed: u64) -> Result<(), RuntimeError> {
+    let objs = (0..nodes)
+        .map(|_| Ok(rt.heap.alloc(&mut p.mcache, NODE, false, |_, _| {})?.0))
+        .collect::<Result<Vec<u64>, RuntimeError>>()?;
+    let mut x = seed | 1;
+    let mut below = |n: usize| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % n as u64) as usize
+    };
+    let mut order: Vec<usize> = (0..nodes).collect();
+    for i in (1..nodes).rev() {
+        order.swap(i, below(i + 1));
+    }
+    for k in 0..nodes {
+        let Lookup::Object(o) = rt.heap.find_object(objs[order[k]]) else {
+            unreachable!("just allocated");
+        };
+        if k + 1 < nodes {
+            rt.heap.write_word(o, 0, objs[order[k + 1]]);
+        }
+        rt.heap.write_word(o, 1, objs[below(nodes)]);
+    }
+    if let Some(&first) = order.first() {
+        rt.globals.write(0, objs[first]);
+    }
+    Ok(())
 }
 
 /// What the timed stores write.
