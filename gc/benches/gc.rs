@@ -31,14 +31,15 @@
 //!   (comma-separated), so the same binary can be carried to a larger machine.
 
 use std::hint::black_box;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use gc::heap::Lookup;
 use gc::mark::MarkProgress;
 use gc::sched::P;
-use gc::wbarrier::cost::{StoreBed, StoreValues, bare_runtime, gc_off_config, random_graph};
+use gc::wbarrier::cost::{
+    StoreBed, StoreValues, bare_runtime, gc_off_config, mark_with_workers, random_graph,
+};
 use gc::wbarrier::{BarrierDesign, Dijkstra, Hybrid, Yuasa};
 use gc::workbuf::GcWork;
 use gc::{
@@ -377,34 +378,8 @@ impl MarkBed {
     fn parallel_cycle(&mut self, workers: usize) -> Duration {
         let rt = &self.rt;
         rt.gc_start(&mut self.worker, &mut self.p).unwrap();
-        // Workers still looking for work; one that finds none waits until another publishes a
-        // full buffer, or until none is looking.
-        let active = AtomicUsize::new(workers);
         let t = Instant::now();
-        std::thread::scope(|s| {
-            for _ in 0..workers {
-                s.spawn(|| {
-                    let mut gcw = GcWork::new();
-                    loop {
-                        if rt.mark_work(&mut gcw, 16 << 10, None).unwrap() != MarkProgress::Done {
-                            continue;
-                        }
-                        gcw.dispose(&rt.gc.pool);
-                        active.fetch_sub(1, Ordering::AcqRel);
-                        loop {
-                            if rt.gc.pool.has_full() {
-                                active.fetch_add(1, Ordering::AcqRel);
-                                break;
-                            }
-                            if active.load(Ordering::Acquire) == 0 && !rt.gc.pool.has_full() {
-                                return;
-                            }
-                            std::hint::spin_loop();
-                        }
-                    }
-                });
-            }
-        });
+        mark_with_workers(rt, workers).unwrap();
         let elapsed = t.elapsed();
         rt.stop_p(&mut self.p);
         assert!(rt.mark_complete());

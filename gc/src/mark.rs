@@ -1203,7 +1203,7 @@ mod tests {
     use super::*;
     use crate::sched::P;
     use crate::wbarrier::Dijkstra;
-    use crate::wbarrier::cost::{bare_runtime, random_graph};
+    use crate::wbarrier::cost::{bare_runtime, mark_with_workers, random_graph};
 
     /// A runtime whose global 0 roots `n` nodes (`cost::random_graph`); the world is
     /// stopped, no cycle yet.
@@ -1288,31 +1288,7 @@ mod tests {
         let mut gcw = GcWork::new();
         start(&rt, &mut p, &mut gcw);
         gcw.dispose(&rt.gc.pool);
-        // Each drains until it finds nothing, then waits for a full buffer or for the other to
-        // find nothing too (the benches' protocol).
-        let looking = AtomicUsize::new(2);
-        std::thread::scope(|s| {
-            for _ in 0..2 {
-                s.spawn(|| {
-                    let mut w = GcWork::new();
-                    loop {
-                        while rt.drain(&mut w, 1 << 14).unwrap() > 0 {}
-                        w.dispose(&rt.gc.pool);
-                        looking.fetch_sub(1, Ordering::AcqRel);
-                        loop {
-                            if rt.gc.pool.has_full() {
-                                looking.fetch_add(1, Ordering::AcqRel);
-                                break;
-                            }
-                            if looking.load(Ordering::Acquire) == 0 && !rt.gc.pool.has_full() {
-                                return;
-                            }
-                            std::thread::yield_now();
-                        }
-                    }
-                });
-            }
-        });
+        mark_with_workers(&rt, 2).unwrap();
         assert_eq!(finish(&rt, &mut p, &mut gcw), 20_000 * 32);
     }
 }

@@ -20,12 +20,14 @@
 //! this probe where a binary needs the number at run time.
 
 use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use stacks::Program;
 
 use crate::RuntimeError;
 use crate::heap::{Lookup, ObjType, TypeId};
+use crate::mark::MarkProgress;
 use crate::mgc::Phase;
 use crate::runtime::{GcConfig, Runtime, WorkloadImage};
 use crate::sched::P;
@@ -103,6 +105,44 @@ pub fn random_graph(rt: &Runtime, p: &mut P, nodes: usize, seed: u64) -> Result<
         rt.globals.write(0, objs[first]);
     }
     Ok(())
+}
+
+/// Marks `rt`'s cycle on `workers` threads, each with its own `GcWork` taking root jobs and
+/// draining in 16 KiB steps (`Runtime::mark_work`), until every worker has found nothing and no
+/// full buffer is left: a worker that finds nothing disposes its buffer and waits until another
+/// publishes a full one, or until none is looking. The parallel mark bench's workers, and the
+/// tests'.
+pub fn mark_with_workers(rt: &Runtime, workers: usize) -> Result<(), RuntimeError> {
+    let looking = AtomicUsize::new(workers);
+    std::thread::scope(|s| {
+        let threads: Vec<_> = (0..workers)
+            .map(|_| {
+                s.spawn(|| -> Result<(), RuntimeError> {
+                    let mut gcw = GcWork::new();
+                    loop {
+                        if rt.mark_work(&mut gcw, 16 << 10, None)? != MarkProgress::Done {
+                            continue;
+                        }
+                        gcw.dispose(&rt.gc.pool);
+                        looking.fetch_sub(1, Ordering::AcqRel);
+                        loop {
+                            if rt.gc.pool.has_full() {
+                                looking.fetch_add(1, Ordering::AcqRel);
+                                break;
+                            }
+                            if looking.load(Ordering::Acquire) == 0 && !rt.gc.pool.has_full() {
+                                return Ok(());
+                            }
+                            std::hint::spin_loop();
+                        }
+                    }
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .try_for_each(|t| t.join().expect("a mark worker panicked"))
+    })
 }
 
 /// What the timed stores write.
