@@ -149,6 +149,23 @@ impl Bits {
             w.store(0, Ordering::Relaxed);
         }
     }
+    /// The first clear bit at or after `from` (Go's `nextFreeIndex`), a word at a time.
+    #[inline]
+    fn first_zero_from(&self, from: usize) -> Option<usize> {
+        let mut i = from / 64;
+        // Bits below `from` in its word count as set.
+        let mut below = (1u64 << (from % 64)) - 1;
+        while i < self.words.len() {
+            let free = !(self.words[i].load(Ordering::Relaxed) | below);
+            if free != 0 {
+                let bit = i * 64 + free.trailing_zeros() as usize;
+                return (bit < self.len).then_some(bit);
+            }
+            below = 0;
+            i += 1;
+        }
+        None
+    }
     /// The bits, for searching and counting.
     fn view(&self) -> &BitSlice<AtomicU64, Lsb0> {
         &BitSlice::from_slice(&self.words)[..self.len]
@@ -535,7 +552,7 @@ impl Heap {
         loop {
             if let Some((span, cursor)) = mcache.current[class as usize] {
                 let s = &self.spans[span as usize];
-                if let Some(i) = s.alloc.view()[cursor..].first_zero().map(|i| i + cursor) {
+                if let Some(i) = s.alloc.first_zero_from(cursor) {
                     mcache.current[class as usize] = Some((span, i + 1));
                     return Ok((span, i));
                 }
@@ -1032,6 +1049,24 @@ mod tests {
         assert_eq!(h.find_object(DATA_BASE.0), Lookup::NotHeap);
         let big = h.alloc(&mut mc, TypeId(1), false, |_, _| {}).unwrap();
         assert!(matches!(h.find_object(big.0 + 39_992), Lookup::Object(o) if o.base == big));
+    }
+
+    #[test]
+    fn first_zero_from_agrees_with_a_bit_by_bit_search() {
+        let mut x = 0x1234_5678_9abc_def1u64;
+        for len in [1, 63, 64, 65, 128, 200, 256] {
+            let bits = Bits::new(len);
+            for i in 0..len {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                bits.set(i, !x.is_multiple_of(4));
+            }
+            for from in 0..=len {
+                let want = (from..len).find(|&i| !bits.get(i));
+                assert_eq!(bits.first_zero_from(from), want, "len {len} from {from}");
+            }
+        }
     }
 
     #[test]
