@@ -21,7 +21,7 @@ use crate::debug::seeded_fraction;
 use crate::error::{RuntimeError, stack_place};
 use crate::heap::{Lookup, lock};
 use crate::mgc::Phase;
-use crate::mutator::{Ctx, Modulus, Op};
+use crate::mutator::{Ctx, Op};
 use crate::profile::{BarrierSignals, Curg, G0Entry, Where};
 use crate::runtime::{Runtime, Step};
 use crate::sched::{FrameMemo, GIndex, GState, P, status};
@@ -229,15 +229,15 @@ impl Runtime {
         }
         let FrameMemo {
             words,
-            slots,
-            slot_count,
+            func,
+            has_slots,
             ..
         } = st.frame_memo;
         Ok(Locals {
             sp,
             words: st.gs.stack().word_slice(words.0..words.1),
-            slots: &self.ptr_slot_words[slots.0 as usize..slots.1 as usize],
-            slot_count,
+            operands: &self.operand_words[func as usize],
+            has_slots,
         })
     }
 
@@ -256,8 +256,8 @@ impl Runtime {
             FrameMemo {
                 key,
                 words: (first, first + words.len()),
-                slots: self.ptr_slot_range[f.0 as usize],
-                slot_count: self.ptr_slot_count[f.0 as usize],
+                func: f.0,
+                has_slots: !self.ptr_slots(f).is_empty(),
             }
         };
         Ok(())
@@ -660,23 +660,24 @@ impl Runtime {
 struct Locals<'s> {
     sp: Addr,
     words: &'s [AtomicU64],
-    slots: &'s [u32],
-    /// `slots.len()`, which slot operands are taken modulo.
-    slot_count: Modulus,
+    /// The word each slot operand names (`Runtime::operand_words`).
+    operands: &'s [u32; 256],
+    /// Whether the frame has pointer slots (else no operand names one).
+    has_slots: bool,
 }
 
 impl Locals<'_> {
     /// The word index of slot `k`.
     #[inline]
     fn word(&self, k: u8) -> Option<usize> {
-        let count = self.slot_count;
-        (count.n() != 0).then(|| self.slots[count.rem(u32::from(k)) as usize] as usize)
+        self.has_slots
+            .then(|| self.operands[usize::from(k)] as usize)
     }
 
     /// Whether the frame has pointer slots (then every slot number names one).
     #[inline]
     fn has_slots(&self) -> bool {
-        !self.slots.is_empty()
+        self.has_slots
     }
 
     /// Slot `k`'s address and value.

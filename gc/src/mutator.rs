@@ -25,10 +25,11 @@ use crate::heap::TypeId;
 /// The random generator of goroutines and engines.
 pub type Rng = Xoshiro256PlusPlus;
 
-/// A count `n` that operands are taken modulo (a frame's pointer slots, an object's pointer
-/// fields), with its reciprocal precomputed: `rem` is two multiplications, not a division
-/// (Lemire, Kaser and Kurz, "Faster remainder by direct computation", 2019; exact for every
-/// 32-bit operand). A division's latency was a third of the interpreter's time on a field load.
+/// A count `n` that operands are taken modulo (an object's pointer fields; a frame's slot
+/// operands are resolved ahead, `Runtime::operand_words`), with its reciprocal precomputed:
+/// `rem` is two multiplications, not a division (Lemire, Kaser and Kurz, "Faster remainder by
+/// direct computation", 2019; exact for every 32-bit operand). A division's latency was a third
+/// of the interpreter's time on a field load.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Modulus {
     n: u32,

@@ -20,7 +20,7 @@ use crate::debug::{DebugKnobs, FaultLog, Inject};
 use crate::error::RuntimeError;
 use crate::heap::{Globals, Heap, ObjType, lock};
 use crate::mgc::GcState;
-use crate::mutator::{Behaviour, Modulus};
+use crate::mutator::Behaviour;
 use crate::proc::PFlags;
 use crate::profile::ProfileConfig;
 use crate::sanitizer::Sanitizer;
@@ -265,8 +265,10 @@ pub struct Runtime {
     /// `ptr_slot_words[ptr_slot_range[f]]`.
     pub(crate) ptr_slot_words: Box<[u32]>,
     pub(crate) ptr_slot_range: Box<[(u32, u32)]>,
-    /// The number of each function's pointer slots, which slot operands are taken modulo.
-    pub(crate) ptr_slot_count: Box<[Modulus]>,
+    /// Per function, the word index that each slot operand `k` (0–255) names: its pointer slot
+    /// `k mod n`, resolved once here so the interpreter's operand is one load (0 where the
+    /// function has no pointer slots).
+    pub(crate) operand_words: Box<[[u32; 256]]>,
     pub(crate) stackpool: Mutex<StackPool>,
     pub(crate) allg: boxcar::Vec<G>,
     pub(crate) gfree: Mutex<Vec<GIndex>>,
@@ -319,13 +321,19 @@ impl Runtime {
     ) -> Result<Runtime, RuntimeError> {
         let mut ptr_slot_words = Vec::new();
         let mut ptr_slot_range = Vec::new();
-        let mut ptr_slot_count = Vec::new();
+        let mut operand_words = Vec::new();
         for f in image.program.funcs() {
-            let start = ptr_slot_words.len() as u32;
+            let start = ptr_slot_words.len();
             ptr_slot_words.extend(f.ptr_map.iter_ones().map(|w| w as u32));
-            let end = ptr_slot_words.len() as u32;
-            ptr_slot_range.push((start, end));
-            ptr_slot_count.push(Modulus::new(end - start));
+            let slots = &ptr_slot_words[start..];
+            ptr_slot_range.push((start as u32, ptr_slot_words.len() as u32));
+            operand_words.push(std::array::from_fn(|k| {
+                if slots.is_empty() {
+                    0
+                } else {
+                    slots[k % slots.len()]
+                }
+            }));
         }
         let design = config.design;
         let wbshadow = config.debug.wbshadow > 0;
@@ -336,7 +344,7 @@ impl Runtime {
             gc: GcState::new(&config),
             ptr_slot_words: ptr_slot_words.into(),
             ptr_slot_range: ptr_slot_range.into(),
-            ptr_slot_count: ptr_slot_count.into(),
+            operand_words: operand_words.into(),
             stackpool: Mutex::new({
                 let mut pool =
                     StackPool::with_max_stack_size(config.stack_barriers, config.max_stack_size);
@@ -494,5 +502,13 @@ mod tests {
         let rt = Runtime::new(GcConfig::default(), image, &mut ps).unwrap();
         let got: Vec<usize> = rt.ptr_slots(f).iter().map(|&w| w as usize).collect();
         assert_eq!(got, words);
+        // Slot operand k names pointer slot k mod 3.
+        for k in 0..256 {
+            assert_eq!(
+                rt.operand_words[f.0 as usize][k] as usize,
+                words[k % 3],
+                "operand {k}"
+            );
+        }
     }
 }

@@ -30,7 +30,7 @@ use stacks::GStack;
 
 use crate::heap::MCache;
 use crate::mmu::GcTimeline;
-use crate::mutator::{Behaviour, Modulus, Rng};
+use crate::mutator::{Behaviour, Rng};
 use crate::profile::MProf;
 use crate::sanitizer::ProcCtx;
 #[cfg(feature = "loom")]
@@ -268,26 +268,16 @@ pub struct GState {
 /// any call, return, unwind or stack move changes one of them and the interpreter resolves the
 /// frame again. It saves a `findframe` and the frame's bounds checks on every operation that
 /// touches a local (most of them).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct FrameMemo {
     /// The key: PC, SP and the stack's `lo` and `hi` (0 in the empty memo, never a running PC).
     pub(crate) key: [u64; 4],
     /// The frame's locals, as word indices of the stack.
     pub(crate) words: (usize, usize),
-    /// Its pointer slots, as indices of `Runtime::ptr_slot_words`, and their number.
-    pub(crate) slots: (u32, u32),
-    pub(crate) slot_count: Modulus,
-}
-
-impl Default for FrameMemo {
-    fn default() -> Self {
-        FrameMemo {
-            key: [0; 4],
-            words: (0, 0),
-            slots: (0, 0),
-            slot_count: Modulus::new(0),
-        }
-    }
+    /// Its function, whose slot operands `Runtime::operand_words` resolves.
+    pub(crate) func: u32,
+    /// Whether the function has pointer slots (else no slot operand names anything).
+    pub(crate) has_slots: bool,
 }
 
 /// Mutator counters of one P, folded into the cycle's stats at each stop-the-world.
