@@ -42,8 +42,6 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use bitvec::prelude::*;
 use stacks::{Addr, WORD};
 
-use crate::mutator::Modulus;
-
 /// Base of the simulated heap.
 pub const HEAP_BASE: Addr = Addr(0xc0_0000_0000);
 /// Bytes in a heap page.
@@ -78,8 +76,9 @@ pub struct ObjType {
     pub ptr_map: BitVec<u64, Lsb0>,
     /// Word indices of the pointer fields, in order (derived from `ptr_map`).
     pub ptr_fields: Box<[u32]>,
-    /// Their number, which field operands are taken modulo.
-    pub ptr_field_count: Modulus,
+    /// The word each field operand `k` (0–255) names: pointer field `k mod n`, resolved once
+    /// here so the interpreter's operand is one load (empty when the type has no pointer field).
+    pub operand_fields: Box<[u32]>,
 }
 
 impl ObjType {
@@ -95,7 +94,11 @@ impl ObjType {
             name: name.into(),
             size: words * WORD,
             ptr_map,
-            ptr_field_count: Modulus::new(ptr_fields.len() as u32),
+            operand_fields: if ptr_fields.is_empty() {
+                Box::default()
+            } else {
+                (0..256).map(|k| ptr_fields[k % ptr_fields.len()]).collect()
+            },
             ptr_fields,
         }
     }
@@ -1049,6 +1052,16 @@ mod tests {
         assert_eq!(h.find_object(DATA_BASE.0), Lookup::NotHeap);
         let big = h.alloc(&mut mc, TypeId(1), false, |_, _| {}).unwrap();
         assert!(matches!(h.find_object(big.0 + 39_992), Lookup::Object(o) if o.base == big));
+    }
+
+    #[test]
+    fn field_operand_k_names_pointer_field_k_mod_n() {
+        let t = ObjType::new("t", 8, &[0, 2, 5]);
+        assert_eq!(&*t.ptr_fields, &[0, 2, 5]);
+        for k in 0..256 {
+            assert_eq!(t.operand_fields[k], [0, 2, 5][k % 3], "operand {k}");
+        }
+        assert!(ObjType::new("scalars", 4, &[]).operand_fields.is_empty());
     }
 
     #[test]

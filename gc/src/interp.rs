@@ -313,13 +313,9 @@ impl Runtime {
             return Ok(None);
         };
         let t = self.heap.type_of(self.heap.object_type(o));
-        let count = t.ptr_field_count;
-        Ok((count.n() != 0).then(|| {
-            (
-                o,
-                t.ptr_fields[count.rem(u32::from(field)) as usize] as usize,
-            )
-        }))
+        Ok(t.operand_fields
+            .get(usize::from(field))
+            .map(|&w| (o, w as usize)))
     }
 
     /// Executes one operation.

@@ -25,45 +25,6 @@ use crate::heap::TypeId;
 /// The random generator of goroutines and engines.
 pub type Rng = Xoshiro256PlusPlus;
 
-/// A count `n` that operands are taken modulo (an object's pointer fields; a frame's slot
-/// operands are resolved ahead, `Runtime::operand_words`), with its reciprocal precomputed:
-/// `rem` is two multiplications, not a division (Lemire, Kaser and Kurz, "Faster remainder by
-/// direct computation", 2019; exact for every 32-bit operand). A division's latency was a third
-/// of the interpreter's time on a field load.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Modulus {
-    n: u32,
-    /// `⌈2^64 / n⌉` modulo 2^64 (0 for n = 1, which makes every remainder 0, as it must be).
-    m: u64,
-}
-
-impl Modulus {
-    /// Remainders modulo `n` (`n = 0`: nothing to index; [`Modulus::rem`] must not be called).
-    pub const fn new(n: u32) -> Modulus {
-        Modulus {
-            n,
-            m: if n == 0 {
-                0
-            } else {
-                (u64::MAX / n as u64).wrapping_add(1)
-            },
-        }
-    }
-
-    /// `n`.
-    #[inline]
-    pub const fn n(self) -> u32 {
-        self.n
-    }
-
-    /// `a mod n`.
-    #[inline]
-    pub const fn rem(self, a: u32) -> u32 {
-        let low = self.m.wrapping_mul(a as u64);
-        ((low as u128 * self.n as u128) >> 64) as u32
-    }
-}
-
 /// One mutator operation. Slot operands are indices among the running frame's pointer slots, field
 /// operands indices among an object's pointer fields, both taken modulo their count.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -206,25 +167,5 @@ pub trait Behaviour: Send + fmt::Debug {
     fn spawn(&mut self, rng: &mut Rng) -> Option<Box<dyn Behaviour>> {
         let _ = rng;
         None
-    }
-}
-
-#[cfg(test)]
-mod modulus_tests {
-    use super::Modulus;
-
-    #[test]
-    fn rem_is_the_remainder_for_every_small_count_and_operand() {
-        for n in 1..=600u32 {
-            let m = Modulus::new(n);
-            for a in (0..=1_000u32).chain([u32::MAX, u32::MAX - 1, 1 << 31, 123_456_789]) {
-                assert_eq!(m.rem(a), a % n, "{a} mod {n}");
-            }
-        }
-        for n in [u32::MAX, u32::MAX - 1, 1 << 31, 65_537] {
-            for a in [0, 1, n - 1, n.wrapping_add(1), u32::MAX] {
-                assert_eq!(Modulus::new(n).rem(a), a % n, "{a} mod {n}");
-            }
-        }
     }
 }
