@@ -746,7 +746,7 @@ impl Runtime {
                 })?;
             }
         }
-        Ok(self.heap.span(o).elem_size() as u64)
+        Ok(o.size())
     }
 
     /// One thread's share of mark termination's parallel work (Go's `gcDrain(gcDrainBlock)` in
