@@ -24,7 +24,7 @@ use crate::mgc::Phase;
 use crate::mutator::{Ctx, Op};
 use crate::profile::{BarrierSignals, Curg, G0Entry, Where};
 use crate::runtime::{Runtime, Step};
-use crate::sched::{FrameMemo, GIndex, GState, P, status};
+use crate::sched::{FRAME_MEMOS, FrameMemo, GIndex, GState, P, status};
 use crate::trace::TraceEv;
 use crate::wbarrier::Slot;
 
@@ -216,23 +216,24 @@ impl Runtime {
     }
 
     /// The running frame's pointer slots: one frame lookup per operation, however many slots it
-    /// reads and writes, and none while the frame is the one the goroutine's [`FrameMemo`]
-    /// remembers. A goroutine with no frames has none. (Always inlined: left to itself the
+    /// reads and writes, and none while the goroutine's [`FrameMemo`] for its call depth covers
+    /// the frame. A goroutine with no frames has none. (Always inlined: left to itself the
     /// compiler calls it, which halved the interpreter's speed on field operations.)
     #[inline(always)]
     fn locals<'s>(&'s self, st: &'s mut GState) -> Result<Locals<'s>, RuntimeError> {
         let sp = st.gs.sp();
         let stack = st.gs.stack();
-        let key = [st.gs.pc().0, sp.0, stack.lo().0, stack.hi().0];
-        if st.frame_memo.key != key {
-            self.resolve_frame(st, key)?;
+        let (pc, lo, hi) = (st.gs.pc().0, stack.lo().0, stack.hi().0);
+        let at = st.depth % FRAME_MEMOS;
+        if !st.frame_memos[at].covers(pc, sp.0, lo, hi) {
+            self.resolve_frame(st, at)?;
         }
         let FrameMemo {
             words,
             func,
             has_slots,
             ..
-        } = st.frame_memo;
+        } = st.frame_memos[at];
         Ok(Locals {
             sp,
             words: st.gs.stack().word_slice(words.0..words.1),
@@ -241,20 +242,30 @@ impl Runtime {
         })
     }
 
-    /// Resolves the running frame of `st` into its [`FrameMemo`], under `key` (out of line: the
-    /// interpreter's common path is the memo's).
+    /// Resolves the running frame of `st` into its [`FrameMemo`] at index `at` (out of line:
+    /// the interpreter's common path is the memo's). An empty stack's memo covers its one PC.
     #[inline(never)]
-    fn resolve_frame(&self, st: &mut GState, key: [u64; 4]) -> Result<(), RuntimeError> {
-        st.frame_memo = if st.gs.is_empty() {
+    fn resolve_frame(&self, st: &mut GState, at: usize) -> Result<(), RuntimeError> {
+        let stack = st.gs.stack();
+        let (sp, lo, hi) = (st.gs.sp().0, stack.lo().0, stack.hi().0);
+        let first = st.gs.sp().offset_from(stack.lo()) / WORD;
+        st.frame_memos[at] = if st.gs.is_empty() {
+            let pc = st.gs.pc().0;
             FrameMemo {
-                key,
+                pcs: (pc, pc + 1),
+                sp,
+                lo,
+                hi,
                 ..FrameMemo::default()
             }
         } else {
-            let first = st.gs.sp().offset_from(st.gs.stack().lo()) / WORD;
             let (f, words) = st.gs.running_locals_mut(&self.prog)?;
+            let func = self.prog.func(f);
             FrameMemo {
-                key,
+                pcs: (func.entry.0, func.entry.0 + func.len),
+                sp,
+                lo,
+                hi,
                 words: (first, first + words.len()),
                 func: f.0,
                 has_slots: !self.ptr_slots(f).is_empty(),

@@ -131,7 +131,7 @@ impl Runtime {
             assist_cycle: 0,
             true_frames: Vec::new(),
             shadow: None,
-            frame_memo: Default::default(),
+            frame_memos: Default::default(),
         });
         self.live_gs.fetch_add(1, Ordering::Relaxed);
         p.counters.spawned += 1;
