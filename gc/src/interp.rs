@@ -308,8 +308,9 @@ impl Runtime {
 
     /// The heap object slot `obj` of the running frame points to, and the word index of its
     /// pointer field `field` (modulo their number): `None` for a nil or non-heap value or a type
-    /// with no pointer fields; an error for a dangling heap pointer.
-    #[inline]
+    /// with no pointer fields; an error for a dangling heap pointer. (Always inlined: called, it
+    /// returns its answer through memory, a sixth of a field load's instructions.)
+    #[inline(always)]
     fn pointer_field(
         &self,
         goid: u64,
