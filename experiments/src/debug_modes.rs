@@ -304,12 +304,7 @@ impl PlanItem for FaultCell {
 /// checker stopped it.
 fn fault_run(plan: &Plan) -> Result<FaultOutcome, SuiteError> {
     let r = suite::resolve(plan)?;
-    let failed = |e: RuntimeError| {
-        SuiteError::Failed(format!(
-            "wbshadow_faults: run `{}` failed: {e}",
-            plan.command()
-        ))
-    };
+    let failed = |e: RuntimeError| SuiteError::Failed(suite::run_failed(e, &plan.command()));
     let mut engine =
         Deterministic::new(r.config.clone(), r.workload.build(&r.params)).map_err(failed)?;
     let result = engine.run(r.cycles, r.max_ops);
@@ -502,7 +497,7 @@ pub fn wbshadow_faults(args: &SuiteArgs) -> Result<String, SuiteError> {
         .sum();
     if missed > 0 {
         return Err(SuiteError::Violation(format!(
-            "{name}: wbshadow=2 with checkmark missed {missed} run(s) that lost an object (ARCHITECTURE.md §6 asks 100 %); see {}",
+            "wbshadow=2 with checkmark missed {missed} run(s) that lost an object (ARCHITECTURE.md §6 asks 100 %); see {}",
             args.out.join(format!("{name}_runs.csv")).display()
         )));
     }
@@ -530,6 +525,15 @@ impl RunItem for OverheadSeed {
 
     fn alone(&self) -> bool {
         true
+    }
+
+    fn peak_bytes(&self) -> u64 {
+        // One plan after another: the largest.
+        self.plans
+            .iter()
+            .map(|(_, p)| p.peak_bytes())
+            .max()
+            .unwrap_or(0)
     }
 }
 
@@ -568,12 +572,8 @@ fn overhead_run(s: &OverheadSeed) -> Result<Vec<OverheadRun>, SuiteError> {
         .iter()
         .map(|(_, plan)| {
             let r = suite::resolve(plan)?;
-            let (report, wall) = testbed::run_timed(&r).map_err(|e| {
-                SuiteError::Failed(format!(
-                    "wbshadow_faults: run `{}` failed: {e}",
-                    plan.command()
-                ))
-            })?;
+            let (report, wall) = testbed::run_timed(&r)
+                .map_err(|e| SuiteError::Failed(suite::run_failed(e, &plan.command())))?;
             Ok(OverheadRun {
                 wall,
                 mutator_ops: report.totals.mutator_ops,

@@ -11,10 +11,13 @@
 //! * [`profiler_switch`] — the sampling profiler across goroutine switches and barrier operations (seed 003);
 //! * [`trace_export`] — the runtime's trace as Chrome trace-event JSON (Perfetto), written atomically;
 //! * [`trace_overhead`] — what tracing costs: each workload and engine with tracing off and on;
-//! * [`cli`] — one-line errors with exit code 2, atomic result files.
+//! * [`cli`] — the binaries' edges: one-line errors with exit code 2, output checked before the
+//!   work, atomic result files, stdout and stderr that never panic;
+//! * [`limits`] — the bounds on every flag that sizes work or memory, each with its reason.
 
 pub mod cli;
 pub mod debug_modes;
+pub mod limits;
 pub mod paper;
 pub mod plot;
 pub mod profiler_switch;

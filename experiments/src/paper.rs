@@ -1456,6 +1456,11 @@ fn markers(name: &str) -> (String, String) {
     )
 }
 
+/// Whether `paper` has the start marker of table `name` (where [`refresh`] places it).
+pub fn has_markers(paper: &str, name: &str) -> bool {
+    paper.contains(&markers(name).0)
+}
+
 /// `paper` with every table of `tables` placed between its markers. Returns the new text and the
 /// names of the paper's sections no table refreshed.
 pub fn refresh(paper: &str, tables: &[Table]) -> Result<(String, Vec<String>), PaperError> {

@@ -209,6 +209,10 @@ impl RunItem for Cell {
     fn alone(&self) -> bool {
         self.engine == Engine::Threaded
     }
+
+    fn peak_bytes(&self) -> u64 {
+        crate::testbed::estimate_peak_bytes(&self.resolved)
+    }
 }
 
 /// One run to make.
@@ -634,10 +638,10 @@ fn cell(
 fn run_cell(c: &Cell, time_cap: Duration) -> Result<Outcome, SuiteError> {
     let failed = |e: RuntimeError| {
         let msg = format!(
-            "run `{}` ({} rules, {} engine) failed: {e}",
-            c.plan.command(),
+            "{e} ({} rules, {} engine; run: {})",
             c.rules,
-            c.engine.name()
+            c.engine.name(),
+            c.plan.command()
         );
         if e.is_checker_violation() {
             SuiteError::Violation(msg)

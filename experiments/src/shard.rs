@@ -70,6 +70,10 @@ pub trait RunItem {
     /// Whether the run must have the machine to itself (the threaded engine, which uses every
     /// CPU; a timing): such runs go one at a time, after the others.
     fn alone(&self) -> bool;
+
+    /// An upper estimate of the memory the run holds at its peak (see
+    /// `testbed::estimate_peak_bytes`), which the memory check adds up before a list runs.
+    fn peak_bytes(&self) -> u64;
 }
 
 /// A run that is one `testbed` plan, with whatever its experiment keeps beside it: it is
@@ -100,6 +104,10 @@ impl<T: PlanItem> RunItem for T {
 
     fn alone(&self) -> bool {
         self.plan().threaded()
+    }
+
+    fn peak_bytes(&self) -> u64 {
+        suite::plan_peak_bytes(self.plan())
     }
 }
 
@@ -293,7 +301,7 @@ where
         match &st.experiment {
             Some(first) if first != name => {
                 return Err(SuiteError::Failed(format!(
-                    "{name}: run lists of two experiments ({first}, {name}) in one invocation"
+                    "run lists of two experiments ({first}, {name}) in one invocation"
                 )));
             }
             _ => st.experiment = Some(name.to_owned()),
@@ -306,8 +314,13 @@ where
     let done = if merged {
         take_merged(session, name, call, &commands)
     } else if args.plan {
-        print_plan(name, call, runs, &commands, args.shard);
-        Err(SuiteError::Partial)
+        match print_plan(name, call, runs, &commands, args.shard) {
+            // A closed stdout (`--plan | head`) ends the listing quietly.
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                Err(SuiteError::Failed(format!("cannot write to stdout: {e}")))
+            }
+            _ => Err(SuiteError::Partial),
+        }
     } else if let Some(shard) = args.shard {
         let selected: Vec<usize> = (0..runs.len()).filter(|&i| shard.owns(i)).collect();
         execute(name, args, runs, &selected, &run).and_then(|outputs| {
@@ -352,9 +365,8 @@ where
     };
     let (alone, shared): (Vec<usize>, Vec<usize>) =
         selected.iter().partition(|&&i| runs[i].alone());
-    let pool = args
-        .job_pool()
-        .map_err(|e| SuiteError::Failed(format!("{name}: {e}")))?;
+    check_memory(runs, &alone, &shared, args.jobs())?;
+    let pool = args.job_pool().map_err(SuiteError::Failed)?;
     let mut outputs: Vec<(usize, O)> =
         pool.install(|| shared.par_iter().map(run_one).collect::<Result<_, _>>())?;
     for i in &alone {
@@ -363,6 +375,41 @@ where
     bar.finish_and_clear();
     outputs.sort_by_key(|&(i, _)| i);
     Ok(outputs)
+}
+
+/// Refuses to start when the runs held at once would not fit in memory: the `jobs` largest of
+/// the `shared` runs (which run in parallel), or the largest `alone` run (see
+/// [`crate::limits`]). The message names the largest run's command.
+fn check_memory<T: RunItem>(
+    runs: &[T],
+    alone: &[usize],
+    shared: &[usize],
+    jobs: usize,
+) -> Result<(), SuiteError> {
+    let physical = crate::limits::physical_memory();
+    if physical.is_none() {
+        return Ok(());
+    }
+    let peak = |&i: &usize| (runs[i].peak_bytes(), i);
+    let mut shared: Vec<(u64, usize)> = shared.iter().map(peak).collect();
+    shared.sort_unstable_by(|a, b| b.cmp(a));
+    let together = shared.len().min(jobs);
+    let bytes: u64 = shared.iter().take(together).map(|&(b, _)| b).sum();
+    let largest_alone = alone.iter().map(peak).max();
+    let refuse = |e: String, i: usize| {
+        SuiteError::BadInput(format!("{e} (largest run: {})", runs[i].command()))
+    };
+    let remedy = "a smaller --scale or fewer --jobs fit";
+    if let Some(&(_, largest)) = shared.first() {
+        let what = format!("{together} runs in parallel (--jobs {jobs})");
+        crate::limits::check_memory(bytes, physical, what, remedy)
+            .map_err(|e| refuse(e, largest))?;
+    }
+    if let Some((bytes, i)) = largest_alone {
+        crate::limits::check_memory(bytes, physical, "a run alone", remedy)
+            .map_err(|e| refuse(e, i))?;
+    }
+    Ok(())
 }
 
 /// `o` as JSON, checked to read back: a figure JSON cannot hold (NaN, infinity) is an error here,
@@ -375,7 +422,7 @@ fn to_json<O: Serialize + DeserializeOwned>(
 ) -> Result<ShardOutput, SuiteError> {
     let fail = |e: serde_json::Error| {
         SuiteError::Failed(format!(
-            "{name}: call {call} run {index}: its output cannot be kept in a shard file ({e}; a NaN or infinite figure?)"
+            "call {call} run {index} of {name}: its output cannot be kept in a shard file ({e}; a NaN or infinite figure?)"
         ))
     };
     let output = serde_json::to_value(o).map_err(fail)?;
@@ -383,15 +430,15 @@ fn to_json<O: Serialize + DeserializeOwned>(
     Ok(ShardOutput { index, output })
 }
 
-/// Prints call `call`'s runs as [`PlanLine`]s (with `shard`, only its runs). A closed stdout
-/// (`--plan | head`) ends the listing quietly.
+/// Prints call `call`'s runs as [`PlanLine`]s (with `shard`, only its runs); stops at the first
+/// write error.
 fn print_plan<T: RunItem>(
     name: &str,
     call: usize,
     runs: &[T],
     commands: &[String],
     shard: Option<Shard>,
-) {
+) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     for (index, (r, command)) in runs.iter().zip(commands).enumerate() {
         if shard.is_some_and(|s| !s.owns(index)) {
@@ -409,10 +456,9 @@ fn print_plan<T: RunItem>(
         let Ok(json) = serde_json::to_string(&line) else {
             continue;
         };
-        if writeln!(out, "{json}").is_err() {
-            return;
-        }
+        writeln!(out, "{json}")?;
     }
+    out.flush()
 }
 
 /// Call `call`'s outputs from the merged shards, once its commands are checked against
@@ -427,8 +473,8 @@ fn take_merged<O: DeserializeOwned>(
     let set = st
         .merge
         .as_mut()
-        .ok_or_else(|| SuiteError::Failed(format!("{name}: no shards to merge")))?;
-    let bad = |msg: String| SuiteError::BadInput(format!("{name}: {msg}"));
+        .ok_or_else(|| SuiteError::Failed(format!("no shards of {name} to merge")))?;
+    let bad = |msg: String| SuiteError::BadInput(format!("{msg} (shards of {name})"));
     let Some(merged) = set.calls.get_mut(call) else {
         return Err(bad(format!(
             "the shards hold {} run list(s) but these flags make more (shards of another build?)",
@@ -472,9 +518,9 @@ pub fn finish(
     let partial = args.plan || args.shard.is_some();
     match result {
         Ok(summary) if !partial => Ok(summary),
-        Ok(_) => Err(SuiteError::Failed(format!(
-            "{name}: finished without a run list, so --plan and --shard do not apply"
-        ))),
+        Ok(_) => Err(SuiteError::Failed(
+            "the experiment finished without a run list, so --plan and --shard do not apply".into(),
+        )),
         Err(SuiteError::Partial) => {
             if let Some(e) = args.session.error() {
                 return Err(e);
@@ -492,9 +538,7 @@ pub fn finish(
 fn write_shard(name: &str, args: &SuiteArgs, shard: Shard) -> Result<String, SuiteError> {
     let st = args.session.state();
     let argv = st.argv.as_deref().ok_or_else(|| {
-        SuiteError::BadInput(format!(
-            "{name}: --shard records the command line, which must be UTF-8"
-        ))
+        SuiteError::BadInput("--shard records the command line, which must be UTF-8".into())
     })?;
     let file = ShardFile {
         format: FORMAT,
@@ -642,7 +686,7 @@ fn is_shard_file_name(path: &Path) -> bool {
 
 /// Checks that `shards` (all of experiment `name`) are every shard of one sweep, and joins them.
 fn join(name: &str, mut shards: Vec<(PathBuf, ShardFile)>) -> Result<ShardSet, SuiteError> {
-    let bad = |msg: String| SuiteError::BadInput(format!("{name}: {msg}"));
+    let bad = |msg: String| SuiteError::BadInput(format!("{msg} (shards of {name})"));
     shards.sort_by_key(|(_, f)| (f.of, f.shard));
     let (first_path, first) = &shards[0];
     let n = first.of;

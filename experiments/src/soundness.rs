@@ -294,9 +294,9 @@ fn campaign_end(c: &CampaignCell) -> Result<CampaignEnd, SuiteError> {
                     .to_owned(),
             ),
         }),
-        Err(err) => Err(SuiteError::Failed(format!(
-            "soundness: run `{}` failed: {err}",
-            c.plan.command()
+        Err(err) => Err(SuiteError::Failed(suite::run_failed(
+            err,
+            &c.plan.command(),
         ))),
     }
 }
@@ -312,9 +312,8 @@ struct Ended {
 /// Runs `plan` on its engine.
 fn execute(plan: &Plan) -> Result<Ended, SuiteError> {
     let r = suite::resolve(plan)?;
-    let mut engine = testbed::Engine::new(&r, r.workload.build(&r.params)).map_err(|e| {
-        SuiteError::Failed(format!("soundness: run `{}` failed: {e}", plan.command()))
-    })?;
+    let mut engine = testbed::Engine::new(&r, r.workload.build(&r.params))
+        .map_err(|e| SuiteError::Failed(suite::run_failed(e, &plan.command())))?;
     let result = engine.run(r.cycles, r.max_ops);
     let rt = engine.runtime();
     Ok(Ended {
@@ -340,10 +339,7 @@ fn caught(plan: &Plan, ended: &Ended) -> Result<(&'static str, Option<u32>), Sui
         RuntimeError::BadPointer { .. } => "invalidptr",
         RuntimeError::Stack(_) if e.is_checker_violation() => "stack",
         _ => {
-            return Err(SuiteError::Failed(format!(
-                "soundness: run `{}` failed: {e}",
-                plan.command()
-            )));
+            return Err(SuiteError::Failed(suite::run_failed(e, &plan.command())));
         }
     };
     Ok((by, Some(ended.cycle)))
@@ -617,7 +613,7 @@ pub fn soundness(args: &SuiteArgs) -> Result<String, SuiteError> {
     }
     if !violations.is_empty() {
         return Err(SuiteError::Violation(format!(
-            "{name}: {}; see {}",
+            "{}; see {}",
             violations.join("; "),
             args.out.join(format!("{name}_runs.csv")).display()
         )));

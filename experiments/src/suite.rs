@@ -94,9 +94,11 @@ pub struct SuiteArgs {
     /// GC cycles per run [default: 10 with --quick, 20 with --full].
     #[arg(long)]
     pub cycles: Option<u32>,
-    /// Directory of the replay traces (`*.trace`) the replay workload runs.
-    #[arg(long, value_name = "DIR", default_value_os_t = default_traces_dir())]
-    pub traces: PathBuf,
+    /// Directory of the replay traces (`*.trace`) the replay workload runs [default:
+    /// experiments/data under the current directory, else under the repository the binary was
+    /// built in].
+    #[arg(long, value_name = "DIR")]
+    pub traces: Option<PathBuf>,
     /// Run nothing: print every run as one JSON line (experiment, call, index, total, engine,
     /// command: the command that reproduces it) and exit 0; with --shard, only that shard's runs.
     #[arg(long)]
@@ -112,8 +114,17 @@ pub struct SuiteArgs {
     pub session: Session,
 }
 
-/// `experiments/data`, where the shipped traces live.
+/// Where the shipped traces live, relative to the repository root.
+const TRACES_IN_REPO: &str = "experiments/data";
+
+/// The directory `--traces` names by default: `experiments/data` under the current directory
+/// (the repository root, where the README runs every binary), else under the repository the
+/// binary was built in (the one it belongs to, wherever it is run from).
 pub fn default_traces_dir() -> PathBuf {
+    let here = Path::new(TRACES_IN_REPO);
+    if here.is_dir() {
+        return here.to_owned();
+    }
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data")
 }
 
@@ -121,10 +132,7 @@ impl SuiteArgs {
     /// A thread pool of `--jobs` threads (default: one per CPU); the error says why it could
     /// not start.
     pub(crate) fn job_pool(&self) -> Result<rayon::ThreadPool, String> {
-        let jobs = self
-            .jobs
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-            .max(1);
+        let jobs = self.jobs();
         rayon::ThreadPoolBuilder::new()
             .num_threads(jobs)
             .build()
@@ -136,24 +144,57 @@ impl SuiteArgs {
         if self.quick { Mode::Quick } else { Mode::Full }
     }
 
-    /// Checks the flags clap cannot: the scale, the cycles, the seed count.
+    /// Checks the flags clap cannot, against [`crate::limits`]: the scale, the cycles, the seed
+    /// count, the jobs, the Ps, the heap minimum; and, unless `--plan` (which writes nothing),
+    /// that `--out` is a directory that takes files (created if missing).
     pub fn validate(&self) -> Result<(), SuiteError> {
-        if !(self.scale > 0.0 && self.scale <= 100.0) {
-            return Err(SuiteError::BadInput(format!(
-                "--scale {} must lie in (0, 100]",
-                self.scale
+        use crate::limits::{self, check_range};
+        let bad = SuiteError::BadInput;
+        if !(self.scale > 0.0 && self.scale <= limits::MAX_SCALE) {
+            return Err(bad(format!(
+                "--scale {} must lie in (0, {}] (at {}, every --full sweep fits 24 GiB with two jobs)",
+                limits::shown(self.scale),
+                limits::MAX_SCALE,
+                limits::MAX_SCALE
             )));
         }
         if self.cycles == Some(0) {
-            return Err(SuiteError::BadInput("--cycles must be at least 1".into()));
+            return Err(bad("--cycles must be at least 1".into()));
         }
-        if self.seeds == Some(0) {
-            return Err(SuiteError::BadInput("--seeds must be at least 1".into()));
+        if let Some(n) = self.seeds {
+            check_range(
+                "--seeds",
+                n,
+                1,
+                limits::MAX_SEEDS,
+                "every run is planned before the first starts: shard more seeds across invocations",
+            )
+            .map_err(bad)?;
         }
-        if self.jobs == Some(0) {
-            return Err(SuiteError::BadInput("--jobs must be at least 1".into()));
+        if let Some(n) = self.jobs {
+            let why = format!(
+                "{} per CPU on this machine's {}: more only holds more runs in memory at once",
+                limits::MAX_JOBS_PER_CPU,
+                limits::cpus()
+            );
+            check_range("--jobs", n, 1, limits::max_jobs(), &why).map_err(bad)?;
+        }
+        if let Some(n) = self.procs {
+            check_range("--procs", n, 1, limits::MAX_PROCS, "Go's most Ps").map_err(bad)?;
+        }
+        if let Some(n) = self.heap_minimum {
+            let why = "half of a run's 1 GiB heap limit";
+            check_range("--heap-minimum", n, 1, limits::MAX_HEAP_MINIMUM, why).map_err(bad)?;
+        }
+        if !self.plan {
+            cli::check_output_dir("--out", &self.out).map_err(bad)?;
         }
         Ok(())
+    }
+
+    /// Deterministic runs at once: `--jobs`, default one per CPU.
+    pub fn jobs(&self) -> usize {
+        self.jobs.unwrap_or_else(crate::limits::cpus).max(1)
     }
 
     /// `n` goroutines or frames, scaled by `--scale` (at least 1).
@@ -181,7 +222,8 @@ impl SuiteArgs {
     /// The replay traces in [`SuiteArgs::traces`], by name. Missing directory or no trace: an
     /// error (bad input).
     pub fn trace_files(&self) -> Result<Vec<PathBuf>, SuiteError> {
-        let dir = &self.traces;
+        let default = default_traces_dir();
+        let dir = self.traces.as_ref().unwrap_or(&default);
         let entries = std::fs::read_dir(dir).map_err(|e| {
             SuiteError::BadInput(format!("cannot read --traces {}: {e}", dir.display()))
         })?;
@@ -505,7 +547,7 @@ where
         .map_err(|e| args.session.fail(e))?;
     shard::run_list(name, args, &runs, |run: &PlanRun| {
         let (report, wall) = testbed::run_timed(&run.resolved).map_err(|e| {
-            let msg = format!("{name}: run `{}` failed: {e}", run.plan.command());
+            let msg = run_failed(&e, &run.plan.command());
             if e.is_checker_violation() {
                 SuiteError::Violation(msg)
             } else {
@@ -520,18 +562,29 @@ where
     })
 }
 
+/// An upper estimate of `plan`'s peak memory (`testbed::estimate_peak_bytes`); 0 for a plan
+/// that does not resolve, whose error its run reports.
+pub(crate) fn plan_peak_bytes(plan: &Plan) -> u64 {
+    resolve(plan).map_or(0, |r| testbed::estimate_peak_bytes(&r))
+}
+
+/// The message of the run `command` failing with `e`: the reason first, the command after.
+pub fn run_failed(e: impl fmt::Display, command: &str) -> String {
+    format!("{e} (run: {command})")
+}
+
 /// Resolves a plan as the testbed would.
 pub(crate) fn resolve(plan: &Plan) -> Result<Resolved, SuiteError> {
     let argv = std::iter::once("testbed".to_owned()).chain(plan.flags.iter().cloned());
     let args = TestbedArgs::try_parse_from(argv).map_err(|e| {
         SuiteError::BadInput(format!(
-            "plan `{}`: {}",
-            plan.command(),
-            cli::one_line(&e.to_string())
+            "{} (plan: {})",
+            cli::one_line(&e.to_string()),
+            plan.command()
         ))
     })?;
     testbed::resolve(&args)
-        .map_err(|e| SuiteError::BadInput(format!("plan `{}`: {e}", plan.command())))
+        .map_err(|e| SuiteError::BadInput(format!("{e} (plan: {})", plan.command())))
 }
 
 /// A progress bar for `len` runs of experiment `name`, hidden with `--quiet` or when stderr is
@@ -934,16 +987,16 @@ pub fn main<A: ExperimentArgs>() -> ExitCode {
     if let Some(argv) = argv {
         args.suite_mut().session.set_argv(argv);
     }
+    // Bad flags and a bad --out are found before any work.
+    if let Err(e) = args.suite().validate() {
+        cli::say(A::NAME, &e);
+        return e.exit_code();
+    }
     let result = args.run();
     match shard::finish(A::NAME, args.suite(), result) {
-        Ok(summary) => {
-            if !summary.is_empty() {
-                println!("{summary}");
-            }
-            ExitCode::SUCCESS
-        }
+        Ok(summary) => cli::finish(A::NAME, &summary, ExitCode::SUCCESS),
         Err(e) => {
-            eprintln!("{}: {e}", A::NAME);
+            cli::say(A::NAME, &e);
             e.exit_code()
         }
     }

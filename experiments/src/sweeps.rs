@@ -325,15 +325,20 @@ impl RunItem for WbProbe {
     fn alone(&self) -> bool {
         true
     }
+
+    fn peak_bytes(&self) -> u64 {
+        // The store bed: its objects, two words each, and the runtime around them.
+        (WB_PROBE_STORES as u64 * 16).max(32 << 20)
+    }
 }
 
 /// Nanoseconds per barriered store of `probe`'s barrier with a cycle in mark.
-fn measure_wb(name: &str, probe: &WbProbe) -> Result<f64, SuiteError> {
+fn measure_wb(probe: &WbProbe) -> Result<f64, SuiteError> {
     let (barrier, _) = probe.0.write_barrier();
     let design = gc::wbarrier::design(barrier)
-        .ok_or_else(|| SuiteError::Failed(format!("{name}: no barrier design {barrier}")))?;
+        .ok_or_else(|| SuiteError::Failed(format!("no barrier design {barrier}")))?;
     gc::wbarrier::cost::measure_ns_per_store(design, true, WB_PROBE_STORES)
-        .map_err(|e| SuiteError::Failed(format!("{name}: timing the {barrier} barrier: {e}")))
+        .map_err(|e| SuiteError::Failed(format!("timing the {barrier} barrier: {e}")))
 }
 
 /// `barrier_designs`: full re-scan, stack barriers, hybrid and Yuasa on every workload but
@@ -358,7 +363,7 @@ pub fn barrier_designs(args: &SuiteArgs) -> Result<String, SuiteError> {
     // Each design's barrier, timed alone before the runs start (the first run list); the runs
     // are the second, which does not depend on the first.
     let probes = BARRIER_DESIGNS.map(WbProbe);
-    let wb_ns = shard::run_list(name, args, &probes, |p| measure_wb(name, p));
+    let wb_ns = shard::run_list(name, args, &probes, measure_wb);
     let runs = run_rows(name, args, plans, true);
     let (wb_ns, runs) = (wb_ns?, runs?);
     let wb_ns: Vec<(String, f64)> = probes.iter().map(|p| p.0.name()).zip(wb_ns).collect();

@@ -53,7 +53,6 @@ use gc::trace::{
 use gc::{TraceEvent, TraceSink};
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
-use tempfile::NamedTempFile;
 
 use crate::cli;
 
@@ -229,7 +228,7 @@ struct SortIndexArg {
 
 /// The JSON encoder: owns the temporary file and what the metadata needs.
 struct Encoder {
-    out: BufWriter<NamedTempFile>,
+    out: BufWriter<cli::TempFile>,
     /// The `tid` of every thread that carried an event.
     threads: BTreeSet<u32>,
     events: u64,
@@ -240,7 +239,7 @@ struct Encoder {
 const BUF_BYTES: usize = 64 << 10;
 
 impl Encoder {
-    fn new(tmp: NamedTempFile) -> io::Result<Encoder> {
+    fn new(tmp: cli::TempFile) -> io::Result<Encoder> {
         let mut out = BufWriter::with_capacity(BUF_BYTES, tmp);
         out.write_all(b"{\"traceEvents\":[")?;
         Ok(Encoder {

@@ -183,6 +183,10 @@ impl RunItem for ConfigRuns {
         // Timings: every run has the machine to itself.
         true
     }
+
+    fn peak_bytes(&self) -> u64 {
+        self.plan.peak_bytes()
+    }
 }
 
 /// A configuration's runs, each side in run order.
@@ -217,7 +221,7 @@ fn run_once(plan: &Plan, trace: Option<&Path>) -> Result<Run, SuiteError> {
     };
     let r = suite::resolve(&plan)?;
     let (report, Timings { run, outputs }) = testbed::run_measured(&r).map_err(|e| {
-        let msg = format!("{NAME}: run `{}` failed: {e}", plan.command());
+        let msg = suite::run_failed(&e, &plan.command());
         if e.is_checker_violation() {
             SuiteError::Violation(msg)
         } else {
@@ -260,9 +264,9 @@ fn ms(d: Duration) -> f64 {
 pub fn trace_overhead(args: &SuiteArgs, opts: Options) -> Result<String, SuiteError> {
     args.validate()?;
     let reps = opts.reps.unwrap_or_else(|| default_reps(args.mode()));
-    if reps == 0 {
-        return Err(SuiteError::BadInput("--reps must be at least 1".into()));
-    }
+    let why = "medians of more are no steadier, and the runs go one at a time";
+    crate::limits::check_range("--reps", reps, 1, crate::limits::MAX_REPS, why)
+        .map_err(SuiteError::BadInput)?;
     let cycles = args.cycles.unwrap_or_else(|| default_cycles(args.mode()));
     let heap_minimum = args.heap_minimum.unwrap_or(HEAP_MINIMUM);
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());

@@ -13,11 +13,20 @@
 //! word the checkmark walk scans, so it runs that walk each cycle), `stackshadow=1` (ours: every
 //! frame a re-scan skips must be unchanged since the concurrent scan), `gcstackbarrieroff=1`,
 //! `gcstackbarrierall=1`, `allocfreetrace=1` (a line per allocation and free) and `invalidptr`
-//! (on by default: a pointer slot holding a first-page or poison value is fatal).
+//! (on by default: a pointer slot holding a first-page or poison value is fatal). Their lines go
+//! to stderr through [`debug_line`], which never fails the run: as Go's runtime `print`, it drops
+//! what a closed or full stderr cannot take.
 
 use std::fmt;
+use std::io::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Writes one debug line (`gctrace`, `allocfreetrace`) to stderr. An error writing it (a closed
+/// pipe, a full disk) is dropped, as Go's runtime `print` drops it: the run and its results go on.
+pub fn debug_line(line: fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
 
 /// The knobs, with Go's meanings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -144,11 +153,19 @@ impl DebugKnobs {
         Ok(k)
     }
 
-    /// The knobs from `flag` if given, else from `STKBAR_DEBUG`, else the defaults.
+    /// The knobs from `flag` if given, else from `STKBAR_DEBUG`, else the defaults. A
+    /// `STKBAR_DEBUG` that is not UTF-8 is an error, not the defaults: no knob string is ignored.
     pub fn from_flag_or_env(flag: Option<&str>) -> Result<DebugKnobs, KnobError> {
         match flag {
             Some(s) => DebugKnobs::parse(s),
-            None => DebugKnobs::parse(&std::env::var("STKBAR_DEBUG").unwrap_or_default()),
+            None => match std::env::var("STKBAR_DEBUG") {
+                Ok(s) => DebugKnobs::parse(&s),
+                Err(std::env::VarError::NotPresent) => Ok(DebugKnobs::default()),
+                Err(std::env::VarError::NotUnicode(s)) => Err(KnobError {
+                    item: s.to_string_lossy().into_owned(),
+                    why: "STKBAR_DEBUG is not UTF-8",
+                }),
+            },
         }
     }
 

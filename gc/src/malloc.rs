@@ -60,13 +60,13 @@ impl Runtime {
     fn note_malloc(&self, p: &mut P, st: &GState, a: Addr, ty: TypeId) {
         let size = self.heap.type_of(ty).size;
         if self.config.debug.allocfreetrace {
-            eprintln!(
+            crate::debug::debug_line(format_args!(
                 "tracealloc({a}, {size:#x}, {}) goroutine {} on P{}: {}",
                 self.heap.type_of(ty).name,
                 st.gs.goid(),
                 p.id,
                 short_traceback(&self.prog, &st.gs, ALLOCFREETRACE_FRAMES)
-            );
+            ));
         }
         if let (Some(san), Some(ctx)) = (&self.sanitizer, p.racectx.as_mut()) {
             san.malloc(ctx, a.0, size as u64);
@@ -83,7 +83,9 @@ impl Runtime {
         size: usize,
     ) {
         if self.config.debug.allocfreetrace {
-            eprintln!("tracefree({addr}, {size:#x}) swept on P{p_id}");
+            crate::debug::debug_line(format_args!(
+                "tracefree({addr}, {size:#x}) swept on P{p_id}"
+            ));
         }
         if let (Some(san), Some(ctx), Some(opts)) =
             (&self.sanitizer, racectx.as_mut(), self.config.sanitizer)

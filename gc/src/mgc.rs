@@ -745,7 +745,7 @@ impl Runtime {
             return;
         };
         let (heap0, heap1) = *lock(&self.gc.trace_heap);
-        eprintln!("{}", self.gctrace_line(&stats, heap0, heap1));
+        crate::debug::debug_line(format_args!("{}", self.gctrace_line(&stats, heap0, heap1)));
     }
 
     fn gctrace_line(&self, s: &CycleStats, heap0: u64, heap1: u64) -> String {

@@ -45,14 +45,9 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     match merge(&args) {
-        Ok(summaries) => {
-            for s in summaries {
-                println!("{s}");
-            }
-            ExitCode::SUCCESS
-        }
+        Ok(summaries) => cli::finish("merge", &summaries.join("\n"), ExitCode::SUCCESS),
         Err(e) => {
-            eprintln!("merge: {e}");
+            cli::say("merge", &e);
             e.exit_code()
         }
     }

@@ -34,56 +34,82 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(code) => return code,
     };
-    let (tables, missing) = match paper::tables(&args.results) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("paper_tables: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let say = |msg: &dyn std::fmt::Display| cli::say("paper_tables", msg);
+    let shown = args.paper.display();
+    if let Err(e) = cli::check_output_file("--paper", &args.paper) {
+        say(&e);
+        return ExitCode::from(2);
+    }
     let text = match std::fs::read_to_string(&args.paper) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("paper_tables: cannot read {}: {e}", args.paper.display());
+            say(&format_args!("cannot read --paper {shown}: {e}"));
             return ExitCode::from(2);
         }
     };
+    let (tables, missing) = match paper::tables(&args.results) {
+        Ok(t) => t,
+        Err(e) => {
+            say(&e);
+            return ExitCode::from(2);
+        }
+    };
+    let placed: Vec<&str> = tables
+        .iter()
+        .map(|t| t.name.as_str())
+        .filter(|name| paper::has_markers(&text, name))
+        .collect();
+    if placed.is_empty() && !tables.is_empty() {
+        say(&format_args!(
+            "--paper {shown} has no <!-- generated:NAME --> marker for any of the {} tables ({}): not a paper whose tables this can refresh",
+            tables.len(),
+            tables
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        return ExitCode::from(2);
+    }
     let (new, untouched) = match paper::refresh(&text, &tables) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("paper_tables: {}: {e}", args.paper.display());
+            say(&format_args!("{e} (in --paper {shown})"));
             return ExitCode::from(2);
         }
     };
     if new != text
         && let Err(e) = cli::write_atomically(&args.paper, |w| w.write_all(new.as_bytes()))
     {
-        eprintln!("paper_tables: cannot write {}: {e}", args.paper.display());
+        say(&format_args!("cannot write --paper {shown}: {e}"));
         return ExitCode::from(1);
     }
     for name in &missing {
-        eprintln!("paper_tables: no CSV for table {name}; its section is left as it was");
+        say(&format_args!(
+            "no CSV for table {name}; its section is left as it was"
+        ));
+    }
+    for t in tables.iter().filter(|t| !placed.contains(&t.name.as_str())) {
+        say(&format_args!(
+            "{shown} has no markers for table {}; it is not placed",
+            t.name
+        ));
     }
     for name in untouched.iter().filter(|n| !missing.contains(n)) {
-        eprintln!(
-            "paper_tables: {} has a section {name} that no table fills",
-            args.paper.display()
-        );
+        say(&format_args!(
+            "{shown} has a section {name} that no table fills"
+        ));
     }
+    let mut out = String::new();
     for t in &tables {
         if args.all || t.name == "headline" {
-            println!("{}\n{}", t.name, t.markdown);
+            out.push_str(&format!("{}\n{}\n", t.name, t.markdown));
         }
     }
-    println!(
-        "{}: {} tables refreshed{}",
-        args.paper.display(),
-        tables.len()
-            - tables
-                .iter()
-                .filter(|t| untouched.contains(&t.name))
-                .count(),
+    out.push_str(&format!(
+        "{shown}: {} tables refreshed{}",
+        placed.len(),
         if new == text { " (no change)" } else { "" }
-    );
-    ExitCode::SUCCESS
+    ));
+    cli::finish("paper_tables", &out, ExitCode::SUCCESS)
 }

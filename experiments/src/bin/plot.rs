@@ -14,21 +14,29 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     let quiet = args.quiet;
+    // The first stdout error; a closed stdout silences the rest of the listing.
+    let mut stdout_error: Option<std::io::Error> = None;
     let mut report = |e: &plot::Event| {
         if quiet {
             return;
         }
         if e.is_skip() {
-            eprintln!("plot: {e}");
-        } else {
-            println!("{e}");
+            cli::say("plot", e);
+        } else if stdout_error.is_none()
+            && let Err(err) = cli::println_out(&e.to_string())
+        {
+            stdout_error = Some(err);
         }
     };
-    match plot::run(&args, &mut report) {
+    let code = match plot::run(&args, &mut report) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("plot: {}", cli::one_line(&e.to_string()));
+            cli::say("plot", cli::one_line(&e.to_string()));
             ExitCode::from(if e.is_bad_input() { 2 } else { 1 })
         }
+    };
+    match stdout_error {
+        Some(e) => cli::stdout_failed("plot", &e, code),
+        None => code,
     }
 }

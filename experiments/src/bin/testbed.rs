@@ -1,63 +1,52 @@
 //! `testbed`: one configuration of the simulated collector on one workload (ARCHITECTURE.md §7).
 //! Exit codes: 0 success, 2 bad input, 3 a checker found a violation, 1 the run could not
-//! complete as configured.
+//! complete as configured. A closed stdout ends it quietly (`experiments::cli`).
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use experiments::cli;
 use experiments::testbed::{self, TestbedArgs};
 
 fn main() -> ExitCode {
-    let args = match TestbedArgs::try_parse() {
+    let args: TestbedArgs = match cli::parse_args("testbed") {
         Ok(a) => a,
-        Err(e) => {
-            if !e.use_stderr() {
-                // --help and --version.
-                let _ = e.print();
-                return ExitCode::SUCCESS;
-            }
-            // clap's message, up to its usage block, folded onto one line.
-            let msg = e.to_string();
-            let line = msg
-                .lines()
-                .take_while(|l| !l.trim().is_empty() && !l.starts_with("Usage:"))
-                .map(str::trim)
-                .collect::<Vec<_>>()
-                .join(" ");
-            eprintln!("testbed: {}", line.trim_start_matches("error: "));
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
-    let resolved = match testbed::resolve(&args) {
+    let resolved = match testbed::resolve(&args).and_then(|r| {
+        testbed::check_fits_memory(&r)?;
+        Ok(r)
+    }) {
         Ok(r) => r,
         Err(msg) => {
-            eprintln!("testbed: {msg}");
+            cli::say("testbed", msg);
             return ExitCode::from(2);
         }
     };
     match testbed::run(&resolved) {
         Ok(report) => {
-            if args.json {
+            let (code, violation) = match testbed::report_violation(&report) {
+                Some(v) => (ExitCode::from(3), Some(v)),
+                None => (ExitCode::SUCCESS, None),
+            };
+            let text = if args.json {
                 match serde_json::to_string(&report) {
-                    Ok(s) => println!("{s}"),
+                    Ok(s) => s,
                     Err(e) => {
-                        eprintln!("testbed: cannot encode the report: {e}");
+                        cli::say("testbed", format_args!("cannot encode the report: {e}"));
                         return ExitCode::from(1);
                     }
                 }
             } else {
-                println!("{}", testbed::summary(&report));
+                testbed::summary(&report)
+            };
+            let code = cli::finish("testbed", &text, code);
+            if let Some(v) = violation {
+                cli::say("testbed", v);
             }
-            match testbed::report_violation(&report) {
-                Some(v) => {
-                    eprintln!("testbed: {v}");
-                    ExitCode::from(3)
-                }
-                None => ExitCode::SUCCESS,
-            }
+            code
         }
         Err(e) => {
-            eprintln!("testbed: {e}");
+            cli::say("testbed", &e);
             ExitCode::from(if e.is_checker_violation() { 3 } else { 1 })
         }
     }
