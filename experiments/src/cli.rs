@@ -198,7 +198,7 @@ fn kind_of(m: &fs::Metadata) -> &'static str {
 
 /// The path a write to `path` replaces: `path` itself, or the end of the chain of symbolic
 /// links it starts (a link is followed, not replaced). At most 40 links, as Linux's `open`.
-fn link_target(path: &Path) -> io::Result<PathBuf> {
+pub fn link_target(path: &Path) -> io::Result<PathBuf> {
     let mut target = path.to_owned();
     for _ in 0..40 {
         match fs::symlink_metadata(&target) {

@@ -354,7 +354,7 @@ fn fault_run(plan: &Plan) -> Result<FaultOutcome, SuiteError> {
 
 /// A plan with the suite-wide overrides `execute` would apply.
 fn with_overrides(plan: Plan, args: &SuiteArgs) -> Plan {
-    match args.heap_minimum {
+    match args.heap_minimum_flag() {
         Some(bytes) => plan.with("--heap-minimum", bytes),
         None => plan,
     }

@@ -25,8 +25,9 @@ pub const MAX_SEEDS: u64 = 1000;
 pub const MAX_REPS: usize = 1000;
 
 /// `--scale`: every experiment's `--full` sweep at this scale fits in 24 GiB with two jobs,
-/// by [`check_memory`]'s estimate (see the test `the_scale_range_fits_24_gib`).
-pub const MAX_SCALE: f64 = 10.0;
+/// by [`check_memory`]'s estimate (the test `the_scale_range_fits_24_gib` checks it); at 8,
+/// depth_sweep's deepest point (512 goroutines of 80,000 frames) would need 24 GiB.
+pub const MAX_SCALE: f64 = 5.0;
 
 /// `--jobs`, per CPU: a job is a thread running one deterministic run; more jobs than CPUs only
 /// hold more runs in memory at once, and beyond four per CPU nothing waits on I/O to fill.

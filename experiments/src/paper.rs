@@ -858,6 +858,7 @@ fn headline_table(dir: &Path) -> Result<Option<Table>, PaperError> {
             ),
             format!("{} %", pct(mean(osc.iter().copied(), avoided).0)),
             "≥ 95 %".into(),
+            met(mean(osc.iter().copied(), avoided).0 >= 0.95),
         ]);
     }
     let outside: u64 = offsets.iter().chain(&depth).map(|r| r.outside_bound).sum();
@@ -871,11 +872,13 @@ fn headline_table(dir: &Path) -> Result<Option<Table>, PaperError> {
             "re-scans outside ARCHITECTURE.md §4's bound, all counter runs".into(),
             outside.to_string(),
             "0".into(),
+            met(outside == 0),
         ]);
         body.push(vec![
             "checkmark failures, all counter runs".into(),
             checkmark.to_string(),
             "0".into(),
+            met(checkmark == 0),
         ]);
     }
     // The pause targets, at each sweep's largest point, threaded engine.
@@ -897,6 +900,7 @@ fn headline_table(dir: &Path) -> Result<Option<Table>, PaperError> {
                 num(listed("full-rescan"), 0)
             ),
             "≥ 10× shorter".into(),
+            met(off / on >= 10.0),
         ]);
         body.push(vec![
             format!("mark-termination p50, every frame vs stack barriers, {g} G × depth {deepest}"),
@@ -908,11 +912,13 @@ fn headline_table(dir: &Path) -> Result<Option<Table>, PaperError> {
                 num(listed("stkbar-all"), 0)
             ),
             "≤ 2×".into(),
+            met(all / on <= 2.0),
         ]);
         body.push(vec![
             format!("hybrid mark-termination p50, {g} G × depth {deepest}"),
             format!("{} µs", us(p50("hybrid"))),
             "< 50 µs".into(),
+            met(p50("hybrid") < 50_000.0),
         ]);
     }
     let many: Vec<Row> = read(dir, "goroutine_sweep")?.unwrap_or_default();
@@ -939,6 +945,7 @@ fn headline_table(dir: &Path) -> Result<Option<Table>, PaperError> {
                 num(at("stkbar-1024", |r| r.rescan_goroutines_p50 as f64), 0)
             ),
             "within ±30 %".into(),
+            met(spread <= 0.30),
         ]);
     }
     if let Some(&most) = axis(&threaded, |r| r.goroutines).last() {
@@ -952,6 +959,7 @@ fn headline_table(dir: &Path) -> Result<Option<Table>, PaperError> {
                 format!("hybrid mark-termination p50, `many-shallow` up to {most} G, worst run"),
                 format!("{} µs", us(worst as f64)),
                 "< 50 µs".into(),
+                met(worst < 50_000),
             ]);
         }
     }
@@ -979,6 +987,7 @@ fn headline_table(dir: &Path) -> Result<Option<Table>, PaperError> {
                 num(h.throughput_ratio, 2)
             ),
             "– (beyond Go)".into(),
+            "–".into(),
         ]);
     }
     Ok(Some(Table {
@@ -988,11 +997,17 @@ fn headline_table(dir: &Path) -> Result<Option<Table>, PaperError> {
                 "figure".into(),
                 "measured".into(),
                 "ARCHITECTURE.md §6 target".into(),
+                "met".into(),
             ],
             &body,
             "",
         ),
     }))
+}
+
+/// A headline row's verdict: whether its measured value meets its target.
+fn met(ok: bool) -> String {
+    if ok { "yes" } else { "**no**" }.into()
 }
 
 /// The `many-shallow` size of the pause target: 10,000 goroutines.

@@ -147,6 +147,9 @@ pub enum PlotError {
     /// `--results` does not name a directory.
     #[error("{}: no such results directory", .0.display())]
     NoResultsDir(PathBuf),
+    /// The figures' directory cannot take files (`cli::check_output_dir`'s reason).
+    #[error("{0}")]
+    BadOutput(String),
     /// A CSV lacks a column a figure needs.
     #[error("{}: missing column `{column}`", path.display())]
     MissingColumn {
@@ -215,6 +218,7 @@ impl PlotError {
         matches!(
             self,
             PlotError::NoResultsDir(_)
+                | PlotError::BadOutput(_)
                 | PlotError::MissingColumn { .. }
                 | PlotError::NotANumber { .. }
                 | PlotError::ZeroCycles { .. }
@@ -310,6 +314,7 @@ pub fn plot_all(
     let sanitizer = read_sanitizer(&results.join(SANITIZER_LEAK_CSV))?;
     let faults = read_faults(&results.join(WBSHADOW_FAULTS_CSV))?;
     let profiler = read_profiler(&results.join(PROFILER_SWITCH_CSV))?;
+    crate::cli::check_output_dir("--out", &out.join("figures")).map_err(PlotError::BadOutput)?;
 
     let mut planned: Vec<(PathBuf, Result<Figure, Skip>)> = Vec::new();
     let mut missing = |csv: &str, figures: &[&str]| {

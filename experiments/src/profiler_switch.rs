@@ -90,6 +90,9 @@ const REPORT_STACKS: usize = 8;
 #[command(
     name = "profiler_switch",
     version,
+    mut_arg("procs", |a| a.help("Ps for the threaded engine's runs [default: 2]")),
+    mut_arg("heap_minimum", |a| a.help("The smallest heap goal of every run, bytes [default: 256 KiB, times --scale]")),
+    mut_arg("traces", |a| a.help("Unused: profiler_switch replays no trace")),
     about = "Draw profiling samples at a high rate across goroutine switches, runtime work on g0 and stack-barrier operations, under Go 1.7's sigprof rules and seed 003's; validate every traceback against the true frames and count the malformed ones (ARCHITECTURE.md §6: 0 in 10^6 under each).",
     after_help = "Examples:\n  profiler_switch --quick\n  profiler_switch --json --out /tmp/results\n  profiler_switch --quick --profile-rules go1.7\n  profiler_switch --quick --profile-rules none   (the malformed tracebacks the rules prevent)\n\n\
 Runs switch-heavy, deep-oscillate and deep-unwind (a stack barrier on every frame) and mixed, on\n\
@@ -544,7 +547,7 @@ pub fn profiler_switch(args: &ProfilerArgs) -> Result<String, SuiteError> {
         max_frames: gc::profile::MAX_CPU_PROF_STACK,
         validate: true,
         force_gc_every: FORCE_GC_EVERY,
-        heap_minimum: s.heap_minimum.unwrap_or(HEAP_MINIMUM),
+        heap_minimum: s.heap_minimum_or(HEAP_MINIMUM),
         setups: SETUPS
             .iter()
             .map(|u| SetupReport {
@@ -608,7 +611,7 @@ fn cell(
     let mut plan = Plan::new(&w, setup.design, seed)
         .with("--engine", engine.name())
         .with("--cycles", s.cycles.unwrap_or(1))
-        .with("--heap-minimum", s.heap_minimum.unwrap_or(HEAP_MINIMUM))
+        .with("--heap-minimum", s.heap_minimum_or(HEAP_MINIMUM))
         .with("--force-gc-every", FORCE_GC_EVERY);
     if engine == Engine::Threaded {
         plan = plan.with("--procs", threaded_procs);

@@ -166,6 +166,8 @@ suite_experiment!(
     #[command(
         name = "soundness",
         version,
+        mut_arg("procs", |a| a.help("Ps of the threaded campaign's runs [default: 2]")),
+        mut_arg("heap_minimum", |a| a.help("The smallest heap goal of every run, bytes [default: 256 KiB for the table, 128 KiB for the campaign, times --scale]")),
         about = "The collector's soundness evidence: injected faults (wb-drop, rescan-skip, bound-short, hit-lost, unwind-skip) against each checker (checkmark, wbshadow=2, stackshadow=1, both) on four workloads, and a checkmark and stackshadow campaign over many seeds, every design and both engines.",
         after_help = "Examples:\n  soundness --quick\n  soundness --full --out /tmp/results\n  soundness --full --shard 5/16 --out shards/5   (then: merge --out results shards/*)\n\n\
 --seeds N sets the seeds of every part (default: 2 per table cell, 30 deterministic and 4 threaded\n\
@@ -186,8 +188,10 @@ not complete."
 #[command(
     name = "trace_overhead",
     version,
+    mut_arg("jobs", |a| a.help("Checked as for every experiment, but unused: the runs go one at a time")),
+    mut_arg("heap_minimum", |a| a.help("The smallest heap goal of every run, bytes [default: 1 MiB, times --scale]")),
     about = "The cost of execution tracing (seed 001), Chrome JSON export included: mixed, many-shallow, switch-heavy and deep-oscillate (stack barriers on every frame) on the deterministic and threaded engines, with tracing off and on; median wall times, events, trace bytes.",
-    after_help = "Runs go one at a time, alternating off and on; --jobs is not used. Every run has a 1 MiB heap minimum unless --heap-minimum says otherwise; one seed unless --seeds is given. A run of --plan and --shard is one configuration: its reps, off and on.\n\nExamples:\n  trace_overhead --quick\n  trace_overhead --full --reps 11 --out /tmp/results\n  trace_overhead --full --procs 8 --shard 2/4 --out shards/2   (then: merge --out results shards/*)\n\nExit codes: 0 success, 2 bad input, 3 a checker found a violation, 1 a run could not complete."
+    after_help = "Runs go one at a time, alternating off and on; --jobs is checked but not used. Every run has a 1 MiB heap minimum (times --scale) unless --heap-minimum says otherwise; one seed unless --seeds is given. A run of --plan and --shard is one configuration: its reps, off and on.\n\nExamples:\n  trace_overhead --quick\n  trace_overhead --full --reps 11 --out /tmp/results\n  trace_overhead --full --procs 8 --shard 2/4 --out shards/2   (then: merge --out results shards/*)\n\nExit codes: 0 success, 2 bad input, 3 a checker found a violation, 1 a run could not complete."
 )]
 pub struct TraceOverheadArgs {
     /// The flags every experiment takes.

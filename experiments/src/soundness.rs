@@ -381,7 +381,7 @@ fn campaign_cells(args: &SuiteArgs, seeds: &dyn Fn(u64) -> Vec<u64>) -> Vec<Camp
             let mut plan = Plan::new(&w, design, seed)
                 .with("--cycles", CAMPAIGN_CYCLES)
                 .with("--debug", "gccheckmark=1,stackshadow=1")
-                .with("--heap-minimum", args.heap_minimum.unwrap_or(128 << 10));
+                .with("--heap-minimum", args.heap_minimum_or(128 << 10));
             if engine == "threaded" {
                 plan = plan
                     .with("--engine", "threaded")
@@ -417,7 +417,7 @@ pub fn soundness(args: &SuiteArgs) -> Result<String, SuiteError> {
                 let base = Plan::new(&w, Design::Stkbar(crate::sweeps::GO_FIRST_OFFSET), seed)
                     .with("--cycles", args.cycles.unwrap_or(FAULT_CYCLES))
                     .with("--inject", spec)
-                    .with("--heap-minimum", args.heap_minimum.unwrap_or(256 << 10));
+                    .with("--heap-minimum", args.heap_minimum_or(256 << 10));
                 let cell = |checker, plan| TableCell {
                     fault,
                     checker,

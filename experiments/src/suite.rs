@@ -83,12 +83,13 @@ pub struct SuiteArgs {
     /// Deterministic runs to run at once [default: the number of CPUs].
     #[arg(long)]
     pub jobs: Option<usize>,
-    /// Multiply every goroutine count and depth by F (at least 1 each): `--scale 0.01` turns a
-    /// sweep into a smoke test, `--scale 4` stresses it.
+    /// Multiply every goroutine count, depth and default heap minimum by F (at least 1 goroutine
+    /// and frame, 64 KiB of heap): `--scale 0.01` turns a sweep into a smoke test, `--scale 4`
+    /// stresses it; at most 5 (at 5, every --full sweep fits 24 GiB with two jobs).
     #[arg(long, default_value_t = 1.0, value_name = "F")]
     pub scale: f64,
     /// The smallest heap goal of every run, bytes (Go's heapminimum; smaller means more
-    /// frequent cycles) [default: the testbed's, 4 MiB].
+    /// frequent cycles) [default: the experiment's, 4 MiB for most, times --scale].
     #[arg(long, value_name = "BYTES")]
     pub heap_minimum: Option<u64>,
     /// GC cycles per run [default: 10 with --quick, 20 with --full].
@@ -190,6 +191,26 @@ impl SuiteArgs {
             cli::check_output_dir("--out", &self.out).map_err(bad)?;
         }
         Ok(())
+    }
+
+    /// The heap minimum of a run whose experiment would give it `default`: `--heap-minimum` if
+    /// given, else `default` times `--scale` (a smaller sweep allocates less per cycle, so its
+    /// cycles must start sooner), between 64 KiB and [`crate::limits::MAX_HEAP_MINIMUM`].
+    pub fn heap_minimum_or(&self, default: u64) -> u64 {
+        self.heap_minimum.unwrap_or_else(|| {
+            if self.scale == 1.0 {
+                return default;
+            }
+            let scaled = (default as f64 * self.scale).round() as u64;
+            scaled.clamp(64 << 10, crate::limits::MAX_HEAP_MINIMUM)
+        })
+    }
+
+    /// The `--heap-minimum` a plan of the testbed's default takes: none at the defaults (the
+    /// testbed's own applies), else [`SuiteArgs::heap_minimum_or`] of it.
+    pub(crate) fn heap_minimum_flag(&self) -> Option<u64> {
+        (self.heap_minimum.is_some() || self.scale != 1.0)
+            .then(|| self.heap_minimum_or(testbed::DEFAULT_HEAP_MINIMUM))
     }
 
     /// Deterministic runs at once: `--jobs`, default one per CPU.
@@ -537,7 +558,7 @@ where
             {
                 plan = plan.with("--procs", procs);
             }
-            if let Some(bytes) = args.heap_minimum {
+            if let Some(bytes) = args.heap_minimum_flag() {
                 plan = plan.with("--heap-minimum", bytes);
             }
             resolve(&plan).map(|resolved| PlanRun { plan, resolved })
@@ -1027,6 +1048,14 @@ mod tests {
         for bad in ["stkbar-0", "stkbar-", "stkbar-x", "dijkstra", ""] {
             assert_eq!(Design::parse(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_failed_run_gives_the_reason_first_and_no_prefix() {
+        assert_eq!(
+            run_failed("heap limit reached", "testbed --workload mixed"),
+            "heap limit reached (run: testbed --workload mixed)"
+        );
     }
 
     #[test]

@@ -141,7 +141,7 @@ pub struct TestbedArgs {
     #[arg(long, default_value = "100")]
     pub gogc: String,
     /// Smallest heap goal in bytes (Go's heapminimum).
-    #[arg(long, default_value_t = 4 << 20)]
+    #[arg(long, default_value_t = DEFAULT_HEAP_MINIMUM)]
     pub heap_minimum: u64,
     /// Force a cycle after this many mutator operations without one.
     #[arg(long)]
@@ -810,8 +810,8 @@ fn resolve_stack_barriers(
     }
 }
 
-/// What sizes a run's stacks: the workload's deepest call depth, its largest and its mean
-/// frame (over the program's functions), and the pool its stacks come from.
+/// What sizes a run's stacks: the workload's deepest call depth, its largest frame (of any
+/// function), its mean frame (over its user functions), and the pool its stacks come from.
 struct StackNeeds {
     max_depth: usize,
     max_frame: usize,
@@ -897,6 +897,9 @@ pub fn estimate_peak_bytes(r: &Resolved) -> u64 {
         .saturating_add(r.config.heap_minimum.saturating_mul(2))
         .saturating_add(FIXED_RUN_BYTES)
 }
+
+/// `--heap-minimum`'s default: Go's `heapminimum`, 4 MiB.
+pub const DEFAULT_HEAP_MINIMUM: u64 = 4 << 20;
 
 /// Why a run produced no report: the runtime failed, or an output file could not be written.
 #[derive(Debug, thiserror::Error)]

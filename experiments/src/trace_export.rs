@@ -348,6 +348,8 @@ impl ChromeTraceWriter {
     /// (which must exist), writes the opening of the JSON object and starts the encoder thread.
     /// Nothing appears at `dest` until [`ChromeTraceWriter::finish`].
     pub fn create(dest: &Path) -> io::Result<ChromeTraceWriter> {
+        // A symbolic link is followed: the file it names is replaced, the link stays.
+        let dest = &cli::link_target(dest)?;
         let mut encoder = Encoder::new(cli::temp_file_beside(dest)?)?;
         let (tx, rx) = mpsc::channel::<Vec<TraceEvent>>();
         let thread = std::thread::Builder::new()

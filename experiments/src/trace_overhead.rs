@@ -268,7 +268,7 @@ pub fn trace_overhead(args: &SuiteArgs, opts: Options) -> Result<String, SuiteEr
     crate::limits::check_range("--reps", reps, 1, crate::limits::MAX_REPS, why)
         .map_err(SuiteError::BadInput)?;
     let cycles = args.cycles.unwrap_or_else(|| default_cycles(args.mode()));
-    let heap_minimum = args.heap_minimum.unwrap_or(HEAP_MINIMUM);
+    let heap_minimum = args.heap_minimum_or(HEAP_MINIMUM);
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threaded_procs = args.procs.unwrap_or(cpus);
     // One seed unless --seeds asks for more: the pairs, not the seeds, carry the figure.

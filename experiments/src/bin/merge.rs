@@ -44,6 +44,10 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(code) => return code,
     };
+    if let Err(e) = cli::check_output_dir("--out", &args.out) {
+        cli::say("merge", e);
+        return ExitCode::from(2);
+    }
     match merge(&args) {
         Ok(summaries) => cli::finish("merge", &summaries.join("\n"), ExitCode::SUCCESS),
         Err(e) => {
