@@ -138,29 +138,50 @@ pub fn check_output_file(flag: &str, path: &Path) -> Result<(), String> {
     })
 }
 
-/// Checks, before any work, that output directory `dir` (given as `flag`) can take files:
-/// creates it (and its parents) if it does not exist, and refuses something that is not a
-/// directory, or one where no file can be created. The error is one line for exit code 2.
+/// Checks, before any work, that output directory `dir` (given as `flag`) can take files: it is
+/// a directory where a file can be created, or it does not exist yet and its nearest existing
+/// ancestor is such a directory (the writes create the rest). Nothing is created here. The error
+/// is one line for exit code 2.
 pub fn check_output_dir(flag: &str, dir: &Path) -> Result<(), String> {
     if dir.as_os_str().is_empty() {
         return Err(format!("{flag} needs a directory name"));
     }
     let shown = dir.display();
-    match fs::metadata(dir) {
-        Ok(m) if !m.is_dir() => {
-            return Err(format!(
-                "{flag} {shown} is {}, not a directory",
-                kind_of(&m)
-            ));
+    let mut at = dir;
+    loop {
+        match fs::metadata(at) {
+            Ok(m) if !m.is_dir() => {
+                let what = if at == dir {
+                    String::new()
+                } else {
+                    format!(": {}", at.display())
+                };
+                return Err(format!(
+                    "{flag} {shown}{what} is {}, not a directory",
+                    kind_of(&m)
+                ));
+            }
+            Ok(_) => break,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                at = match at.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p,
+                    _ => Path::new("."),
+                };
+            }
+            Err(e) => return Err(format!("{flag} {shown}: {e}")),
         }
-        Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            fs::create_dir_all(dir)
-                .map_err(|e| format!("{flag} {shown}: cannot create it: {e}"))?;
-        }
-        Err(e) => return Err(format!("{flag} {shown}: {e}")),
     }
-    probe_dir(dir).map_err(|e| format!("{flag} {shown}: cannot create a file in it: {e}"))
+    probe_dir(at).map_err(|e| {
+        format!(
+            "{flag} {shown}: cannot create a file in {}: {e}",
+            at.display()
+        )
+    })
 }
 
 /// Creates and removes a temporary file in `dir`: whether a result could be written there.
@@ -431,7 +452,12 @@ mod tests {
         assert!(e.ends_with("is a FIFO, not a directory"), "{e}");
         let fresh = dir.path().join("a/b");
         check_output_dir("--out", &fresh).unwrap();
-        assert!(fresh.is_dir(), "a missing --out is created up front");
+        assert!(
+            !fresh.exists(),
+            "a missing --out is left for the writes to create"
+        );
+        let e = check_output_dir("--out", &fifo.join("sub")).unwrap_err();
+        assert!(e.ends_with("fifo is a FIFO, not a directory"), "{e}");
     }
 
     #[test]

@@ -225,7 +225,11 @@ fn every_output_is_checked_before_any_work() {
     // The full sweep at a thousand seeds would run for hours: the refusal must come first.
     for (bin, out_dir, why) in [
         ("rescan_offsets", file, "is a regular file, not a directory"),
-        ("soundness", under_file, "Not a directory"),
+        (
+            "soundness",
+            under_file,
+            "a-file is a regular file, not a directory",
+        ),
         (
             "wbshadow_faults",
             file,
@@ -252,7 +256,7 @@ fn every_output_is_checked_before_any_work() {
         (
             "plot",
             vec!["--results", ".", "--out", under_file],
-            "Not a directory",
+            "a-file is a regular file, not a directory",
         ),
     ] {
         let out = command(bin, &args).output().unwrap();
