@@ -572,3 +572,34 @@ fn help_and_defaults_tell_the_truth() {
         "every run's heap minimum scaled (to the 64 KiB floor)"
     );
 }
+
+#[test]
+fn a_trace_too_deep_for_any_stack_is_blamed_on_the_trace() {
+    // 1100 nested calls of a 1 MiB frame: past a 1 GiB stack at any --depth.
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("deep.trace");
+    let mut text = String::from("stkbar-replay 1\nfunc main 1048576\n");
+    text.push_str(&"call main\n".repeat(1100));
+    text.push_str(&"ret\n".repeat(1100));
+    fs::write(&trace, text).unwrap();
+    let out = command(
+        "testbed",
+        &[
+            "--workload",
+            "replay",
+            "--replay",
+            trace.to_str().unwrap(),
+            "--depth",
+            "10",
+            "--goroutines",
+            "1",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert_bad_input(
+        "testbed",
+        &out,
+        "(1110 frames at --depth 10: a replayed trace adds its own) of frames up to 1048576 bytes",
+    );
+}
