@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::bin_path;
+use common::{EXPERIMENTS, bin_path};
 
 /// A small `testbed` run: a few hundred milliseconds.
 const SMALL: &[&str] = &[
@@ -314,18 +314,7 @@ fn bounds_refuse_with_their_reason() {
         assert_bad_input(bin, &out, needle);
     }
     // --procs is 1–256 on every experiment binary, whether its runs use it or not.
-    for bin in [
-        "rescan_offsets",
-        "depth_sweep",
-        "goroutine_sweep",
-        "barrier_designs",
-        "scan_stall",
-        "sanitizer_leak",
-        "wbshadow_faults",
-        "soundness",
-        "profiler_switch",
-        "trace_overhead",
-    ] {
+    for bin in EXPERIMENTS {
         for procs in ["0", "257"] {
             let out = command(bin, &["--quick", "--procs", procs, "--plan"])
                 .output()
@@ -384,18 +373,7 @@ fn the_scale_range_fits_24_gib() {
     use experiments::testbed::{TestbedArgs, estimate_peak_bytes, resolve};
     let scale = experiments::limits::MAX_SCALE.to_string();
     let repo = env!("CARGO_MANIFEST_DIR").trim_end_matches("/experiments");
-    for bin in [
-        "rescan_offsets",
-        "depth_sweep",
-        "goroutine_sweep",
-        "barrier_designs",
-        "scan_stall",
-        "sanitizer_leak",
-        "wbshadow_faults",
-        "soundness",
-        "profiler_switch",
-        "trace_overhead",
-    ] {
+    for bin in EXPERIMENTS {
         let out = command(
             bin,
             &["--full", "--seeds", "1", "--scale", &scale, "--plan"],

@@ -15,21 +15,7 @@ use serde_json::Value;
 // Only the binaries' paths and `text`: the rest of the shared module runs `testbed`.
 #[allow(dead_code)]
 mod common;
-use common::{bin_path, text};
-
-/// Every experiment binary.
-const EXPERIMENTS: [&str; 10] = [
-    "rescan_offsets",
-    "depth_sweep",
-    "goroutine_sweep",
-    "barrier_designs",
-    "scan_stall",
-    "sanitizer_leak",
-    "wbshadow_faults",
-    "soundness",
-    "profiler_switch",
-    "trace_overhead",
-];
+use common::{EXPERIMENTS, bin_path, text};
 
 /// `rescan_offsets` (deterministic engine only) at a hundredth of its sizes, one reported cycle,
 /// one seed, a 128 KiB heap goal: 64 runs, a few seconds in a debug build.

@@ -26,6 +26,21 @@ pub(crate) fn args_over(
     v
 }
 
+/// Every experiment binary.
+#[allow(dead_code)] // not every test file lists the experiments
+pub(crate) const EXPERIMENTS: [&str; 10] = [
+    "rescan_offsets",
+    "depth_sweep",
+    "goroutine_sweep",
+    "barrier_designs",
+    "scan_stall",
+    "sanitizer_leak",
+    "wbshadow_faults",
+    "soundness",
+    "profiler_switch",
+    "trace_overhead",
+];
+
 /// The path of the package's binary `name` (Cargo builds every one for the integration tests).
 pub(crate) fn bin_path(name: &str) -> &'static str {
     match name {
