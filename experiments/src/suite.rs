@@ -147,7 +147,7 @@ impl SuiteArgs {
 
     /// Checks the flags clap cannot, against [`crate::limits`]: the scale, the cycles, the seed
     /// count, the jobs, the Ps, the heap minimum; and, unless `--plan` (which writes nothing),
-    /// that `--out` is a directory that takes files (created if missing).
+    /// that `--out` is, or can become, a directory that takes files.
     pub fn validate(&self) -> Result<(), SuiteError> {
         use crate::limits::{self, check_range};
         let bad = SuiteError::BadInput;

@@ -397,9 +397,13 @@ pub fn resolve(args: &TestbedArgs) -> Result<Resolved, String> {
     } else {
         4
     });
-    if !(1..=256).contains(&procs) {
-        return Err(format!("--procs {procs} must be between 1 and 256"));
-    }
+    crate::limits::check_range(
+        "--procs",
+        procs,
+        1,
+        crate::limits::MAX_PROCS,
+        "Go's most Ps",
+    )?;
     let procs_schedule = match &args.procs_schedule {
         Some(s) => parse_procs_schedule(s)?,
         None => Vec::new(),

@@ -331,7 +331,10 @@ fn bounds_refuse_with_their_reason() {
             &["--gc-share", "1e-300"],
             "--gc-share 1e-300 must lie in [0.001, 1)",
         ),
-        (&["--procs", "257"], "--procs 257 must be between 1 and 256"),
+        (
+            &["--procs", "257"],
+            "--procs 257 must lie between 1 and 256 (Go's most Ps)",
+        ),
         (
             &["--heap-minimum", "18446744073709551615"],
             "half of a run's 1 GiB heap limit",
