@@ -97,6 +97,31 @@ fn a_closed_stdout_ends_quietly_with_the_exit_code_earned() {
         assert_eq!(out.status.code(), Some(0), "{bin} {args:?}: {err}");
         assert!(err.is_empty(), "{bin} {args:?} said: {err}");
     }
+    // An experiment's summary and plot's listing: their files are all written.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    for (bin, args, file) in [
+        (
+            "rescan_offsets",
+            vec!["--quick", "--scale", "0.01", "--quiet", "--out", d],
+            "rescan_offsets.csv",
+        ),
+        (
+            "plot",
+            vec!["--results", fixtures, "--out", d],
+            "figures/rescan_avoided_vs_offset.svg",
+        ),
+    ] {
+        let out = command(bin, &args)
+            .stdout(closed_pipe())
+            .output()
+            .expect("runs");
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(0), "{bin}: {err}");
+        assert!(!err.contains("panicked"), "{bin}: {err}");
+        assert!(dir.path().join(file).is_file(), "{bin} wrote {file}");
+    }
     // A violation keeps its exit code when nobody reads the report.
     let violation = [
         "--workload",
@@ -266,6 +291,21 @@ fn every_output_is_checked_before_any_work() {
         .output()
         .unwrap();
     assert_bad_input("testbed", &out, "Not a directory");
+    // A directory that takes no file (as root every directory takes one: then there is no case).
+    let read_only = dir.path().join("read-only");
+    fs::create_dir(&read_only).unwrap();
+    let mut perms = fs::metadata(&read_only).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o555);
+    fs::set_permissions(&read_only, perms).unwrap();
+    if fs::write(read_only.join("probe"), "").is_err() {
+        let out = command(
+            "rescan_offsets",
+            &["--full", "--out", read_only.to_str().unwrap()],
+        )
+        .output()
+        .unwrap();
+        assert_bad_input("rescan_offsets", &out, "cannot create a file in");
+    }
 }
 
 #[test]
