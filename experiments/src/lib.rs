@@ -13,7 +13,9 @@
 //! * [`trace_overhead`] — what tracing costs: each workload and engine with tracing off and on;
 //! * [`cli`] — the binaries' edges: one-line errors with exit code 2, output checked before the
 //!   work, atomic result files, stdout and stderr that never panic;
-//! * [`limits`] — the bounds on every flag that sizes work or memory, each with its reason.
+//! * [`limits`] — the bounds on every flag that sizes work or memory, each with its reason;
+//! * [`provenance`] — `OUT/provenance.json`: the command, commit, compiler and machine behind
+//!   each experiment's files.
 
 pub mod cli;
 pub mod debug_modes;
@@ -21,6 +23,7 @@ pub mod limits;
 pub mod paper;
 pub mod plot;
 pub mod profiler_switch;
+pub mod provenance;
 pub mod registry;
 pub mod shard;
 pub mod soundness;

@@ -18,7 +18,7 @@ use crate::profiler_switch::{self, ProfilerArgs};
 use crate::shard::{Session, ShardSet};
 use crate::suite::{SuiteArgs, SuiteError};
 use crate::trace_overhead::{self, Options};
-use crate::{cli, debug_modes, soundness, sweeps};
+use crate::{cli, debug_modes, provenance, soundness, sweeps};
 
 /// An experiment binary's flags: they hold the suite's, and say what to run.
 pub trait ExperimentArgs: Parser {
@@ -246,9 +246,16 @@ pub struct Experiment {
 impl Experiment {
     /// Runs the experiment with the arguments `shards` recorded, writing into `out`, its run
     /// lists answered from `shards`: its summary, or why it stopped.
+    /// Its provenance in `out` names the whole run's command, the merge's machine and each
+    /// shard's.
     pub fn merge(&self, shards: ShardSet, out: &Path) -> Result<String, SuiteError> {
         let argv = shards.argv.clone();
-        (self.rerun)(&argv, out, Session::merging(shards))
+        let session = Session::merging(shards);
+        let whole_run = std::iter::once(self.name.to_owned())
+            .chain(argv.iter().cloned())
+            .chain(["--out".to_owned(), out.display().to_string()]);
+        session.start_run(provenance::Run::start(&whole_run.collect::<Vec<_>>()));
+        (self.rerun)(&argv, out, session)
     }
 }
 
@@ -299,6 +306,9 @@ fn rerun<A: ExperimentArgs>(
     suite.session = session.clone();
     let summary = args.run()?;
     session.check_merged()?;
+    if let Some(p) = session.provenance() {
+        provenance::record(out, A::NAME, p)?;
+    }
     Ok(summary)
 }
 

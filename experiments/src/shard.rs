@@ -50,6 +50,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::cli;
+use crate::provenance::{self, Provenance};
 use crate::suite::{self, Plan, SuiteArgs, SuiteError};
 
 /// The version of the shard-file format [`ShardFile`] writes and [`load`] reads.
@@ -208,6 +209,10 @@ pub struct ShardFile {
     pub argv: Vec<String>,
     /// Every call the experiment made, in order.
     pub calls: Vec<ShardCall>,
+    /// The command, commit, compiler and machine of this shard's run (absent in files written
+    /// before shards recorded it).
+    #[serde(default)]
+    pub provenance: Option<Provenance>,
 }
 
 /// What an invocation's run lists have done, shared by every clone of its [`SuiteArgs`] (whose
@@ -227,6 +232,8 @@ struct State {
     error: Option<SuiteError>,
     /// The command line, when a binary's `main` set it.
     argv: Option<Vec<String>>,
+    /// The invocation's run, timed from when a binary's `main` (or `merge`) started it.
+    run: Option<provenance::Run>,
     /// Under `merge`: the shards the outputs come from.
     merge: Option<ShardSet>,
 }
@@ -248,6 +255,22 @@ impl Session {
     /// Records the binary's command line (its name first), for the shard file.
     pub fn set_argv(&self, argv: Vec<String>) {
         self.state().argv = Some(argv);
+    }
+
+    /// Starts timing the invocation `run` describes, for its provenance.
+    pub fn start_run(&self, run: provenance::Run) {
+        self.state().run = Some(run);
+    }
+
+    /// The provenance of the invocation so far (`None` if no run was started): for a merge,
+    /// with every joined shard's.
+    pub fn provenance(&self) -> Option<Provenance> {
+        let st = self.state();
+        let mut p = st.run.as_ref()?.finish();
+        if let Some(set) = &st.merge {
+            p.shards = set.provenance.clone();
+        }
+        Some(p)
     }
 
     /// The first error a call answered, if any.
@@ -517,7 +540,12 @@ pub fn finish(
 ) -> Result<String, SuiteError> {
     let partial = args.plan || args.shard.is_some();
     match result {
-        Ok(summary) if !partial => Ok(summary),
+        Ok(summary) if !partial => {
+            if let Some(p) = args.session.provenance() {
+                provenance::record(&args.out, name, p)?;
+            }
+            Ok(summary)
+        }
         Ok(_) => Err(SuiteError::Failed(
             "the experiment finished without a run list, so --plan and --shard do not apply".into(),
         )),
@@ -547,6 +575,7 @@ fn write_shard(name: &str, args: &SuiteArgs, shard: Shard) -> Result<String, Sui
         of: shard.n,
         argv: recorded_args(argv.get(1..).unwrap_or_default()),
         calls: st.records.clone(),
+        provenance: st.run.as_ref().map(provenance::Run::finish),
     };
     let path = args.out.join(shard.file_name(name));
     cli::write_atomically(&path, |w| {
@@ -610,6 +639,8 @@ pub struct ShardSet {
     pub files: Vec<PathBuf>,
     /// Every call, every run's output in list order.
     calls: Vec<MergedCall>,
+    /// The shards' provenance, shard 1 first (those that recorded one).
+    pub provenance: Vec<Provenance>,
 }
 
 #[derive(Debug)]
@@ -793,6 +824,10 @@ fn join(name: &str, mut shards: Vec<(PathBuf, ShardFile)>) -> Result<ShardSet, S
         argv: first.argv.clone(),
         files: shards.iter().map(|(p, _)| p.clone()).collect(),
         calls,
+        provenance: shards
+            .iter()
+            .filter_map(|(_, f)| f.provenance.clone())
+            .collect(),
     })
 }
 

@@ -32,10 +32,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::cli;
 use crate::registry::ExperimentArgs;
 use crate::shard::{self, PlanItem, Session, Shard};
 use crate::testbed::{self, Report, Resolved, TestbedArgs};
+use crate::{cli, provenance};
 
 /// How big a sweep is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -1004,6 +1004,13 @@ pub fn main<A: ExperimentArgs>() -> ExitCode {
         Ok(a) => a,
         Err(code) => return code,
     };
+    let shown: Vec<String> = argv
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    args.suite_mut()
+        .session
+        .start_run(provenance::Run::start(&shown));
     let argv: Option<Vec<String>> = argv.into_iter().map(|a| a.into_string().ok()).collect();
     if let Some(argv) = argv {
         args.suite_mut().session.set_argv(argv);

@@ -311,8 +311,29 @@ fn two_shards_run_concurrently_merge_into_the_whole_runs_files_byte_for_byte() {
     let merged = tmp.path().join("merged");
     let o = merge(&merged, &[shards.join("1"), shards.join("2")]);
     assert!(o.status.success(), "merge: {}", text(&o.stderr));
-    // No column of sanitizer_leak times anything: the files are the same bytes.
-    assert_eq!(files(&merged), files(&whole));
+    // No column of sanitizer_leak times anything: the files are the same bytes, all but the
+    // provenance, which says how each directory was made.
+    let (mut merged_files, mut whole_files) = (files(&merged), files(&whole));
+    let provenance = merged_files
+        .remove("provenance.json")
+        .expect("merge writes provenance");
+    whole_files
+        .remove("provenance.json")
+        .expect("a whole run writes provenance");
+    assert_eq!(merged_files, whole_files);
+    let provenance: Value = serde_json::from_slice(&provenance).unwrap();
+    let entry = &provenance["experiments"]["sanitizer_leak"];
+    let command = entry["command"].as_str().unwrap();
+    assert!(
+        command.starts_with("sanitizer_leak ") && !command.contains("--shard"),
+        "the merged entry names the whole run: {command}"
+    );
+    let shards = entry["shards"].as_array().unwrap();
+    assert_eq!(shards.len(), 2, "{provenance}");
+    for (k, shard) in (1..).zip(shards) {
+        let command = shard["command"].as_str().unwrap();
+        assert!(command.contains(&format!("--shard {k}/2")), "{command}");
+    }
 }
 
 #[test]
