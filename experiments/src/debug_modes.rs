@@ -35,7 +35,7 @@ use gc::{Deterministic, RuntimeError};
 use serde::{Deserialize, Serialize};
 
 use crate::shard::{self, PlanItem, RunItem};
-use crate::suite::{self, Design, Mode, Plan, SuiteArgs, SuiteError, Workload};
+use crate::suite::{self, Design, Mode, Plan, Seed, SuiteArgs, SuiteError, Workload};
 use crate::testbed;
 
 /// `sanitizer_leak`'s goroutines (BenchmarkSyncLeak's `G` is 1000; 64 keep a run short).
@@ -261,8 +261,10 @@ pub struct OverheadRow {
     pub mode: &'static str,
     /// The workload.
     pub workload: String,
-    /// The seed.
+    /// The program's seed.
     pub seed: u64,
+    /// The schedule's seed.
+    pub sched_seed: u64,
     /// Wall time of the run.
     pub wall_ns: u64,
     /// Mutator operations per second of wall time.
@@ -508,7 +510,7 @@ pub fn wbshadow_faults(args: &SuiteArgs) -> Result<String, SuiteError> {
 /// same machine, so each mode's slowdown compares runs that shared nothing but the machine.
 #[derive(Debug)]
 struct OverheadSeed {
-    seed: u64,
+    seed: Seed,
     /// `(mode, plan)`, `off` first.
     plans: Vec<(&'static str, Plan)>,
 }
@@ -601,12 +603,15 @@ fn overhead_rows(
             let wall_ns = run.wall.as_nanos() as u64;
             let off = rows
                 .iter()
-                .find(|r| r.seed == s.seed && r.mode == "off")
+                .find(|r| {
+                    (r.seed, r.sched_seed) == (s.seed.program, s.seed.schedule) && r.mode == "off"
+                })
                 .map_or(wall_ns, |r| r.wall_ns);
             rows.push(OverheadRow {
                 mode,
                 workload: workload.name.clone(),
-                seed: s.seed,
+                seed: s.seed.program,
+                sched_seed: s.seed.schedule,
                 wall_ns,
                 mutator_ops_per_s: run.mutator_ops as f64 / run.wall.as_secs_f64().max(1e-9),
                 slowdown: wall_ns as f64 / off.max(1) as f64,

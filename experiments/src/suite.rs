@@ -71,6 +71,15 @@ pub struct SuiteArgs {
     /// Seeds per configuration [default: 1 with --quick, 3 with --full].
     #[arg(long)]
     pub seeds: Option<u64>,
+    /// The first schedule seed: every program seed runs with schedule seeds T, T+1, … (see
+    /// --sched-seeds), so the program is held fixed while the schedule varies, or the other way
+    /// round [default: each run's program seed].
+    #[arg(long, value_name = "T")]
+    pub sched_seed: Option<u64>,
+    /// Schedule seeds per program seed: each configuration runs --seeds × --sched-seeds times
+    /// [default: 1].
+    #[arg(long, value_name = "M")]
+    pub sched_seeds: Option<u64>,
     /// Where the CSV and JSON files go.
     #[arg(long, default_value = "results", value_name = "DIR")]
     pub out: PathBuf,
@@ -172,6 +181,20 @@ impl SuiteArgs {
             )
             .map_err(bad)?;
         }
+        let runs = self
+            .seeds
+            .unwrap_or(1)
+            .saturating_mul(self.sched_seeds.unwrap_or(1));
+        if self.sched_seeds.is_some() {
+            check_range(
+                "--seeds × --sched-seeds",
+                runs,
+                1,
+                limits::MAX_SEEDS,
+                "every run is planned before the first starts: shard more seeds across invocations",
+            )
+            .map_err(bad)?;
+        }
         if let Some(n) = self.jobs {
             let why = format!(
                 "{} per CPU on this machine's {}: more only holds more runs in memory at once",
@@ -231,13 +254,30 @@ impl SuiteArgs {
         })
     }
 
-    /// The seeds every configuration runs with.
-    pub fn seeds(&self) -> Vec<u64> {
-        let n = self.seeds.unwrap_or(match self.mode() {
+    /// The (program, schedule) seeds every configuration runs with: each of `--seeds` program
+    /// seeds from `--seed`, crossed with `--sched-seeds` schedule seeds from `--sched-seed`
+    /// (from the program seed itself when unset).
+    pub fn seeds(&self) -> Vec<Seed> {
+        self.seeds_by_default(match self.mode() {
             Mode::Quick => 1,
             Mode::Full => 3,
-        });
-        (0..n).map(|i| self.seed.wrapping_add(i)).collect()
+        })
+    }
+
+    /// [`SuiteArgs::seeds`] for an experiment whose default is `n` program seeds.
+    pub fn seeds_by_default(&self, n: u64) -> Vec<Seed> {
+        let n = self.seeds.unwrap_or(n);
+        let m = self.sched_seeds.unwrap_or(1);
+        (0..n)
+            .map(|i| self.seed.wrapping_add(i))
+            .flat_map(|program| {
+                let first = self.sched_seed.unwrap_or(program);
+                (0..m).map(move |j| Seed {
+                    program,
+                    schedule: first.wrapping_add(j),
+                })
+            })
+            .collect()
     }
 
     /// The replay traces in [`SuiteArgs::traces`], by name. Missing directory or no trace: an
@@ -388,9 +428,30 @@ pub struct Plan {
     pub flags: Vec<String>,
 }
 
+/// A run's seeds: the program's (`--seed`: the workload's choices, injected faults) and the
+/// schedule's (`--sched-seed`). A bare `u64` is both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seed {
+    /// `--seed`.
+    pub program: u64,
+    /// `--sched-seed`.
+    pub schedule: u64,
+}
+
+impl From<u64> for Seed {
+    fn from(seed: u64) -> Seed {
+        Seed {
+            program: seed,
+            schedule: seed,
+        }
+    }
+}
+
 impl Plan {
-    /// A plan for `workload` with `goroutines` and `depth`, under `design`, with `seed`.
-    pub fn new(workload: &Workload, design: Design, seed: u64) -> Plan {
+    /// A plan for `workload` with `goroutines` and `depth`, under `design`, with `seed` (a
+    /// [`Seed`], or one `u64` for both; `--sched-seed` is named only where it differs).
+    pub fn new(workload: &Workload, design: Design, seed: impl Into<Seed>) -> Plan {
+        let seed = seed.into();
         let mut flags: Vec<String> = vec![
             "--workload".into(),
             workload.name.clone(),
@@ -403,7 +464,10 @@ impl Plan {
             flags.extend(["--replay".into(), trace.display().to_string()]);
         }
         flags.extend(design.flags());
-        flags.extend(["--seed".into(), seed.to_string()]);
+        flags.extend(["--seed".into(), seed.program.to_string()]);
+        if seed.schedule != seed.program {
+            flags.extend(["--sched-seed".into(), seed.schedule.to_string()]);
+        }
         Plan { flags }
     }
 
@@ -639,7 +703,7 @@ pub struct RunRow {
     pub goroutines: usize,
     /// Depth (for `replay`, frames below the trace).
     pub depth: usize,
-    /// Seed.
+    /// The program's seed (`--seed`).
     pub seed: u64,
     /// Cycles completed; the counters below are sums over them.
     pub cycles: u64,
@@ -671,6 +735,8 @@ pub struct RunRow {
     pub mode: Mode,
     /// Cycles run before the reported ones and left out of every counter.
     pub warmup_cycles: u32,
+    /// The schedule's seed (`--sched-seed`; the program's, `seed`, unless set).
+    pub sched_seed: u64,
     /// The design ([`Design::name`]).
     pub design: String,
     /// The replayed trace's name (`replay` only).
@@ -805,6 +871,7 @@ impl RunRow {
             goroutines: c.goroutines,
             depth: c.depth,
             seed: c.seed,
+            sched_seed: c.sched_seed,
             cycles: t.cycles,
             stack_bytes_used: s.stack_bytes_used,
             full_rescan_bytes: s.full_rescan_bytes,
@@ -949,7 +1016,10 @@ impl MmuRow {
 struct JsonResults<'a, R> {
     experiment: &'a str,
     mode: Mode,
+    /// The program seed of every run of a configuration, in run order.
     seeds: Vec<u64>,
+    /// Their schedule seeds, pairwise.
+    sched_seeds: Vec<u64>,
     rows: &'a [R],
 }
 
@@ -963,7 +1033,8 @@ pub fn write_results<R: Serialize>(
     let json = JsonResults {
         experiment: name,
         mode: args.mode(),
-        seeds: args.seeds(),
+        seeds: args.seeds().iter().map(|s| s.program).collect(),
+        sched_seeds: args.seeds().iter().map(|s| s.schedule).collect(),
         rows,
     };
     write_json(&args.out.join(format!("{name}.json")), &json)
@@ -1063,6 +1134,49 @@ mod tests {
             run_failed("heap limit reached", "testbed --workload mixed"),
             "heap limit reached (run: testbed --workload mixed)"
         );
+    }
+
+    #[test]
+    fn program_seeds_cross_schedule_seeds_and_a_plan_names_a_different_schedule() {
+        let parse = |extra: &[&str]| {
+            let argv = ["x", "--quick"].iter().chain(extra).copied();
+            SuiteArgs::augment_args(clap::Command::new("x"))
+                .try_get_matches_from(argv)
+                .and_then(|m| <SuiteArgs as clap::FromArgMatches>::from_arg_matches(&m))
+                .unwrap()
+        };
+        let pairs = |a: &SuiteArgs| -> Vec<(u64, u64)> {
+            a.seeds().iter().map(|s| (s.program, s.schedule)).collect()
+        };
+        assert_eq!(pairs(&parse(&["--seeds", "2"])), [(1, 1), (2, 2)]);
+        assert_eq!(
+            pairs(&parse(&[
+                "--seed",
+                "5",
+                "--seeds",
+                "2",
+                "--sched-seeds",
+                "2"
+            ])),
+            [(5, 5), (5, 6), (6, 6), (6, 7)]
+        );
+        assert_eq!(
+            pairs(&parse(&["--seeds", "2", "--sched-seed", "9"])),
+            [(1, 9), (2, 9)]
+        );
+        let w = Workload::new("mixed", 2, 3);
+        let same = Plan::new(&w, Design::Hybrid, Seed::from(4)).command();
+        assert!(same.ends_with("--seed 4"), "{same}");
+        let other = Plan::new(
+            &w,
+            Design::Hybrid,
+            Seed {
+                program: 4,
+                schedule: 8,
+            },
+        )
+        .command();
+        assert!(other.ends_with("--seed 4 --sched-seed 8"), "{other}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::shard::{self, RunItem};
 use crate::suite::{
-    self, Design, MmuRow, Mode, Plan, RunRow, SuiteArgs, SuiteError, Workload, workload_label,
+    self, Design, MmuRow, Mode, Plan, RunRow, Seed, SuiteArgs, SuiteError, Workload, workload_label,
 };
 
 /// Go's first stack-barrier offset.
@@ -108,19 +108,19 @@ pub fn standard_workloads(args: &SuiteArgs) -> Result<Vec<Workload>, SuiteError>
 }
 
 /// A counter run: deterministic engine, checkmark on.
-fn counter_plan(w: &Workload, d: Design, seed: u64, args: &SuiteArgs) -> Plan {
+fn counter_plan(w: &Workload, d: Design, seed: Seed, args: &SuiteArgs) -> Plan {
     checked_plan(w, d, seed, args, "gccheckmark=1")
 }
 
 /// A `rescan_offsets` run: a counter run with stackshadow verifying every cycle too, whose
 /// records give the content oracle (it doubles a deep stack's run time, so the sweeps, which do
 /// not report that oracle, leave it off).
-fn offset_plan(w: &Workload, d: Design, seed: u64, args: &SuiteArgs) -> Plan {
+fn offset_plan(w: &Workload, d: Design, seed: Seed, args: &SuiteArgs) -> Plan {
     checked_plan(w, d, seed, args, "gccheckmark=1,stackshadow=1")
 }
 
 /// A deterministic run with the debug `knobs`.
-fn checked_plan(w: &Workload, d: Design, seed: u64, args: &SuiteArgs, knobs: &str) -> Plan {
+fn checked_plan(w: &Workload, d: Design, seed: Seed, args: &SuiteArgs, knobs: &str) -> Plan {
     Plan::new(w, d, seed)
         .with("--cycles", args.cycles())
         .with("--warmup-cycles", WARMUP_CYCLES)
@@ -128,7 +128,7 @@ fn checked_plan(w: &Workload, d: Design, seed: u64, args: &SuiteArgs, knobs: &st
 }
 
 /// A pause run: threaded engine.
-fn pause_plan(w: &Workload, d: Design, seed: u64, args: &SuiteArgs) -> Plan {
+fn pause_plan(w: &Workload, d: Design, seed: Seed, args: &SuiteArgs) -> Plan {
     Plan::new(w, d, seed)
         .with("--cycles", args.cycles())
         .with("--warmup-cycles", WARMUP_CYCLES)

@@ -51,9 +51,14 @@ pub struct TestbedArgs {
     /// Stack depth in frames the workload works at.
     #[arg(long, default_value_t = 1000)]
     pub depth: usize,
-    /// Seed for the workload and the schedule.
+    /// Seed for the program: the workload's choices and injected faults.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Seed for the schedule: the deterministic engine's choice of P and of the collector's
+    /// turn, the threaded engine's collector draws, when profiling signals arrive [default:
+    /// --seed].
+    #[arg(long, value_name = "SEED")]
+    pub sched_seed: Option<u64>,
     /// GC cycles to complete.
     #[arg(long, default_value_t = 10)]
     pub cycles: u32,
@@ -209,8 +214,10 @@ pub struct ConfigReport {
     pub goroutines: usize,
     /// Depth.
     pub depth: usize,
-    /// Seed.
+    /// The program's seed.
     pub seed: u64,
+    /// The schedule's seed (the program's unless `--sched-seed` set another).
+    pub sched_seed: u64,
     /// Cycles.
     pub cycles: u32,
     /// Warm-up cycles run before them and left out of the report.
@@ -507,6 +514,7 @@ pub fn resolve(args: &TestbedArgs) -> Result<Resolved, String> {
         mark_step_bytes: mark_step_bytes.unwrap_or(gc::mark::MARK_STEP_BYTES),
         force_gc_ops: args.force_gc_every,
         seed: args.seed,
+        sched_seed: args.sched_seed,
         debug,
         inject,
         sanitizer: args.sanitizer.then_some(SanitizerOptions {
@@ -525,6 +533,7 @@ pub fn resolve(args: &TestbedArgs) -> Result<Resolved, String> {
         goroutines: args.goroutines,
         depth: args.depth,
         seed: args.seed,
+        sched_seed: args.sched_seed.unwrap_or(args.seed),
         cycles: args.cycles,
         warmup_cycles: args.warmup_cycles,
         barrier: design.name(),

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::shard::{self, RunItem};
-use crate::suite::{self, Design, Mode, Plan, SuiteArgs, SuiteError, Workload};
+use crate::suite::{self, Design, Mode, Plan, Seed, SuiteArgs, SuiteError, Workload};
 use crate::testbed::{self, ConfigReport, Timings};
 
 /// The experiment's name: its files are `OUT/trace_overhead.csv` and `.json`.
@@ -134,7 +134,7 @@ struct Summary<'a> {
     experiment: &'static str,
     mode: Mode,
     reps: usize,
-    seeds: &'a [u64],
+    seeds: &'a [Seed],
     cpus: usize,
     heap_minimum: u64,
     configs: &'a [Config],
@@ -272,11 +272,7 @@ pub fn trace_overhead(args: &SuiteArgs, opts: Options) -> Result<String, SuiteEr
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threaded_procs = args.procs.unwrap_or(cpus);
     // One seed unless --seeds asks for more: the pairs, not the seeds, carry the figure.
-    let seeds: Vec<u64> = if args.seeds.is_some() {
-        args.seeds()
-    } else {
-        vec![args.seed]
-    };
+    let seeds = args.seeds_by_default(1);
     let mut plans = Vec::new();
     for (name, goroutines, depth, design) in WORKLOADS {
         let workload = Workload::new(name, args.size(goroutines), args.size(depth));

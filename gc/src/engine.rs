@@ -114,7 +114,7 @@ impl Deterministic {
     /// An engine running `image` under `config` (with `config.procs` Ps).
     pub fn new(config: GcConfig, image: WorkloadImage) -> Result<Deterministic, RuntimeError> {
         let mut ps: Vec<P> = (0..config.max_procs()).map(P::new).collect();
-        let seed = config.seed;
+        let sched_seed = config.sched_seed();
         let gc_share = config.gc_share.clamp(0.0, 1.0);
         let rt = Runtime::new(config, image, &mut ps)?;
         rt.start_profiling(ps.iter_mut(), false);
@@ -122,7 +122,7 @@ impl Deterministic {
             rt,
             ps,
             worker: GcWork::new(),
-            rng: Rng::seed_from_u64(seed.wrapping_add(0x5eed)),
+            rng: Rng::seed_from_u64(sched_seed.wrapping_add(0x5eed)),
             gc_share_threshold: (gc_share * 4_294_967_296.0) as u64,
             ops_since_cycle: 0,
             ops: 0,

@@ -843,7 +843,7 @@ impl Runtime {
                 p.prof = Some(Box::new(MProf::new(
                     cfg,
                     &self.prog,
-                    self.config.seed,
+                    self.config.sched_seed(),
                     p.id,
                     threaded,
                 )));

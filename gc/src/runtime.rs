@@ -58,8 +58,14 @@ pub struct GcConfig {
     pub mark_step_bytes: u64,
     /// Force a cycle after this many mutator operations without one.
     pub force_gc_ops: Option<u64>,
-    /// The seed.
+    /// The program's seed: the workload's choices (each goroutine's draws) and the injected
+    /// faults.
     pub seed: u64,
+    /// The schedule's seed: the deterministic engine's choice of P and of the collector's turn,
+    /// the threaded engine's per-P draws for the collector's share, and when profiling signals
+    /// arrive. Separate from `seed` so that a sweep can vary the program and the schedule one at
+    /// a time; `None`: the same as `seed` (see [`GcConfig::sched_seed`]).
+    pub sched_seed: Option<u64>,
     /// Debug knobs.
     pub debug: DebugKnobs,
     /// Faults injected on purpose (`--inject`), for showing the checkers catch them.
@@ -137,6 +143,7 @@ impl Default for GcConfig {
             mark_step_bytes: crate::mark::MARK_STEP_BYTES,
             force_gc_ops: None,
             seed: 1,
+            sched_seed: None,
             debug: DebugKnobs::default(),
             inject: Inject::default(),
             sanitizer: None,
@@ -200,6 +207,11 @@ pub struct SanitizerOptions {
 }
 
 impl GcConfig {
+    /// The schedule's seed: `sched_seed`, or the program's seed when it is unset.
+    pub fn sched_seed(&self) -> u64 {
+        self.sched_seed.unwrap_or(self.seed)
+    }
+
     /// The most Ps the run ever has: the engines make this many and keep the ones beyond the
     /// current count dead.
     pub fn max_procs(&self) -> usize {

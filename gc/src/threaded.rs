@@ -327,7 +327,7 @@ impl Threaded {
                             ctl,
                             gc_share,
                             i,
-                            rng: Rng::seed_from_u64(rt.config.seed ^ (0x9e37 + i as u64)),
+                            rng: Rng::seed_from_u64(rt.config.sched_seed() ^ (0x9e37 + i as u64)),
                             cycle: 0,
                             fractional_ns: 0,
                             dedicated_idle: false,
@@ -591,7 +591,7 @@ impl<'a> Coordinator<'a> {
 /// `ITIMER_PROF` counts only CPU time. A P that falls asleep drops a signal still pending.
 /// Returns the signals sent. It sleeps rather than spins so that it takes no core from the Ps.
 fn profiler_thread(rt: &Runtime, ctl: &Control, interval: Duration) -> u64 {
-    let mut rng = Rng::seed_from_u64(rt.config.seed ^ 0x5167_7071);
+    let mut rng = Rng::seed_from_u64(rt.config.sched_seed() ^ 0x5167_7071);
     let mean_ns = interval.as_nanos().max(1) as u64;
     let mut sent = 0;
     while !ctl.done.load(Ordering::Acquire) {
