@@ -631,9 +631,14 @@ fn trace_overhead_quick_writes_one_row_per_configuration() {
             .as_str()
             .is_some_and(|s| s.starts_with("testbed "))
     }));
-    let left: Vec<_> = std::fs::read_dir(dir.path())
+    let mut left: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
-        .map(|e| e.unwrap().file_name())
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(left.len(), 2, "the CSV and the JSON only: {left:?}");
+    left.sort();
+    assert_eq!(
+        left,
+        ["provenance.json", "trace_overhead.csv", "trace_overhead.json"],
+        "the CSV, the JSON and their provenance only"
+    );
 }
