@@ -15,7 +15,8 @@
 //!   work, atomic result files, stdout and stderr that never panic;
 //! * [`limits`] — the bounds on every flag that sizes work or memory, each with its reason;
 //! * [`provenance`] — `OUT/provenance.json`: the command, commit, compiler and machine behind
-//!   each experiment's files.
+//!   each experiment's files;
+//! * [`stats`] — medians with 95 % bootstrap intervals, and the tail a sample count supports.
 
 pub mod cli;
 pub mod debug_modes;
@@ -27,6 +28,7 @@ pub mod provenance;
 pub mod registry;
 pub mod shard;
 pub mod soundness;
+pub mod stats;
 pub mod suite;
 pub mod sweeps;
 pub mod testbed;

@@ -56,6 +56,11 @@ impl fmt::Display for Mode {
     }
 }
 
+/// Pause samples (reported cycles of threaded runs) per configuration in `--full`: enough for a
+/// 99th percentile that is not just the largest few samples, and for a tight interval around
+/// the median.
+pub const PAUSE_SAMPLES_FULL: u32 = 200;
+
 /// The flags every experiment binary takes.
 #[derive(Args, Debug, Clone)]
 pub struct SuiteArgs {
@@ -101,7 +106,8 @@ pub struct SuiteArgs {
     /// frequent cycles) [default: the experiment's, 4 MiB for most, times --scale].
     #[arg(long, value_name = "BYTES")]
     pub heap_minimum: Option<u64>,
-    /// GC cycles per run [default: 10 with --quick, 20 with --full].
+    /// GC cycles per run [default: 10 with --quick, 20 with --full; a --full pause run (threaded)
+    /// makes enough for 200 pause samples per configuration: 67 a run at 3 seeds].
     #[arg(long)]
     pub cycles: Option<u32>,
     /// Directory of the replay traces (`*.trace`) the replay workload runs [default:
@@ -252,6 +258,20 @@ impl SuiteArgs {
             Mode::Quick => 10,
             Mode::Full => 20,
         })
+    }
+
+    /// Reported cycles per pause run (threaded engine): `--cycles` if given; with `--quick`,
+    /// [`SuiteArgs::cycles`]; with `--full`, enough for [`PAUSE_SAMPLES_FULL`] samples per
+    /// configuration over its runs (every seed pair), and never fewer than `cycles()`.
+    pub fn pause_cycles(&self) -> u32 {
+        match (self.cycles, self.mode()) {
+            (Some(c), _) => c,
+            (None, Mode::Quick) => self.cycles(),
+            (None, Mode::Full) => {
+                let runs = self.seeds().len().max(1) as u32;
+                PAUSE_SAMPLES_FULL.div_ceil(runs).max(self.cycles())
+            }
+        }
     }
 
     /// The (program, schedule) seeds every configuration runs with: each of `--seeds` program
@@ -966,8 +986,10 @@ pub struct MmuRow {
     pub goroutines: usize,
     /// Depth.
     pub depth: usize,
-    /// Seed.
+    /// The program's seed.
     pub seed: u64,
+    /// The schedule's seed.
+    pub sched_seed: u64,
     /// Engine (always `threaded`: the deterministic engine has no clock).
     pub engine: String,
     /// Ps.
@@ -999,6 +1021,7 @@ impl MmuRow {
                 goroutines: run.goroutines,
                 depth: run.depth,
                 seed: run.seed,
+                sched_seed: run.sched_seed,
                 engine: run.engine.clone(),
                 procs: run.procs,
                 window_ns: p.window_ns,
@@ -1008,6 +1031,301 @@ impl MmuRow {
                 command: run.command.clone(),
             })
             .collect()
+    }
+}
+
+/// One reported cycle of a threaded run: the raw pause samples behind a run row's p50/p99/max,
+/// with the counters of the same cycle (`NAME_cycles.csv`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CycleRow {
+    /// Workload name.
+    pub workload: String,
+    /// The replayed trace's name (`replay` only).
+    pub replay: String,
+    /// The design ([`Design::name`]).
+    pub design: String,
+    /// `after-restart` (Go 1.7) or `in-pause` (Go 1.5/1.6).
+    pub barrier_removal: String,
+    /// Goroutines.
+    pub goroutines: usize,
+    /// Depth.
+    pub depth: usize,
+    /// The program's seed.
+    pub seed: u64,
+    /// The schedule's seed.
+    pub sched_seed: u64,
+    /// Engine (always `threaded`: the deterministic engine's pauses are its own clock's).
+    pub engine: String,
+    /// Ps at the run's start.
+    pub procs: usize,
+    /// The cycle's number in the run (warm-up cycles included, so the first reported one is
+    /// `warmup_cycles + 1`).
+    pub cycle: u32,
+    /// The mark-termination pause.
+    pub mark_term_ns: u64,
+    /// Its parts: stopping the world, the re-scans, the final drain, the rest.
+    pub stw_stop_ns: u64,
+    /// The re-scans' part.
+    pub mark_term_rescan_ns: u64,
+    /// The final drain's part.
+    pub mark_term_drain_ns: u64,
+    /// The rest.
+    pub mark_term_other_ns: u64,
+    /// The sweep-termination pause.
+    pub sweep_term_ns: u64,
+    /// The concurrent mark phase's wall time.
+    pub mark_ns: u64,
+    /// The after-restart barrier removal's time.
+    pub barrier_removal_ns: u64,
+    /// Goroutines on the re-scan list at mark termination.
+    pub rescan_goroutines: u64,
+    /// Stack bytes re-scanned.
+    pub rescan_bytes: u64,
+    /// Frames re-scanned.
+    pub rescan_frames: u64,
+    /// What a barrier-free re-scan would have cost.
+    pub full_rescan_bytes: u64,
+    /// Stack bytes in use at the end of the cycle.
+    pub stack_bytes_used: u64,
+    /// Barriers installed.
+    pub barriers_installed: u64,
+    /// Barriers hit.
+    pub barriers_hit: u64,
+    /// Stack scans timed (the stall samples).
+    pub scan_stalls: u64,
+    /// The longest scan stall.
+    pub scan_stall_ns_max: u64,
+    /// Heap bytes marked live.
+    pub heap_live_bytes: u64,
+    /// The experiment.
+    pub experiment: String,
+    /// `quick` or `full`.
+    pub mode: Mode,
+    /// The `testbed` command that reproduces the run.
+    pub command: String,
+}
+
+impl CycleRow {
+    /// The reported cycles of `outcome`, one row each (none for a deterministic run).
+    pub fn of(experiment: &str, mode: Mode, outcome: &Outcome) -> Vec<CycleRow> {
+        let run = RunRow::new(experiment, mode, outcome);
+        if run.engine != "threaded" {
+            return Vec::new();
+        }
+        outcome
+            .report
+            .cycles
+            .iter()
+            .map(|c| CycleRow {
+                workload: run.workload.clone(),
+                replay: run.replay.clone(),
+                design: run.design.clone(),
+                barrier_removal: run.barrier_removal.clone(),
+                goroutines: run.goroutines,
+                depth: run.depth,
+                seed: run.seed,
+                sched_seed: run.sched_seed,
+                engine: run.engine.clone(),
+                procs: run.procs,
+                cycle: c.cycle,
+                mark_term_ns: c.mark_term_ns,
+                stw_stop_ns: c.stw_stop_ns,
+                mark_term_rescan_ns: c.mark_term_rescan_ns,
+                mark_term_drain_ns: c.mark_term_drain_ns,
+                mark_term_other_ns: c.mark_term_other_ns,
+                sweep_term_ns: c.sweep_term_ns,
+                mark_ns: c.mark_ns,
+                barrier_removal_ns: c.barrier_removal_ns,
+                rescan_goroutines: c.rescan_goroutines,
+                rescan_bytes: c.rescan_bytes,
+                rescan_frames: c.rescan_frames,
+                full_rescan_bytes: c.full_rescan_bytes,
+                stack_bytes_used: c.stack_bytes_used,
+                barriers_installed: c.barriers_installed,
+                barriers_hit: c.barriers_hit,
+                scan_stalls: c.scan_stalls,
+                scan_stall_ns_max: c.scan_stall_ns_max,
+                heap_live_bytes: c.heap_live_bytes,
+                experiment: experiment.to_owned(),
+                mode,
+                command: run.command.clone(),
+            })
+            .collect()
+    }
+}
+
+/// One configuration's pauses over every reported cycle of its threaded runs (all seeds pooled):
+/// medians with 95 % bootstrap intervals, the tail the sample count supports, and the counters
+/// of the same cycles beside the deterministic engine's for the configuration
+/// (`NAME_pauses.csv`; see [`crate::stats`]).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PauseRow {
+    /// Workload name.
+    pub workload: String,
+    /// The replayed trace's name (`replay` only).
+    pub replay: String,
+    /// Goroutines.
+    pub goroutines: usize,
+    /// Depth.
+    pub depth: usize,
+    /// The design ([`Design::name`]).
+    pub design: String,
+    /// `after-restart` or `in-pause`.
+    pub barrier_removal: String,
+    /// Ps.
+    pub procs: usize,
+    /// Threaded runs pooled (one per seed pair).
+    pub runs: usize,
+    /// Cycles pooled: the samples behind every figure below.
+    pub samples: usize,
+    /// Median mark-termination pause.
+    pub mark_term_ns_p50: f64,
+    /// Its 95 % bootstrap interval's lower end.
+    pub mark_term_ns_p50_lo: f64,
+    /// Its upper end.
+    pub mark_term_ns_p50_hi: f64,
+    /// `p99` with at least [`crate::stats::P99_MIN_SAMPLES`] samples, else `max`.
+    pub mark_term_tail: &'static str,
+    /// The mark-termination pause's tail, as `mark_term_tail` says.
+    pub mark_term_ns_tail: f64,
+    /// The longest mark-termination pause.
+    pub mark_term_ns_max: f64,
+    /// Median sweep-termination pause.
+    pub sweep_term_ns_p50: f64,
+    /// Its interval's lower end.
+    pub sweep_term_ns_p50_lo: f64,
+    /// Its upper end.
+    pub sweep_term_ns_p50_hi: f64,
+    /// Median time to stop the world for mark termination.
+    pub stw_stop_ns_p50: f64,
+    /// Median re-scan part of the mark-termination pause.
+    pub mark_term_rescan_ns_p50: f64,
+    /// Median final-drain part.
+    pub mark_term_drain_ns_p50: f64,
+    /// Median concurrent mark phase.
+    pub mark_ns_p50: f64,
+    /// Median re-scan list length of the same cycles.
+    pub rescan_goroutines_p50: f64,
+    /// Median stack bytes re-scanned per cycle, same cycles.
+    pub rescan_bytes_p50: f64,
+    /// Median frames re-scanned per cycle, same cycles.
+    pub rescan_frames_p50: f64,
+    /// Median bytes a barrier-free re-scan would have covered, same cycles.
+    pub full_rescan_bytes_p50: f64,
+    /// Median barriers hit per cycle, same cycles.
+    pub barriers_hit_p50: f64,
+    /// The deterministic engine's re-scan list per cycle for this configuration (its counter
+    /// runs' mean; empty where the experiment made none).
+    pub det_rescan_goroutines_per_cycle: Option<f64>,
+    /// The deterministic engine's re-scanned bytes per cycle.
+    pub det_rescan_bytes_per_cycle: Option<f64>,
+    /// The deterministic engine's full re-scan bytes per cycle.
+    pub det_full_rescan_bytes_per_cycle: Option<f64>,
+    /// The experiment.
+    pub experiment: String,
+    /// `quick` or `full`.
+    pub mode: Mode,
+}
+
+impl PauseRow {
+    /// One row per configuration of `cycles` (in first-seen order), the deterministic counters
+    /// from `runs`' counter rows of the same configuration.
+    pub fn summarise(cycles: &[CycleRow], runs: &[RunRow]) -> Vec<PauseRow> {
+        type Key<'a> = (&'a str, &'a str, usize, usize, &'a str, &'a str, usize);
+        fn key(c: &CycleRow) -> Key<'_> {
+            (
+                &c.workload,
+                &c.replay,
+                c.goroutines,
+                c.depth,
+                &c.design,
+                &c.barrier_removal,
+                c.procs,
+            )
+        }
+        let mut groups: Vec<(Key<'_>, Vec<&CycleRow>)> = Vec::new();
+        for c in cycles {
+            match groups.iter_mut().find(|(k, _)| *k == key(c)) {
+                Some((_, group)) => group.push(c),
+                None => groups.push((key(c), vec![c])),
+            }
+        }
+        groups
+            .iter()
+            .map(|(_, group)| PauseRow::of(group, runs))
+            .collect()
+    }
+
+    /// The row of one configuration's cycles (non-empty).
+    fn of(cycles: &[&CycleRow], runs: &[RunRow]) -> PauseRow {
+        use crate::stats::{Median, Tail};
+        let first = cycles[0];
+        let samples =
+            |f: fn(&CycleRow) -> u64| -> Vec<f64> { cycles.iter().map(|c| f(c) as f64).collect() };
+        let median = |f: fn(&CycleRow) -> u64| -> Median {
+            Median::of(&samples(f)).expect("a configuration has cycles")
+        };
+        let p50 = |f: fn(&CycleRow) -> u64| median(f).value;
+        let mark_term = median(|c| c.mark_term_ns);
+        let sweep_term = median(|c| c.sweep_term_ns);
+        let tail = Tail::of(&samples(|c| c.mark_term_ns)).expect("a configuration has cycles");
+        let mut seeds: Vec<(u64, u64)> = cycles.iter().map(|c| (c.seed, c.sched_seed)).collect();
+        seeds.sort_unstable();
+        seeds.dedup();
+        let counter_runs: Vec<&RunRow> = runs
+            .iter()
+            .filter(|r| {
+                r.engine == "deterministic"
+                    && (&r.workload, &r.replay, r.goroutines, r.depth, &r.design)
+                        == (
+                            &first.workload,
+                            &first.replay,
+                            first.goroutines,
+                            first.depth,
+                            &first.design,
+                        )
+                    && r.barrier_removal == first.barrier_removal
+            })
+            .collect();
+        let per_cycle = |f: fn(&RunRow) -> u64| -> Option<f64> {
+            let cycles: u64 = counter_runs.iter().map(|r| r.cycles).sum();
+            (cycles > 0)
+                .then(|| counter_runs.iter().map(|r| f(r)).sum::<u64>() as f64 / cycles as f64)
+        };
+        PauseRow {
+            workload: first.workload.clone(),
+            replay: first.replay.clone(),
+            goroutines: first.goroutines,
+            depth: first.depth,
+            design: first.design.clone(),
+            barrier_removal: first.barrier_removal.clone(),
+            procs: first.procs,
+            runs: seeds.len(),
+            samples: cycles.len(),
+            mark_term_ns_p50: mark_term.value,
+            mark_term_ns_p50_lo: mark_term.lo,
+            mark_term_ns_p50_hi: mark_term.hi,
+            mark_term_tail: tail.label(),
+            mark_term_ns_tail: tail.value(),
+            mark_term_ns_max: samples(|c| c.mark_term_ns).into_iter().fold(0.0, f64::max),
+            sweep_term_ns_p50: sweep_term.value,
+            sweep_term_ns_p50_lo: sweep_term.lo,
+            sweep_term_ns_p50_hi: sweep_term.hi,
+            stw_stop_ns_p50: p50(|c| c.stw_stop_ns),
+            mark_term_rescan_ns_p50: p50(|c| c.mark_term_rescan_ns),
+            mark_term_drain_ns_p50: p50(|c| c.mark_term_drain_ns),
+            mark_ns_p50: p50(|c| c.mark_ns),
+            rescan_goroutines_p50: p50(|c| c.rescan_goroutines),
+            rescan_bytes_p50: p50(|c| c.rescan_bytes),
+            rescan_frames_p50: p50(|c| c.rescan_frames),
+            full_rescan_bytes_p50: p50(|c| c.full_rescan_bytes),
+            barriers_hit_p50: p50(|c| c.barriers_hit),
+            det_rescan_goroutines_per_cycle: per_cycle(|r| r.rescan_goroutines),
+            det_rescan_bytes_per_cycle: per_cycle(|r| r.rescan_bytes),
+            det_full_rescan_bytes_per_cycle: per_cycle(|r| r.full_rescan_bytes),
+            experiment: first.experiment.clone(),
+            mode: first.mode,
+        }
     }
 }
 
@@ -1137,7 +1455,7 @@ mod tests {
     }
 
     #[test]
-    fn program_seeds_cross_schedule_seeds_and_a_plan_names_a_different_schedule() {
+    fn seeds_cross_schedules_pause_runs_make_enough_cycles_and_plans_name_a_different_schedule() {
         let parse = |extra: &[&str]| {
             let argv = ["x", "--quick"].iter().chain(extra).copied();
             SuiteArgs::augment_args(clap::Command::new("x"))
@@ -1164,6 +1482,24 @@ mod tests {
             pairs(&parse(&["--seeds", "2", "--sched-seed", "9"])),
             [(1, 9), (2, 9)]
         );
+        let full = |extra: &[&str]| {
+            let argv = ["x", "--full"].iter().chain(extra).copied();
+            SuiteArgs::augment_args(clap::Command::new("x"))
+                .try_get_matches_from(argv)
+                .and_then(|m| <SuiteArgs as clap::FromArgMatches>::from_arg_matches(&m))
+                .unwrap()
+                .pause_cycles()
+        };
+        assert_eq!(full(&[]), 67, "3 seeds × 67 ≥ 200 samples");
+        assert_eq!(full(&["--seeds", "1"]), PAUSE_SAMPLES_FULL);
+        assert_eq!(full(&["--seeds", "2", "--sched-seeds", "2"]), 50);
+        assert_eq!(
+            full(&["--seeds", "100"]),
+            20,
+            "never fewer than --full's cycles"
+        );
+        assert_eq!(full(&["--cycles", "5"]), 5);
+        assert_eq!(parse(&[]).pause_cycles(), 10);
         let w = Workload::new("mixed", 2, 3);
         let same = Plan::new(&w, Design::Hybrid, Seed::from(4)).command();
         assert!(same.ends_with("--seed 4"), "{same}");

@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::shard::{self, RunItem};
 use crate::suite::{
-    self, Design, MmuRow, Mode, Plan, RunRow, Seed, SuiteArgs, SuiteError, Workload, workload_label,
+    self, CycleRow, Design, MmuRow, Mode, PauseRow, Plan, RunRow, Seed, SuiteArgs, SuiteError,
+    Workload, workload_label,
 };
 
 /// Go's first stack-barrier offset.
@@ -75,7 +76,7 @@ pub const SCAN_STALL_DESIGNS: [Design; 4] = [
 
 /// Scans a run must time before its 99th-percentile stall means something (the p99 of fewer
 /// samples is one of the few largest); below it, figures and tables show the longest stall.
-pub const STALL_P99_MIN_SAMPLES: u64 = 100;
+pub const STALL_P99_MIN_SAMPLES: u64 = crate::stats::P99_MIN_SAMPLES as u64;
 
 /// Cycles every run makes before the ones it reports: the first cycle of a deep workload runs
 /// while its goroutines are still building their stacks, and would dominate every steady-state
@@ -127,19 +128,21 @@ fn checked_plan(w: &Workload, d: Design, seed: Seed, args: &SuiteArgs, knobs: &s
         .with("--debug", knobs)
 }
 
-/// A pause run: threaded engine.
+/// A pause run: threaded engine, [`SuiteArgs::pause_cycles`] cycles.
 fn pause_plan(w: &Workload, d: Design, seed: Seed, args: &SuiteArgs) -> Plan {
     Plan::new(w, d, seed)
-        .with("--cycles", args.cycles())
+        .with("--cycles", args.pause_cycles())
         .with("--warmup-cycles", WARMUP_CYCLES)
         .with("--engine", "threaded")
 }
 
-/// What a sweep keeps of one run: its row and its MMU curve (empty unless asked for).
+/// What a sweep keeps of one run: its row, its MMU curve (empty unless asked for) and, for a
+/// threaded run, its reported cycles.
 #[derive(Debug, Serialize, Deserialize)]
 struct SweepRun {
     row: RunRow,
     mmu: Vec<MmuRow>,
+    cycles: Vec<CycleRow>,
 }
 
 /// Runs `plans` (one run list) into their rows, with their MMU rows when `mmu`.
@@ -157,11 +160,14 @@ fn run_rows(
         } else {
             Vec::new()
         },
+        cycles: CycleRow::of(name, mode, o),
     })
 }
 
-/// Writes `runs` to `name.csv`/`.json` (and `name_mmu.*` when `mmu`) and returns the rows.
-/// `amend` completes each row with what the experiment measured beside the runs.
+/// Writes `runs` to `name.csv`/`.json` (and `name_mmu.*` when `mmu`; when there are threaded
+/// runs, `name_cycles.*`, every one of their reported cycles, and `name_pauses.*`, each
+/// configuration's pauses over those cycles with intervals) and returns the rows. `amend`
+/// completes each row with what the experiment measured beside the runs.
 fn write_rows(
     name: &str,
     args: &SuiteArgs,
@@ -169,10 +175,21 @@ fn write_rows(
     mmu: bool,
     amend: impl Fn(&mut RunRow),
 ) -> Result<Vec<RunRow>, SuiteError> {
-    let (mut rows, mmu_rows): (Vec<RunRow>, Vec<Vec<MmuRow>>) =
-        runs.into_iter().map(|r| (r.row, r.mmu)).unzip();
+    let mut rows = Vec::with_capacity(runs.len());
+    let mut mmu_rows = Vec::new();
+    let mut cycle_rows = Vec::new();
+    for run in runs {
+        rows.push(run.row);
+        mmu_rows.push(run.mmu);
+        cycle_rows.extend(run.cycles);
+    }
     rows.iter_mut().for_each(amend);
     suite::write_results(args, name, &rows)?;
+    if !cycle_rows.is_empty() {
+        suite::write_results(args, &format!("{name}_cycles"), &cycle_rows)?;
+        let pauses = PauseRow::summarise(&cycle_rows, &rows);
+        suite::write_results(args, &format!("{name}_pauses"), &pauses)?;
+    }
     if mmu {
         let mmu_rows: Vec<MmuRow> = mmu_rows.into_iter().flatten().collect();
         suite::write_results(args, &format!("{name}_mmu"), &mmu_rows)?;
@@ -391,7 +408,7 @@ pub fn barrier_designs(args: &SuiteArgs) -> Result<String, SuiteError> {
 ///
 /// Every point has at least [`STALL_P99_MIN_SAMPLES`] scans unless `--scale` or `--cycles`
 /// shrinks it (each goroutine's stack is scanned once a cycle): `--quick` sweeps depth at 16
-/// goroutines × 10 cycles, `--full` at 64 × 20.
+/// goroutines × 10 cycles, `--full` at 64 goroutines × [`SuiteArgs::pause_cycles`] (67 cycles at 3 seeds).
 pub fn scan_stall(args: &SuiteArgs) -> Result<String, SuiteError> {
     args.validate()?;
     let name = "scan_stall";

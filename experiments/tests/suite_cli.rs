@@ -294,6 +294,65 @@ fn depth_and_goroutine_sweeps_report_counters_and_pauses() {
                 "{name}"
             );
         }
+        check_cycles_and_pauses(dir.path(), name, &header, &rows);
+    }
+}
+
+/// `NAME_cycles.csv` holds every reported cycle of every threaded run of `NAME.csv` (each run's
+/// `mark_term_ns_max` is the largest of its cycles), and `NAME_pauses.csv` one row per threaded
+/// configuration pooling them: a median inside its interval, the tail named by the sample
+/// count, and the deterministic counters beside where the sweep ran them.
+fn check_cycles_and_pauses(out: &Path, name: &str, header: &[String], rows: &[csv::StringRecord]) {
+    let (ch, cycles) = read_csv(&out.join(format!("{name}_cycles.csv")));
+    let threaded: Vec<_> = rows
+        .iter()
+        .filter(|r| field(header, r, "engine") == "threaded")
+        .collect();
+    let reported: u64 = threaded.iter().map(|r| u(header, r, "cycles")).sum();
+    assert_eq!(
+        cycles.len() as u64,
+        reported,
+        "{name}: one row per reported cycle"
+    );
+    for run in &threaded {
+        let command = field(header, run, "command");
+        let mine: Vec<_> = cycles
+            .iter()
+            .filter(|c| field(&ch, c, "command") == command)
+            .collect();
+        assert_eq!(mine.len() as u64, u(header, run, "cycles"), "{command}");
+        let max = mine
+            .iter()
+            .map(|c| u(&ch, c, "mark_term_ns"))
+            .max()
+            .unwrap();
+        assert_eq!(max, u(header, run, "mark_term_ns_max"), "{command}");
+    }
+    let (ph, pauses) = read_csv(&out.join(format!("{name}_pauses.csv")));
+    let f = |r: &csv::StringRecord, col: &str| -> f64 { field(&ph, r, col).parse().unwrap() };
+    assert_eq!(
+        pauses.len(),
+        threaded.len(),
+        "{name}: one seed, one run per configuration"
+    );
+    for p in &pauses {
+        assert_eq!(u(&ph, p, "samples"), 2, "--cycles 2");
+        assert!(f(p, "mark_term_ns_p50_lo") <= f(p, "mark_term_ns_p50"));
+        assert!(f(p, "mark_term_ns_p50") <= f(p, "mark_term_ns_p50_hi"));
+        assert_eq!(
+            field(&ph, p, "mark_term_tail"),
+            "max",
+            "2 samples have no p99"
+        );
+        assert_eq!(f(p, "mark_term_ns_tail"), f(p, "mark_term_ns_max"));
+        let design = field(&ph, p, "design");
+        let counted = ["full-rescan", "stkbar-1024", "stkbar-all"].contains(&design)
+            && field(&ph, p, "barrier_removal") == "after-restart";
+        assert_eq!(
+            !field(&ph, p, "det_rescan_bytes_per_cycle").is_empty(),
+            counted,
+            "{name} {design}: deterministic counters where the sweep ran them"
+        );
     }
 }
 

@@ -638,7 +638,11 @@ fn trace_overhead_quick_writes_one_row_per_configuration() {
     left.sort();
     assert_eq!(
         left,
-        ["provenance.json", "trace_overhead.csv", "trace_overhead.json"],
+        [
+            "provenance.json",
+            "trace_overhead.csv",
+            "trace_overhead.json"
+        ],
         "the CSV, the JSON and their provenance only"
     );
 }
