@@ -354,14 +354,6 @@ fn fault_run(plan: &Plan) -> Result<FaultOutcome, SuiteError> {
     })
 }
 
-/// A plan with the suite-wide overrides `execute` would apply.
-fn with_overrides(plan: Plan, args: &SuiteArgs) -> Plan {
-    match args.heap_minimum_flag() {
-        Some(bytes) => plan.with("--heap-minimum", bytes),
-        None => plan,
-    }
-}
-
 /// The median of `v`; `None` when it is empty.
 pub(crate) fn median(mut v: Vec<u64>) -> Option<f64> {
     v.sort_unstable();
@@ -395,7 +387,7 @@ pub fn wbshadow_faults(args: &SuiteArgs) -> Result<String, SuiteError> {
                     mode,
                     fraction,
                     seed,
-                    plan: with_overrides(plan, args),
+                    plan: args.apply(plan),
                 });
             }
         }
@@ -561,7 +553,7 @@ fn overhead_seeds(args: &SuiteArgs, workload: &Workload) -> Vec<OverheadSeed> {
                     let plan = Plan::new(workload, Design::Stkbar(1024), seed)
                         .with("--cycles", FAULT_CYCLES)
                         .with("--debug", knobs);
-                    (mode, with_overrides(plan, args))
+                    (mode, args.apply(plan))
                 })
                 .collect(),
         })

@@ -616,6 +616,7 @@ fn cell(
     if engine == Engine::Threaded {
         plan = plan.with("--procs", threaded_procs);
     }
+    let plan = s.apply(plan);
     let mut resolved = suite::resolve(&plan)?;
     resolved.config.profile = Some(ProfileConfig {
         rules,

@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::debug_modes::median;
 use crate::shard::{self, PlanItem};
-use crate::suite::{self, Design, Mode, Plan, SuiteArgs, SuiteError, Workload};
+use crate::suite::{self, Design, Mode, Plan, Seed, SuiteArgs, SuiteError, Workload};
 use crate::testbed;
 
 /// The faults: `(name, --inject spec)`.
@@ -373,7 +373,7 @@ fn campaign_groups(args: &SuiteArgs) -> Vec<(Design, &'static str, &'static str,
 }
 
 /// Every campaign run, group by group, `seeds(n)` giving a group's seeds.
-fn campaign_cells(args: &SuiteArgs, seeds: &dyn Fn(u64) -> Vec<u64>) -> Vec<CampaignCell> {
+fn campaign_cells(args: &SuiteArgs, seeds: &dyn Fn(u64) -> Vec<Seed>) -> Vec<CampaignCell> {
     let mut cells = Vec::new();
     for (design, engine, workload, n) in campaign_groups(args) {
         let w = Workload::new(workload, args.size(8), args.size(40));
@@ -389,7 +389,7 @@ fn campaign_cells(args: &SuiteArgs, seeds: &dyn Fn(u64) -> Vec<u64>) -> Vec<Camp
             }
             cells.push(CampaignCell {
                 group: (design, engine, workload),
-                plan,
+                plan: args.apply(plan),
             });
         }
     }
@@ -402,10 +402,7 @@ pub fn soundness(args: &SuiteArgs) -> Result<String, SuiteError> {
     let name = "soundness";
     let start = Instant::now();
     let (table_seeds, _, _) = seed_counts(args.mode());
-    let seeds = |n: u64| -> Vec<u64> {
-        let n = args.seeds.unwrap_or(n);
-        (0..n).map(|i| args.seed.wrapping_add(i)).collect()
-    };
+    let seeds = |n: u64| -> Vec<Seed> { args.seeds_by_default(n) };
 
     // The mutation table: a reference run and one run per checker for every fault, workload
     // and seed.
@@ -418,11 +415,12 @@ pub fn soundness(args: &SuiteArgs) -> Result<String, SuiteError> {
                     .with("--cycles", args.cycles.unwrap_or(FAULT_CYCLES))
                     .with("--inject", spec)
                     .with("--heap-minimum", args.heap_minimum_or(256 << 10));
+                let base = args.apply(base);
                 let cell = |checker, plan| TableCell {
                     fault,
                     checker,
                     workload,
-                    seed,
+                    seed: seed.program,
                     plan,
                 };
                 cells.push(cell("none", base.clone()));

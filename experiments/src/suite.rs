@@ -106,6 +106,14 @@ pub struct SuiteArgs {
     /// frequent cycles) [default: the experiment's, 4 MiB for most, times --scale].
     #[arg(long, value_name = "BYTES")]
     pub heap_minimum: Option<u64>,
+    /// GOGC of every run: the heap growth, in percent of the live heap, that starts a cycle
+    /// [default: the experiment's, 100 for most, as Go's].
+    #[arg(long, value_name = "PERCENT")]
+    pub gogc: Option<u32>,
+    /// The collector's share of CPU while it has work, in [0.001, 1), for every run [default:
+    /// the experiment's, Go's 0.25 for most].
+    #[arg(long, value_name = "F", allow_hyphen_values = true)]
+    pub gc_share: Option<f64>,
     /// GC cycles per run [default: 10 with --quick, 20 with --full; a --full pause run (threaded)
     /// makes enough for 200 pause samples per configuration: 67 a run at 3 seeds].
     #[arg(long)]
@@ -212,6 +220,18 @@ impl SuiteArgs {
         if let Some(n) = self.procs {
             check_range("--procs", n, 1, limits::MAX_PROCS, "Go's most Ps").map_err(bad)?;
         }
+        if self.gogc == Some(0) {
+            return Err(bad("--gogc 0 must be a positive percentage".into()));
+        }
+        if let Some(share) = self.gc_share
+            && !(limits::MIN_GC_SHARE..1.0).contains(&share)
+        {
+            return Err(bad(format!(
+                "--gc-share {} must lie in [{}, 1) (below, the collector's turns are so rare that the heap outgrows its limit before a mark ends)",
+                limits::shown(share),
+                limits::MIN_GC_SHARE
+            )));
+        }
         if let Some(n) = self.heap_minimum {
             let why = "half of a run's 1 GiB heap limit";
             check_range("--heap-minimum", n, 1, limits::MAX_HEAP_MINIMUM, why).map_err(bad)?;
@@ -240,6 +260,29 @@ impl SuiteArgs {
     pub(crate) fn heap_minimum_flag(&self) -> Option<u64> {
         (self.heap_minimum.is_some() || self.scale != 1.0)
             .then(|| self.heap_minimum_or(testbed::DEFAULT_HEAP_MINIMUM))
+    }
+
+    /// `plan` with the settings these flags give every run, each only where the experiment has
+    /// not set it itself (what an experiment sets is what it is about: `trace_overhead`'s Ps,
+    /// `soundness`'s heap): `--procs` on a threaded run, the heap minimum (see
+    /// [`SuiteArgs::heap_minimum_flag`]), `--gogc` and `--gc-share`. Every experiment's plans
+    /// pass through here before they run, so a flag reaches every binary the same way.
+    pub fn apply(&self, mut plan: Plan) -> Plan {
+        if plan.threaded()
+            && let Some(procs) = self.procs
+        {
+            plan = plan.with_default("--procs", procs);
+        }
+        if let Some(bytes) = self.heap_minimum_flag() {
+            plan = plan.with_default("--heap-minimum", bytes);
+        }
+        if let Some(gogc) = self.gogc {
+            plan = plan.with_default("--gogc", gogc);
+        }
+        if let Some(share) = self.gc_share {
+            plan = plan.with_default("--gc-share", share);
+        }
+        plan
     }
 
     /// Deterministic runs at once: `--jobs`, default one per CPU.
@@ -497,6 +540,20 @@ impl Plan {
         self
     }
 
+    /// Adds `--flag value` unless the plan already sets `--flag`.
+    pub fn with_default(self, flag: &str, value: impl ToString) -> Plan {
+        if self.has(flag) {
+            self
+        } else {
+            self.with(flag, value)
+        }
+    }
+
+    /// Whether the plan sets `--flag`.
+    pub fn has(&self, flag: &str) -> bool {
+        self.flags.iter().any(|f| f == flag)
+    }
+
     /// Whether it runs on the threaded engine.
     pub(crate) fn threaded(&self) -> bool {
         self.flags
@@ -636,15 +693,8 @@ where
     args.validate().map_err(|e| args.session.fail(e))?;
     let runs = plans
         .into_iter()
-        .map(|mut plan| {
-            if plan.threaded()
-                && let Some(procs) = args.procs
-            {
-                plan = plan.with("--procs", procs);
-            }
-            if let Some(bytes) = args.heap_minimum_flag() {
-                plan = plan.with("--heap-minimum", bytes);
-            }
+        .map(|plan| {
+            let plan = args.apply(plan);
             resolve(&plan).map(|resolved| PlanRun { plan, resolved })
         })
         .collect::<Result<Vec<_>, _>>()

@@ -286,6 +286,7 @@ pub fn trace_overhead(args: &SuiteArgs, opts: Options) -> Result<String, SuiteEr
                     .with("--procs", procs)
                     .with("--cycles", cycles)
                     .with("--heap-minimum", heap_minimum);
+                let plan = args.apply(plan);
                 // Resolve now: a bad plan is bad input before anything runs.
                 let config = suite::resolve(&plan)?.report;
                 plans.push((plan, config));
