@@ -96,7 +96,9 @@ pub fn sanitizer_leak(args: &SuiteArgs) -> Result<String, SuiteError> {
         Mode::Quick => 16,
         Mode::Full => 40,
     });
+    args.refuse_offsets(name)?;
     let workload = Workload::new("sync-leak", args.size(LEAK_GOROUTINES), 1);
+    let workload = args.select_workloads(name, vec![workload])?.remove(0);
     let mut plans = Vec::new();
     for (_, flags) in LEAK_MODES {
         for seed in args.seeds() {
@@ -372,7 +374,9 @@ pub fn wbshadow_faults(args: &SuiteArgs) -> Result<String, SuiteError> {
     args.validate()?;
     let name = "wbshadow_faults";
     let start = Instant::now();
+    args.refuse_offsets(name)?;
     let workload = Workload::new("many-shallow", args.size(64), args.size(10));
+    let workload = args.select_workloads(name, vec![workload])?.remove(0);
     let seeds = fault_seeds(args);
     let fractions = drop_fractions(args.mode());
     let mut cells = Vec::new();

@@ -493,6 +493,11 @@ pub fn profiler_switch(args: &ProfilerArgs) -> Result<String, SuiteError> {
             Mode::Full => FULL_SAMPLES,
         },
     };
+    s.refuse_offsets(name)?;
+    let labels: Vec<String> = SETUPS.iter().map(|st| st.workload.to_owned()).collect();
+    if !labels.iter().any(|w| s.wants_workload(w)) {
+        return Err(s.no_workload_kept(name, &labels));
+    }
     let threaded_procs = s.procs.unwrap_or(THREADED_PROCS);
     let seeds = seeds(s);
     // The rule sets, in their canonical order, each once.
@@ -505,7 +510,10 @@ pub fn profiler_switch(args: &ProfilerArgs) -> Result<String, SuiteError> {
     let mut cells = Vec::new();
     for &rule in &rules {
         for engine in [Engine::Deterministic, Engine::Threaded] {
-            for setup in SETUPS {
+            for setup in SETUPS
+                .into_iter()
+                .filter(|st| s.wants_workload(st.workload))
+            {
                 for &seed in &seeds {
                     let share = match (full_share(rule), engine) {
                         (true, Engine::Deterministic) => target / SETUPS.len() as u64,

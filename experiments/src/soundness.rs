@@ -112,8 +112,10 @@ pub struct FaultRun {
     pub checker: &'static str,
     /// The workload.
     pub workload: &'static str,
-    /// The seed.
+    /// The program's seed.
     pub seed: u64,
+    /// The schedule's seed.
+    pub sched_seed: u64,
     /// Which report stopped the run: `checkmark`, `wbshadow`, `stackshadow`, `invalidptr`,
     /// `stack` (an inconsistent stack), or empty.
     pub caught_by: String,
@@ -189,7 +191,7 @@ struct TableCell {
     fault: &'static str,
     checker: &'static str,
     workload: &'static str,
-    seed: u64,
+    seed: Seed,
     plan: Plan,
 }
 
@@ -352,7 +354,7 @@ fn campaign_groups(args: &SuiteArgs) -> Vec<(Design, &'static str, &'static str,
     let (_, det_seeds, thr_seeds) = seed_counts(args.mode());
     let lazy_seeds = lazy_seed_count(args.mode());
     let mut groups = Vec::new();
-    for design in CAMPAIGN_DESIGNS {
+    for design in args.designs(&CAMPAIGN_DESIGNS) {
         let (det, thr) = if design == Design::HybridLazy {
             (lazy_seeds, lazy_seeds)
         } else {
@@ -369,6 +371,7 @@ fn campaign_groups(args: &SuiteArgs) -> Vec<(Design, &'static str, &'static str,
             groups.push((Design::HybridLazy, engine, w.name(), lazy_seeds));
         }
     }
+    groups.retain(|g| args.wants_workload(g.2));
     groups
 }
 
@@ -409,6 +412,9 @@ pub fn soundness(args: &SuiteArgs) -> Result<String, SuiteError> {
     let mut cells = Vec::new();
     for (fault, spec) in FAULTS {
         for (workload, g, d) in TABLE_WORKLOADS {
+            if !args.wants_workload(workload) {
+                continue;
+            }
             let w = Workload::new(workload, args.size(g), args.size(d));
             for seed in seeds(table_seeds) {
                 let base = Plan::new(&w, Design::Stkbar(crate::sweeps::GO_FIRST_OFFSET), seed)
@@ -420,7 +426,7 @@ pub fn soundness(args: &SuiteArgs) -> Result<String, SuiteError> {
                     fault,
                     checker,
                     workload,
-                    seed: seed.program,
+                    seed,
                     plan,
                 };
                 cells.push(cell("none", base.clone()));
@@ -431,6 +437,14 @@ pub fn soundness(args: &SuiteArgs) -> Result<String, SuiteError> {
         }
     }
     let campaign_cells = campaign_cells(args, &seeds);
+    if cells.is_empty() && campaign_cells.is_empty() {
+        // The table's workloads and the campaign's, which covers every workload.
+        let labels: Vec<String> = crate::workload::WORKLOADS
+            .iter()
+            .map(|w| w.name().to_owned())
+            .collect();
+        return Err(args.no_workload_kept(name, &labels));
+    }
 
     // Two run lists, the campaign's independent of the table's.
     let ended = shard::run_list(name, args, &cells, fault_end);
@@ -443,7 +457,8 @@ pub fn soundness(args: &SuiteArgs) -> Result<String, SuiteError> {
             fault: c.fault,
             checker: c.checker,
             workload: c.workload,
-            seed: c.seed,
+            seed: c.seed.program,
+            sched_seed: c.seed.schedule,
             caught_by: e.caught_by,
             caught_cycle: e.caught_cycle,
             cycles: e.cycles,
@@ -453,26 +468,26 @@ pub fn soundness(args: &SuiteArgs) -> Result<String, SuiteError> {
             command: c.plan.command(),
         })
         .collect();
-    let reference = |fault: &str, workload: &str, seed: u64| {
+    // A run's reference and checkmark twins: the same fault, workload and seeds.
+    let twin = |a: &FaultRun, b: &FaultRun| {
+        (a.fault, a.workload, a.seed, a.sched_seed) == (b.fault, b.workload, b.seed, b.sched_seed)
+    };
+    let reference = |run: &FaultRun| {
         runs.iter()
-            .find(|r| {
-                r.checker == "none" && r.fault == fault && r.workload == workload && r.seed == seed
-            })
+            .find(|r| r.checker == "none" && twin(r, run))
             .expect("every cell has its reference run")
     };
-    let lost = |fault: &str, workload: &str, seed: u64| {
-        runs.iter().any(|r| {
-            r.checker == "checkmark"
-                && r.fault == fault
-                && r.workload == workload
-                && r.seed == seed
-                && r.caught_by == "checkmark"
-        })
+    let lost = |run: &FaultRun| {
+        runs.iter()
+            .any(|r| r.checker == "checkmark" && twin(r, run) && r.caught_by == "checkmark")
     };
     let mut table = Vec::new();
     for (fault, _) in FAULTS {
         for (checker, _) in CHECKERS {
             for (workload, ..) in TABLE_WORKLOADS {
+                if !args.wants_workload(workload) {
+                    continue;
+                }
                 let cell: Vec<&FaultRun> = runs
                     .iter()
                     .filter(|r| r.fault == fault && r.checker == checker && r.workload == workload)
@@ -480,7 +495,7 @@ pub fn soundness(args: &SuiteArgs) -> Result<String, SuiteError> {
                 let (mut fired, mut effective, mut caught, mut caught_eff) = (0, 0, 0, 0);
                 let (mut lost_runs, mut lost_caught, mut delays) = (0, 0, Vec::new());
                 for r in &cell {
-                    let reference = reference(fault, workload, r.seed);
+                    let reference = reference(r);
                     let is_caught = !r.caught_by.is_empty();
                     let is_effective = reference.effective > 0;
                     fired += u64::from(reference.fired > 0);
@@ -494,7 +509,7 @@ pub fn soundness(args: &SuiteArgs) -> Result<String, SuiteError> {
                             delays.push(u64::from(at.saturating_sub(first)));
                         }
                     }
-                    if lost(fault, workload, r.seed) {
+                    if lost(r) {
                         lost_runs += 1;
                         lost_caught += u64::from(is_caught);
                     }

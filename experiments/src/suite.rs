@@ -106,6 +106,16 @@ pub struct SuiteArgs {
     /// frequent cycles) [default: the experiment's, 4 MiB for most, times --scale].
     #[arg(long, value_name = "BYTES")]
     pub heap_minimum: Option<u64>,
+    /// Run only these of the experiment's workloads (comma-separated names, `replay:TRACE` for
+    /// one replayed trace, `replay` for all of them) [default: every workload it runs].
+    #[arg(long, value_name = "W,…", value_delimiter = ',')]
+    pub workloads: Option<Vec<String>>,
+    /// Run these stack-barrier settings in place of the experiment's (comma-separated: a first
+    /// offset in bytes, `all` for a barrier on every frame, `off` for the full re-scan), e.g.
+    /// `--offsets 512,1024,4096`; for experiments that compare stack-barrier settings [default:
+    /// the experiment's].
+    #[arg(long, value_name = "O,…", value_delimiter = ',')]
+    pub offsets: Option<Vec<String>>,
     /// GOGC of every run: the heap growth, in percent of the live heap, that starts a cycle
     /// [default: the experiment's, 100 for most, as Go's].
     #[arg(long, value_name = "PERCENT")]
@@ -220,6 +230,20 @@ impl SuiteArgs {
         if let Some(n) = self.procs {
             check_range("--procs", n, 1, limits::MAX_PROCS, "Go's most Ps").map_err(bad)?;
         }
+        if let Some(names) = &self.workloads {
+            for name in names {
+                let known = crate::workload::workload(name).is_some()
+                    || name == "replay"
+                    || name.strip_prefix("replay:").is_some_and(|t| !t.is_empty());
+                if !known {
+                    return Err(bad(format!(
+                        "--workloads: unknown workload {name:?} (valid: {}, replay:TRACE)",
+                        crate::workload::workload_names()
+                    )));
+                }
+            }
+        }
+        self.offset_designs().map_err(bad)?;
         if self.gogc == Some(0) {
             return Err(bad("--gogc 0 must be a positive percentage".into()));
         }
@@ -260,6 +284,107 @@ impl SuiteArgs {
     pub(crate) fn heap_minimum_flag(&self) -> Option<u64> {
         (self.heap_minimum.is_some() || self.scale != 1.0)
             .then(|| self.heap_minimum_or(testbed::DEFAULT_HEAP_MINIMUM))
+    }
+
+    /// The workloads of `candidates` that `--workloads` names (all without it); bad input when it
+    /// names none of them, listing what `experiment` runs.
+    pub fn select_workloads(
+        &self,
+        experiment: &str,
+        candidates: Vec<Workload>,
+    ) -> Result<Vec<Workload>, SuiteError> {
+        let labels: Vec<String> = candidates.iter().map(Workload::label).collect();
+        let kept: Vec<Workload> = candidates
+            .into_iter()
+            .filter(|w| self.wants_workload(&w.label()))
+            .collect();
+        if kept.is_empty() {
+            return Err(self.no_workload_kept(experiment, &labels));
+        }
+        Ok(kept)
+    }
+
+    /// Whether `--workloads` (if given) names the workload labelled `label` (see
+    /// [`Workload::label`]).
+    pub fn wants_workload(&self, label: &str) -> bool {
+        self.workloads.as_ref().is_none_or(|names| {
+            names
+                .iter()
+                .any(|n| n == label || (n == "replay" && label.starts_with("replay:")))
+        })
+    }
+
+    /// The bad input of a `--workloads` that keeps none of `labels`, `experiment`'s workloads.
+    pub fn no_workload_kept(&self, experiment: &str, labels: &[String]) -> SuiteError {
+        let mut runs = labels.to_vec();
+        runs.dedup();
+        SuiteError::BadInput(format!(
+            "--workloads {} keeps none of {experiment}'s workloads ({})",
+            self.workloads.as_deref().unwrap_or_default().join(","),
+            runs.join(", ")
+        ))
+    }
+
+    /// The designs an experiment that compares stack-barrier settings runs in place of
+    /// `defaults`: with `--offsets`, every stack-barrier design of `defaults` (a first offset,
+    /// every frame, or the full re-scan) gives way, at the place of the first, to the settings
+    /// `--offsets` names, in its order; the other designs (hybrid, Yuasa, …) stay.
+    pub fn designs(&self, defaults: &[Design]) -> Vec<Design> {
+        let Ok(Some(offsets)) = self.offset_designs() else {
+            return defaults.to_vec();
+        };
+        let is_stkbar = |d: &Design| {
+            matches!(
+                d,
+                Design::FullRescan | Design::Stkbar(_) | Design::StkbarAll
+            )
+        };
+        let mut out = Vec::new();
+        for d in defaults {
+            if !is_stkbar(d) {
+                out.push(*d);
+            } else if !out.iter().any(is_stkbar) {
+                out.extend(offsets.iter().copied());
+            }
+        }
+        out
+    }
+
+    /// The designs `--offsets` names (`None` without it), or why it is bad.
+    fn offset_designs(&self) -> Result<Option<Vec<Design>>, String> {
+        let Some(offsets) = &self.offsets else {
+            return Ok(None);
+        };
+        let mut designs = Vec::new();
+        for o in offsets {
+            let d = match o.as_str() {
+                "all" => Design::StkbarAll,
+                "off" => Design::FullRescan,
+                n => match n.parse::<usize>() {
+                    Ok(bytes) if bytes > 0 => Design::Stkbar(bytes),
+                    _ => {
+                        return Err(format!(
+                            "--offsets: {o:?} is not a first offset in bytes (> 0), all or off"
+                        ));
+                    }
+                },
+            };
+            if !designs.contains(&d) {
+                designs.push(d);
+            }
+        }
+        Ok(Some(designs))
+    }
+
+    /// Bad input if `--offsets` is given to `experiment`, which does not compare stack-barrier
+    /// settings.
+    pub fn refuse_offsets(&self, experiment: &str) -> Result<(), SuiteError> {
+        match self.offsets {
+            Some(_) => Err(SuiteError::BadInput(format!(
+                "--offsets: {experiment} runs one stack-barrier setting and does not compare them"
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// `plan` with the settings these flags give every run, each only where the experiment has
@@ -611,6 +736,17 @@ impl Workload {
             replay: Some(trace.to_owned()),
             ..Workload::new("replay", goroutines, depth)
         }
+    }
+
+    /// What tables and `--workloads` call it: its name, or `replay:TRACE` (the trace file's
+    /// stem).
+    pub fn label(&self) -> String {
+        let stem = self
+            .replay
+            .as_deref()
+            .and_then(Path::file_stem)
+            .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+        workload_label(&self.name, &stem)
     }
 }
 
@@ -1563,6 +1699,57 @@ mod tests {
         )
         .command();
         assert!(other.ends_with("--seed 4 --sched-seed 8"), "{other}");
+    }
+
+    #[test]
+    fn offsets_replace_the_stack_barrier_designs_in_place_and_workloads_select_by_label() {
+        let parse = |extra: &[&str]| {
+            let argv = ["x", "--quick"].iter().chain(extra).copied();
+            SuiteArgs::augment_args(clap::Command::new("x"))
+                .try_get_matches_from(argv)
+                .and_then(|m| <SuiteArgs as clap::FromArgMatches>::from_arg_matches(&m))
+                .unwrap()
+        };
+        let defaults = [
+            Design::FullRescan,
+            Design::Stkbar(1024),
+            Design::StkbarAll,
+            Design::Hybrid,
+            Design::Yuasa,
+        ];
+        assert_eq!(parse(&[]).designs(&defaults), defaults);
+        assert_eq!(
+            parse(&["--offsets", "512,all,512"]).designs(&defaults),
+            [
+                Design::Stkbar(512),
+                Design::StkbarAll,
+                Design::Hybrid,
+                Design::Yuasa
+            ]
+        );
+        assert_eq!(
+            parse(&["--offsets", "off,2048"]).designs(&[Design::Hybrid, Design::Stkbar(1024)]),
+            [Design::Hybrid, Design::FullRescan, Design::Stkbar(2048)]
+        );
+        assert!(parse(&["--offsets", "x"]).validate().is_err());
+        let a = parse(&["--workloads", "mixed,replay"]);
+        let trace = Workload::replay(Path::new("data/lua.trace"), 1, 1);
+        assert_eq!(trace.label(), "replay:lua");
+        assert!(a.wants_workload("mixed") && a.wants_workload("replay:lua"));
+        assert!(!a.wants_workload("deep-unwind"));
+        let b = parse(&["--workloads", "replay:lua"]);
+        assert!(b.wants_workload("replay:lua") && !b.wants_workload("replay:other"));
+        let kept = b
+            .select_workloads("e", vec![Workload::new("mixed", 1, 1), trace])
+            .unwrap();
+        assert_eq!(kept.len(), 1);
+        let e = b
+            .select_workloads("e", vec![Workload::new("mixed", 1, 1)])
+            .unwrap_err();
+        assert!(
+            matches!(e, SuiteError::BadInput(m) if m.contains("keeps none of e's workloads (mixed)"))
+        );
+        assert!(parse(&["--workloads", "nope"]).validate().is_err());
     }
 
     #[test]

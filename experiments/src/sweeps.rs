@@ -83,8 +83,9 @@ pub const STALL_P99_MIN_SAMPLES: u64 = crate::stats::P99_MIN_SAMPLES as u64;
 /// sum (a stack that grows during the cycle must be re-scanned from its scan-time SP down).
 pub const WARMUP_CYCLES: u32 = 1;
 
-/// Every workload at its standard size, the replay traces in `args.traces` included.
-pub fn standard_workloads(args: &SuiteArgs) -> Result<Vec<Workload>, SuiteError> {
+/// Every workload at its standard size, the replay traces in `args.traces` included, as
+/// `--workloads` selects them for `experiment`.
+pub fn standard_workloads(experiment: &str, args: &SuiteArgs) -> Result<Vec<Workload>, SuiteError> {
     let many = match args.mode() {
         Mode::Quick => 2_000,
         Mode::Full => 10_000,
@@ -105,7 +106,7 @@ pub fn standard_workloads(args: &SuiteArgs) -> Result<Vec<Workload>, SuiteError>
     for trace in args.trace_files()? {
         ws.push(Workload::replay(&trace, args.size(32), 1));
     }
-    Ok(ws)
+    args.select_workloads(experiment, ws)
 }
 
 /// A counter run: deterministic engine, checkmark on.
@@ -223,8 +224,8 @@ pub fn rescan_offsets(args: &SuiteArgs) -> Result<String, SuiteError> {
     args.validate()?;
     let name = "rescan_offsets";
     let mut plans = Vec::new();
-    for w in standard_workloads(args)? {
-        for d in OFFSET_DESIGNS {
+    for w in standard_workloads(name, args)? {
+        for d in args.designs(&OFFSET_DESIGNS) {
             for &seed in &args.seeds() {
                 plans.push(offset_plan(&w, d, seed, args));
             }
@@ -288,16 +289,25 @@ fn sweep(
     points: Vec<Workload>,
     (axis, at): (&str, fn(&RunRow) -> usize),
 ) -> Result<String, SuiteError> {
+    let points = args.select_workloads(name, points)?;
+    let rescan_designs = args.designs(&RESCAN_DESIGNS);
+    let pause_designs = args.designs(&PAUSE_DESIGNS);
+    // Barriers removed inside the pause: only designs that install barriers have any.
+    let in_pause_designs: Vec<Design> = args
+        .designs(&IN_PAUSE_DESIGNS)
+        .into_iter()
+        .filter(|&d| d != Design::FullRescan)
+        .collect();
     let mut plans = Vec::new();
     for w in &points {
         for &seed in &args.seeds() {
-            for d in RESCAN_DESIGNS {
+            for &d in &rescan_designs {
                 plans.push(counter_plan(w, d, seed, args));
             }
-            for d in PAUSE_DESIGNS {
+            for &d in &pause_designs {
                 plans.push(pause_plan(w, d, seed, args));
             }
-            for d in IN_PAUSE_DESIGNS {
+            for &d in &in_pause_designs {
                 plans.push(pause_plan(w, d, seed, args).with("--barrier-removal", "in-pause"));
             }
         }
@@ -364,13 +374,14 @@ fn measure_wb(probe: &WbProbe) -> Result<f64, SuiteError> {
 pub fn barrier_designs(args: &SuiteArgs) -> Result<String, SuiteError> {
     args.validate()?;
     let name = "barrier_designs";
-    let workloads: Vec<Workload> = standard_workloads(args)?
+    let workloads: Vec<Workload> = standard_workloads(name, args)?
         .into_iter()
         .filter(|w| w.name != "adversarial")
         .collect();
+    let designs = args.designs(&BARRIER_DESIGNS);
     let mut plans = Vec::new();
     for w in &workloads {
-        for d in BARRIER_DESIGNS {
+        for &d in &designs {
             for &seed in &args.seeds() {
                 plans.push(pause_plan(w, d, seed, args));
             }
@@ -379,7 +390,7 @@ pub fn barrier_designs(args: &SuiteArgs) -> Result<String, SuiteError> {
     let start = Instant::now();
     // Each design's barrier, timed alone before the runs start (the first run list); the runs
     // are the second, which does not depend on the first.
-    let probes = BARRIER_DESIGNS.map(WbProbe);
+    let probes: Vec<WbProbe> = designs.iter().copied().map(WbProbe).collect();
     let wb_ns = shard::run_list(name, args, &probes, measure_wb);
     let runs = run_rows(name, args, plans, true);
     let (wb_ns, runs) = (wb_ns?, runs?);
@@ -430,12 +441,16 @@ pub fn scan_stall(args: &SuiteArgs) -> Result<String, SuiteError> {
         .collect();
     points.sort_unstable();
     points.dedup();
+    let workloads: Vec<Workload> = points
+        .iter()
+        .map(|&(g, depth)| Workload::new("deep-oscillate", g, depth))
+        .collect();
+    let workloads = args.select_workloads(name, workloads)?;
     let mut plans = Vec::new();
-    for &(g, depth) in &points {
-        let w = Workload::new("deep-oscillate", g, depth);
-        for d in SCAN_STALL_DESIGNS {
+    for w in &workloads {
+        for d in args.designs(&SCAN_STALL_DESIGNS) {
             for &seed in &args.seeds() {
-                plans.push(pause_plan(&w, d, seed, args));
+                plans.push(pause_plan(w, d, seed, args));
             }
         }
     }

@@ -273,8 +273,16 @@ pub fn trace_overhead(args: &SuiteArgs, opts: Options) -> Result<String, SuiteEr
     let threaded_procs = args.procs.unwrap_or(cpus);
     // One seed unless --seeds asks for more: the pairs, not the seeds, carry the figure.
     let seeds = args.seeds_by_default(1);
+    args.refuse_offsets(NAME)?;
+    let labels: Vec<String> = WORKLOADS.iter().map(|w| w.0.to_owned()).collect();
+    if !labels.iter().any(|w| args.wants_workload(w)) {
+        return Err(args.no_workload_kept(NAME, &labels));
+    }
     let mut plans = Vec::new();
     for (name, goroutines, depth, design) in WORKLOADS {
+        if !args.wants_workload(name) {
+            continue;
+        }
         let workload = Workload::new(name, args.size(goroutines), args.size(depth));
         for (engine, procs) in [
             ("deterministic", DETERMINISTIC_PROCS),

@@ -366,6 +366,54 @@ fn bounds_refuse_with_their_reason() {
             );
         }
     }
+    // So are the flags that choose what a suite runs.
+    let shared: &[(&[&str], &str)] = &[
+        (
+            &["--workloads", "nope"],
+            "--workloads: unknown workload \"nope\"",
+        ),
+        (
+            &["--offsets", "0"],
+            "--offsets: \"0\" is not a first offset",
+        ),
+        (&["--gogc", "0"], "--gogc 0 must be a positive percentage"),
+        (&["--gc-share", "1"], "--gc-share 1 must lie in [0.001, 1)"),
+        (
+            &["--seeds", "600", "--sched-seeds", "2"],
+            "--seeds × --sched-seeds 1200 must lie between 1 and 1000",
+        ),
+    ];
+    for bin in EXPERIMENTS {
+        for (args, needle) in shared {
+            let out = command(bin, &[&["--quick", "--plan"], *args].concat())
+                .output()
+                .unwrap();
+            assert_bad_input(bin, &out, needle);
+        }
+    }
+    // A workload an experiment does not run, and offsets for one that compares none.
+    for (bin, args, needle) in [
+        (
+            "depth_sweep",
+            ["--workloads", "mixed"],
+            "keeps none of depth_sweep's workloads (deep-oscillate)",
+        ),
+        (
+            "sanitizer_leak",
+            ["--offsets", "512"],
+            "sanitizer_leak runs one stack-barrier setting",
+        ),
+        (
+            "trace_overhead",
+            ["--offsets", "512"],
+            "trace_overhead runs one stack-barrier setting",
+        ),
+    ] {
+        let out = command(bin, &[&["--quick", "--plan"], &args[..]].concat())
+            .output()
+            .unwrap();
+        assert_bad_input(bin, &out, needle);
+    }
     let testbed_cases: &[(&[&str], &str)] = &[
         (
             &["--gc-share", "1e-300"],
