@@ -1244,6 +1244,12 @@ pub struct CycleRow {
     pub engine: String,
     /// Ps at the run's start.
     pub procs: usize,
+    /// GOGC (empty: off).
+    pub gogc: Option<u32>,
+    /// The heap minimum.
+    pub heap_minimum: u64,
+    /// The collector's CPU share.
+    pub gc_share: f64,
     /// The cycle's number in the run (warm-up cycles included, so the first reported one is
     /// `warmup_cycles + 1`).
     pub cycle: u32,
@@ -1313,6 +1319,9 @@ impl CycleRow {
                 sched_seed: run.sched_seed,
                 engine: run.engine.clone(),
                 procs: run.procs,
+                gogc: run.gogc,
+                heap_minimum: run.heap_minimum,
+                gc_share: run.gc_share,
                 cycle: c.cycle,
                 mark_term_ns: c.mark_term_ns,
                 stw_stop_ns: c.stw_stop_ns,
@@ -1360,6 +1369,12 @@ pub struct PauseRow {
     pub barrier_removal: String,
     /// Ps.
     pub procs: usize,
+    /// GOGC (empty: off).
+    pub gogc: Option<u32>,
+    /// The heap minimum.
+    pub heap_minimum: u64,
+    /// The collector's CPU share.
+    pub gc_share: f64,
     /// Threaded runs pooled (one per seed pair).
     pub runs: usize,
     /// Cycles pooled: the samples behind every figure below.
@@ -1411,29 +1426,22 @@ pub struct PauseRow {
     pub experiment: String,
     /// `quick` or `full`.
     pub mode: Mode,
+    /// The configuration: a run's `testbed` command without its seeds (add `--seed N` to
+    /// reproduce one of its runs).
+    pub configuration: String,
 }
 
 impl PauseRow {
-    /// One row per configuration of `cycles` (in first-seen order), the deterministic counters
-    /// from `runs`' counter rows of the same configuration.
+    /// One row per configuration of `cycles` — runs whose commands differ only in their seeds
+    /// — in first-seen order, the deterministic counters from `runs`' counter rows of the same
+    /// workload, size, design, barrier removal, GOGC, heap minimum and GC share.
     pub fn summarise(cycles: &[CycleRow], runs: &[RunRow]) -> Vec<PauseRow> {
-        type Key<'a> = (&'a str, &'a str, usize, usize, &'a str, &'a str, usize);
-        fn key(c: &CycleRow) -> Key<'_> {
-            (
-                &c.workload,
-                &c.replay,
-                c.goroutines,
-                c.depth,
-                &c.design,
-                &c.barrier_removal,
-                c.procs,
-            )
-        }
-        let mut groups: Vec<(Key<'_>, Vec<&CycleRow>)> = Vec::new();
+        let mut groups: Vec<(String, Vec<&CycleRow>)> = Vec::new();
         for c in cycles {
-            match groups.iter_mut().find(|(k, _)| *k == key(c)) {
+            let key = without_seeds(&c.command);
+            match groups.iter_mut().find(|(k, _)| *k == key) {
                 Some((_, group)) => group.push(c),
-                None => groups.push((key(c), vec![c])),
+                None => groups.push((key, vec![c])),
             }
         }
         groups
@@ -1471,6 +1479,8 @@ impl PauseRow {
                             &first.design,
                         )
                     && r.barrier_removal == first.barrier_removal
+                    && (r.gogc, r.heap_minimum) == (first.gogc, first.heap_minimum)
+                    && r.gc_share == first.gc_share
             })
             .collect();
         let per_cycle = |f: fn(&RunRow) -> u64| -> Option<f64> {
@@ -1486,6 +1496,9 @@ impl PauseRow {
             design: first.design.clone(),
             barrier_removal: first.barrier_removal.clone(),
             procs: first.procs,
+            gogc: first.gogc,
+            heap_minimum: first.heap_minimum,
+            gc_share: first.gc_share,
             runs: seeds.len(),
             samples: cycles.len(),
             mark_term_ns_p50: mark_term.value,
@@ -1511,8 +1524,23 @@ impl PauseRow {
             det_full_rescan_bytes_per_cycle: per_cycle(|r| r.full_rescan_bytes),
             experiment: first.experiment.clone(),
             mode: first.mode,
+            configuration: without_seeds(&first.command),
         }
     }
+}
+
+/// A `testbed` command line without its `--seed` and `--sched-seed` flags.
+fn without_seeds(command: &str) -> String {
+    let mut words = command.split(' ');
+    let mut kept = Vec::new();
+    while let Some(w) = words.next() {
+        if w == "--seed" || w == "--sched-seed" {
+            words.next();
+        } else {
+            kept.push(w);
+        }
+    }
+    kept.join(" ")
 }
 
 /// The JSON file beside each CSV: the experiment, how it was run, and its rows.
