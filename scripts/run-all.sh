@@ -58,7 +58,7 @@ else
 fi
 built=$(date +%s)
 
-for experiment in rescan_offsets depth_sweep goroutine_sweep barrier_designs scan_stall sanitizer_leak \
+for experiment in rescan_offsets depth_sweep goroutine_sweep barrier_designs scan_stall sensitivity sanitizer_leak \
     wbshadow_faults soundness profiler_switch trace_overhead; do
     "$bin/$experiment" "$mode" --out "$out" "${extra[@]}"
 done

@@ -134,6 +134,20 @@ suite_experiment!(
 );
 
 suite_experiment!(
+    /// Pauses of full re-scan, stack barriers and the hybrid barrier (eager and lazy) as
+    /// GOMAXPROCS, GOGC, the heap minimum and the collector's CPU share move, on real threads.
+    #[command(
+        name = "sensitivity",
+        version,
+        about = "Pauses of full re-scan, stack barriers and the hybrid barrier (eager and lazy) as GOMAXPROCS, GOGC, the heap minimum and the collector's CPU share each move away from a base, on deep-oscillate and many-shallow, on real threads.",
+        after_help = "Examples:\n  sensitivity --quick\n  sensitivity --full --gogc 200   (the base at GOGC 200; the other axes around it)\n  sensitivity --full --workloads many-shallow --offsets 512,1024\n\nExit codes: 0 success, 2 bad input, 3 a checker found a violation, 1 a run could not complete."
+    )]
+    SensitivityArgs,
+    "sensitivity",
+    sweeps::sensitivity
+);
+
+suite_experiment!(
     /// Sanitizer context memory under BenchmarkSyncLeak's workload, with and without free
     /// notification at sweep (seed 004).
     #[command(
@@ -267,12 +281,13 @@ const fn entry<A: ExperimentArgs>() -> Experiment {
 }
 
 /// Every experiment binary, in the order `scripts/run-all.sh` runs them.
-pub const EXPERIMENTS: [Experiment; 10] = [
+pub const EXPERIMENTS: [Experiment; 11] = [
     entry::<RescanOffsetsArgs>(),
     entry::<DepthSweepArgs>(),
     entry::<GoroutineSweepArgs>(),
     entry::<BarrierDesignsArgs>(),
     entry::<ScanStallArgs>(),
+    entry::<SensitivityArgs>(),
     entry::<SanitizerLeakArgs>(),
     entry::<WbshadowFaultsArgs>(),
     entry::<SoundnessArgs>(),

@@ -661,3 +661,197 @@ mod tests {
         assert_eq!(StallHeadline::of(&runs[2..4]), None, "no lazy run there");
     }
 }
+
+/// The designs `sensitivity` varies the runtime's settings under: Go 1.5's full re-scan, Go
+/// 1.7's stack barriers, Go 1.8's hybrid barrier, and the hybrid barrier with lazy stack scans.
+pub const SENSITIVITY_DESIGNS: [Design; 4] = [
+    Design::FullRescan,
+    Design::Stkbar(GO_FIRST_OFFSET),
+    Design::Hybrid,
+    Design::HybridLazy,
+];
+
+/// One setting `sensitivity` varies, and the values it takes around the base.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Setting {
+    /// GOMAXPROCS (`--procs`).
+    Procs,
+    /// GOGC (`--gogc`).
+    Gogc,
+    /// The heap minimum (`--heap-minimum`).
+    HeapMinimum,
+    /// The collector's CPU share (`--gc-share`).
+    GcShare,
+}
+
+/// A point of `sensitivity`: every setting's value.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Settings {
+    procs: usize,
+    gogc: u32,
+    heap_minimum: u64,
+    gc_share: f64,
+}
+
+impl Settings {
+    /// `self` with `setting` at `value`.
+    fn with(self, setting: Setting, value: f64) -> Settings {
+        match setting {
+            Setting::Procs => Settings {
+                procs: value as usize,
+                ..self
+            },
+            Setting::Gogc => Settings {
+                gogc: value as u32,
+                ..self
+            },
+            Setting::HeapMinimum => Settings {
+                heap_minimum: value as u64,
+                ..self
+            },
+            Setting::GcShare => Settings {
+                gc_share: value,
+                ..self
+            },
+        }
+    }
+
+    /// `plan` (a pause run) with these settings.
+    fn plan(self, plan: Plan) -> Plan {
+        plan.with("--procs", self.procs)
+            .with("--gogc", self.gogc)
+            .with("--heap-minimum", self.heap_minimum)
+            .with("--gc-share", self.gc_share)
+    }
+}
+
+/// The base point and each setting's values (the base's among them): GOMAXPROCS 1, 2, 4 and 8,
+/// 16 where the machine has that many CPUs; GOGC 50, 100, 200; the heap minimum a quarter, one
+/// and four times the base's; the GC share 0.1, 0.25 (Go's), 0.5. `--procs`, `--gogc`,
+/// `--heap-minimum` and `--gc-share` move the base.
+fn sensitivity_axes(args: &SuiteArgs) -> (Settings, Vec<(Setting, Vec<f64>)>) {
+    let base = Settings {
+        procs: args.procs.unwrap_or(2),
+        gogc: args.gogc.unwrap_or(100),
+        heap_minimum: args.heap_minimum_or(crate::testbed::DEFAULT_HEAP_MINIMUM),
+        gc_share: args.gc_share.unwrap_or(0.25),
+    };
+    let cpus = crate::limits::cpus();
+    let with_base = |mut values: Vec<f64>, b: f64| {
+        if !values.contains(&b) {
+            values.push(b);
+            values.sort_by(f64::total_cmp);
+        }
+        values
+    };
+    let procs = [1, 2, 4, 8, 16]
+        .into_iter()
+        .filter(|&p| p <= 4 || p <= cpus)
+        .map(|p| p as f64)
+        .collect();
+    let heap = base.heap_minimum as f64;
+    let axes = vec![
+        (Setting::Procs, with_base(procs, base.procs as f64)),
+        (
+            Setting::Gogc,
+            with_base(vec![50.0, 100.0, 200.0], f64::from(base.gogc)),
+        ),
+        (
+            Setting::HeapMinimum,
+            vec![(heap / 4.0).max(65536.0).round(), heap, heap * 4.0],
+        ),
+        (
+            Setting::GcShare,
+            with_base(vec![0.1, 0.25, 0.5], base.gc_share),
+        ),
+    ];
+    (base, axes)
+}
+
+/// `sensitivity`: the pauses of full re-scan, stack barriers and the hybrid barrier (eager and
+/// lazy) as GOMAXPROCS, GOGC, the heap minimum and the collector's CPU share each move away from
+/// a base (the others held there), on `deep-oscillate` (deep stacks: re-scans matter) and
+/// `many-shallow` (many goroutines), threaded engine. Each point runs once however many axes
+/// it lies on; `sensitivity_pauses.csv` holds every point's pooled pauses with its settings, so
+/// an axis is the rows whose other settings are the base's.
+pub fn sensitivity(args: &SuiteArgs) -> Result<String, SuiteError> {
+    args.validate()?;
+    let name = "sensitivity";
+    let (deep, many) = match args.mode() {
+        Mode::Quick => ((16, 300), (1_000, 10)),
+        Mode::Full => ((64, 1_000), (10_000, 10)),
+    };
+    let workloads = args.select_workloads(
+        name,
+        vec![
+            Workload::new("deep-oscillate", args.size(deep.0), args.size(deep.1)),
+            Workload::new("many-shallow", args.size(many.0), args.size(many.1)),
+        ],
+    )?;
+    let (base, axes) = sensitivity_axes(args);
+    let mut points = vec![base];
+    for (setting, values) in &axes {
+        for &v in values {
+            let p = base.with(*setting, v);
+            if !points.contains(&p) {
+                points.push(p);
+            }
+        }
+    }
+    let mut plans = Vec::new();
+    for w in &workloads {
+        for d in args.designs(&SENSITIVITY_DESIGNS) {
+            for &p in &points {
+                for &seed in &args.seeds() {
+                    plans.push(p.plan(pause_plan(w, d, seed, args)));
+                }
+            }
+        }
+    }
+    let start = Instant::now();
+    let runs = run_rows(name, args, plans, false)?;
+    let rows = write_rows(name, args, runs, false, |_| ())?;
+    let mut out = wrote(name, args, rows.len(), start.elapsed().as_secs_f64());
+    // Per workload and design, each axis's median mark-termination pauses (µs), in value order.
+    let p50 = |w: &Workload, d: &str, s: Settings| -> Option<f64> {
+        let v: Vec<f64> = rows
+            .iter()
+            .filter(|r| {
+                (&r.workload, r.goroutines, r.depth, r.design.as_str())
+                    == (&w.name, w.goroutines, w.depth, d)
+                    && r.procs == s.procs
+                    && r.gogc == Some(s.gogc)
+                    && r.heap_minimum == s.heap_minimum
+                    && r.gc_share == s.gc_share
+            })
+            .map(|r| r.mark_term_ns_p50 as f64 / 1e3)
+            .collect();
+        crate::stats::Median::of(&v).map(|m| m.value)
+    };
+    for w in &workloads {
+        for d in args.designs(&SENSITIVITY_DESIGNS) {
+            out.push_str(&format!(
+                "\n  {} {}×{} {:<12} mark-term p50 µs:",
+                w.name,
+                w.goroutines,
+                w.depth,
+                d.name()
+            ));
+            for (setting, values) in &axes {
+                let shown: Vec<String> = values
+                    .iter()
+                    .map(|&v| p50(w, &d.name(), base.with(*setting, v)))
+                    .map(|m| m.map_or_else(|| "–".into(), |m| format!("{m:.0}")))
+                    .collect();
+                let label = match setting {
+                    Setting::Procs => "procs",
+                    Setting::Gogc => "gogc",
+                    Setting::HeapMinimum => "heap-min",
+                    Setting::GcShare => "gc-share",
+                };
+                out.push_str(&format!(" {label} {}", shown.join("/")));
+            }
+        }
+    }
+    Ok(out)
+}

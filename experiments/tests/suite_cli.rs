@@ -378,6 +378,83 @@ fn barrier_designs_reports_every_design_with_mmu_curves() {
 }
 
 #[test]
+fn sensitivity_moves_one_setting_at_a_time_around_its_base() {
+    let dir = tempfile::tempdir().unwrap();
+    run_ok(
+        "sensitivity",
+        &[
+            &TINY[..],
+            &["--gogc", "150", "--workloads", "deep-oscillate"],
+        ]
+        .concat(),
+        dir.path(),
+    );
+    let (header, rows) = read_csv(&dir.path().join("sensitivity.csv"));
+    let setting = |r: &csv::StringRecord| {
+        (
+            u(&header, r, "procs"),
+            u(&header, r, "gogc"),
+            u(&header, r, "heap_minimum"),
+            field(&header, r, "gc_share").to_owned(),
+        )
+    };
+    // The base: --procs 2 (TINY), GOGC 150 (the flag), the scaled heap minimum (TINY's), Go's
+    // GC share.
+    let base = (2, 150, 262_144, "0.25".to_owned());
+    let mut points: Vec<_> = rows.iter().map(setting).collect();
+    points.sort();
+    points.dedup();
+    for p in &points {
+        let moved = [p.0 != base.0, p.1 != base.1, p.2 != base.2, p.3 != base.3];
+        assert!(
+            moved.iter().filter(|&&m| m).count() <= 1,
+            "one setting at a time: {p:?}"
+        );
+    }
+    let procs: Vec<u64> = points
+        .iter()
+        .filter(|p| p.1 == 150 && p.2 == base.2 && p.3 == base.3)
+        .map(|p| p.0)
+        .collect();
+    assert!(procs.starts_with(&[1, 2, 4]), "{procs:?}");
+    let gogc: Vec<u64> = points
+        .iter()
+        .filter(|p| p.0 == 2 && p.2 == base.2 && p.3 == base.3)
+        .map(|p| p.1)
+        .collect();
+    assert_eq!(gogc, [50, 100, 150, 200]);
+    let heap: Vec<u64> = points
+        .iter()
+        .filter(|p| p.0 == 2 && p.1 == 150 && p.3 == base.3)
+        .map(|p| p.2)
+        .collect();
+    assert_eq!(heap, [65_536, 262_144, 1_048_576]);
+    let mut share: Vec<&str> = points
+        .iter()
+        .filter(|p| p.0 == 2 && p.1 == 150 && p.2 == base.2)
+        .map(|p| p.3.as_str())
+        .collect();
+    share.sort();
+    assert_eq!(share, ["0.1", "0.25", "0.5"]);
+    // Every point under each of the four designs, once (one seed), all threaded.
+    let designs = ["full-rescan", "stkbar-1024", "hybrid", "hybrid-lazy"];
+    assert_eq!(rows.len(), points.len() * designs.len());
+    for r in &rows {
+        assert_eq!(field(&header, r, "engine"), "threaded");
+        assert!(designs.contains(&field(&header, r, "design")));
+    }
+    let (ph, pauses) = read_csv(&dir.path().join("sensitivity_pauses.csv"));
+    assert_eq!(
+        pauses.len(),
+        rows.len(),
+        "one configuration per run at one seed"
+    );
+    for p in &pauses {
+        assert!(!field(&ph, p, "configuration").contains("--seed"));
+    }
+}
+
+#[test]
 fn scan_stall_runs_each_point_of_both_sweeps_once_under_every_design() {
     let dir = tempfile::tempdir().unwrap();
     let out = run_tiny("scan_stall", dir.path());

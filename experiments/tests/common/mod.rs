@@ -28,12 +28,13 @@ pub(crate) fn args_over(
 
 /// Every experiment binary.
 #[allow(dead_code)] // not every test file lists the experiments
-pub(crate) const EXPERIMENTS: [&str; 10] = [
+pub(crate) const EXPERIMENTS: [&str; 11] = [
     "rescan_offsets",
     "depth_sweep",
     "goroutine_sweep",
     "barrier_designs",
     "scan_stall",
+    "sensitivity",
     "sanitizer_leak",
     "wbshadow_faults",
     "soundness",
@@ -50,6 +51,7 @@ pub(crate) fn bin_path(name: &str) -> &'static str {
         "goroutine_sweep" => env!("CARGO_BIN_EXE_goroutine_sweep"),
         "barrier_designs" => env!("CARGO_BIN_EXE_barrier_designs"),
         "scan_stall" => env!("CARGO_BIN_EXE_scan_stall"),
+        "sensitivity" => env!("CARGO_BIN_EXE_sensitivity"),
         "sanitizer_leak" => env!("CARGO_BIN_EXE_sanitizer_leak"),
         "wbshadow_faults" => env!("CARGO_BIN_EXE_wbshadow_faults"),
         "soundness" => env!("CARGO_BIN_EXE_soundness"),
