@@ -7,6 +7,7 @@
 //!   `--shard K/N`, and answered from shard files by `merge`;
 //! * [`registry`] — every experiment binary by name: its flags and the function it runs;
 //! * [`sweeps`] — the experiments themselves (which runs each one makes);
+//! * [`go_peer`] — the workloads' Go ports under a real Go runtime, their `gctrace` pauses;
 //! * [`debug_modes`] — the debug-mode experiments: sanitizer contexts and wbshadow against faults;
 //! * [`profiler_switch`] — the sampling profiler across goroutine switches and barrier operations (seed 003);
 //! * [`trace_export`] — the runtime's trace as Chrome trace-event JSON (Perfetto), written atomically;
@@ -20,6 +21,7 @@
 
 pub mod cli;
 pub mod debug_modes;
+pub mod go_peer;
 pub mod limits;
 pub mod paper;
 pub mod plot;
