@@ -363,6 +363,13 @@ pub struct ProfileSummary {
 /// Resolves and validates the flags; the error is the one-line message for exit code 2.
 pub fn resolve(args: &TestbedArgs) -> Result<Resolved, String> {
     let workload = workload::resolve(&args.workload, args.replay.as_deref())?;
+    resolve_with(args, workload)
+}
+
+/// [`resolve`] with `workload` in place of the one `--workload` names: every other flag applies
+/// as it would. A workload not yet in the registry (`workload::WORKLOADS`) runs this way — how
+/// `experiments/tests/toy_workload.rs` runs the README's example before registering it.
+pub fn resolve_with(args: &TestbedArgs, workload: Arc<dyn Workload>) -> Result<Resolved, String> {
     let design = wbarrier::design(&args.barrier).ok_or_else(|| {
         format!(
             "unknown --barrier {:?} (valid: {})",

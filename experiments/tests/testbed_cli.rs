@@ -27,13 +27,10 @@ fn args(overrides: &[(&str, &str)], extra: &[&str]) -> Vec<String> {
     args_over(BASE, overrides, extra)
 }
 
-const WORKLOADS: &[&str] = &[
-    "deep-oscillate",
-    "deep-unwind",
-    "many-shallow",
-    "mixed",
-    "adversarial",
-];
+/// Every registered workload's name (`replay` needs a trace: its own tests give one).
+fn workloads() -> impl Iterator<Item = &'static str> {
+    experiments::workload::WORKLOADS.iter().map(|w| w.name())
+}
 
 const BARRIERS: &[&str] = &["dijkstra", "hybrid", "yuasa"];
 
@@ -440,7 +437,7 @@ fn assert_cycle_invariants(v: &Value) {
 
 #[test]
 fn every_cycle_row_keeps_rescan_order_barrier_balance_and_no_checkmark_failures() {
-    for workload in WORKLOADS {
+    for workload in workloads() {
         for sb in ["on", "off", "all"] {
             for removal in ["after-restart", "in-pause"] {
                 let v = report(
@@ -461,8 +458,8 @@ fn every_cycle_row_keeps_rescan_order_barrier_balance_and_no_checkmark_failures(
 
 #[test]
 fn same_flags_and_seed_give_identical_json_apart_from_timings() {
-    for workload in WORKLOADS {
-        let o = [("--workload", *workload), ("--seed", "7")];
+    for workload in workloads() {
+        let o = [("--workload", workload), ("--seed", "7")];
         let a = without_timings(report(&o, &[]));
         let b = without_timings(report(&o, &[]));
         assert_eq!(a, b, "{workload}");
@@ -478,6 +475,19 @@ fn a_different_seed_gives_different_counters() {
         (&b["totals"], &b["cycles"]),
         "seeds 1 and 2 gave the same counters"
     );
+}
+
+#[test]
+fn every_registered_workload_is_in_the_help_and_the_readme() {
+    let help = text(&run(&["--help".to_owned()]).stdout);
+    let readme = include_str!("../../README.md");
+    for name in workloads() {
+        assert!(help.contains(name), "testbed --help does not name {name}");
+        assert!(
+            readme.contains(&format!("`{name}`")),
+            "README.md does not name `{name}`"
+        );
+    }
 }
 
 #[test]
@@ -559,7 +569,7 @@ fn gctrace_prints_one_stderr_line_per_cycle() {
 
 #[test]
 fn every_workload_under_every_barrier_passes_checkmark() {
-    for workload in WORKLOADS {
+    for workload in workloads() {
         for barrier in BARRIERS {
             let v = report(
                 &[
