@@ -241,6 +241,239 @@ struct TraceOverheadRow {
     buffers_allocated: u64,
 }
 
+/// A configuration's pooled pauses, as `NAME_pauses.csv` holds them (`suite::PauseRow`).
+#[derive(Debug, Deserialize)]
+struct PausesRow {
+    workload: String,
+    goroutines: usize,
+    depth: usize,
+    design: String,
+    barrier_removal: String,
+    procs: usize,
+    gogc: Option<u32>,
+    heap_minimum: u64,
+    gc_share: f64,
+    samples: usize,
+    mark_term_ns_p50: f64,
+    mark_term_ns_p50_lo: f64,
+    mark_term_ns_p50_hi: f64,
+    mark_term_tail: String,
+    mark_term_ns_tail: f64,
+}
+
+/// A workload's pauses under a real Go runtime (`go_peer_pauses.csv`).
+#[derive(Debug, Deserialize)]
+struct GoPausesRow {
+    workload: String,
+    goroutines: usize,
+    depth: usize,
+    go_version: String,
+    procs: usize,
+    godebug: String,
+    samples: usize,
+    mark_term_ns_p50: f64,
+    mark_term_ns_p50_lo: f64,
+    mark_term_ns_p50_hi: f64,
+    mark_term_tail: String,
+    mark_term_ns_tail: f64,
+}
+
+/// A median and its 95 % interval, in µs: `38.1 [35.0, 41.2]`.
+fn us_interval(p50: f64, lo: f64, hi: f64) -> String {
+    format!("{} [{}, {}]", us(p50), us(lo), us(hi))
+}
+
+/// What every table built from pooled pauses says about them.
+const POOLED_NOTE: &str = "Each cell pools every reported cycle of the configuration's threaded runs (all seeds): the median mark-termination pause with its 95 % percentile-bootstrap interval in brackets (2,000 resamples); the tail is the 99th percentile where a configuration has at least 100 samples and the maximum below that, as its label says.";
+
+/// `sensitivity`: each design's median mark-termination pause as one setting moves from the
+/// base, the others held there.
+fn sensitivity_table(rows: &[PausesRow]) -> Table {
+    let designs: Vec<&str> = PAUSE_ORDER
+        .into_iter()
+        .filter(|d| rows.iter().any(|r| r.design == *d))
+        .collect();
+    // The base: the setting every axis shares, the most frequent value of each.
+    fn mode<T: PartialEq + Copy>(xs: impl Iterator<Item = T>) -> Option<T> {
+        let xs: Vec<T> = xs.collect();
+        xs.iter()
+            .copied()
+            .max_by_key(|x| xs.iter().filter(|y| *y == x).count())
+    }
+    let base = (
+        mode(rows.iter().map(|r| r.procs)),
+        mode(rows.iter().map(|r| r.gogc)),
+        mode(rows.iter().map(|r| r.heap_minimum)),
+        mode(rows.iter().map(|r| r.gc_share.to_bits())),
+    );
+    let settings = |r: &PausesRow| {
+        (
+            Some(r.procs),
+            Some(r.gogc),
+            Some(r.heap_minimum),
+            Some(r.gc_share.to_bits()),
+        )
+    };
+    let mut header = vec!["workload".to_owned(), "setting".to_owned()];
+    header.extend(designs.iter().map(|d| format!("{d} p50 µs [95 % CI]")));
+    let mut body = Vec::new();
+    let mut samples = Vec::new();
+    for workload in first_seen(rows, |r| &r.workload) {
+        let mine: Vec<&PausesRow> = rows.iter().filter(|r| r.workload == workload).collect();
+        let size = mine
+            .first()
+            .map_or(String::new(), |r| format!("{} × {}", r.goroutines, r.depth));
+        // Each axis: the rows whose other three settings are the base's, by value.
+        type Axis = (&'static str, fn(&PausesRow) -> f64, fn(f64) -> String);
+        let axes: [Axis; 4] = [
+            ("GOMAXPROCS", |r| r.procs as f64, |v| format!("{v}")),
+            (
+                "GOGC",
+                |r| f64::from(r.gogc.unwrap_or(0)),
+                |v| format!("{v}"),
+            ),
+            (
+                "heap minimum",
+                |r| r.heap_minimum as f64,
+                |v| format!("{} MiB", mib(v)),
+            ),
+            ("GC share", |r| r.gc_share, |v| format!("{v}")),
+        ];
+        for (i, (name, value, show)) in axes.into_iter().enumerate() {
+            let on_axis: Vec<&&PausesRow> = mine
+                .iter()
+                .filter(|r| {
+                    let s = settings(r);
+                    let b = base;
+                    [s.0 == b.0, s.1 == b.1, s.2 == b.2, s.3 == b.3]
+                        .iter()
+                        .enumerate()
+                        .all(|(j, same)| j == i || *same)
+                })
+                .collect();
+            let mut values: Vec<f64> = on_axis.iter().map(|r| value(r)).collect();
+            values.sort_by(f64::total_cmp);
+            values.dedup();
+            for v in values {
+                let mut cells = vec![format!("{workload} {size}"), format!("{name} {}", show(v))];
+                for d in &designs {
+                    match on_axis.iter().find(|r| r.design == *d && value(r) == v) {
+                        Some(r) => {
+                            samples.push(r.samples);
+                            cells.push(us_interval(
+                                r.mark_term_ns_p50,
+                                r.mark_term_ns_p50_lo,
+                                r.mark_term_ns_p50_hi,
+                            ));
+                        }
+                        None => cells.push("–".into()),
+                    }
+                }
+                body.push(cells);
+            }
+        }
+    }
+    let n = seed_count(samples).unwrap_or_else(|| "0".into());
+    let note = format!(
+        "`deep-oscillate` and `many-shallow`, threaded engine, one setting at a time moved from the base (the others held there: each axis's base row is the same runs). {POOLED_NOTE} Samples per cell: {n}. Made by `sensitivity --full`; `sensitivity_pauses.csv` names each cell's configuration."
+    );
+    Table {
+        name: "sensitivity".into(),
+        markdown: markdown(&header, &body, &note),
+    }
+}
+
+/// `go_peer`: the Go runtime's pauses on our ports beside the testbed's hybrid barrier at the same
+/// size and GOMAXPROCS (from any `*_pauses.csv` in the directory holding one).
+fn go_peer_table(go: &[GoPausesRow], testbed: &[PausesRow]) -> Table {
+    let header: Vec<String> = [
+        "workload",
+        "Go",
+        "GODEBUG",
+        "Go cycles",
+        "Go p50 µs [95 % CI]",
+        "Go tail µs",
+        "testbed hybrid cycles",
+        "testbed hybrid p50 µs [95 % CI]",
+        "testbed tail µs",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let body = go
+        .iter()
+        .map(|g| {
+            let ours = testbed.iter().find(|t| {
+                (
+                    t.workload.as_str(),
+                    t.goroutines,
+                    t.depth,
+                    t.procs,
+                    t.design.as_str(),
+                ) == (
+                    g.workload.as_str(),
+                    g.goroutines,
+                    g.depth,
+                    g.procs,
+                    "hybrid",
+                ) && t.barrier_removal == "after-restart"
+            });
+            let mut cells = vec![
+                format!("{} {} × {}", g.workload, g.goroutines, g.depth),
+                g.go_version.clone(),
+                format!("`{}`", g.godebug),
+                g.samples.to_string(),
+                us_interval(
+                    g.mark_term_ns_p50,
+                    g.mark_term_ns_p50_lo,
+                    g.mark_term_ns_p50_hi,
+                ),
+                format!("{} {}", g.mark_term_tail, us(g.mark_term_ns_tail)),
+            ];
+            match ours {
+                Some(t) => cells.extend([
+                    t.samples.to_string(),
+                    us_interval(
+                        t.mark_term_ns_p50,
+                        t.mark_term_ns_p50_lo,
+                        t.mark_term_ns_p50_hi,
+                    ),
+                    format!("{} {}", t.mark_term_tail, us(t.mark_term_ns_tail)),
+                ]),
+                None => cells.extend(["–".into(), "–".into(), "–".into()]),
+            }
+            cells
+        })
+        .collect::<Vec<_>>();
+    let note = format!(
+        "Go: our Go ports (`experiments/go/`) under the Go runtime named, `GOMAXPROCS` as the testbed's Ps, pauses from its `gctrace=1` lines (first cycle left out); testbed: the hybrid barrier at the same workload, size and Ps in this directory's pooled pauses (`–`: no such run). {POOLED_NOTE} Made by `go_peer` (`scripts/go-peer.sh`)."
+    );
+    Table {
+        name: "go_peer".into(),
+        markdown: markdown(&header, &body, &note),
+    }
+}
+
+/// Every `*_pauses.csv` of `dir`, pooled (the testbed's configurations, whichever experiment ran
+/// them).
+fn all_pauses(dir: &Path) -> Result<Vec<PausesRow>, PaperError> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter_map(|n| n.strip_suffix("_pauses.csv").map(|s| format!("{s}_pauses")))
+                .filter(|n| n != "go_peer_pauses")
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    let mut rows = Vec::new();
+    for n in names {
+        rows.extend(read::<PausesRow>(dir, &n)?.unwrap_or_default());
+    }
+    Ok(rows)
+}
+
 /// Reads `dir/name.csv`; `Ok(None)` when it does not exist.
 fn read<T: for<'de> Deserialize<'de>>(
     dir: &Path,
@@ -1460,6 +1693,14 @@ pub fn tables(dir: &Path) -> Result<(Vec<Table>, Vec<String>), PaperError> {
         Some(rows) => out.push(trace_overhead_table(&rows)),
         None => missing.push("trace_overhead".into()),
     }
+    match read::<PausesRow>(dir, "sensitivity_pauses")? {
+        Some(rows) => out.push(sensitivity_table(&rows)),
+        None => missing.push("sensitivity".into()),
+    }
+    match read::<GoPausesRow>(dir, "go_peer_pauses")? {
+        Some(rows) => out.push(go_peer_table(&rows, &all_pauses(dir)?)),
+        None => missing.push("go_peer".into()),
+    }
     Ok((out, missing))
 }
 
@@ -1631,6 +1872,79 @@ mod tests {
                 "`wbshadow=2` runs with `gccheckmark=1`.\n",
             )
         );
+    }
+
+    fn pauses(design: &str, procs: usize, gogc: u32, p50_us: f64) -> PausesRow {
+        PausesRow {
+            workload: "deep-oscillate".into(),
+            goroutines: 64,
+            depth: 1000,
+            design: design.into(),
+            barrier_removal: "after-restart".into(),
+            procs,
+            gogc: Some(gogc),
+            heap_minimum: 4 << 20,
+            gc_share: 0.25,
+            samples: 201,
+            mark_term_ns_p50: p50_us * 1e3,
+            mark_term_ns_p50_lo: (p50_us - 1.0) * 1e3,
+            mark_term_ns_p50_hi: (p50_us + 2.0) * 1e3,
+            mark_term_tail: "p99".into(),
+            mark_term_ns_tail: p50_us * 3e3,
+        }
+    }
+
+    #[test]
+    fn sensitivity_lists_each_axis_around_the_base_with_intervals() {
+        let mut rows = Vec::new();
+        for d in ["stkbar-1024", "hybrid"] {
+            rows.push(pauses(d, 2, 100, 40.0));
+            rows.push(pauses(d, 1, 100, 30.0));
+            rows.push(pauses(d, 4, 100, 50.0));
+            rows.push(pauses(d, 2, 50, 45.0));
+            rows.push(pauses(d, 2, 200, 35.0));
+        }
+        let t = sensitivity_table(&rows).markdown;
+        let lines: Vec<&str> = t.lines().filter(|l| l.starts_with("| deep")).collect();
+        // GOMAXPROCS 1, 2, 4; GOGC 50, 100, 200; the heap minimum and share at the base only.
+        assert_eq!(lines.len(), 3 + 3 + 1 + 1, "{t}");
+        assert!(
+            lines[0].contains("GOMAXPROCS 1 | 30.0 [29.0, 32.0] | 30.0 [29.0, 32.0]"),
+            "{t}"
+        );
+        assert!(lines[3].contains("GOGC 50 | 45.0 [44.0, 47.0]"), "{t}");
+        assert!(lines[6].contains("heap minimum 4.00 MiB | 40.0"), "{t}");
+        assert!(t.contains("Samples per cell: 201"));
+    }
+
+    #[test]
+    fn the_go_peer_sits_beside_the_testbeds_hybrid_at_the_same_size_and_ps() {
+        let go = vec![GoPausesRow {
+            workload: "deep-oscillate".into(),
+            goroutines: 64,
+            depth: 1000,
+            go_version: "go1.19.8".into(),
+            procs: 2,
+            godebug: "gctrace=1".into(),
+            samples: 300,
+            mark_term_ns_p50: 64_000.0,
+            mark_term_ns_p50_lo: 63_000.0,
+            mark_term_ns_p50_hi: 65_000.0,
+            mark_term_tail: "p99".into(),
+            mark_term_ns_tail: 130_000.0,
+        }];
+        let testbed = vec![
+            pauses("hybrid", 4, 100, 99.0),
+            pauses("stkbar-1024", 2, 100, 88.0),
+            pauses("hybrid", 2, 100, 16.0),
+        ];
+        let t = go_peer_table(&go, &testbed).markdown;
+        assert!(
+            t.contains("| deep-oscillate 64 × 1000 | go1.19.8 | `gctrace=1` | 300 | 64.0 [63.0, 65.0] | p99 130 | 201 | 16.0 [15.0, 18.0] | p99 48.0 |"),
+            "{t}"
+        );
+        let none = go_peer_table(&go, &testbed[..2]).markdown;
+        assert!(none.contains("| – | – | – |"), "{none}");
     }
 
     #[test]
