@@ -278,6 +278,13 @@ struct GoPausesRow {
     mark_term_ns_tail: f64,
 }
 
+impl PausesRow {
+    /// The series it belongs to, as the run rows name theirs.
+    fn series(&self) -> String {
+        series_name(&self.design, &self.barrier_removal)
+    }
+}
+
 /// A median and its 95 % interval, in µs: `38.1 [35.0, 41.2]`.
 fn us_interval(p50: f64, lo: f64, hi: f64) -> String {
     format!("{} [{}, {}]", us(p50), us(lo), us(hi))
@@ -652,10 +659,15 @@ fn seed_count(counts: impl IntoIterator<Item = usize>) -> Option<String> {
 
 /// The seeds-per-cell note.
 fn seeds_note(counts: impl IntoIterator<Item = usize>) -> String {
+    seeds_note_of("Each cell", counts)
+}
+
+/// The seeds-per-cell note of the cells `subject` names ("Each cell", "Each re-scan cell").
+fn seeds_note_of(subject: &str, counts: impl IntoIterator<Item = usize>) -> String {
     match seed_count(counts).as_deref() {
         None => String::new(),
-        Some("1") => "Each cell is one seed's run.".to_owned(),
-        Some(n) => format!("Each cell is the mean of {n} seeds."),
+        Some("1") => format!("{subject} is one seed's run."),
+        Some(n) => format!("{subject} is the mean of {n} seeds."),
     }
 }
 
@@ -802,7 +814,16 @@ const PAUSE_ORDER: [&str; 8] = [
 
 /// `depth_sweep` / `goroutine_sweep`: re-scan per cycle (deterministic) and pause p50
 /// (threaded) at each point of the sweep's axis.
-fn sweep_table(name: &str, rows: &[Row], axis_name: &str, at: fn(&Row) -> usize) -> Table {
+/// `pooled`: the sweep's `NAME_pauses.csv` when its run wrote one: the pause cells are then
+/// pooled medians with intervals; results from before pooled pauses give the mean of the seeds'
+/// per-run medians.
+fn sweep_table(
+    name: &str,
+    rows: &[Row],
+    pooled: Option<&[PausesRow]>,
+    axis_name: &str,
+    at: fn(&Row) -> usize,
+) -> Table {
     let all: Vec<&Row> = rows.iter().collect();
     let mut header: Vec<String> = vec![
         axis_name.to_owned(),
@@ -818,8 +839,14 @@ fn sweep_table(name: &str, rows: &[Row], axis_name: &str, at: fn(&Row) -> usize)
                 .any(|r| r.engine == "threaded" && r.series() == *d)
         })
         .collect();
-    header.extend(designs.iter().map(|d| format!("{d} p50 µs")));
+    let pause_header = if pooled.is_some() {
+        "p50 µs [95 % CI]"
+    } else {
+        "p50 µs"
+    };
+    header.extend(designs.iter().map(|d| format!("{d} {pause_header}")));
     let mut counts = Vec::new();
+    let mut samples = Vec::new();
     let body = axis(&all, at)
         .into_iter()
         .map(|x| {
@@ -841,20 +868,49 @@ fn sweep_table(name: &str, rows: &[Row], axis_name: &str, at: fn(&Row) -> usize)
                 num(listed.0, 1),
             ];
             for d in &designs {
-                let p = mean(
-                    rows.iter()
-                        .filter(|r| at(r) == x && r.engine == "threaded" && r.series() == *d),
-                    |r| r.mark_term_ns_p50 as f64,
-                );
-                counts.push(p.1);
-                cells.push(us(p.0));
+                let runs = rows
+                    .iter()
+                    .filter(|r| at(r) == x && r.engine == "threaded" && r.series() == *d);
+                let cell = pooled.map(|pooled| {
+                    let point = runs.clone().next();
+                    let p = point.and_then(|run| {
+                        pooled.iter().find(|p| {
+                            (p.goroutines, p.depth) == (run.goroutines, run.depth)
+                                && p.series() == *d
+                        })
+                    });
+                    match p {
+                        Some(p) => {
+                            samples.push(p.samples);
+                            us_interval(
+                                p.mark_term_ns_p50,
+                                p.mark_term_ns_p50_lo,
+                                p.mark_term_ns_p50_hi,
+                            )
+                        }
+                        None => "–".into(),
+                    }
+                });
+                let cell = cell.unwrap_or_else(|| {
+                    let p = mean(runs, |r| r.mark_term_ns_p50 as f64);
+                    counts.push(p.1);
+                    us(p.0)
+                });
+                cells.push(cell);
             }
             cells
         })
         .collect::<Vec<_>>();
+    let (seeds_subject, pauses_note) = match seed_count(samples) {
+        Some(n) => (
+            "Each re-scan cell",
+            format!("{POOLED_NOTE} Samples per pause cell: {n}."),
+        ),
+        None => ("Each cell", String::new()),
+    };
     let note = format!(
-        "Re-scan columns: deterministic engine, bytes (and goroutines on the re-scan list) summed over cycles divided by cycles. Pause columns: mark-termination p50, threaded engine; `in-pause`: the barriers removed inside the pause (`--barrier-removal in-pause`, Go 1.5/1.6) instead of after the restart (Go 1.7). {}",
-        seeds_note(counts)
+        "Re-scan columns: deterministic engine, bytes (and goroutines on the re-scan list) summed over cycles divided by cycles. Pause columns: mark-termination p50, threaded engine; `in-pause`: the barriers removed inside the pause (`--barrier-removal in-pause`, Go 1.5/1.6) instead of after the restart (Go 1.7). {} {pauses_note}",
+        seeds_note_of(seeds_subject, counts)
     );
     Table {
         name: name.into(),
@@ -1114,20 +1170,42 @@ fn headline_table(dir: &Path) -> Result<Option<Table>, PaperError> {
             met(checkmark == 0),
         ]);
     }
-    // The pause targets, at each sweep's largest point, threaded engine.
+    // The pause targets, at each sweep's largest point, threaded engine: pooled medians where the
+    // sweep wrote its pooled pauses, else the mean of the seeds' per-run medians.
+    let depth_pooled: Option<Vec<PausesRow>> = read(dir, "depth_sweep_pauses")?;
     let threaded: Vec<&Row> = depth.iter().filter(|r| r.engine == "threaded").collect();
     if let Some(&deepest) = axis(&threaded, |r| r.depth).last() {
         let at = |d: &str, f: fn(&Row) -> f64| mean_at(&threaded, |r| r.depth == deepest, d, f);
-        let p50 = |d: &str| at(d, |r| r.mark_term_ns_p50 as f64);
+        let pooled = |d: &str| {
+            depth_pooled
+                .as_deref()?
+                .iter()
+                .find(|p| p.depth == deepest && p.series() == d)
+        };
+        let p50 = |d: &str| match pooled(d) {
+            Some(p) => p.mark_term_ns_p50,
+            None => at(d, |r| r.mark_term_ns_p50 as f64),
+        };
+        let interval = |d: &str| {
+            pooled(d).map_or_else(String::new, |p| {
+                format!(
+                    " [{}, {}]",
+                    us(p.mark_term_ns_p50_lo),
+                    us(p.mark_term_ns_p50_hi)
+                )
+            })
+        };
         let listed = |d: &str| at(d, |r| r.rescan_goroutines_p50 as f64);
         let g = threaded.first().map_or(0, |r| r.goroutines);
         let (off, on, all) = (p50("full-rescan"), p50("stkbar-1024"), p50("stkbar-all"));
         body.push(vec![
             format!("mark-termination p50, stack barriers vs off, {g} G × depth {deepest}"),
             format!(
-                "{} µs vs {} µs ({}× shorter); re-scan lists {} and {} G",
+                "{} µs{} vs {} µs{} ({}× shorter); re-scan lists {} and {} G",
                 us(on),
+                interval("stkbar-1024"),
                 us(off),
+                interval("full-rescan"),
                 num(off / on, 1),
                 num(listed("stkbar-1024"), 0),
                 num(listed("full-rescan"), 0)
@@ -1149,19 +1227,29 @@ fn headline_table(dir: &Path) -> Result<Option<Table>, PaperError> {
         ]);
         body.push(vec![
             format!("hybrid mark-termination p50, {g} G × depth {deepest}"),
-            format!("{} µs", us(p50("hybrid"))),
+            format!("{} µs{}", us(p50("hybrid")), interval("hybrid")),
             "< 50 µs".into(),
             met(p50("hybrid") < 50_000.0),
         ]);
     }
     let many: Vec<Row> = read(dir, "goroutine_sweep")?.unwrap_or_default();
+    let many_pooled: Option<Vec<PausesRow>> = read(dir, "goroutine_sweep_pauses")?;
     let threaded: Vec<&Row> = many.iter().filter(|r| r.engine == "threaded").collect();
     let point = axis(&threaded, |r| r.goroutines)
         .into_iter()
         .rfind(|&g| g <= MANY_SHALLOW_TARGET_GOROUTINES);
     if let Some(most) = point {
         let at = |d: &str, f: fn(&Row) -> f64| mean_at(&threaded, |r| r.goroutines == most, d, f);
-        let p50 = |d: &str| at(d, |r| r.mark_term_ns_p50 as f64);
+        let pooled = |d: &str| {
+            many_pooled
+                .as_deref()?
+                .iter()
+                .find(|p| p.goroutines == most && p.series() == d)
+        };
+        let p50 = |d: &str| match pooled(d) {
+            Some(p) => p.mark_term_ns_p50,
+            None => at(d, |r| r.mark_term_ns_p50 as f64),
+        };
         let (off, on, all) = (p50("full-rescan"), p50("stkbar-1024"), p50("stkbar-all"));
         let spread = on.max(off).max(all) / on.min(off).min(all) - 1.0;
         let depth = threaded.first().map_or(0, |r| r.depth);
@@ -1182,14 +1270,30 @@ fn headline_table(dir: &Path) -> Result<Option<Table>, PaperError> {
         ]);
     }
     if let Some(&most) = axis(&threaded, |r| r.goroutines).last() {
-        let worst = threaded
-            .iter()
-            .filter(|r| r.series() == "hybrid")
-            .map(|r| r.mark_term_ns_p50)
-            .max();
+        // The worst configuration's median: pooled where the sweep pooled its pauses, else the
+        // worst run's.
+        let worst = match &many_pooled {
+            Some(pooled) => pooled
+                .iter()
+                .filter(|p| p.series() == "hybrid")
+                .map(|p| p.mark_term_ns_p50 as u64)
+                .max(),
+            None => threaded
+                .iter()
+                .filter(|r| r.series() == "hybrid")
+                .map(|r| r.mark_term_ns_p50)
+                .max(),
+        };
         if let Some(worst) = worst {
             body.push(vec![
-                format!("hybrid mark-termination p50, `many-shallow` up to {most} G, worst run"),
+                format!(
+                    "hybrid mark-termination p50, `many-shallow` up to {most} G, worst {}",
+                    if many_pooled.is_some() {
+                        "point"
+                    } else {
+                        "run"
+                    }
+                ),
                 format!("{} µs", us(worst as f64)),
                 "< 50 µs".into(),
                 met(worst < 50_000),
@@ -1645,13 +1749,29 @@ pub fn tables(dir: &Path) -> Result<(Vec<Table>, Vec<String>), PaperError> {
         None => missing.extend(["rescan_offsets".into(), "offset_tradeoff".into()]),
     }
     match read::<Row>(dir, "depth_sweep")? {
-        Some(rows) => out.push(sweep_table("depth_sweep", &rows, "depth", |r| r.depth)),
+        Some(rows) => {
+            let pooled = read::<PausesRow>(dir, "depth_sweep_pauses")?;
+            out.push(sweep_table(
+                "depth_sweep",
+                &rows,
+                pooled.as_deref(),
+                "depth",
+                |r| r.depth,
+            ))
+        }
         None => missing.push("depth_sweep".into()),
     }
     match read::<Row>(dir, "goroutine_sweep")? {
-        Some(rows) => out.push(sweep_table("goroutine_sweep", &rows, "goroutines", |r| {
-            r.goroutines
-        })),
+        Some(rows) => {
+            let pooled = read::<PausesRow>(dir, "goroutine_sweep_pauses")?;
+            out.push(sweep_table(
+                "goroutine_sweep",
+                &rows,
+                pooled.as_deref(),
+                "goroutines",
+                |r| r.goroutines,
+            ))
+        }
         None => missing.push("goroutine_sweep".into()),
     }
     match read::<Row>(dir, "barrier_designs")? {

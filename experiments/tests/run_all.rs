@@ -95,6 +95,30 @@ fn the_quick_main_job_leaves_the_committed_results_and_paper_alone() {
         "the scratch copy of the paper holds the quick run's tables"
     );
     assert!(scratch.join("figures").is_dir());
+    for table in ["depth_sweep", "goroutine_sweep", "sensitivity"] {
+        let start = paper.find(&format!("<!-- generated:{table} -->")).unwrap();
+        let end = paper
+            .find(&format!("<!-- end generated:{table} -->"))
+            .unwrap();
+        assert!(
+            paper[start..end].contains("p50 µs [95 % CI]"),
+            "{table}: pooled medians with intervals"
+        );
+    }
+    for name in [
+        "depth_sweep",
+        "goroutine_sweep",
+        "barrier_designs",
+        "scan_stall",
+        "sensitivity",
+    ] {
+        for kind in ["cycles", "pauses"] {
+            assert!(
+                scratch.join(format!("{name}_{kind}.csv")).is_file(),
+                "{name}_{kind}.csv"
+            );
+        }
+    }
     let provenance: Value =
         serde_json::from_slice(&std::fs::read(scratch.join("provenance.json")).unwrap()).unwrap();
     let entries = provenance["experiments"].as_object().unwrap();
