@@ -22,7 +22,10 @@
 //! * `rescan_vs_depth` — stack bytes re-scanned per cycle against stack depth: with stack barriers
 //!   (`stkbar-1024`), the oracle (only what changed since `scanstack`), and the full re-scan.
 //! * `pause_vs_depth`, `pause_vs_goroutines` — the threaded engine's mark-termination pause (p50)
-//!   per barrier design.
+//!   per barrier design, against a dashed 50 µs line (proposal 17503's worst-case goal). Where the
+//!   sweep wrote its pooled pauses (`depth_sweep_pauses.csv`, `goroutine_sweep_pauses.csv`), each
+//!   point is a configuration's median over every cycle of its runs and the error bar its 95 %
+//!   bootstrap interval instead of the seeds' min–max; the caption says which.
 //! * `mmu_<workload>` — minimum mutator utilization against window length, one line per design.
 //!
 //! `scan_stall.csv` is a run CSV too, read into rows of its own (the stall columns); its
@@ -92,6 +95,14 @@ pub const DEPTH_SWEEP_CSV: &str = "depth_sweep.csv";
 pub const GOROUTINE_SWEEP_CSV: &str = "goroutine_sweep.csv";
 /// The MMU curves of the barrier-design comparison.
 pub const MMU_CSV: &str = "barrier_designs_mmu.csv";
+/// The depth sweep's pooled pauses (optional: the pause figure's points and intervals).
+pub const DEPTH_PAUSES_CSV: &str = "depth_sweep_pauses.csv";
+/// The goroutine sweep's pooled pauses (optional, likewise).
+pub const GOROUTINE_PAUSES_CSV: &str = "goroutine_sweep_pauses.csv";
+
+/// Proposal 17503's goal for a whole stop-the-world pause, in µs: the line the pause figures are
+/// read against.
+const PAUSE_GOAL_US: f64 = 50.0;
 
 /// Figures drawn from [`RESCAN_OFFSETS_CSV`].
 pub const OFFSET_FIGURES: [&str; 2] = ["rescan_avoided_vs_offset", "stkbar_memory_vs_offset"];
@@ -125,7 +136,8 @@ pub const SCAN_STALL_FIGURES: [&str; 1] = ["scan_stall"];
     after_help = "Example:\n  plot --results results\n  plot --results results --out /tmp/report --quiet\n\n\
 Reads rescan_offsets.csv, depth_sweep.csv, goroutine_sweep.csv, barrier_designs_mmu.csv,\n\
 scan_stall.csv, sanitizer_leak.csv, wbshadow_faults.csv and profiler_switch.csv from --results;\n\
-a CSV that does not exist skips its figures. Writes OUT/figures/NAME.png and .svg.\n\n\
+a CSV that does not exist skips its figures. depth_sweep_pauses.csv and goroutine_sweep_pauses.csv,\n\
+where present, give the pause figures pooled medians with bootstrap intervals. Writes OUT/figures/NAME.png and .svg.\n\n\
 Exit codes: 0 success, 2 bad input (an unknown flag, a malformed CSV), 1 a figure could not be written."
 )]
 pub struct PlotArgs {
@@ -309,6 +321,8 @@ pub fn plot_all(
     let offsets = read_runs(&results.join(RESCAN_OFFSETS_CSV), OFFSET_COLUMNS)?;
     let depths = read_runs(&results.join(DEPTH_SWEEP_CSV), DEPTH_COLUMNS)?;
     let goroutines = read_runs(&results.join(GOROUTINE_SWEEP_CSV), GOROUTINE_COLUMNS)?;
+    let depth_pooled = read_pooled(&results.join(DEPTH_PAUSES_CSV))?;
+    let goroutine_pooled = read_pooled(&results.join(GOROUTINE_PAUSES_CSV))?;
     let mmu = read_mmu(&results.join(MMU_CSV))?;
     let stalls = read_stalls(&results.join(SCAN_STALL_CSV))?;
     let sanitizer = read_sanitizer(&results.join(SANITIZER_LEAK_CSV))?;
@@ -333,12 +347,15 @@ pub fn plot_all(
     match &depths {
         Some(t) => {
             planned.push((t.path.clone(), fig_rescan_vs_depth(t)));
-            planned.push((t.path.clone(), fig_pause_vs_depth(t)));
+            planned.push((t.path.clone(), fig_pause_vs_depth(t, depth_pooled.as_ref())));
         }
         None => missing(DEPTH_SWEEP_CSV, &DEPTH_FIGURES),
     }
     match &goroutines {
-        Some(t) => planned.push((t.path.clone(), fig_pause_vs_goroutines(t))),
+        Some(t) => planned.push((
+            t.path.clone(),
+            fig_pause_vs_goroutines(t, goroutine_pooled.as_ref()),
+        )),
         None => missing(GOROUTINE_SWEEP_CSV, &GOROUTINE_FIGURES),
     }
     match &mmu {
@@ -430,6 +447,56 @@ const GOROUTINE_COLUMNS: &[&str] = &[
     "mark_term_ns_p50",
 ];
 const MMU_COLUMNS: &[&str] = &["workload", "design", "window_ns", "mmu"];
+const PAUSES_COLUMNS: &[&str] = &[
+    "workload",
+    "design",
+    "barrier_removal",
+    "goroutines",
+    "depth",
+    "samples",
+    "mark_term_ns_p50",
+    "mark_term_ns_p50_lo",
+    "mark_term_ns_p50_hi",
+];
+
+/// One configuration's pooled pauses (`NAME_pauses.csv`): the pause figures' points when a sweep
+/// wrote them.
+#[derive(Debug, Clone)]
+struct PooledRow {
+    workload: String,
+    /// The series (`design`, with ` in-pause` when the barriers were removed inside the pause).
+    design: String,
+    goroutines: Option<f64>,
+    depth: Option<f64>,
+    samples: Option<f64>,
+    p50: Option<f64>,
+    lo: Option<f64>,
+    hi: Option<f64>,
+}
+
+fn read_pooled(path: &Path) -> Result<Option<Rows<PooledRow>>, PlotError> {
+    let Some(t) = read_table(path, PAUSES_COLUMNS)? else {
+        return Ok(None);
+    };
+    let mut rows = Vec::with_capacity(t.records.len());
+    for (line, rec) in &t.records {
+        let line = *line;
+        rows.push(PooledRow {
+            workload: t.workload_label(rec),
+            design: crate::suite::series_name(
+                &t.text(rec, "design"),
+                &t.text(rec, "barrier_removal"),
+            ),
+            goroutines: t.number(line, rec, "goroutines")?,
+            depth: t.number(line, rec, "depth")?,
+            samples: t.number(line, rec, "samples")?,
+            p50: t.number(line, rec, "mark_term_ns_p50")?,
+            lo: t.number(line, rec, "mark_term_ns_p50_lo")?,
+            hi: t.number(line, rec, "mark_term_ns_p50_hi")?,
+        });
+    }
+    Ok(Some(Rows { path: t.path, rows }))
+}
 const SCAN_STALL_COLUMNS: &[&str] = &[
     "design",
     "engine",
@@ -1156,6 +1223,8 @@ struct Panel {
     line_break: Option<f64>,
     /// Draw the series as grouped bars, one group per integer x (a category), instead of lines.
     bars: Option<Bars>,
+    /// A horizontal reference line: its y and its label (a target the figure is read against).
+    reference: Option<(f64, String)>,
 }
 
 /// How a bar panel is drawn.
@@ -1327,6 +1396,7 @@ fn fig_rescan_avoided_vs_offset(t: &Runs) -> Result<Figure, Skip> {
             series,
             line_break: off_category(&cats),
             bars: None,
+            reference: None,
         }],
     })
 }
@@ -1359,6 +1429,7 @@ fn fig_stkbar_memory_vs_offset(t: &Runs) -> Result<Figure, Skip> {
             series,
             line_break: off_category(&cats),
             bars: None,
+            reference: None,
         }
     };
     Ok(Figure {
@@ -1458,6 +1529,7 @@ fn fig_rescan_vs_depth(t: &Runs) -> Result<Figure, Skip> {
             series,
             line_break: None,
             bars: None,
+            reference: None,
         }],
     })
 }
@@ -1497,21 +1569,70 @@ fn design_series(rows: &[&RunRow], x: impl Fn(&RunRow) -> Option<f64>) -> Vec<Se
         .collect()
 }
 
+/// A pause figure: the median mark-termination pause per design against `x`. With the sweep's
+/// pooled pauses, each point is a configuration's median over every cycle of its runs and the
+/// error bar its 95 % bootstrap interval; without them (results from before pooled pauses), the
+/// mean of the seeds' per-run medians with their min–max. A dashed line marks 50 µs, and the y
+/// axis always reaches it.
 fn pause_figure(
     name: &str,
     title: &str,
     x_label: &str,
-    series: Vec<Series>,
+    runs: &Runs,
+    pooled: Option<&Rows<PooledRow>>,
+    x: SweepAxis,
 ) -> Result<Figure, Skip> {
+    let (series, bars_note) = match pooled {
+        Some(p) => {
+            let samples: Vec<f64> = p.rows.iter().filter_map(|r| r.samples).collect();
+            let lo = samples.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = samples.iter().copied().fold(0.0, f64::max);
+            let n = if lo == hi {
+                format!("{lo}")
+            } else {
+                format!("{lo}–{hi}")
+            };
+            (
+                pooled_series(&p.rows, x),
+                vec![
+                    format!("points: median of {n} cycles,"),
+                    "seeds pooled; bars: its 95 %".to_owned(),
+                    "bootstrap interval".to_owned(),
+                ],
+            )
+        }
+        None => {
+            let rows: Vec<&RunRow> = runs
+                .rows
+                .iter()
+                .filter(|r| r.engine == "threaded")
+                .collect();
+            (
+                design_series(&rows, |r| x.of_run(r)),
+                vec![
+                    "points: mean of the seeds'".to_owned(),
+                    "per-run medians;".to_owned(),
+                    "bars: min–max over seeds".to_owned(),
+                ],
+            )
+        }
+    };
     if series.is_empty() {
         return Err(no_data(name, "threaded"));
     }
-    let (xs, ys) = all_values(&series);
+    let (xs, mut ys) = all_values(&series);
+    ys.push(PAUSE_GOAL_US);
     Ok(Figure {
         name: name.to_owned(),
         title: title.to_owned(),
         legend_title: "design".to_owned(),
-        notes: Vec::new(),
+        notes: bars_note
+            .into_iter()
+            .chain([
+                format!("dashed: {PAUSE_GOAL_US} µs, the worst-case"),
+                "goal of proposal 17503".to_owned(),
+            ])
+            .collect(),
         size: (1000, 650),
         panels: vec![Panel {
             x: number_axis(x_label, Scale::Log, &xs),
@@ -1519,27 +1640,103 @@ fn pause_figure(
             series,
             line_break: None,
             bars: None,
+            reference: Some((PAUSE_GOAL_US, format!("{PAUSE_GOAL_US} µs"))),
         }],
     })
 }
 
-fn fig_pause_vs_depth(t: &Runs) -> Result<Figure, Skip> {
-    let rows: Vec<&RunRow> = t.rows.iter().filter(|r| r.engine == "threaded").collect();
+/// What a sweep's figure puts on its x axis.
+#[derive(Debug, Clone, Copy)]
+enum SweepAxis {
+    Depth,
+    Goroutines,
+}
+
+impl SweepAxis {
+    fn of_run(self, r: &RunRow) -> Option<f64> {
+        match self {
+            SweepAxis::Depth => r.depth,
+            SweepAxis::Goroutines => r.goroutines,
+        }
+    }
+
+    fn of_pooled(self, r: &PooledRow) -> Option<f64> {
+        match self {
+            SweepAxis::Depth => r.depth,
+            SweepAxis::Goroutines => r.goroutines,
+        }
+    }
+}
+
+/// One series per design (and workload, where several) of pooled pauses, points at `x`, in µs,
+/// the interval as the error bar.
+fn pooled_series(rows: &[PooledRow], x: SweepAxis) -> Vec<Series> {
+    let mut workloads: Vec<&str> = rows.iter().map(|r| r.workload.as_str()).collect();
+    workloads.sort_unstable();
+    workloads.dedup();
+    let several = workloads.len() > 1;
+    // By label: the design, the workload, and the points.
+    type Line<'a> = (&'a str, &'a str, Vec<Point>);
+    let mut by_label: BTreeMap<String, Line<'_>> = BTreeMap::new();
+    for r in rows {
+        let (Some(at), Some(p50), Some(lo), Some(hi)) = (x.of_pooled(r), r.p50, r.lo, r.hi) else {
+            continue;
+        };
+        let label = if several {
+            format!("{}, {}", r.design, r.workload)
+        } else {
+            r.design.clone()
+        };
+        by_label
+            .entry(label)
+            .or_insert_with(|| (&r.design, &r.workload, Vec::new()))
+            .2
+            .push(Point {
+                x: at,
+                mean: p50 / 1000.0,
+                min: lo / 1000.0,
+                max: hi / 1000.0,
+            });
+    }
+    let mut series: Vec<(String, Line<'_>)> = by_label.into_iter().collect();
+    series.sort_by_key(|(_, (d, w, _))| (design_rank(d), WORKLOADS.rank(w)));
+    series
+        .into_iter()
+        .map(|(label, (d, w, mut points))| {
+            points.sort_by(|a, b| a.x.total_cmp(&b.x));
+            Series {
+                label,
+                colour: design_colour(d),
+                marker: if several {
+                    WORKLOADS.marker(w)
+                } else {
+                    design_marker(d)
+                },
+                points,
+            }
+        })
+        .collect()
+}
+
+fn fig_pause_vs_depth(t: &Runs, pooled: Option<&Rows<PooledRow>>) -> Result<Figure, Skip> {
     pause_figure(
         "pause_vs_depth",
         "Mark-termination pause vs stack depth (threaded engine)",
         "stack depth (frames)",
-        design_series(&rows, |r| r.depth),
+        t,
+        pooled,
+        SweepAxis::Depth,
     )
 }
 
-fn fig_pause_vs_goroutines(t: &Runs) -> Result<Figure, Skip> {
-    let rows: Vec<&RunRow> = t.rows.iter().filter(|r| r.engine == "threaded").collect();
+fn fig_pause_vs_goroutines(t: &Runs, pooled: Option<&Rows<PooledRow>>) -> Result<Figure, Skip> {
     pause_figure(
         "pause_vs_goroutines",
         "Mark-termination pause vs goroutines (threaded engine)",
         "goroutines",
-        design_series(&rows, |r| r.goroutines),
+        t,
+        pooled,
+        SweepAxis::Goroutines,
     )
 }
 
@@ -1641,6 +1838,7 @@ fn fig_scan_stall(t: &Rows<StallRow>) -> Result<Figure, Skip> {
             series,
             line_break: None,
             bars: None,
+            reference: None,
         }
     };
     // The y label names what the panel's points are: p99s, maxima, or both (the legend says which
@@ -1671,6 +1869,7 @@ fn fig_scan_stall(t: &Rows<StallRow>) -> Result<Figure, Skip> {
             series: mark,
             line_break: None,
             bars: None,
+            reference: None,
         });
     }
     let throughput = design_palette_series(&throughput);
@@ -1691,6 +1890,7 @@ fn fig_scan_stall(t: &Rows<StallRow>) -> Result<Figure, Skip> {
             series: throughput,
             line_break: None,
             bars: None,
+            reference: None,
         });
     }
     let mut notes = vec![
@@ -1787,6 +1987,7 @@ fn figs_mmu(t: &MmuTable) -> Vec<Figure> {
                 series,
                 line_break: None,
                 bars: None,
+                reference: None,
             }],
         });
     }
@@ -1817,6 +2018,7 @@ fn fig_sanitizer_leak(t: &Rows<SanitizerRow>) -> Result<Figure, Skip> {
             series,
             line_break: None,
             bars: None,
+            reference: None,
         }
     };
     Ok(Figure {
@@ -1893,6 +2095,7 @@ fn fig_wbshadow_detection_vs_drop(t: &Rows<FaultRow>) -> Result<Figure, Skip> {
             series,
             line_break: None,
             bars: None,
+            reference: None,
         }],
     })
 }
@@ -1938,6 +2141,7 @@ fn fig_wbshadow_delay_vs_drop(t: &Rows<FaultRow>) -> Result<Figure, Skip> {
             series,
             line_break: None,
             bars: None,
+            reference: None,
         }],
     })
 }
@@ -2111,6 +2315,7 @@ fn fig_profiler_switch(t: &Rows<ProfilerRow>) -> Result<Figure, Skip> {
             series,
             line_break: None,
             bars: Some(Bars { labels: false }),
+            reference: None,
         });
     }
     let (_, ys) = all_values(&malformed_series);
@@ -2127,6 +2332,7 @@ fn fig_profiler_switch(t: &Rows<ProfilerRow>) -> Result<Figure, Skip> {
         series: malformed_series,
         line_break: None,
         bars: Some(Bars { labels: true }),
+        reference: None,
     });
     Ok(Figure {
         name: NAME.to_owned(),
@@ -2348,6 +2554,33 @@ where
 
     if let Some(bars) = p.bars {
         return draw_bars(&mut chart, p, bars).map_err(de);
+    }
+    if let Some((y, label)) = &p.reference {
+        // Dashed: 12-pixel-ish dashes over the axis's range, in the axis's own scale.
+        let grey = RGBColor(90, 90, 90).stroke_width(1);
+        let dashes = 48;
+        let at = |i: usize| match p.x.scale {
+            Scale::Log => p.x.lo * (p.x.hi / p.x.lo).powf(i as f64 / dashes as f64),
+            _ => p.x.lo + (p.x.hi - p.x.lo) * i as f64 / dashes as f64,
+        };
+        chart
+            .draw_series(
+                (0..dashes)
+                    .step_by(2)
+                    .map(|i| PathElement::new(vec![(at(i), *y), (at(i + 1), *y)], grey)),
+            )
+            .map_err(de)?;
+        let style = TextStyle::from((FONT, LABEL_PX).into_font())
+            .color(&RGBColor(90, 90, 90))
+            .pos(plotters::style::text_anchor::Pos::new(
+                plotters::style::text_anchor::HPos::Right,
+                plotters::style::text_anchor::VPos::Bottom,
+            ));
+        chart
+            .draw_series(std::iter::once(
+                EmptyElement::at((p.x.hi, *y)) + Text::new(label.clone(), (-4, -3), style),
+            ))
+            .map_err(de)?;
     }
     let log_y = p.y.scale == Scale::Log;
     let log_x = p.x.scale == Scale::Log;

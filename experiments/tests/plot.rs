@@ -179,6 +179,39 @@ fn the_library_writes_every_figure_from_the_fixtures() {
 }
 
 #[test]
+fn pause_figures_take_pooled_medians_and_intervals_when_the_sweep_wrote_them() {
+    let results = results_copy(&[]);
+    let out = tempfile::tempdir().expect("temp dir");
+    let plot = |results: &Path| {
+        plot::plot_all(results, out.path(), &mut |_| ()).expect("plots");
+        fs::read_to_string(out.path().join("figures/pause_vs_depth.svg")).unwrap()
+    };
+    // The fixtures' depth sweep alone: seeds' means with their min–max, and the 50 µs line.
+    let before = plot(results.path());
+    assert!(
+        before.contains("min–max over seeds"),
+        "the caption says what the bars are"
+    );
+    assert!(before.contains("50 µs"));
+    // A pooled file for the same sweep: its medians and intervals, and a caption saying so.
+    fs::write(
+        results.path().join("depth_sweep_pauses.csv"),
+        "workload,replay,goroutines,depth,design,barrier_removal,procs,samples,mark_term_ns_p50,mark_term_ns_p50_lo,mark_term_ns_p50_hi\n\
+         deep-oscillate,,16,10,hybrid,after-restart,2,201,31000,29000,35000\n\
+         deep-oscillate,,16,100,hybrid,after-restart,2,201,33000,30000,36000\n",
+    )
+    .unwrap();
+    let after = plot(results.path());
+    assert!(
+        after.contains("median of 201 cycles"),
+        "the caption names the samples"
+    );
+    assert!(after.contains("bootstrap interval"));
+    assert!(!after.contains("min–max over seeds"));
+    assert!(after.contains("hybrid"));
+}
+
+#[test]
 fn out_defaults_to_the_results_directory() {
     let results = results_copy(&[]);
     let args = PlotArgs {
