@@ -738,8 +738,11 @@ fn offset_label(design: &str) -> String {
 
 /// `offset_tradeoff`: what each offset costs and buys, per workload that has a depth profile of
 /// interest (`deep-oscillate` and the replayed traces).
-fn offset_tradeoff_table(rows: &[Row]) -> Table {
-    let header: Vec<String> = [
+///
+/// `pooled`: `rescan_offsets_pauses.csv` where the run wrote it (every offset on `deep-oscillate`,
+/// threaded): a column of each offset's pooled mark-termination median with its interval.
+fn offset_tradeoff_table(rows: &[Row], pooled: Option<&[PausesRow]>) -> Table {
+    let mut header: Vec<String> = [
         "workload",
         "offset",
         "re-scan avoided %",
@@ -750,6 +753,10 @@ fn offset_tradeoff_table(rows: &[Row]) -> Table {
     ]
     .map(str::to_owned)
     .to_vec();
+    if pooled.is_some() {
+        header.push("mark-term p50 µs [95 % CI]".into());
+    }
+    let mut samples = Vec::new();
     let mut body = Vec::new();
     let mut counts = Vec::new();
     for label in labels(rows)
@@ -788,10 +795,32 @@ fn offset_tradeoff_table(rows: &[Row]) -> Table {
                     0,
                 ),
             ]);
+            if let Some(pooled) = pooled {
+                let p = pooled
+                    .iter()
+                    .find(|p| p.workload == label && p.series() == d.name());
+                body.last_mut().expect("just pushed").push(match p {
+                    Some(p) => {
+                        samples.push(p.samples);
+                        us_interval(
+                            p.mark_term_ns_p50,
+                            p.mark_term_ns_p50_lo,
+                            p.mark_term_ns_p50_hi,
+                        )
+                    }
+                    None => "–".into(),
+                });
+            }
         }
     }
+    let pauses_note = match seed_count(samples) {
+        Some(n) => format!(
+            " The pause column: the threaded engine's runs of the same offsets. {POOLED_NOTE} Samples per pause cell: {n}."
+        ),
+        None => String::new(),
+    };
     let note = format!(
-        "Deterministic engine. `re-scan / oracle` is the price of spacing barriers out (the oracle re-scans exactly what changed). {}",
+        "Deterministic engine. `re-scan / oracle` is the price of spacing barriers out (the oracle re-scans exactly what changed). {}{pauses_note}",
         seeds_note(counts)
     );
     Table {
@@ -1128,7 +1157,11 @@ fn scan_stall_table(rows: &[StallRow]) -> Table {
 
 /// `headline`: the figures the abstract quotes, each with where it comes from.
 fn headline_table(dir: &Path) -> Result<Option<Table>, PaperError> {
-    let offsets: Vec<Row> = read(dir, "rescan_offsets")?.unwrap_or_default();
+    let offsets: Vec<Row> = read::<Row>(dir, "rescan_offsets")?
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.engine == "deterministic")
+        .collect();
     let depth: Vec<Row> = read(dir, "depth_sweep")?.unwrap_or_default();
     let stalls: Vec<StallRow> = read(dir, "scan_stall")?.unwrap_or_default();
     if offsets.is_empty() && depth.is_empty() && stalls.is_empty() {
@@ -1743,8 +1776,14 @@ pub fn tables(dir: &Path) -> Result<(Vec<Table>, Vec<String>), PaperError> {
     }
     match read::<Row>(dir, "rescan_offsets")? {
         Some(rows) => {
-            out.push(rescan_offsets_table(&rows));
-            out.push(offset_tradeoff_table(&rows));
+            // The counters are the deterministic runs'; the threaded runs give the pauses.
+            let counters: Vec<Row> = rows
+                .into_iter()
+                .filter(|r| r.engine == "deterministic")
+                .collect();
+            let pooled = read::<PausesRow>(dir, "rescan_offsets_pauses")?;
+            out.push(rescan_offsets_table(&counters));
+            out.push(offset_tradeoff_table(&counters, pooled.as_deref()));
         }
         None => missing.extend(["rescan_offsets".into(), "offset_tradeoff".into()]),
     }

@@ -17,8 +17,11 @@
 //! * `rescan_avoided_vs_offset` — share of the mark-termination stack re-scan that stack barriers
 //!   avoid, against the first barrier's offset (Go's `firstStackBarrierOffset`): a barrier at every
 //!   frame (`stkbar-all`), each `stkbar-<N>`, and none (`full-rescan`); one line per workload.
-//! * `stkbar_memory_vs_offset` — the price of that: the stkbar array reserved per cycle (top) and
-//!   stack barriers hit per cycle (bottom), same x axis.
+//! * `offset_tradeoff` — the price of that on `deep-oscillate`, one point per barrier setting at
+//!   its share of the full re-scan left to do: (a) the pooled mark-termination median with its
+//!   95 % bootstrap interval, from the threaded runs `rescan_offsets` makes of every setting
+//!   (`rescan_offsets_pauses.csv`; the panel is left out without it), and (b) barrier traffic,
+//!   installs plus hits per cycle.
 //! * `rescan_vs_depth` — stack bytes re-scanned per cycle against stack depth: with stack barriers
 //!   (`stkbar-1024`), the oracle (only what changed since `scanstack`), and the full re-scan.
 //! * `pause_vs_depth`, `pause_vs_goroutines` — the threaded engine's mark-termination pause (p50)
@@ -95,6 +98,8 @@ pub const DEPTH_SWEEP_CSV: &str = "depth_sweep.csv";
 pub const GOROUTINE_SWEEP_CSV: &str = "goroutine_sweep.csv";
 /// The MMU curves of the barrier-design comparison.
 pub const MMU_CSV: &str = "barrier_designs_mmu.csv";
+/// The offset sweep's pooled pauses (optional: the trade-off figure's pause panel).
+pub const OFFSET_PAUSES_CSV: &str = "rescan_offsets_pauses.csv";
 /// The depth sweep's pooled pauses (optional: the pause figure's points and intervals).
 pub const DEPTH_PAUSES_CSV: &str = "depth_sweep_pauses.csv";
 /// The goroutine sweep's pooled pauses (optional, likewise).
@@ -105,7 +110,7 @@ pub const GOROUTINE_PAUSES_CSV: &str = "goroutine_sweep_pauses.csv";
 const PAUSE_GOAL_US: f64 = 50.0;
 
 /// Figures drawn from [`RESCAN_OFFSETS_CSV`].
-pub const OFFSET_FIGURES: [&str; 2] = ["rescan_avoided_vs_offset", "stkbar_memory_vs_offset"];
+pub const OFFSET_FIGURES: [&str; 2] = ["rescan_avoided_vs_offset", "offset_tradeoff"];
 /// Figures drawn from [`DEPTH_SWEEP_CSV`].
 pub const DEPTH_FIGURES: [&str; 2] = ["rescan_vs_depth", "pause_vs_depth"];
 /// Figures drawn from [`GOROUTINE_SWEEP_CSV`].
@@ -322,6 +327,7 @@ pub fn plot_all(
     let depths = read_runs(&results.join(DEPTH_SWEEP_CSV), DEPTH_COLUMNS)?;
     let goroutines = read_runs(&results.join(GOROUTINE_SWEEP_CSV), GOROUTINE_COLUMNS)?;
     let depth_pooled = read_pooled(&results.join(DEPTH_PAUSES_CSV))?;
+    let offset_pooled = read_pooled(&results.join(OFFSET_PAUSES_CSV))?;
     let goroutine_pooled = read_pooled(&results.join(GOROUTINE_PAUSES_CSV))?;
     let mmu = read_mmu(&results.join(MMU_CSV))?;
     let stalls = read_stalls(&results.join(SCAN_STALL_CSV))?;
@@ -340,7 +346,10 @@ pub fn plot_all(
     match &offsets {
         Some(t) => {
             planned.push((t.path.clone(), fig_rescan_avoided_vs_offset(t)));
-            planned.push((t.path.clone(), fig_stkbar_memory_vs_offset(t)));
+            planned.push((
+                t.path.clone(),
+                fig_offset_tradeoff(t, offset_pooled.as_ref()),
+            ));
         }
         None => missing(RESCAN_OFFSETS_CSV, &OFFSET_FIGURES),
     }
@@ -425,7 +434,7 @@ const OFFSET_COLUMNS: &[&str] = &[
     "engine",
     "cycles",
     "rescan_avoided",
-    "stkbar_reserved_bytes",
+    "barriers_installed",
     "barriers_hit",
 ];
 const DEPTH_COLUMNS: &[&str] = &[
@@ -551,8 +560,8 @@ struct RunRow {
     oracle_rescan_bytes: Option<f64>,
     full_rescan_bytes: Option<f64>,
     rescan_avoided: Option<f64>,
+    barriers_installed: Option<f64>,
     barriers_hit: Option<f64>,
-    stkbar_reserved_bytes: Option<f64>,
     mark_term_ns_p50: Option<f64>,
 }
 
@@ -790,8 +799,8 @@ fn read_runs(path: &Path, needed: &[&'static str]) -> Result<Option<Runs>, PlotE
             oracle_rescan_bytes: t.number(line, rec, "oracle_rescan_bytes")?,
             full_rescan_bytes: t.number(line, rec, "full_rescan_bytes")?,
             rescan_avoided: t.number(line, rec, "rescan_avoided")?,
+            barriers_installed: t.number(line, rec, "barriers_installed")?,
             barriers_hit: t.number(line, rec, "barriers_hit")?,
-            stkbar_reserved_bytes: t.number(line, rec, "stkbar_reserved_bytes")?,
             mark_term_ns_p50: t.number(line, rec, "mark_term_ns_p50")?,
         });
     }
@@ -1401,47 +1410,120 @@ fn fig_rescan_avoided_vs_offset(t: &Runs) -> Result<Figure, Skip> {
     })
 }
 
-fn fig_stkbar_memory_vs_offset(t: &Runs) -> Result<Figure, Skip> {
-    const NAME: &str = "stkbar_memory_vs_offset";
+/// The offset trade-off on `deep-oscillate`: for each barrier setting, one point at its share of
+/// the full re-scan left to do (deterministic engine, mean over seeds) against (a) its pooled
+/// mark-termination median with the 95 % interval (threaded runs, where `rescan_offsets` wrote
+/// `rescan_offsets_pauses.csv`) and (b) its barrier traffic, installs plus hits per cycle.
+fn fig_offset_tradeoff(t: &Runs, pooled: Option<&Rows<PooledRow>>) -> Result<Figure, Skip> {
+    const NAME: &str = "offset_tradeoff";
+    const WORKLOAD: &str = "deep-oscillate";
     let (rows, cats) = offset_rows(t);
-    let mut mem = Grouper::default();
-    let mut hits = Grouper::default();
+    let rows: Vec<&RunRow> = rows
+        .into_iter()
+        .filter(|r| r.workload == WORKLOAD)
+        .collect();
+    let mut left = Grouper::default();
+    let mut traffic = Grouper::default();
     for r in &rows {
-        let x = category_of(&cats, &r.design);
-        mem.add(
-            &r.workload,
-            x,
-            r.per_cycle(r.stkbar_reserved_bytes).map(|b| b / 1024.0),
+        left.add(
+            &r.design,
+            Some(0.0),
+            r.rescan_avoided.map(|a| 100.0 * (1.0 - a)),
         );
-        hits.add(&r.workload, x, r.per_cycle(r.barriers_hit));
+        let installs_hits = r
+            .per_cycle(r.barriers_installed)
+            .zip(r.per_cycle(r.barriers_hit))
+            .map(|(i, h)| i + h);
+        traffic.add(&r.design, Some(0.0), installs_hits);
     }
-    let mem = WORKLOADS.series(&mem);
-    let hits = WORKLOADS.series(&hits);
-    if mem.is_empty() && hits.is_empty() {
-        return Err(no_data(NAME, "deterministic dijkstra"));
+    // One series per setting: a single point at (re-scan left, y).
+    let point_at = |design: &Design, y: Option<Point>| -> Option<Series> {
+        let name = design.name();
+        let x = left.points(&name).first()?.mean;
+        let y = y?;
+        Some(Series {
+            label: offset_label(*design),
+            colour: design_colour(&name),
+            marker: design_marker(&name),
+            points: vec![Point { x, ..y }],
+        })
+    };
+    let pause_series: Vec<Series> = cats
+        .iter()
+        .filter_map(|d| {
+            let p = pooled?
+                .rows
+                .iter()
+                .find(|p| p.workload == WORKLOAD && p.design == d.name())?;
+            let (p50, lo, hi) = (p.p50?, p.lo?, p.hi?);
+            point_at(
+                d,
+                Some(Point {
+                    x: 0.0,
+                    mean: p50 / 1e3,
+                    min: lo / 1e3,
+                    max: hi / 1e3,
+                }),
+            )
+        })
+        .collect();
+    let traffic_series: Vec<Series> = cats
+        .iter()
+        .filter_map(|d| point_at(d, traffic.points(&d.name()).first().copied()))
+        .collect();
+    if traffic_series.is_empty() {
+        return Err(no_data(NAME, "deterministic dijkstra deep-oscillate"));
     }
+    // Every setting's point is on the x axis of both panels: the traffic panel has them all. The
+    // settings span the full re-scan's 100 % down to a fraction of a percent: a log axis.
+    let x_axis = {
+        let (xs, _) = all_values(&traffic_series);
+        number_axis(
+            "stack re-scan left to mark termination (% of the full re-scan)",
+            pick_scale(&xs),
+            &xs,
+        )
+    };
     let panel = |label: &str, series: Vec<Series>| {
         let (_, ys) = all_values(&series);
-        let scale = pick_scale(&ys);
         Panel {
-            x: offset_axis(&cats),
-            y: number_axis(label, scale, &ys),
+            x: x_axis.clone(),
+            y: number_axis(label, pick_scale(&ys), &ys),
             series,
-            line_break: off_category(&cats),
+            line_break: None,
             bars: None,
             reference: None,
         }
     };
+    let mut panels = Vec::new();
+    let mut notes = vec![
+        "`deep-oscillate`: one point".to_owned(),
+        "per barrier setting".to_owned(),
+    ];
+    if pause_series.is_empty() {
+        notes.extend([
+            "(no threaded runs: no".to_owned(),
+            "pause panel)".to_owned(),
+        ]);
+    } else {
+        panels.push(panel("(a) mark-termination p50 (µs)", pause_series));
+        notes.extend([
+            "(a) median over the pooled".to_owned(),
+            "cycles; bars: 95 % bootstrap".to_owned(),
+            "interval".to_owned(),
+        ]);
+    }
+    panels.push(panel(
+        "(b) barriers installed + hit per cycle",
+        traffic_series,
+    ));
     Ok(Figure {
         name: NAME.to_owned(),
-        title: "What stack barriers cost, by first barrier offset".to_owned(),
-        legend_title: "workload".to_owned(),
-        notes: Vec::new(),
-        size: (1000, 800),
-        panels: vec![
-            panel("stkbar array reserved per cycle (KiB)", mem),
-            panel("stack barriers hit per cycle", hits),
-        ],
+        title: "The offset trade-off: re-scan left against pause and barrier traffic".to_owned(),
+        legend_title: "first offset".to_owned(),
+        notes,
+        size: (1000, if panels.len() == 2 { 800 } else { 650 }),
+        panels,
     })
 }
 
@@ -2829,7 +2911,7 @@ mod tests {
             full_rescan_bytes: None,
             rescan_avoided: None,
             barriers_hit: None,
-            stkbar_reserved_bytes: None,
+            barriers_installed: None,
             mark_term_ns_p50: None,
         };
         let rows = [

@@ -219,22 +219,36 @@ fn wrote(name: &str, args: &SuiteArgs, runs: usize, secs: f64) -> String {
     )
 }
 
-/// `rescan_offsets`: every barrier offset × every workload, deterministic engine.
+/// `rescan_offsets`: every barrier offset × every workload, deterministic engine (the counters),
+/// and every offset on `deep-oscillate`, threaded engine (what each costs in pause).
 pub fn rescan_offsets(args: &SuiteArgs) -> Result<String, SuiteError> {
     args.validate()?;
     let name = "rescan_offsets";
+    let workloads = standard_workloads(name, args)?;
     let mut plans = Vec::new();
-    for w in standard_workloads(name, args)? {
+    for w in &workloads {
         for d in args.designs(&OFFSET_DESIGNS) {
             for &seed in &args.seeds() {
-                plans.push(offset_plan(&w, d, seed, args));
+                plans.push(offset_plan(w, d, seed, args));
+            }
+        }
+    }
+    // What each offset costs in pause: `deep-oscillate` (where re-scans are deep) on real
+    // threads, every offset, for the trade-off of re-scan left against pause and barrier traffic.
+    for w in workloads.iter().filter(|w| w.name == "deep-oscillate") {
+        for d in args.designs(&OFFSET_DESIGNS) {
+            for &seed in &args.seeds() {
+                plans.push(pause_plan(w, d, seed, args));
             }
         }
     }
     let (rows, secs) = run_and_write(name, args, plans)?;
     let mut out = wrote(name, args, rows.len(), secs);
     for r in &rows {
-        if r.design == Design::Stkbar(GO_FIRST_OFFSET).name() && r.seed == args.seed {
+        if r.design == Design::Stkbar(GO_FIRST_OFFSET).name()
+            && r.seed == args.seed
+            && r.engine == "deterministic"
+        {
             let label = workload_label(&r.workload, &r.replay);
             out.push_str(&format!(
                 "\n  {label:<24} re-scan avoided at {GO_FIRST_OFFSET} B: {:6.2}%",

@@ -15,8 +15,11 @@ const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 const EXPECTED: &[(&str, &[&str])] = &[
     ("rescan_avoided_vs_offset", &["stack re-scan avoided (%)"]),
     (
-        "stkbar_memory_vs_offset",
-        &["stkbar array reserved per cycle (KiB)"],
+        "offset_tradeoff",
+        &[
+            "(b) barriers installed + hit per cycle",
+            "stack re-scan left",
+        ],
     ),
     ("rescan_vs_depth", &["stack depth (frames)"]),
     ("pause_vs_depth", &["mark-termination pause, p50 (µs)"]),

@@ -208,7 +208,27 @@ fn rescan_offsets_covers_every_offset_and_workload_and_rows_reproduce() {
     let dir = tempfile::tempdir().unwrap();
     run_tiny("rescan_offsets", dir.path());
     let workloads = 6 + trace_count();
-    let (header, rows) = check_run_csv(dir.path(), "rescan_offsets", workloads * 8);
+    // Every offset on every workload (deterministic), and on deep-oscillate threaded.
+    let (header, rows) = check_run_csv(dir.path(), "rescan_offsets", workloads * 8 + 8);
+    let threaded: Vec<_> = rows
+        .iter()
+        .filter(|r| field(&header, r, "engine") == "threaded")
+        .collect();
+    assert_eq!(threaded.len(), 8);
+    assert!(
+        threaded
+            .iter()
+            .all(|r| field(&header, r, "workload") == "deep-oscillate")
+    );
+    let every: Vec<&str> = threaded
+        .iter()
+        .map(|r| field(&header, r, "design"))
+        .collect();
+    check_cycles_and_pauses(dir.path(), "rescan_offsets", &header, &rows, &every);
+    let rows: Vec<csv::StringRecord> = rows
+        .into_iter()
+        .filter(|r| field(&header, r, "engine") == "deterministic")
+        .collect();
     let designs: std::collections::BTreeSet<&str> =
         rows.iter().map(|r| field(&header, r, "design")).collect();
     assert_eq!(
@@ -294,7 +314,8 @@ fn depth_and_goroutine_sweeps_report_counters_and_pauses() {
                 "{name}"
             );
         }
-        check_cycles_and_pauses(dir.path(), name, &header, &rows);
+        let counted = ["full-rescan", "stkbar-1024", "stkbar-all"];
+        check_cycles_and_pauses(dir.path(), name, &header, &rows, &counted);
     }
 }
 
@@ -302,7 +323,13 @@ fn depth_and_goroutine_sweeps_report_counters_and_pauses() {
 /// `mark_term_ns_max` is the largest of its cycles), and `NAME_pauses.csv` one row per threaded
 /// configuration pooling them: a median inside its interval, the tail named by the sample
 /// count, and the deterministic counters beside where the sweep ran them.
-fn check_cycles_and_pauses(out: &Path, name: &str, header: &[String], rows: &[csv::StringRecord]) {
+fn check_cycles_and_pauses(
+    out: &Path,
+    name: &str,
+    header: &[String],
+    rows: &[csv::StringRecord],
+    counted: &[&str],
+) {
     let (ch, cycles) = read_csv(&out.join(format!("{name}_cycles.csv")));
     let threaded: Vec<_> = rows
         .iter()
@@ -346,8 +373,8 @@ fn check_cycles_and_pauses(out: &Path, name: &str, header: &[String], rows: &[cs
         );
         assert_eq!(f(p, "mark_term_ns_tail"), f(p, "mark_term_ns_max"));
         let design = field(&ph, p, "design");
-        let counted = ["full-rescan", "stkbar-1024", "stkbar-all"].contains(&design)
-            && field(&ph, p, "barrier_removal") == "after-restart";
+        let counted =
+            counted.contains(&design) && field(&ph, p, "barrier_removal") == "after-restart";
         assert_eq!(
             !field(&ph, p, "det_rescan_bytes_per_cycle").is_empty(),
             counted,
