@@ -9,6 +9,7 @@
 // P away from a goroutine. The program runs for -seconds and exits; run it with
 // GODEBUG=gctrace=1 to see each cycle's pauses.
 //
+// Build with the heap mix it shares: go build -o deep_oscillate heapmix.go deep_oscillate.go
 // Written for every Go from 1.5 on: standard library only, nothing newer than Go 1.5's.
 package main
 
@@ -20,74 +21,12 @@ import (
 	"time"
 )
 
-// node is the testbed's `node` type: 4 words, pointer fields 0 and 1.
-type node struct {
-	left, right *node
-	a, b        uintptr
-}
-
 const oscillation = 3
 
-// globals: two per goroutine and 8 shared, as the testbed's workloads.
-var globals []*node
-
-var sink *node
-
+// worker is one goroutine: its heap mix and the depth it recurses to.
 type worker struct {
-	rng   *rand.Rand
+	heapMix
 	depth int
-	own   int
-}
-
-func (w *worker) global() int {
-	if w.rng.Intn(10) < 8 {
-		return w.own + w.rng.Intn(2)
-	}
-	return w.rng.Intn(len(globals))
-}
-
-// heapOp is one operation of the testbed's heap mix on the frame's locals.
-//
-//go:noinline
-func (w *worker) heapOp(l *[8]*node) {
-	a, b, c := w.rng.Intn(8), w.rng.Intn(8), w.rng.Intn(8)
-	roll := w.rng.Intn(100)
-	switch {
-	case roll < 8: // hide: dst = obj.field; obj.field = nil
-		if o := l[a]; o != nil {
-			if w.rng.Intn(2) == 0 {
-				l[c] = o.left
-				o.left = nil
-			} else {
-				l[c] = o.right
-				o.right = nil
-			}
-		}
-	case roll < 22:
-		l[a] = &node{}
-	case roll < 36:
-		if o := l[a]; o != nil {
-			if w.rng.Intn(2) == 0 {
-				o.left = l[b]
-			} else {
-				o.right = l[b]
-			}
-		}
-	case roll < 52:
-		if o := l[a]; o != nil {
-			if w.rng.Intn(2) == 0 {
-				l[c] = o.left
-			} else {
-				l[c] = o.right
-			}
-		}
-	case roll < 60:
-		l[a] = globals[w.global()]
-	case roll < 64:
-		globals[w.global()] = l[a]
-	default:
-		l[a] = l[b] // a local copy
-	}
 }
 
 // frame is one frame of the recursion: it builds the stack down to w.depth, then oscillates.
@@ -140,7 +79,8 @@ func main() {
 	}
 	globals = make([]*node, 2**goroutines+8)
 	for i := 0; i < *goroutines; i++ {
-		w := &worker{rng: rand.New(rand.NewSource(*seed*7919 + int64(i))), depth: *depth, own: 2 * i}
+		rng := rand.New(rand.NewSource(*seed*7919 + int64(i)))
+		w := &worker{heapMix: heapMix{rng: rng, own: 2 * i}, depth: *depth}
 		go func() {
 			globals[w.own] = &node{}
 			for {

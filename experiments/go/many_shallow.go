@@ -9,6 +9,7 @@
 // the top of its stack and blocks again — the testbed's workload of the same name. The program
 // runs for -seconds and exits; run it with GODEBUG=gctrace=1 to see each cycle's pauses.
 //
+// Build with the heap mix it shares: go build -o many_shallow heapmix.go many_shallow.go
 // Written for every Go from 1.5 on: standard library only, nothing newer than Go 1.5's.
 package main
 
@@ -19,74 +20,14 @@ import (
 	"time"
 )
 
-// node is the testbed's `node` type: 4 words, pointer fields 0 and 1.
-type node struct {
-	left, right *node
-	a, b        uintptr
-}
-
-var globals []*node
-
-var sink *node
-
+// worker is one goroutine: its heap mix, its depth, whether it is a busy worker, and, for a
+// server, its mean burst and the channel its requests arrive on.
 type worker struct {
-	rng    *rand.Rand
+	heapMix
 	depth  int
-	own    int
 	busy   bool
 	burst  int
 	wakeup chan struct{}
-}
-
-func (w *worker) global() int {
-	if w.rng.Intn(10) < 8 {
-		return w.own + w.rng.Intn(2)
-	}
-	return w.rng.Intn(len(globals))
-}
-
-// heapOp is one operation of the testbed's heap mix on the frame's locals.
-//
-//go:noinline
-func (w *worker) heapOp(l *[8]*node) {
-	a, b, c := w.rng.Intn(8), w.rng.Intn(8), w.rng.Intn(8)
-	roll := w.rng.Intn(100)
-	switch {
-	case roll < 8: // hide: dst = obj.field; obj.field = nil
-		if o := l[a]; o != nil {
-			if w.rng.Intn(2) == 0 {
-				l[c] = o.left
-				o.left = nil
-			} else {
-				l[c] = o.right
-				o.right = nil
-			}
-		}
-	case roll < 22:
-		l[a] = &node{}
-	case roll < 36:
-		if o := l[a]; o != nil {
-			if w.rng.Intn(2) == 0 {
-				o.left = l[b]
-			} else {
-				o.right = l[b]
-			}
-		}
-	case roll < 52:
-		if o := l[a]; o != nil {
-			if w.rng.Intn(2) == 0 {
-				l[c] = o.left
-			} else {
-				l[c] = o.right
-			}
-		}
-	case roll < 60:
-		l[a] = globals[w.global()]
-	case roll < 64:
-		globals[w.global()] = l[a]
-	default:
-		l[a] = l[b] // a local copy
-	}
 }
 
 // frame is one frame of the goroutine's stack: below D it calls the next; at D it works, a busy
@@ -148,12 +89,11 @@ func main() {
 	servers := make([]*worker, 0, *goroutines)
 	for i := 0; i < *goroutines; i++ {
 		w := &worker{
-			rng:    rand.New(rand.NewSource(*seed*7919 + int64(i))),
-			depth:  *depth,
-			own:    2 * i,
-			busy:   i < *running,
-			burst:  *burst,
-			wakeup: make(chan struct{}, 1),
+			heapMix: heapMix{rng: rand.New(rand.NewSource(*seed*7919 + int64(i))), own: 2 * i},
+			depth:   *depth,
+			busy:    i < *running,
+			burst:   *burst,
+			wakeup:  make(chan struct{}, 1),
 		}
 		if !w.busy {
 			servers = append(servers, w)

@@ -8,9 +8,9 @@
 //! the stack-barrier runtime, whose `GODEBUG=gcstackbarrieroff=1` and `gcstackbarrierall=1`
 //! `--godebug` passes through. Nothing here fetches or builds a Go toolchain.
 //!
-//! Algorithm: `go version` names the runtime; each port is built with `go build` from its one
-//! file into a temporary directory (standard library only, so GOPATH-era and module-era
-//! toolchains both build it); it runs for a fixed wall time with `GOMAXPROCS`, `GOGC` and
+//! Algorithm: `go version` names the runtime; each port is built with `go build` from its file
+//! and the heap mix the ports share ([`SHARED_SOURCE`]) into a temporary directory (standard
+//! library only, named files, so GOPATH-era and module-era toolchains both build it); it runs for a fixed wall time with `GOMAXPROCS`, `GOGC` and
 //! `GODEBUG=gctrace=1[,…]`; every `gc N @Ts P%: a+…+c ms clock, …` line on its stderr is one
 //! cycle: the first clock term is the sweep-termination pause, the last the mark-termination
 //! pause, the ones between the concurrent phases (Go 1.5 prints five terms, 1.6 and later
@@ -35,6 +35,9 @@ pub struct Port {
     /// Its file in `experiments/go/`.
     pub file: &'static str,
 }
+
+/// The file every port is built with: the heap mix they share.
+pub const SHARED_SOURCE: &str = "heapmix.go";
 
 /// Every port.
 pub const PORTS: [Port; 2] = [
@@ -285,6 +288,7 @@ pub fn run(peer: &GoPeer) -> Result<(Vec<GoCycleRow>, Vec<GoPauseRow>), SuiteErr
             .arg("build")
             .arg("-o")
             .arg(&exe)
+            .arg(peer.sources.join(SHARED_SOURCE))
             .arg(&source)
             .output()
             .map_err(|e| SuiteError::Failed(format!("go build {}: {e}", source.display())))?;
@@ -304,7 +308,7 @@ pub fn run(peer: &GoPeer) -> Result<(Vec<GoCycleRow>, Vec<GoPauseRow>), SuiteErr
                 format!("-seed={seed}"),
             ];
             let command = format!(
-                "GOMAXPROCS={} GOGC={} GODEBUG={godebug} ./{} {}  # go build -o {} experiments/go/{}",
+                "GOMAXPROCS={} GOGC={} GODEBUG={godebug} ./{} {}  # go build -o {} experiments/go/{SHARED_SOURCE} experiments/go/{}",
                 peer.procs,
                 peer.gogc,
                 port.file.trim_end_matches(".go"),

@@ -290,6 +290,22 @@ fn us_interval(p50: f64, lo: f64, hi: f64) -> String {
     format!("{} [{}, {}]", us(p50), us(lo), us(hi))
 }
 
+/// A table cell of `p`'s pooled median with its interval, its samples counted into `samples`;
+/// `–` where the configuration has no pooled pauses.
+fn pooled_cell(p: Option<&PausesRow>, samples: &mut Vec<usize>) -> String {
+    match p {
+        Some(p) => {
+            samples.push(p.samples);
+            us_interval(
+                p.mark_term_ns_p50,
+                p.mark_term_ns_p50_lo,
+                p.mark_term_ns_p50_hi,
+            )
+        }
+        None => "–".into(),
+    }
+}
+
 /// What every table built from pooled pauses says about them.
 const POOLED_NOTE: &str = "Each cell pools every reported cycle of the configuration's threaded runs (all seeds): the median mark-termination pause with its 95 % percentile-bootstrap interval in brackets (2,000 resamples); the tail is the 99th percentile where a configuration has at least 100 samples and the maximum below that, as its label says.";
 
@@ -364,17 +380,11 @@ fn sensitivity_table(rows: &[PausesRow]) -> Table {
             for v in values {
                 let mut cells = vec![format!("{workload} {size}"), format!("{name} {}", show(v))];
                 for d in &designs {
-                    match on_axis.iter().find(|r| r.design == *d && value(r) == v) {
-                        Some(r) => {
-                            samples.push(r.samples);
-                            cells.push(us_interval(
-                                r.mark_term_ns_p50,
-                                r.mark_term_ns_p50_lo,
-                                r.mark_term_ns_p50_hi,
-                            ));
-                        }
-                        None => cells.push("–".into()),
-                    }
+                    let p = on_axis
+                        .iter()
+                        .find(|r| r.design == *d && value(r) == v)
+                        .map(|r| **r);
+                    cells.push(pooled_cell(p, &mut samples));
                 }
                 body.push(cells);
             }
@@ -799,17 +809,9 @@ fn offset_tradeoff_table(rows: &[Row], pooled: Option<&[PausesRow]>) -> Table {
                 let p = pooled
                     .iter()
                     .find(|p| p.workload == label && p.series() == d.name());
-                body.last_mut().expect("just pushed").push(match p {
-                    Some(p) => {
-                        samples.push(p.samples);
-                        us_interval(
-                            p.mark_term_ns_p50,
-                            p.mark_term_ns_p50_lo,
-                            p.mark_term_ns_p50_hi,
-                        )
-                    }
-                    None => "–".into(),
-                });
+                body.last_mut()
+                    .expect("just pushed")
+                    .push(pooled_cell(p, &mut samples));
             }
         }
     }
@@ -908,17 +910,7 @@ fn sweep_table(
                                 && p.series() == *d
                         })
                     });
-                    match p {
-                        Some(p) => {
-                            samples.push(p.samples);
-                            us_interval(
-                                p.mark_term_ns_p50,
-                                p.mark_term_ns_p50_lo,
-                                p.mark_term_ns_p50_hi,
-                            )
-                        }
-                        None => "–".into(),
-                    }
+                    pooled_cell(p, &mut samples)
                 });
                 let cell = cell.unwrap_or_else(|| {
                     let p = mean(runs, |r| r.mark_term_ns_p50 as f64);
