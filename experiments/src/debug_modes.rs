@@ -58,8 +58,10 @@ pub struct LeakRow {
     pub live_objects: u64,
     /// The sanitizer's metadata memory at the cycle's start.
     pub sanitizer_bytes: u64,
-    /// The seed.
+    /// The program's seed.
     pub seed: u64,
+    /// The schedule's seed.
+    pub sched_seed: u64,
     /// Ps during the cycle.
     pub procs: u64,
     /// The cycle number.
@@ -129,6 +131,7 @@ pub fn sanitizer_leak(args: &SuiteArgs) -> Result<String, SuiteError> {
                 live_objects: c.live_objects,
                 sanitizer_bytes: c.sanitizer_bytes,
                 seed: o.report.config.seed,
+                sched_seed: o.report.config.sched_seed,
                 procs: c.procs,
                 cycle: c.cycle,
                 sync_vars: c.sanitizer_sync_vars,
@@ -180,13 +183,13 @@ fn drop_fractions(mode: Mode) -> &'static [f64] {
     }
 }
 
-/// Seeds per (mode, fraction): `--seeds`, else 8 (quick) or 32 (full).
-fn fault_seeds(args: &SuiteArgs) -> Vec<u64> {
-    let n = args.seeds.unwrap_or(match args.mode() {
+/// Seeds per (mode, fraction): `--seeds` (crossed with `--sched-seeds`), else 8 (quick) or 32
+/// (full).
+fn fault_seeds(args: &SuiteArgs) -> Vec<Seed> {
+    args.seeds_by_default(match args.mode() {
         Mode::Quick => 8,
         Mode::Full => 32,
-    });
-    (0..n).map(|i| args.seed.wrapping_add(i)).collect()
+    })
 }
 
 /// GC cycles a fault run completes if no checker stops it.
@@ -199,8 +202,10 @@ pub struct FaultRunRow {
     pub mode: &'static str,
     /// The fraction of stores whose barrier was dropped.
     pub drop_fraction: f64,
-    /// The seed.
+    /// The program's seed.
     pub seed: u64,
+    /// The schedule's seed.
+    pub sched_seed: u64,
     /// The workload.
     pub workload: String,
     /// Barriers dropped before the run ended.
@@ -294,7 +299,7 @@ struct FaultOutcome {
 struct FaultCell {
     mode: &'static str,
     fraction: f64,
-    seed: u64,
+    seed: Seed,
     plan: Plan,
 }
 
@@ -402,7 +407,7 @@ pub fn wbshadow_faults(args: &SuiteArgs) -> Result<String, SuiteError> {
     let overhead_runs = overhead_seeds(args, &workload);
     let overhead = shard::run_list(name, args, &overhead_runs, overhead_run);
     let (outcomes, overhead) = (outcomes?, overhead?);
-    let lost = |f: f64, seed: u64| {
+    let lost = |f: f64, seed: Seed| {
         cells.iter().zip(&outcomes).any(|(c, o)| {
             c.mode == "checkmark" && c.fraction == f && c.seed == seed && o.detector == "checkmark"
         })
@@ -413,7 +418,8 @@ pub fn wbshadow_faults(args: &SuiteArgs) -> Result<String, SuiteError> {
         .map(|(c, o)| FaultRunRow {
             mode: c.mode,
             drop_fraction: c.fraction,
-            seed: c.seed,
+            seed: c.seed.program,
+            sched_seed: c.seed.schedule,
             workload: workload.name.clone(),
             faults: o.faults,
             detected: !o.detector.is_empty(),

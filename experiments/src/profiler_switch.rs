@@ -51,7 +51,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli;
 use crate::shard::{self, RunItem};
-use crate::suite::{self, Design, Mode, Plan, SuiteArgs, SuiteError, Workload};
+use crate::suite::{self, Design, Mode, Plan, Seed, SuiteArgs, SuiteError, Workload};
 use crate::testbed::{self, Resolved};
 
 /// Deterministic engine: mean micro-operation boundaries between two signals to an M.
@@ -224,7 +224,7 @@ struct Cell {
     setup: Setup,
     engine: Engine,
     rules: ProfileRules,
-    seed: u64,
+    seed: Seed,
     /// Samples to draw before stopping.
     target: u64,
     /// Write this run's folded stacks.
@@ -248,8 +248,10 @@ pub struct RunRow {
     pub depth: usize,
     /// `on` (Go's 1024-byte offset), `all` (every frame) or `off`.
     pub stack_barriers: String,
-    /// Seed.
+    /// The program's seed.
     pub seed: u64,
+    /// The schedule's seed: where the profiling signals land.
+    pub sched_seed: u64,
     /// The handler's rules: `go1.7`, `seed003` or `none`.
     pub rules: String,
     /// Deterministic: mean boundaries between two signals to an M; threaded: mean µs between
@@ -445,7 +447,8 @@ struct SetupReport {
 struct ConfigReport {
     experiment: &'static str,
     mode: Mode,
-    seeds: Vec<u64>,
+    /// Each configuration's (program, schedule) seeds.
+    seeds: Vec<Seed>,
     /// The rule sets that ran.
     rules: Vec<&'static str>,
     /// Samples each checked rule set (or `none` alone) had to draw at least.
@@ -525,7 +528,7 @@ pub fn profiler_switch(args: &ProfilerArgs) -> Result<String, SuiteError> {
                     let mut c = cell(s, setup, engine, rule, seed, per_seed, threaded_procs)?;
                     c.folded = rule == rules[0]
                         && engine == Engine::Deterministic
-                        && seed == s.seed
+                        && seed == seeds[0]
                         && FOLDED.contains(&setup.workload);
                     cells.push(c);
                 }
@@ -586,11 +589,10 @@ pub fn profiler_switch(args: &ProfilerArgs) -> Result<String, SuiteError> {
     Ok(summary(name, s, start.elapsed(), &outcomes, &rules))
 }
 
-/// The seeds every configuration runs with: `--seeds`, else one (the sample target is what
-/// grows with `--full`, not the seeds).
-fn seeds(s: &SuiteArgs) -> Vec<u64> {
-    let n = s.seeds.unwrap_or(1);
-    (0..n).map(|i| s.seed.wrapping_add(i)).collect()
+/// The seeds every configuration runs with: `--seeds` (crossed with `--sched-seeds`), else one
+/// (the sample target is what grows with `--full`, not the seeds).
+fn seeds(s: &SuiteArgs) -> Vec<Seed> {
+    s.seeds_by_default(1)
 }
 
 fn stack_barriers(d: Design) -> &'static str {
@@ -607,7 +609,7 @@ fn cell(
     setup: Setup,
     engine: Engine,
     rules: ProfileRules,
-    seed: u64,
+    seed: Seed,
     target: u64,
     threaded_procs: usize,
 ) -> Result<Cell, SuiteError> {
@@ -706,7 +708,8 @@ fn run_cell(c: &Cell, time_cap: Duration) -> Result<Outcome, SuiteError> {
         goroutines: r.params.goroutines,
         depth: r.params.depth,
         stack_barriers: r.report.stack_barriers.to_owned(),
-        seed: c.seed,
+        seed: c.seed.program,
+        sched_seed: c.seed.schedule,
         rules: c.rules.name().to_owned(),
         period_or_interval: match c.engine {
             Engine::Deterministic => PERIOD,
@@ -979,6 +982,7 @@ mod tests {
             depth: 8,
             stack_barriers: "on".into(),
             seed: 3,
+            sched_seed: 3,
             rules: "go1.7".into(),
             period_or_interval: PERIOD,
             cycles: 2,
@@ -1047,7 +1051,16 @@ mod tests {
         let args = ProfilerArgs::try_parse_from(["profiler_switch", "--quick"]).unwrap();
         for setup in SETUPS {
             for engine in [Engine::Deterministic, Engine::Threaded] {
-                let c = cell(&args.suite, setup, engine, ProfileRules::Seed003, 1, 10, 2).unwrap();
+                let c = cell(
+                    &args.suite,
+                    setup,
+                    engine,
+                    ProfileRules::Seed003,
+                    Seed::from(1),
+                    10,
+                    2,
+                )
+                .unwrap();
                 assert!(
                     c.resolved
                         .config
