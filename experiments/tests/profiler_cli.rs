@@ -15,7 +15,7 @@ use common::text;
 use serde_json::Value;
 
 /// The CSV's columns, in order (the README's, then the extra counters).
-const COLUMNS: [&str; 36] = [
+const COLUMNS: [&str; 37] = [
     "workload",
     "engine",
     "procs",
@@ -23,6 +23,7 @@ const COLUMNS: [&str; 36] = [
     "depth",
     "stack_barriers",
     "seed",
+    "sched_seed",
     "rules",
     "period_or_interval",
     "cycles",
