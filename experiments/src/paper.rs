@@ -290,6 +290,15 @@ fn us_interval(p50: f64, lo: f64, hi: f64) -> String {
     format!("{} [{}, {}]", us(p50), us(lo), us(hi))
 }
 
+/// The pooled pauses of `series` at the point `at` picks, where the sweep pooled them.
+fn pooled_at<'a>(
+    pooled: Option<&'a [PausesRow]>,
+    series: &str,
+    at: impl Fn(&PausesRow) -> bool,
+) -> Option<&'a PausesRow> {
+    pooled?.iter().find(|p| at(p) && p.series() == series)
+}
+
 /// A table cell of `p`'s pooled median with its interval, its samples counted into `samples`;
 /// `–` where the configuration has no pooled pauses.
 fn pooled_cell(p: Option<&PausesRow>, samples: &mut Vec<usize>) -> String {
@@ -806,9 +815,7 @@ fn offset_tradeoff_table(rows: &[Row], pooled: Option<&[PausesRow]>) -> Table {
                 ),
             ]);
             if let Some(pooled) = pooled {
-                let p = pooled
-                    .iter()
-                    .find(|p| p.workload == label && p.series() == d.name());
+                let p = pooled_at(Some(pooled), &d.name(), |p| p.workload == label);
                 body.last_mut()
                     .expect("just pushed")
                     .push(pooled_cell(p, &mut samples));
@@ -905,9 +912,8 @@ fn sweep_table(
                 let cell = pooled.map(|pooled| {
                     let point = runs.clone().next();
                     let p = point.and_then(|run| {
-                        pooled.iter().find(|p| {
+                        pooled_at(Some(pooled), d, |p| {
                             (p.goroutines, p.depth) == (run.goroutines, run.depth)
-                                && p.series() == *d
                         })
                     });
                     pooled_cell(p, &mut samples)
@@ -1201,12 +1207,7 @@ fn headline_table(dir: &Path) -> Result<Option<Table>, PaperError> {
     let threaded: Vec<&Row> = depth.iter().filter(|r| r.engine == "threaded").collect();
     if let Some(&deepest) = axis(&threaded, |r| r.depth).last() {
         let at = |d: &str, f: fn(&Row) -> f64| mean_at(&threaded, |r| r.depth == deepest, d, f);
-        let pooled = |d: &str| {
-            depth_pooled
-                .as_deref()?
-                .iter()
-                .find(|p| p.depth == deepest && p.series() == d)
-        };
+        let pooled = |d: &str| pooled_at(depth_pooled.as_deref(), d, |p| p.depth == deepest);
         let p50 = |d: &str| match pooled(d) {
             Some(p) => p.mark_term_ns_p50,
             None => at(d, |r| r.mark_term_ns_p50 as f64),
@@ -1265,12 +1266,7 @@ fn headline_table(dir: &Path) -> Result<Option<Table>, PaperError> {
         .rfind(|&g| g <= MANY_SHALLOW_TARGET_GOROUTINES);
     if let Some(most) = point {
         let at = |d: &str, f: fn(&Row) -> f64| mean_at(&threaded, |r| r.goroutines == most, d, f);
-        let pooled = |d: &str| {
-            many_pooled
-                .as_deref()?
-                .iter()
-                .find(|p| p.goroutines == most && p.series() == d)
-        };
+        let pooled = |d: &str| pooled_at(many_pooled.as_deref(), d, |p| p.goroutines == most);
         let p50 = |d: &str| match pooled(d) {
             Some(p) => p.mark_term_ns_p50,
             None => at(d, |r| r.mark_term_ns_p50 as f64),
