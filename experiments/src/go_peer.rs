@@ -40,10 +40,14 @@ pub struct Port {
 pub const SHARED_SOURCE: &str = "heapmix.go";
 
 /// Every port.
-pub const PORTS: [Port; 2] = [
+pub const PORTS: [Port; 3] = [
     Port {
         workload: "deep-oscillate",
         file: "deep_oscillate.go",
+    },
+    Port {
+        workload: "deep-unwind",
+        file: "deep_unwind.go",
     },
     Port {
         workload: "many-shallow",
@@ -237,8 +241,8 @@ pub struct GoPeer {
 /// The testbed's standard sizes (ARCHITECTURE.md §6's pause configurations), scaled.
 pub fn standard_size(workload: &str, mode: Mode, scale: f64) -> (usize, usize) {
     let (g, d) = match (workload, mode) {
-        ("deep-oscillate", Mode::Quick) => (16, 300),
-        ("deep-oscillate", Mode::Full) => (64, 1_000),
+        ("deep-oscillate" | "deep-unwind", Mode::Quick) => (16, 300),
+        ("deep-oscillate" | "deep-unwind", Mode::Full) => (64, 1_000),
         (_, Mode::Quick) => (1_000, 10),
         (_, Mode::Full) => (10_000, 10),
     };
@@ -475,6 +479,7 @@ mod tests {
             (64, 1_000)
         );
         assert_eq!(standard_size("many-shallow", Mode::Full, 1.0), (10_000, 10));
+        assert_eq!(standard_size("deep-unwind", Mode::Full, 1.0), (64, 1_000));
         assert_eq!(standard_size("deep-oscillate", Mode::Quick, 0.01), (1, 4));
     }
 }

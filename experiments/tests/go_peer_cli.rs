@@ -80,8 +80,9 @@ fn the_pauses_go_reports_become_rows_and_pooled_pauses() {
     let col = |row: &csv::StringRecord, name: &str| -> String {
         row[header.iter().position(|h| h == name).unwrap()].to_owned()
     };
-    // Two ports × two seeds × cycles 2–5 (the first, the stacks' build-up, left out).
-    assert_eq!(rows.len(), 2 * 2 * 4);
+    // Every port × two seeds × cycles 2–5 (the first, the stacks' build-up, left out).
+    let ports = experiments::go_peer::PORTS.len();
+    assert_eq!(rows.len(), ports * 2 * 4);
     for row in &rows {
         assert_eq!(col(row, "go_version"), "go1.7.4");
         assert_eq!(col(row, "procs"), "3");
@@ -166,7 +167,7 @@ fn under_the_real_toolchain_every_port_reports_cycles() {
         serde_json::from_slice(&std::fs::read(tmp.path().join("go_peer_pauses.json")).unwrap())
             .unwrap();
     let pauses = pauses.as_array().unwrap();
-    assert_eq!(pauses.len(), 2);
+    assert_eq!(pauses.len(), experiments::go_peer::PORTS.len());
     for p in pauses {
         assert!(p["go_version"].as_str().unwrap().starts_with("go1"));
         assert!(p["samples"].as_u64().unwrap() >= 1);

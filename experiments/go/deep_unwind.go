@@ -1,0 +1,131 @@
+// deep-unwind, ported to Go for a live peer of the stkbar testbed (see README.md there).
+//
+// G goroutines each recurse to depth D through frames that keep 8 pointer locals (leaving a heap
+// operation in three frames of ten on the way down), yield once (runtime.Gosched, so that every
+// goroutine builds its deep stack early), then go round for ever: work near the top of the stack
+// for 50 to 400 operations — calls and returns one frame deeper, stores through a pointer into
+// the frame above, the shared heap mix — then go back to the bottom, half the time by returning
+// frame by frame (a heap operation now and then on the way) and half the time all at once, as a
+// panic recovered two frames from the bottom does, and recurse again: the testbed's workload of
+// the same name. Re-scans must cover most of such a stack. Only the scheduler's time slice takes
+// a P away from a goroutine. The program runs for -seconds and exits; run it with
+// GODEBUG=gctrace=1 to see each cycle's pauses.
+//
+// Build with the heap mix it shares: go build -o deep_unwind heapmix.go deep_unwind.go
+// Written for every Go from 1.5 on: standard library only, nothing newer than Go 1.5's.
+package main
+
+import (
+	"flag"
+	"math/rand"
+	"os"
+	"runtime"
+	"time"
+)
+
+// minDepth is the shallowest stack the workload runs at.
+const minDepth = 4
+
+// unwind is what the recovered panic carries.
+type unwind struct{}
+
+// worker is one goroutine: its heap mix, the depth it recurses to, and whether it has built its
+// stack once (and yielded).
+type worker struct {
+	heapMix
+	depth int
+	built bool
+}
+
+// base is the second frame from the bottom: a panic from anywhere above unwinds to here.
+//
+//go:noinline
+func (w *worker) base() {
+	defer func() {
+		if r := recover(); r != nil {
+			if _, ok := r.(unwind); !ok {
+				panic(r)
+			}
+		}
+	}()
+	w.frame(3, nil)
+}
+
+// frame is one frame of the recursion, `up` the locals of the frame above it: down to w.depth,
+// work there, then back up — returning, or by a panic that base recovers.
+//
+//go:noinline
+func (w *worker) frame(d int, up *[8]*node) {
+	var l [8]*node
+	var pad [16]uintptr // the testbed's frames are 32 to 256 bytes
+	pad[d%16] = uintptr(d)
+	if d < w.depth {
+		if w.rng.Intn(10) < 3 {
+			w.heapOp(&l)
+		}
+		w.frame(d+1, &l)
+		// On the way up: a heap operation now and then, then return.
+		for w.rng.Intn(5) == 0 {
+			w.heapOp(&l)
+		}
+		sink = l[pad[0]%8]
+		return
+	}
+	if !w.built {
+		w.built = true
+		runtime.Gosched()
+	}
+	for n := 50 + w.rng.Intn(350); n > 0; n-- {
+		switch r := w.rng.Intn(100); {
+		case r < 20:
+			w.top(d+1, &l)
+		case r < 23 && up != nil:
+			a, b := w.rng.Intn(8), w.rng.Intn(8)
+			up[a] = l[b] // a store through &local into the frame above
+		default:
+			w.heapOp(&l)
+		}
+	}
+	if w.rng.Intn(2) == 0 {
+		panic(unwind{})
+	}
+	sink = l[pad[0]%8]
+}
+
+// top is a frame the work calls into and returns from.
+//
+//go:noinline
+func (w *worker) top(d int, up *[8]*node) {
+	var l [8]*node
+	var pad [16]uintptr
+	pad[d%16] = uintptr(d)
+	for i := w.rng.Intn(4); i >= 0; i-- {
+		w.heapOp(&l)
+	}
+	up[w.rng.Intn(8)] = l[w.rng.Intn(8)]
+	sink = l[pad[0]%8]
+}
+
+func main() {
+	goroutines := flag.Int("goroutines", 64, "goroutines")
+	depth := flag.Int("depth", 1000, "frames each goroutine recurses to")
+	seconds := flag.Float64("seconds", 5, "how long to run")
+	seed := flag.Int64("seed", 1, "seed")
+	flag.Parse()
+	if *goroutines < 1 || *depth < minDepth {
+		os.Stderr.WriteString("deep_unwind: -goroutines must be at least 1 and -depth at least 4\n")
+		os.Exit(2)
+	}
+	globals = make([]*node, 2**goroutines+8)
+	for i := 0; i < *goroutines; i++ {
+		rng := rand.New(rand.NewSource(*seed*7919 + int64(i)))
+		w := &worker{heapMix: heapMix{rng: rng, own: 2 * i}, depth: *depth}
+		go func() {
+			globals[w.own] = &node{}
+			for {
+				w.base()
+			}
+		}()
+	}
+	time.Sleep(time.Duration(*seconds * float64(time.Second)))
+}
