@@ -17,7 +17,6 @@ package main
 
 import (
 	"flag"
-	"math/rand"
 	"os"
 	"runtime"
 	"time"
@@ -116,12 +115,11 @@ func main() {
 		os.Stderr.WriteString("deep_unwind: -goroutines must be at least 1 and -depth at least 4\n")
 		os.Exit(2)
 	}
-	globals = make([]*node, 2**goroutines+8)
+	makeGlobals(*goroutines)
 	for i := 0; i < *goroutines; i++ {
-		rng := rand.New(rand.NewSource(*seed*7919 + int64(i)))
-		w := &worker{heapMix: heapMix{rng: rng, own: 2 * i}, depth: *depth}
+		w := &worker{heapMix: newHeapMix(*seed, i), depth: *depth}
 		go func() {
-			globals[w.own] = &node{}
+			w.start()
 			for {
 				w.base()
 			}

@@ -25,6 +25,23 @@ type heapMix struct {
 	own int
 }
 
+// makeGlobals makes the globals of a run of `goroutines` goroutines.
+func makeGlobals(goroutines int) {
+	globals = make([]*node, 2*goroutines+8)
+}
+
+// newHeapMix is goroutine i's heap mix in a run seeded with seed: its own random stream and its
+// own two globals.
+func newHeapMix(seed int64, i int) heapMix {
+	return heapMix{rng: rand.New(rand.NewSource(seed*7919 + int64(i))), own: 2 * i}
+}
+
+// start makes the goroutine's root object in its first global, on its own stack, as the
+// testbed's goroutines begin.
+func (m *heapMix) start() {
+	globals[m.own] = &node{}
+}
+
 // global is a global's index: 80 % of the time one of the goroutine's own two.
 func (m *heapMix) global() int {
 	if m.rng.Intn(10) < 8 {

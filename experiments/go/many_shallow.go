@@ -85,11 +85,11 @@ func main() {
 		os.Stderr.WriteString("many_shallow: -goroutines ≥ 1, -depth ≥ 2, -burst ≥ 1, -wakes-per-ms ≥ 0\n")
 		os.Exit(2)
 	}
-	globals = make([]*node, 2**goroutines+8)
+	makeGlobals(*goroutines)
 	servers := make([]*worker, 0, *goroutines)
 	for i := 0; i < *goroutines; i++ {
 		w := &worker{
-			heapMix: heapMix{rng: rand.New(rand.NewSource(*seed*7919 + int64(i))), own: 2 * i},
+			heapMix: newHeapMix(*seed, i),
 			depth:   *depth,
 			busy:    i < *running,
 			burst:   *burst,
@@ -99,7 +99,7 @@ func main() {
 			servers = append(servers, w)
 		}
 		go func() {
-			globals[w.own] = &node{}
+			w.start()
 			w.frame(1)
 		}()
 	}
