@@ -140,6 +140,9 @@ struct MmuRow {
     design: String,
     window_ns: u64,
     mmu: f64,
+    /// Absent from results written before the MMU curves were split.
+    #[serde(default)]
+    mmu_excl_idle: Option<f64>,
 }
 
 /// A `sanitizer_leak.csv` row: the sanitizer's memory after one GC cycle of one mode and seed
@@ -982,7 +985,7 @@ fn barrier_designs_table(rows: &[Row], mmu: Option<&[MmuRow]>) -> Table {
                             && p.window_ns == window_ns
                             && workload_label(&p.workload, &p.replay) == label
                     })
-                    .map(|p| p.mmu)
+                    .map(|p| p.mmu_excl_idle.unwrap_or(p.mmu))
                     .collect();
                 if pts.is_empty() {
                     "–".to_owned()
@@ -1006,8 +1009,17 @@ fn barrier_designs_table(rows: &[Row], mmu: Option<&[MmuRow]>) -> Table {
             ]);
         }
     }
+    let split = mmu
+        .unwrap_or_default()
+        .iter()
+        .any(|p| p.mmu_excl_idle.is_some());
+    let mmu_note = if split {
+        "MMU: minimum mutator utilisation over every window of that length, idle workers' marking counted as the idle time it filled (figure `mmu` adds the pause-only curve)."
+    } else {
+        "MMU: minimum mutator utilisation over every window of that length, every GC interval counted."
+    };
     let note = format!(
-        "Threaded engine. WB ns/store: the design's barrier timed on this machine with a cycle in progress (`gc::wbarrier` probe). MMU: minimum mutator utilisation over every window of that length. {}",
+        "Threaded engine. WB ns/store: the design's barrier timed on this machine with a cycle in progress (`gc::wbarrier` probe). {mmu_note} {}",
         seeds_note(counts)
     );
     Table {

@@ -11,7 +11,8 @@
 //! `barrier_designs.csv`) share one column set, read by name (unknown columns are ignored); byte
 //! counters and counts in them are sums over the run's `cycles` GC cycles, so every per-cycle
 //! figure divides by `cycles` row by row. Rows that differ only in `seed` are one point: the mean,
-//! with the min–max range drawn as an error bar when the seeds disagree. (`barrier_designs.csv`
+//! with each seed's value drawn as a small open circle when the seeds disagree; an error bar is
+//! always an interval a statistic gives, and the caption says which. (`barrier_designs.csv`
 //! itself feeds no figure; its companion `barrier_designs_mmu.csv` does.) The figures:
 //!
 //! * `rescan_avoided_vs_offset` — share of the mark-termination stack re-scan that stack barriers
@@ -28,8 +29,10 @@
 //!   per barrier design, against a dashed 50 µs line (proposal 17503's worst-case goal). Where the
 //!   sweep wrote its pooled pauses (`depth_sweep_pauses.csv`, `goroutine_sweep_pauses.csv`), each
 //!   point is a configuration's median over every cycle of its runs and the error bar its 95 %
-//!   bootstrap interval instead of the seeds' min–max; the caption says which.
-//! * `mmu_<workload>` — minimum mutator utilization against window length, one line per design.
+//!   bootstrap interval instead of the seeds' circles; the caption says which.
+//! * `mmu` — minimum mutator utilization against window length, small multiples (a panel per
+//!   workload), one solid line per design with idle workers' marking counted as the idle time it
+//!   filled, and dashed in the same colour the curve its pauses alone would give.
 //!
 //! `scan_stall.csv` is a run CSV too, read into rows of its own (the stall columns); its
 //! figure, one line per design:
@@ -368,14 +371,8 @@ pub fn plot_all(
         None => missing(GOROUTINE_SWEEP_CSV, &GOROUTINE_FIGURES),
     }
     match &mmu {
-        Some(t) => {
-            let figs = figs_mmu(t);
-            if figs.is_empty() {
-                planned.push((t.path.clone(), Err(no_data("mmu_<workload>", "MMU"))));
-            }
-            planned.extend(figs.into_iter().map(|f| (t.path.clone(), Ok(f))));
-        }
-        None => missing(MMU_CSV, &["mmu_<workload>"]),
+        Some(t) => planned.push((t.path.clone(), fig_mmu(t))),
+        None => missing(MMU_CSV, &["mmu"]),
     }
     match &stalls {
         Some(t) => planned.push((t.path.clone(), fig_scan_stall(t))),
@@ -589,6 +586,9 @@ struct MmuRow {
     engine: String,
     window_ns: Option<f64>,
     mmu: Option<f64>,
+    /// Absent from results written before the curves were split.
+    mmu_excl_idle: Option<f64>,
+    mmu_pause_only: Option<f64>,
 }
 
 type MmuTable = Rows<MmuRow>;
@@ -819,6 +819,8 @@ fn read_mmu(path: &Path) -> Result<Option<MmuTable>, PlotError> {
             engine: t.text(rec, "engine"),
             window_ns: t.number(*line, rec, "window_ns")?,
             mmu: t.number(*line, rec, "mmu")?,
+            mmu_excl_idle: t.number(*line, rec, "mmu_excl_idle")?,
+            mmu_pause_only: t.number(*line, rec, "mmu_pause_only")?,
         });
     }
     Ok(Some(MmuTable { path: t.path, rows }))
@@ -919,13 +921,16 @@ fn read_profiler(path: &Path) -> Result<Option<Rows<ProfilerRow>>, PlotError> {
 // ---------------------------------------------------------------------------------------------
 // From rows to series: seeds averaged per point.
 
-/// One plotted point: the mean over seeds, and their range.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// One plotted point: the mean over seeds and their range, or a statistic and its interval.
+#[derive(Debug, Clone, PartialEq)]
 struct Point {
     x: f64,
     mean: f64,
     min: f64,
     max: f64,
+    /// Each seed's value where the seeds disagree (drawn as small open circles around the mean
+    /// instead of a bar); empty where `min..max` is an interval, drawn as a bar.
+    seeds: Vec<f64>,
 }
 
 /// An `f64` usable as a map key (inputs are finite, so the total order is the usual one).
@@ -968,11 +973,14 @@ impl Grouper {
         by_x.iter()
             .map(|(x, ys)| {
                 let n = ys.len() as f64;
+                let min = ys.iter().copied().fold(f64::INFINITY, f64::min);
+                let max = ys.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                 Point {
                     x: x.0,
                     mean: ys.iter().sum::<f64>() / n,
-                    min: ys.iter().copied().fold(f64::INFINITY, f64::min),
-                    max: ys.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                    min,
+                    max,
+                    seeds: if max > min { ys.clone() } else { Vec::new() },
                 }
             })
             .collect()
@@ -1072,6 +1080,7 @@ impl Palette {
             .into_iter()
             .map(|n| Series {
                 label: n.clone(),
+                dashed: false,
                 colour: self.colour(n),
                 marker: self.marker(n),
                 points: g.points(n),
@@ -1217,6 +1226,9 @@ impl Marker {
 #[derive(Debug, Clone)]
 struct Series {
     label: String,
+    /// A reference curve: drawn thin and dashed, without markers or bars, and listed in the
+    /// legend only through a figure note (a solid series of the same label names its colour).
+    dashed: bool,
     colour: RGBColor,
     marker: Marker,
     points: Vec<Point>,
@@ -1234,6 +1246,8 @@ struct Panel {
     bars: Option<Bars>,
     /// A horizontal reference line: its y and its label (a target the figure is read against).
     reference: Option<(f64, String)>,
+    /// The panel's own title, where a figure's panels differ in what they show (small multiples).
+    title: Option<String>,
 }
 
 /// How a bar panel is drawn.
@@ -1252,6 +1266,9 @@ struct Figure {
     /// that no axis label has room for.
     notes: Vec<String>,
     size: (u32, u32),
+    /// Panels per row: 1 stacks them (sharing their x axis when its label is the same); more lay
+    /// them out as small multiples, row by row, with the x axis described under the bottom row.
+    columns: usize,
     panels: Vec<Panel>,
 }
 
@@ -1393,6 +1410,7 @@ fn fig_rescan_avoided_vs_offset(t: &Runs) -> Result<Figure, Skip> {
         legend_title: "workload".to_owned(),
         notes: Vec::new(),
         size: (1000, 650),
+        columns: 1,
         panels: vec![Panel {
             x: offset_axis(&cats),
             y: Axis {
@@ -1406,6 +1424,7 @@ fn fig_rescan_avoided_vs_offset(t: &Runs) -> Result<Figure, Skip> {
             line_break: off_category(&cats),
             bars: None,
             reference: None,
+            title: None,
         }],
     })
 }
@@ -1443,6 +1462,7 @@ fn fig_offset_tradeoff(t: &Runs, pooled: Option<&Rows<PooledRow>>) -> Result<Fig
         let y = y?;
         Some(Series {
             label: offset_label(*design),
+            dashed: false,
             colour: design_colour(&name),
             marker: design_marker(&name),
             points: vec![Point { x, ..y }],
@@ -1463,13 +1483,14 @@ fn fig_offset_tradeoff(t: &Runs, pooled: Option<&Rows<PooledRow>>) -> Result<Fig
                     mean: p50 / 1e3,
                     min: lo / 1e3,
                     max: hi / 1e3,
+                    seeds: Vec::new(),
                 }),
             )
         })
         .collect();
     let traffic_series: Vec<Series> = cats
         .iter()
-        .filter_map(|d| point_at(d, traffic.points(&d.name()).first().copied()))
+        .filter_map(|d| point_at(d, traffic.points(&d.name()).first().cloned()))
         .collect();
     if traffic_series.is_empty() {
         return Err(no_data(NAME, "deterministic dijkstra deep-oscillate"));
@@ -1493,6 +1514,7 @@ fn fig_offset_tradeoff(t: &Runs, pooled: Option<&Rows<PooledRow>>) -> Result<Fig
             line_break: None,
             bars: None,
             reference: None,
+            title: None,
         }
     };
     let mut panels = Vec::new();
@@ -1523,6 +1545,7 @@ fn fig_offset_tradeoff(t: &Runs, pooled: Option<&Rows<PooledRow>>) -> Result<Fig
         legend_title: "first offset".to_owned(),
         notes,
         size: (1000, if panels.len() == 2 { 800 } else { 650 }),
+        columns: 1,
         panels,
     })
 }
@@ -1590,6 +1613,7 @@ fn fig_rescan_vs_depth(t: &Runs) -> Result<Figure, Skip> {
         .filter(|(_, _, _, p)| !p.is_empty())
         .map(|(label, colour, marker, points)| Series {
             label: label.to_owned(),
+            dashed: false,
             colour,
             marker,
             points,
@@ -1605,6 +1629,7 @@ fn fig_rescan_vs_depth(t: &Runs) -> Result<Figure, Skip> {
         legend_title: "stack bytes".to_owned(),
         notes: Vec::new(),
         size: (1000, 650),
+        columns: 1,
         panels: vec![Panel {
             x: number_axis("stack depth (frames)", Scale::Log, &xs),
             y: number_axis("stack bytes re-scanned per cycle", Scale::Log, &ys),
@@ -1612,6 +1637,7 @@ fn fig_rescan_vs_depth(t: &Runs) -> Result<Figure, Skip> {
             line_break: None,
             bars: None,
             reference: None,
+            title: None,
         }],
     })
 }
@@ -1639,6 +1665,7 @@ fn design_series(rows: &[&RunRow], x: impl Fn(&RunRow) -> Option<f64>) -> Vec<Se
         .into_iter()
         .map(|(label, (d, w))| Series {
             label: label.clone(),
+            dashed: false,
             colour: design_colour(d),
             marker: if several {
                 WORKLOADS.marker(w)
@@ -1654,7 +1681,7 @@ fn design_series(rows: &[&RunRow], x: impl Fn(&RunRow) -> Option<f64>) -> Vec<Se
 /// A pause figure: the median mark-termination pause per design against `x`. With the sweep's
 /// pooled pauses, each point is a configuration's median over every cycle of its runs and the
 /// error bar its 95 % bootstrap interval; without them (results from before pooled pauses), the
-/// mean of the seeds' per-run medians with their min–max. A dashed line marks 50 µs, and the y
+/// mean of the seeds' per-run medians, each seed drawn where they differ. A dashed line marks 50 µs, and the y
 /// axis always reaches it.
 fn pause_figure(
     name: &str,
@@ -1694,7 +1721,7 @@ fn pause_figure(
                 vec![
                     "points: mean of the seeds'".to_owned(),
                     "per-run medians;".to_owned(),
-                    "bars: min–max over seeds".to_owned(),
+                    "circles: each seed's".to_owned(),
                 ],
             )
         }
@@ -1716,6 +1743,7 @@ fn pause_figure(
             ])
             .collect(),
         size: (1000, 650),
+        columns: 1,
         panels: vec![Panel {
             x: number_axis(x_label, Scale::Log, &xs),
             y: number_axis("mark-termination pause, p50 (µs)", Scale::Log, &ys),
@@ -1723,6 +1751,7 @@ fn pause_figure(
             line_break: None,
             bars: None,
             reference: Some((PAUSE_GOAL_US, format!("{PAUSE_GOAL_US} µs"))),
+            title: None,
         }],
     })
 }
@@ -1778,6 +1807,7 @@ fn pooled_series(rows: &[PooledRow], x: SweepAxis) -> Vec<Series> {
                 mean: p50 / 1000.0,
                 min: lo / 1000.0,
                 max: hi / 1000.0,
+                seeds: Vec::new(),
             });
     }
     let mut series: Vec<(String, Line<'_>)> = by_label.into_iter().collect();
@@ -1788,6 +1818,7 @@ fn pooled_series(rows: &[PooledRow], x: SweepAxis) -> Vec<Series> {
             points.sort_by(|a, b| a.x.total_cmp(&b.x));
             Series {
                 label,
+                dashed: false,
                 colour: design_colour(d),
                 marker: if several {
                     WORKLOADS.marker(w)
@@ -1830,6 +1861,7 @@ fn design_palette_series(g: &Grouper) -> Vec<Series> {
         .into_iter()
         .map(|d| Series {
             label: d.clone(),
+            dashed: false,
             colour: design_colour(d),
             marker: design_marker(d),
             points: g.points(d),
@@ -1921,6 +1953,7 @@ fn fig_scan_stall(t: &Rows<StallRow>) -> Result<Figure, Skip> {
             line_break: None,
             bars: None,
             reference: None,
+            title: None,
         }
     };
     // The y label names what the panel's points are: p99s, maxima, or both (the legend says which
@@ -1952,6 +1985,7 @@ fn fig_scan_stall(t: &Rows<StallRow>) -> Result<Figure, Skip> {
             line_break: None,
             bars: None,
             reference: None,
+            title: None,
         });
     }
     let throughput = design_palette_series(&throughput);
@@ -1973,6 +2007,7 @@ fn fig_scan_stall(t: &Rows<StallRow>) -> Result<Figure, Skip> {
             line_break: None,
             bars: None,
             reference: None,
+            title: None,
         });
     }
     let mut notes = vec![
@@ -1995,30 +2030,26 @@ fn fig_scan_stall(t: &Rows<StallRow>) -> Result<Figure, Skip> {
         legend_title: "design".to_owned(),
         notes,
         size: (1000, 1600),
+        columns: 1,
         panels,
     })
 }
 
-/// A workload label as a file-name fragment: `replay:gc trace` becomes `replay-gc-trace`.
-fn file_fragment(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect()
-}
-
-/// One MMU figure per workload, from the threaded engine's rows when there are any (MMU from a
-/// deterministic schedule is a model, not a measurement).
-fn figs_mmu(t: &MmuTable) -> Vec<Figure> {
+/// The MMU figure: small multiples, one panel per workload, one solid line per design with idle
+/// workers' marking counted as the idle time it filled (`mmu_excl_idle`), and, dashed in the same
+/// colour, the curve the design's stop-the-world pauses alone would give (`mmu_pause_only`): the
+/// gap between them is what concurrent marking and assists cost the mutator. Seeds are averaged,
+/// each seed drawn where they disagree. From the threaded engine's rows when there are any (MMU
+/// from a deterministic schedule is a model, not a measurement). Results written before the
+/// curves were split have only `mmu` (idle marking counted): drawn alone, and the note says so.
+fn fig_mmu(t: &MmuTable) -> Result<Figure, Skip> {
+    const NAME: &str = "mmu";
     let mut workloads: Vec<&str> = t.rows.iter().map(|r| r.workload.as_str()).collect();
     workloads.sort_by_key(|w| WORKLOADS.rank(w));
     workloads.dedup();
-    let mut figs = Vec::new();
+    let split = t.rows.iter().any(|r| r.mmu_excl_idle.is_some());
+    let mut panels = Vec::new();
+    let mut engines: Vec<&str> = Vec::new();
     for w in workloads {
         let of_w: Vec<&MmuRow> = t.rows.iter().filter(|r| r.workload == w).collect();
         let engine = if of_w.iter().any(|r| r.engine == "threaded") {
@@ -2026,54 +2057,79 @@ fn figs_mmu(t: &MmuTable) -> Vec<Figure> {
         } else {
             of_w.first().map_or("", |r| r.engine.as_str())
         };
-        let mut g = Grouper::default();
+        let (mut solid, mut dashed) = (Grouper::default(), Grouper::default());
         for r in of_w.iter().filter(|r| r.engine == engine) {
-            g.add(&r.design, r.window_ns.map(|ns| ns / 1e6), r.mmu);
+            let x = r.window_ns.map(|ns| ns / 1e6);
+            solid.add(&r.design, x, if split { r.mmu_excl_idle } else { r.mmu });
+            dashed.add(&r.design, x, r.mmu_pause_only);
         }
-        let mut designs: Vec<&String> = g.series_names().collect();
+        let mut designs: Vec<&String> = solid.series_names().collect();
         designs.sort_by_key(|d| design_rank(d));
+        let line = |g: &Grouper, d: &str, is_dashed: bool| Series {
+            label: d.to_owned(),
+            dashed: is_dashed,
+            colour: design_colour(d),
+            marker: design_marker(d),
+            points: g.points(d),
+        };
         let series: Vec<Series> = designs
-            .into_iter()
-            .map(|d| Series {
-                label: d.clone(),
-                colour: design_colour(d),
-                marker: design_marker(d),
-                points: g.points(d),
-            })
+            .iter()
+            .map(|d| line(&solid, d, false))
+            .chain(designs.iter().map(|d| line(&dashed, d, true)))
             .filter(|s| !s.points.is_empty())
             .collect();
-        if series.is_empty() {
+        if series.iter().all(|s| s.dashed) {
             continue;
         }
+        if !engines.contains(&engine) {
+            engines.push(engine);
+        }
         let (xs, _) = all_values(&series);
-        let engine_note = if engine.is_empty() {
-            String::new()
-        } else {
-            format!(" ({engine} engine)")
-        };
-        figs.push(Figure {
-            name: format!("mmu_{}", file_fragment(w)),
-            title: format!("Minimum mutator utilization: {w}{engine_note}"),
-            legend_title: "design".to_owned(),
-            notes: Vec::new(),
-            size: (1000, 650),
-            panels: vec![Panel {
-                x: number_axis("window (ms)", Scale::Log, &xs),
-                y: Axis {
-                    label: "minimum mutator utilization (0–1)".to_owned(),
-                    scale: Scale::Linear,
-                    lo: -0.02,
-                    hi: 1.04,
-                    ticks: Ticks::Number,
-                },
-                series,
-                line_break: None,
-                bars: None,
-                reference: None,
-            }],
+        panels.push(Panel {
+            x: number_axis("window (ms)", Scale::Log, &xs),
+            y: Axis {
+                label: "MMU (0–1)".to_owned(),
+                scale: Scale::Linear,
+                lo: -0.02,
+                hi: 1.04,
+                ticks: Ticks::Number,
+            },
+            series,
+            line_break: None,
+            bars: None,
+            reference: None,
+            title: Some(w.to_owned()),
         });
     }
-    figs
+    if panels.is_empty() {
+        return Err(no_data(NAME, "MMU"));
+    }
+    let solid_note = if split {
+        vec![
+            "solid: idle workers' marking".to_owned(),
+            "counted as idle time".to_owned(),
+            "dashed: the pauses alone".to_owned(),
+        ]
+    } else {
+        vec!["every GC interval counted".to_owned()]
+    };
+    let columns = if panels.len() > 1 { 2 } else { 1 };
+    let rows = panels.len().div_ceil(columns) as u32;
+    Ok(Figure {
+        name: NAME.to_owned(),
+        title: format!(
+            "Minimum mutator utilization by workload ({} engine)",
+            engines.join(", ")
+        ),
+        legend_title: "design".to_owned(),
+        notes: solid_note
+            .into_iter()
+            .chain(["circles: seeds, where they differ".to_owned()])
+            .collect(),
+        size: (1400, 120 + 330 * rows),
+        columns,
+        panels,
+    })
 }
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -2101,6 +2157,7 @@ fn fig_sanitizer_leak(t: &Rows<SanitizerRow>) -> Result<Figure, Skip> {
             line_break: None,
             bars: None,
             reference: None,
+            title: None,
         }
     };
     Ok(Figure {
@@ -2109,6 +2166,7 @@ fn fig_sanitizer_leak(t: &Rows<SanitizerRow>) -> Result<Figure, Skip> {
         legend_title: "mode".to_owned(),
         notes: Vec::new(),
         size: (1000, 800),
+        columns: 1,
         panels: vec![
             panel("sanitizer metadata (MiB)", metadata),
             panel("live objects", live),
@@ -2165,6 +2223,7 @@ fn fig_wbshadow_detection_vs_drop(t: &Rows<FaultRow>) -> Result<Figure, Skip> {
         legend_title: "checker".to_owned(),
         notes: Vec::new(),
         size: (1000, 650),
+        columns: 1,
         panels: vec![Panel {
             x: drop_axis(&xs),
             y: Axis {
@@ -2178,6 +2237,7 @@ fn fig_wbshadow_detection_vs_drop(t: &Rows<FaultRow>) -> Result<Figure, Skip> {
             line_break: None,
             bars: None,
             reference: None,
+            title: None,
         }],
     })
 }
@@ -2190,7 +2250,8 @@ fn fig_wbshadow_delay_vs_drop(t: &Rows<FaultRow>) -> Result<Figure, Skip> {
         p50.add(&r.mode, r.drop_fraction, r.delay_stores_p50);
         max.add(&r.mode, r.drop_fraction, r.delay_stores_max);
     }
-    // The line is the median delay; its error bar reaches up to the longest delay.
+    // The line is the median delay; its error bar reaches up to the longest delay (a bar, not
+    // circles, even where several workloads' cells share a point).
     let series: Vec<Series> = MODES
         .series(&p50)
         .into_iter()
@@ -2200,6 +2261,7 @@ fn fig_wbshadow_delay_vs_drop(t: &Rows<FaultRow>) -> Result<Figure, Skip> {
                 if let Some(top) = tops.iter().find(|top| top.x == pt.x) {
                     pt.max = pt.max.max(top.max);
                 }
+                pt.seeds.clear();
             }
             s
         })
@@ -2217,6 +2279,7 @@ fn fig_wbshadow_delay_vs_drop(t: &Rows<FaultRow>) -> Result<Figure, Skip> {
         legend_title: "checker".to_owned(),
         notes: Vec::new(),
         size: (1000, 650),
+        columns: 1,
         panels: vec![Panel {
             x: drop_axis(&xs),
             y: number_axis("stores to report (p50, bar to max)", Scale::Log, &ys),
@@ -2224,6 +2287,7 @@ fn fig_wbshadow_delay_vs_drop(t: &Rows<FaultRow>) -> Result<Figure, Skip> {
             line_break: None,
             bars: None,
             reference: None,
+            title: None,
         }],
     })
 }
@@ -2297,6 +2361,7 @@ fn fig_profiler_switch(t: &Rows<ProfilerRow>) -> Result<Figure, Skip> {
     };
     let bar_series = |label: &str, colour: RGBColor, points: Vec<Point>| Series {
         label: label.to_owned(),
+        dashed: false,
         colour,
         marker: Marker::Square,
         points,
@@ -2306,6 +2371,7 @@ fn fig_profiler_switch(t: &Rows<ProfilerRow>) -> Result<Figure, Skip> {
         mean: v,
         min: v,
         max: v,
+        seeds: Vec::new(),
     };
     let fates: [fn(&ProfilerRow) -> Option<f64>; 7] = [
         |r| r.user_samples,
@@ -2398,6 +2464,7 @@ fn fig_profiler_switch(t: &Rows<ProfilerRow>) -> Result<Figure, Skip> {
             line_break: None,
             bars: Some(Bars { labels: false }),
             reference: None,
+            title: None,
         });
     }
     let (_, ys) = all_values(&malformed_series);
@@ -2415,6 +2482,7 @@ fn fig_profiler_switch(t: &Rows<ProfilerRow>) -> Result<Figure, Skip> {
         line_break: None,
         bars: Some(Bars { labels: true }),
         reference: None,
+        title: None,
     });
     Ok(Figure {
         name: NAME.to_owned(),
@@ -2422,6 +2490,7 @@ fn fig_profiler_switch(t: &Rows<ProfilerRow>) -> Result<Figure, Skip> {
         legend_title: "samples".to_owned(),
         notes: Vec::new(),
         size: (1000, 1500),
+        columns: 1,
         panels,
     })
 }
@@ -2557,16 +2626,31 @@ fn render<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, fig: &Figure) -> Re
         .map_err(de)?;
     let (w, _) = body.dim_in_pixel();
     let (plots, legend) = body.split_horizontally(w.saturating_sub(LEGEND_W));
-    let areas = plots.split_evenly((fig.panels.len().max(1), 1));
+    let columns = fig.columns.max(1);
+    let rows = fig.panels.len().div_ceil(columns).max(1);
+    let areas = plots.split_evenly((rows, columns));
     let last = fig.panels.len().saturating_sub(1);
     for (i, (area, panel)) in areas.iter().zip(&fig.panels).enumerate() {
-        // Stacked panels that share their x axis describe it once, under the bottom one.
-        let shared = i < last && fig.panels[i + 1].x.label == panel.x.label;
-        draw_panel(area, panel, !shared)?;
+        // Stacked panels that share their x axis describe it once, under the bottom one; small
+        // multiples describe it under their bottom row.
+        let shared = if columns == 1 {
+            i < last && fig.panels[i + 1].x.label == panel.x.label
+        } else {
+            i + columns <= last
+        };
+        match &panel.title {
+            Some(title) => {
+                let area = area
+                    .titled(title, (FONT, DESC_PX).into_font().color(&BLACK))
+                    .map_err(de)?;
+                draw_panel(&area, panel, !shared)?;
+            }
+            None => draw_panel(area, panel, !shared)?,
+        }
     }
     let mut entries: Vec<&Series> = Vec::new();
     for s in fig.panels.iter().flat_map(|p| &p.series) {
-        if !entries.iter().any(|e| e.label == s.label) {
+        if !s.dashed && !entries.iter().any(|e| e.label == s.label) {
             entries.push(s);
         }
     }
@@ -2668,7 +2752,18 @@ where
     let log_x = p.x.scale == Scale::Log;
     let drawable = |pt: &Point| (!log_y || pt.mean > 0.0) && (!log_x || pt.x > 0.0);
     for s in &p.series {
-        let pts: Vec<Point> = s.points.iter().copied().filter(drawable).collect();
+        let pts: Vec<&Point> = s.points.iter().filter(|pt| drawable(pt)).collect();
+        if s.dashed {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    pts.iter().map(|pt| (pt.x, pt.mean)),
+                    6,
+                    4,
+                    s.colour.stroke_width(1),
+                ))
+                .map_err(de)?;
+            continue;
+        }
         let line = s.colour.stroke_width(2);
         chart
             .draw_series(LineSeries::new(
@@ -2678,11 +2773,20 @@ where
                 line,
             ))
             .map_err(de)?;
-        // Seeds that disagree: their min–max range as an error bar.
+        // Seeds that disagree: each seed's value as a small open circle.
         let thin = s.colour.stroke_width(1);
+        chart
+            .draw_series(pts.iter().flat_map(|pt| {
+                pt.seeds
+                    .iter()
+                    .filter(|&&v| !log_y || v > 0.0)
+                    .map(|&v| Circle::new((pt.x, v), 3, thin))
+            }))
+            .map_err(de)?;
+        // An interval (a statistic's, not the seeds'): an error bar.
         let spread: Vec<(f64, f64, f64)> = pts
             .iter()
-            .filter(|pt| pt.max > pt.min)
+            .filter(|pt| pt.seeds.is_empty() && pt.max > pt.min)
             .map(|pt| {
                 let lo = if log_y && pt.min <= 0.0 {
                     pt.mean
@@ -2942,9 +3046,53 @@ mod tests {
                 x: 1.0,
                 mean: 3.0,
                 min: 2.0,
-                max: 4.0
+                max: 4.0,
+                seeds: vec![2.0, 4.0],
             }]
         );
+    }
+
+    /// Results from before the MMU curves were split still plot: the one curve they have, solid,
+    /// and a note saying what it counts; split results get a dashed pause-only curve per design.
+    #[test]
+    fn mmu_small_multiples_draw_what_the_rows_hold() {
+        let row = |workload: &str, split: bool| MmuRow {
+            workload: workload.into(),
+            design: "hybrid".into(),
+            engine: "threaded".into(),
+            window_ns: Some(1e6),
+            mmu: Some(0.2),
+            mmu_excl_idle: split.then_some(0.4),
+            mmu_pause_only: split.then_some(0.9),
+        };
+        let table = |rows| MmuTable {
+            path: PathBuf::from("barrier_designs_mmu.csv"),
+            rows,
+        };
+        let old = fig_mmu(&table(vec![row("mixed", false)])).expect("figure");
+        assert_eq!((old.columns, old.panels.len()), (1, 1));
+        assert_eq!(old.panels[0].series.len(), 1);
+        assert_eq!(old.panels[0].series[0].points[0].mean, 0.2);
+        assert!(old.notes.iter().any(|n| n == "every GC interval counted"));
+
+        let new = fig_mmu(&table(vec![
+            row("mixed", true),
+            row("deep-oscillate", true),
+            row("many-shallow", true),
+        ]))
+        .expect("figure");
+        assert_eq!((new.columns, new.panels.len()), (2, 3));
+        let titles: Vec<_> = new.panels.iter().map(|p| p.title.as_deref()).collect();
+        assert_eq!(
+            titles,
+            [Some("deep-oscillate"), Some("many-shallow"), Some("mixed")]
+        );
+        let means: Vec<(bool, f64)> = new.panels[0]
+            .series
+            .iter()
+            .map(|s| (s.dashed, s.points[0].mean))
+            .collect();
+        assert_eq!(means, [(false, 0.4), (true, 0.9)]);
     }
 
     #[test]

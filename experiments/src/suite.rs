@@ -1182,8 +1182,13 @@ pub struct MmuRow {
     pub procs: usize,
     /// Window length.
     pub window_ns: u64,
-    /// The least fraction of the Ps' time left to the mutator in any window of that length.
+    /// The least fraction of the Ps' time left to the mutator in any window of that length, every
+    /// GC interval counted (idle workers' marking included).
     pub mmu: f64,
+    /// The same with idle workers' marking counted as the idle time it filled.
+    pub mmu_excl_idle: f64,
+    /// The same with only the stop-the-world pauses counted.
+    pub mmu_pause_only: f64,
     /// The experiment.
     pub experiment: String,
     /// `quick` or `full`.
@@ -1212,6 +1217,8 @@ impl MmuRow {
                 procs: run.procs,
                 window_ns: p.window_ns,
                 mmu: p.mmu,
+                mmu_excl_idle: p.mmu_excl_idle,
+                mmu_pause_only: p.mmu_pause_only,
                 experiment: experiment.to_owned(),
                 mode,
                 command: run.command.clone(),

@@ -24,9 +24,16 @@ const EXPECTED: &[(&str, &[&str])] = &[
     ("rescan_vs_depth", &["stack depth (frames)"]),
     ("pause_vs_depth", &["mark-termination pause, p50 (µs)"]),
     ("pause_vs_goroutines", &["goroutines"]),
-    ("mmu_deep-oscillate", &["window (ms)"]),
-    ("mmu_mixed", &["window (ms)"]),
-    ("mmu_replay-web-handler", &["window (ms)"]),
+    (
+        "mmu",
+        &[
+            "window (ms)",
+            "deep-oscillate",
+            "mixed",
+            "replay:web-handler",
+            "dashed: the pauses alone",
+        ],
+    ),
     (
         "scan_stall",
         &[
@@ -121,7 +128,7 @@ fn assert_real_png(path: &Path) {
     let mut reader = decoder.read_info().expect("PNG header decodes");
     let mut buf = vec![0; reader.output_buffer_size()];
     let info = reader.next_frame(&mut buf).expect("PNG image decodes");
-    assert_eq!(info.width, 1000, "{}", path.display());
+    assert!(info.width >= 1000, "{}", path.display());
     assert!(info.height >= 600, "{}", path.display());
     let pixels = &buf[..info.buffer_size()];
     let white = pixels.iter().filter(|&&b| b == 255).count();

@@ -62,9 +62,9 @@ pub struct RunResult {
     pub rescans: Vec<RescanRecord>,
     /// ARCHITECTURE.md §4's bound over every re-scan since the engine started.
     pub rescan_bound: RescanBound,
-    /// Minimum mutator utilisation over the run, for the windows of
-    /// [`crate::mmu::MMU_WINDOWS_NS`] that fit in it; empty under the deterministic engine,
-    /// which has no clock.
+    /// Minimum mutator utilisation over the run (every GC interval, idle marking excluded, pauses
+    /// only), for the windows of [`crate::mmu::MMU_WINDOWS_NS`] that fit in it; empty under the
+    /// deterministic engine, which has no clock.
     pub mmu: Vec<MmuPoint>,
     /// The profile since the engine started, if the configuration profiles.
     pub profile: Option<Profile>,

@@ -10,6 +10,14 @@
 //! `[t, t+w]` that lies inside the run's span. Windows longer than the span have no value and are
 //! left out of the curve.
 //!
+//! Three curves come from one run ([`mmu_curves`]), differing only in which intervals count as GC:
+//! `mmu` counts everything (workers, assists, idle workers, pauses); `mmu_excl_idle` counts an idle
+//! P's marking (Go's idle worker, which runs only when the P has nothing else to run) as the idle
+//! time it replaced, so it measures what the collector took from a mutator that wanted the P; and
+//! `mmu_pause_only` counts the stop-the-world pauses alone, the reference a pause-time figure
+//! implies. Every interval counted by a later curve is counted by an earlier one, so
+//! `mmu ≤ mmu_excl_idle ≤ mmu_pause_only` at every window.
+//!
 //! Algorithm: one pass over the start and end events of every P's intervals and of the pauses,
 //! clipped to the span and sorted by time, turns `gc_ps` into a piecewise-constant function —
 //! breakpoints `bp[0] = span.0 < … < bp[B] = span.1` with a count per segment — and prefix sums
@@ -71,13 +79,18 @@ impl GcTimeline {
     }
 }
 
-/// One point of the MMU curve.
+/// One window of the three MMU curves (see the module comment for what each counts as GC).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct MmuPoint {
     /// The window length, in nanoseconds.
     pub window_ns: u64,
-    /// The least mutator utilization over any window of that length, in `[0, 1]`.
+    /// The least mutator utilization over any window of that length, in `[0, 1]`, with every GC
+    /// interval counted: workers (idle ones included), assists and pauses.
     pub mmu: f64,
+    /// The same with idle workers' marking counted as the idle time it filled.
+    pub mmu_excl_idle: f64,
+    /// The same with only the stop-the-world pauses counted.
+    pub mmu_pause_only: f64,
 }
 
 /// The windows `testbed --json` reports: 100 µs to 1 s in 1-2-5 steps (100µs, 200µs, 500µs, 1ms,
@@ -98,18 +111,58 @@ pub const MMU_WINDOWS_NS: [u64; 13] = [
     1_000_000_000,
 ];
 
-/// MMU for each window in `windows_ns` (in order, omitting windows longer than the span, and
-/// windows of 0 ns).
+/// The three MMU curves of a run, for each window in `windows_ns` (in order, omitting windows
+/// longer than the span, and windows of 0 ns).
 ///
-/// `per_p` holds each P's GC intervals (`procs` is `per_p.len()`; with no Ps the curve is empty),
-/// `stw` the stop-the-world pauses, sorted and disjoint, and `span` the run's `[start, end]`, all
-/// in nanoseconds since the run's origin. Intervals reaching outside the span are clipped to it.
-pub fn mmu(
-    per_p: &[&[(u64, u64)]],
+/// `work[p]` holds P p's GC intervals other than idle marking, `idle_mark[p]` its idle workers'
+/// (the two slices have one entry per P; `procs` is their length, and with no Ps the curves are
+/// empty), `stw` the stop-the-world pauses, sorted and disjoint, and `span` the run's
+/// `[start, end]`, all in nanoseconds since the run's origin.
+pub fn mmu_curves(
+    work: &[&[(u64, u64)]],
+    idle_mark: &[&[(u64, u64)]],
     stw: &[(u64, u64)],
     span: (u64, u64),
     windows_ns: &[u64],
 ) -> Vec<MmuPoint> {
+    assert_eq!(work.len(), idle_mark.len(), "one idle timeline per P");
+    let every: Vec<Vec<(u64, u64)>> = work
+        .iter()
+        .zip(idle_mark)
+        .map(|(w, i)| w.iter().chain(i.iter()).copied().collect())
+        .collect();
+    let every: Vec<&[(u64, u64)]> = every.iter().map(Vec::as_slice).collect();
+    let none: Vec<&[(u64, u64)]> = vec![&[]; work.len()];
+    let all = utilization(&every, stw, span, windows_ns);
+    let excl_idle = utilization(work, stw, span, windows_ns);
+    let pause_only = utilization(&none, stw, span, windows_ns);
+    all.iter()
+        .zip(&excl_idle)
+        .zip(&pause_only)
+        .map(
+            |((&(window_ns, mmu), &(_, mmu_excl_idle)), &(_, mmu_pause_only))| MmuPoint {
+                window_ns,
+                mmu,
+                mmu_excl_idle,
+                mmu_pause_only,
+            },
+        )
+        .collect()
+}
+
+/// One MMU curve: `(window, MMU)` for each window in `windows_ns` (in order, omitting windows
+/// longer than the span, and windows of 0 ns).
+///
+/// `per_p` holds each P's GC intervals (`procs` is `per_p.len()`; with no Ps the curve is empty;
+/// a P's intervals may overlap or touch: it is counted once), `stw` the stop-the-world pauses,
+/// sorted and disjoint, and `span` the run's `[start, end]`, all in nanoseconds since the run's
+/// origin. Intervals reaching outside the span are clipped to it.
+pub fn utilization(
+    per_p: &[&[(u64, u64)]],
+    stw: &[(u64, u64)],
+    span: (u64, u64),
+    windows_ns: &[u64],
+) -> Vec<(u64, f64)> {
     if per_p.is_empty() || span.1 <= span.0 {
         return Vec::new();
     }
@@ -121,10 +174,7 @@ pub fn mmu(
         .map(|&w| {
             let capacity = u128::from(w) * procs;
             let mutator = capacity - profile.max_gc_in_window(w);
-            MmuPoint {
-                window_ns: w,
-                mmu: mutator as f64 / capacity as f64,
-            }
+            (w, mutator as f64 / capacity as f64)
         })
         .collect()
 }
@@ -261,7 +311,10 @@ mod tests {
     const MS: u64 = 1_000_000;
 
     fn curve(per_p: &[&[(u64, u64)]], stw: &[(u64, u64)], span: (u64, u64), w: &[u64]) -> Vec<f64> {
-        mmu(per_p, stw, span, w).iter().map(|p| p.mmu).collect()
+        utilization(per_p, stw, span, w)
+            .iter()
+            .map(|p| p.1)
+            .collect()
     }
 
     #[test]
@@ -296,15 +349,16 @@ mod tests {
 
     #[test]
     fn windows_longer_than_span_or_empty_are_omitted() {
-        let got = mmu(&[&[(0, 5)]], &[], (10, 20), &[0, 5, 10, 11, u64::MAX]);
-        let windows: Vec<u64> = got.iter().map(|p| p.window_ns).collect();
+        let got = utilization(&[&[(0, 5)]], &[], (10, 20), &[0, 5, 10, 11, u64::MAX]);
+        let windows: Vec<u64> = got.iter().map(|p| p.0).collect();
         assert_eq!(windows, [5, 10]);
     }
 
     #[test]
     fn no_ps_or_empty_span_yield_no_curve() {
-        assert!(mmu(&[], &[(0, 5)], (0, 10), &[5]).is_empty());
-        assert!(mmu(&[&[]], &[], (7, 7), &[0, 1]).is_empty());
+        assert!(utilization(&[], &[(0, 5)], (0, 10), &[5]).is_empty());
+        assert!(utilization(&[&[]], &[], (7, 7), &[0, 1]).is_empty());
+        assert!(mmu_curves(&[], &[], &[(0, 5)], (0, 10), &[5]).is_empty());
     }
 
     #[test]
@@ -393,7 +447,7 @@ mod tests {
         ) {
             let span = (start, start + len);
             let slices: Vec<&[(u64, u64)]> = per_p.iter().map(Vec::as_slice).collect();
-            let got = mmu(&slices, &stw, span, &windows);
+            let got = utilization(&slices, &stw, span, &windows);
             let want: Vec<(u64, f64)> = windows
                 .iter()
                 .filter(|&&w| w > 0 && w <= len)
@@ -401,9 +455,48 @@ mod tests {
                 .collect();
             prop_assert_eq!(got.len(), want.len());
             for (point, (w, mmu)) in got.iter().zip(want) {
-                prop_assert_eq!(point.window_ns, w);
-                prop_assert!((0.0..=1.0).contains(&point.mmu), "{:?}", point);
-                prop_assert!((point.mmu - mmu).abs() < 1e-9, "{:?} vs {}", point, mmu);
+                prop_assert_eq!(point.0, w);
+                prop_assert!((0.0..=1.0).contains(&point.1), "{:?}", point);
+                prop_assert!((point.1 - mmu).abs() < 1e-9, "{:?} vs {}", point, mmu);
+            }
+        }
+
+        /// Each curve is the single curve of the intervals it counts (brute force, as above), and
+        /// counting fewer intervals never lowers the utilization.
+        #[test]
+        fn curves_count_what_they_say_and_are_ordered(
+            work in prop::collection::vec(
+                prop::collection::vec((0u64..100, 0u64..30).prop_map(|(s, l)| (s, s + l)), 0..4),
+                1..=3,
+            ),
+            idle_cuts in prop::collection::vec(prop::collection::btree_set(0u64..110, 0..6), 3),
+            stw in pauses(),
+            windows in prop::collection::vec(1u64..=100, 1..5),
+        ) {
+            // Idle marking only where the P does no other GC work, as on a real P.
+            let idle_mark: Vec<Vec<(u64, u64)>> = work
+                .iter()
+                .zip(&idle_cuts)
+                .map(|(ivs, cuts)| {
+                    let cuts: Vec<u64> = cuts.iter().copied().collect();
+                    cuts.chunks_exact(2)
+                        .map(|c| (c[0], c[1]))
+                        .filter(|&(s, e)| ivs.iter().all(|&(a, b)| e <= a || b <= s))
+                        .collect()
+                })
+                .collect();
+            let span = (0, 110);
+            let w: Vec<&[(u64, u64)]> = work.iter().map(Vec::as_slice).collect();
+            let i: Vec<&[(u64, u64)]> = idle_mark.iter().map(Vec::as_slice).collect();
+            let every: Vec<Vec<(u64, u64)>> =
+                work.iter().zip(&idle_mark).map(|(a, b)| [a.as_slice(), b].concat()).collect();
+            let none = vec![Vec::new(); work.len()];
+            for p in mmu_curves(&w, &i, &stw, span, &windows) {
+                let at = |per_p: &[Vec<(u64, u64)>]| brute_force(per_p, &stw, span, p.window_ns);
+                prop_assert!((p.mmu - at(&every)).abs() < 1e-9, "{:?}", p);
+                prop_assert!((p.mmu_excl_idle - at(&work)).abs() < 1e-9, "{:?}", p);
+                prop_assert!((p.mmu_pause_only - at(&none)).abs() < 1e-9, "{:?}", p);
+                prop_assert!(p.mmu <= p.mmu_excl_idle && p.mmu_excl_idle <= p.mmu_pause_only);
             }
         }
     }

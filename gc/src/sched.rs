@@ -341,8 +341,11 @@ pub struct P {
     pub counters: PCounters,
     /// The run's time origin, when an engine with a real clock records this P's GC time.
     pub clock: Option<Instant>,
-    /// Intervals this P spent on GC work (mark worker, assists), for minimum mutator utilization.
+    /// Intervals this P spent on GC work (mark workers, assists) other than idle marking, for
+    /// minimum mutator utilization.
     pub gc_timeline: GcTimeline,
+    /// Intervals this P marked only because it had nothing to run (Go's idle worker).
+    pub idle_mark_timeline: GcTimeline,
     /// Beyond the current P count (Go's `_Pdead`): runs nothing until a `procresize` revives it.
     pub dead: bool,
     /// Its sanitizer context (Go's `p.racectx`), while the sanitizer is on and the P alive.
@@ -371,6 +374,7 @@ impl P {
             counters: PCounters::default(),
             clock: None,
             gc_timeline: GcTimeline::new(),
+            idle_mark_timeline: GcTimeline::new(),
             dead: false,
             racectx: None,
             tracebuf: None,
@@ -389,6 +393,13 @@ impl P {
     pub fn note_gc_time(&mut self, start_ns: u64) {
         if let Some(end) = self.now_ns() {
             self.gc_timeline.push(start_ns, end);
+        }
+    }
+
+    /// Records idle marking on this P from `start_ns` until now (no-op without a clock).
+    pub fn note_idle_mark_time(&mut self, start_ns: u64) {
+        if let Some(end) = self.now_ns() {
+            self.idle_mark_timeline.push(start_ns, end);
         }
     }
 }

@@ -54,8 +54,9 @@
 //! have, and a P beyond the current count is dead — its thread sleeps without it, and the mark
 //! workers are laid out over the live Ps.
 //!
-//! Minimum mutator utilisation. Each P records the intervals it spent marking or assisting; the
-//! coordinator records every pause; [`crate::mmu::mmu`] turns them into the MMU curve.
+//! Minimum mutator utilisation. Each P records the intervals it spent marking or assisting, its
+//! idle marking apart; the coordinator records every pause; [`crate::mmu::mmu_curves`] turns them
+//! into the MMU curves.
 //!
 //! Tracing and profiling. While tracing, each P writes its events into its own buffer, the
 //! coordinator writes the pauses and phases into the global one and reads full buffers at every
@@ -283,6 +284,7 @@ impl Threaded {
             let p = p.get_mut().unwrap_or_else(|e| e.into_inner());
             p.clock = Some(self.origin);
             p.gc_timeline = GcTimeline::new();
+            p.idle_mark_timeline = GcTimeline::new();
         }
         let ctl = Control {
             gcwaiting: AtomicBool::new(false),
@@ -386,16 +388,20 @@ impl Threaded {
         if let Some(e) = error {
             return Err(e);
         }
-        let timelines: Vec<GcTimeline> = self
+        let (work, idle_mark): (Vec<GcTimeline>, Vec<GcTimeline>) = self
             .ps
             .iter_mut()
             .map(|p| {
                 let p = p.get_mut().unwrap_or_else(|e| e.into_inner());
                 p.clock = None;
-                std::mem::take(&mut p.gc_timeline)
+                (
+                    std::mem::take(&mut p.gc_timeline),
+                    std::mem::take(&mut p.idle_mark_timeline),
+                )
             })
-            .collect();
-        let per_p: Vec<&[(u64, u64)]> = timelines.iter().map(GcTimeline::intervals).collect();
+            .unzip();
+        let work: Vec<&[(u64, u64)]> = work.iter().map(GcTimeline::intervals).collect();
+        let idle_mark: Vec<&[(u64, u64)]> = idle_mark.iter().map(GcTimeline::intervals).collect();
         let history = self.rt.gc.history();
         let cycles = history[first..target].to_vec();
         let scan_stalls = self.rt.gc.scan_stall_log();
@@ -409,7 +415,7 @@ impl Threaded {
             cycles,
             rescans: self.rt.gc.rescan_records(),
             rescan_bound: self.rt.gc.rescan_bound(),
-            mmu: mmu::mmu(&per_p, &self.stw, (0, end_ns), &MMU_WINDOWS_NS),
+            mmu: mmu::mmu_curves(&work, &idle_mark, &self.stw, (0, end_ns), &MMU_WINDOWS_NS),
             profile,
             trace: self.rt.trace.as_ref().map(|t| t.stats()),
         })
@@ -835,7 +841,11 @@ impl<'a> PThread<'a> {
                 std::thread::yield_now();
             }
         }
-        p.note_gc_time(t0);
+        if idle {
+            p.note_idle_mark_time(t0);
+        } else {
+            p.note_gc_time(t0);
+        }
         let kind = if fractional {
             WORKER_FRACTIONAL
         } else if idle {
