@@ -13,8 +13,10 @@
 //! Algorithm: read the file (a missing or unreadable one starts empty), replace the entry, write
 //! it back atomically, all under an exclusive lock on the directory so that experiments finishing
 //! at once into one directory do not lose each other's entries. The commit and the dirty flag come
-//! from `git` in the repository the binary was built from, at the time of the run; results files
-//! and `paper.md` do not count as changes (a suite rewrites them as it goes). Everything that
+//! from `git` in the repository the binary was built from, read when the run starts (what the
+//! source was when it was built, as near as a run can tell: edits made while it runs are not in
+//! the binary); results files and `paper.md` do not count as changes (a suite rewrites them as it
+//! goes). Everything that
 //! cannot be found (no `git`, no `/proc`) is recorded as unknown rather than failing the run.
 
 use std::collections::BTreeMap;
@@ -81,8 +83,10 @@ pub struct Run {
 }
 
 impl Run {
-    /// Starts timing the run `argv` (program name first) describes.
+    /// Starts timing the run `argv` (program name first) describes, and reads the source's
+    /// commit and state now, before anything can change them while it runs.
     pub fn start(argv: &[String]) -> Run {
+        machine();
         Run {
             command: shell_command(argv),
             started: SystemTime::now(),
