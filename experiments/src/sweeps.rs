@@ -166,9 +166,10 @@ fn run_rows(
 }
 
 /// Writes `runs` to `name.csv`/`.json` (and `name_mmu.*` when `mmu`; when there are threaded
-/// runs, `name_cycles.*`, every one of their reported cycles, and `name_pauses.*`, each
-/// configuration's pauses over those cycles with intervals) and returns the rows. `amend`
-/// completes each row with what the experiment measured beside the runs.
+/// runs, `name_cycles.csv`, every one of their reported cycles — CSV only: the raw samples are a
+/// plain table, and a JSON copy would triple the largest files of a results directory — and
+/// `name_pauses.*`, each configuration's pauses over those cycles with intervals) and returns the
+/// rows. `amend` completes each row with what the experiment measured beside the runs.
 fn write_rows(
     name: &str,
     args: &SuiteArgs,
@@ -187,7 +188,7 @@ fn write_rows(
     rows.iter_mut().for_each(amend);
     suite::write_results(args, name, &rows)?;
     if !cycle_rows.is_empty() {
-        suite::write_results(args, &format!("{name}_cycles"), &cycle_rows)?;
+        suite::write_csv(&args.out.join(format!("{name}_cycles.csv")), &cycle_rows)?;
         let pauses = PauseRow::summarise(&cycle_rows, &rows);
         suite::write_results(args, &format!("{name}_pauses"), &pauses)?;
     }
