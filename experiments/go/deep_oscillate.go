@@ -17,7 +17,6 @@ import (
 	"flag"
 	"os"
 	"runtime"
-	"time"
 )
 
 const oscillation = 3
@@ -76,6 +75,7 @@ func main() {
 		os.Stderr.WriteString("deep_oscillate: -goroutines must be at least 1 and -depth at least 4\n")
 		os.Exit(2)
 	}
+	endAfter(*seconds)
 	makeGlobals(*goroutines)
 	for i := 0; i < *goroutines; i++ {
 		w := &worker{heapMix: newHeapMix(*seed, i), depth: *depth}
@@ -87,5 +87,5 @@ func main() {
 			}
 		}()
 	}
-	time.Sleep(time.Duration(*seconds * float64(time.Second)))
+	waitForEnd()
 }

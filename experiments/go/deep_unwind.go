@@ -19,14 +19,10 @@ import (
 	"flag"
 	"os"
 	"runtime"
-	"time"
 )
 
 // minDepth is the shallowest stack the workload runs at.
 const minDepth = 4
-
-// unwind is what the recovered panic carries.
-type unwind struct{}
 
 // worker is one goroutine: its heap mix, the depth it recurses to, and whether it has built its
 // stack once (and yielded).
@@ -40,13 +36,7 @@ type worker struct {
 //
 //go:noinline
 func (w *worker) base() {
-	defer func() {
-		if r := recover(); r != nil {
-			if _, ok := r.(unwind); !ok {
-				panic(r)
-			}
-		}
-	}()
+	defer recoverTo(2)
 	w.frame(3, nil)
 }
 
@@ -86,7 +76,7 @@ func (w *worker) frame(d int, up *[8]*node) {
 		}
 	}
 	if w.rng.Intn(2) == 0 {
-		panic(unwind{})
+		panic(unwind{to: 2})
 	}
 	sink = l[pad[0]%8]
 }
@@ -115,6 +105,7 @@ func main() {
 		os.Stderr.WriteString("deep_unwind: -goroutines must be at least 1 and -depth at least 4\n")
 		os.Exit(2)
 	}
+	endAfter(*seconds)
 	makeGlobals(*goroutines)
 	for i := 0; i < *goroutines; i++ {
 		w := &worker{heapMix: newHeapMix(*seed, i), depth: *depth}
@@ -125,5 +116,5 @@ func main() {
 			}
 		}()
 	}
-	time.Sleep(time.Duration(*seconds * float64(time.Second)))
+	waitForEnd()
 }

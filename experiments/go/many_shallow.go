@@ -85,6 +85,7 @@ func main() {
 		os.Stderr.WriteString("many_shallow: -goroutines ≥ 1, -depth ≥ 2, -burst ≥ 1, -wakes-per-ms ≥ 0\n")
 		os.Exit(2)
 	}
+	endAfter(*seconds)
 	makeGlobals(*goroutines)
 	servers := make([]*worker, 0, *goroutines)
 	for i := 0; i < *goroutines; i++ {
@@ -119,5 +120,5 @@ func main() {
 			}
 		}()
 	}
-	time.Sleep(time.Duration(*seconds * float64(time.Second)))
+	waitForEnd()
 }

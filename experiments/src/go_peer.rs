@@ -40,7 +40,7 @@ pub struct Port {
 pub const SHARED_SOURCE: &str = "heapmix.go";
 
 /// Every port.
-pub const PORTS: [Port; 3] = [
+pub const PORTS: [Port; 5] = [
     Port {
         workload: "deep-oscillate",
         file: "deep_oscillate.go",
@@ -52,6 +52,14 @@ pub const PORTS: [Port; 3] = [
     Port {
         workload: "many-shallow",
         file: "many_shallow.go",
+    },
+    Port {
+        workload: "copy-heavy",
+        file: "copy_heavy.go",
+    },
+    Port {
+        workload: "adversarial",
+        file: "adversarial.go",
     },
 ];
 
@@ -241,13 +249,16 @@ pub struct GoPeer {
 /// The testbed's standard sizes (ARCHITECTURE.md §6's pause configurations), scaled.
 pub fn standard_size(workload: &str, mode: Mode, scale: f64) -> (usize, usize) {
     let (g, d) = match (workload, mode) {
-        ("deep-oscillate" | "deep-unwind", Mode::Quick) => (16, 300),
-        ("deep-oscillate" | "deep-unwind", Mode::Full) => (64, 1_000),
-        (_, Mode::Quick) => (1_000, 10),
-        (_, Mode::Full) => (10_000, 10),
+        ("many-shallow", Mode::Quick) => (1_000, 10),
+        ("many-shallow", Mode::Full) => (10_000, 10),
+        ("copy-heavy", _) => (64, 500),
+        (_, Mode::Quick) => (16, 300),
+        (_, Mode::Full) => (64, 1_000),
     };
+    // The shallowest stack each port accepts (copy-heavy's phases need 17 frames).
+    let least = if workload == "copy-heavy" { 17 } else { 4 };
     let s = |n: usize| ((n as f64 * scale).round() as usize).max(1);
-    (s(g), s(d).max(4))
+    (s(g), s(d).max(least))
 }
 
 /// `go version`'s version word (`go1.19.8`), or why there is no usable toolchain (bad input:
@@ -335,7 +346,14 @@ pub fn run(peer: &GoPeer) -> Result<(Vec<GoCycleRow>, Vec<GoPauseRow>), SuiteErr
                 )));
             }
             let stderr = String::from_utf8_lossy(&out.stderr);
-            for line in stderr.lines() {
+            // A program that ends at its deadline may cut the runtime's last line short: a
+            // final line without its newline is not a cycle's report.
+            let complete = match stderr.rfind('\n') {
+                Some(end) if end + 1 < stderr.len() => &stderr[..end + 1],
+                Some(_) => &stderr[..],
+                None => "",
+            };
+            for line in complete.lines() {
                 let Some(parsed) = GcTraceLine::parse(line) else {
                     continue;
                 };
@@ -481,5 +499,8 @@ mod tests {
         assert_eq!(standard_size("many-shallow", Mode::Full, 1.0), (10_000, 10));
         assert_eq!(standard_size("deep-unwind", Mode::Full, 1.0), (64, 1_000));
         assert_eq!(standard_size("deep-oscillate", Mode::Quick, 0.01), (1, 4));
+        assert_eq!(standard_size("copy-heavy", Mode::Quick, 1.0), (64, 500));
+        assert_eq!(standard_size("copy-heavy", Mode::Full, 0.01), (1, 17));
+        assert_eq!(standard_size("adversarial", Mode::Full, 1.0), (64, 1_000));
     }
 }

@@ -16,7 +16,8 @@ use common::text;
 
 /// A stand-in `go` in `dir`: version `go1.7.4`; `go build -o OUT FILE` writes OUT, a program
 /// that prints five gctrace cycles (Go 1.7's format) whose P count is its GOMAXPROCS and whose
-/// mark-termination pauses are 10…50 µs, then echoes its GODEBUG and arguments.
+/// mark-termination pauses are 10…50 µs, then echoes its GODEBUG and arguments and ends in the
+/// middle of a sixth cycle's line, as a port stopped at its deadline may.
 fn fake_go(dir: &Path) -> std::path::PathBuf {
     let go = dir.join("go");
     std::fs::write(
@@ -32,6 +33,7 @@ for i in 1 2 3 4 5; do
 done
 echo "scvg0: inuse: 4, idle: 0" >&2
 echo "GODEBUG=$GODEBUG args=$*" >&2
+printf "gc 6 @0.6s 1%%: 0.026+1." >&2
 PROGRAM
     chmod +x "$3" ;;
 *) exit 1 ;;
