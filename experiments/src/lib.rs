@@ -17,7 +17,9 @@
 //! * [`limits`] — the bounds on every flag that sizes work or memory, each with its reason;
 //! * [`provenance`] — `OUT/provenance.json`: the command, commit, compiler and machine behind
 //!   each experiment's files;
-//! * [`stats`] — medians with 95 % bootstrap intervals, and the tail a sample count supports.
+//! * [`stats`] — medians with 95 % bootstrap intervals, and the tail a sample count supports;
+//! * [`prose_numbers`] — the numbers `paper.md`'s prose quotes, each checked against the
+//!   generated tables.
 
 pub mod cli;
 pub mod debug_modes;
@@ -26,6 +28,7 @@ pub mod limits;
 pub mod paper;
 pub mod plot;
 pub mod profiler_switch;
+pub mod prose_numbers;
 pub mod provenance;
 pub mod registry;
 pub mod shard;
