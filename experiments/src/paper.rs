@@ -248,6 +248,8 @@ struct TraceOverheadRow {
 #[derive(Debug, Deserialize)]
 struct PausesRow {
     workload: String,
+    #[serde(default)]
+    replay: String,
     goroutines: usize,
     depth: usize,
     design: String,
@@ -262,6 +264,8 @@ struct PausesRow {
     mark_term_ns_p50_hi: f64,
     mark_term_tail: String,
     mark_term_ns_tail: f64,
+    #[serde(default)]
+    mark_term_ns_max: f64,
 }
 
 /// A workload's pauses under a real Go runtime (`go_peer_pauses.csv`).
@@ -285,6 +289,11 @@ impl PausesRow {
     /// The series it belongs to, as the run rows name theirs.
     fn series(&self) -> String {
         series_name(&self.design, &self.barrier_removal)
+    }
+
+    /// The workload as tables name it: `replay:TRACE` for a replayed trace.
+    fn label(&self) -> String {
+        workload_label(&self.workload, &self.replay)
     }
 }
 
@@ -948,26 +957,36 @@ fn sweep_table(
     }
 }
 
-/// `barrier_designs`: pauses, mark time, barrier cost and throughput per workload and design.
-fn barrier_designs_table(rows: &[Row], mmu: Option<&[MmuRow]>) -> Table {
-    let header: Vec<String> = [
-        "workload",
-        "design",
-        "mark term p50 µs",
-        "p99 µs",
-        "max µs",
-        "sweep term p50 µs",
-        "mark ms/cycle",
-        "WB calls/op",
-        "WB ns/store",
-        "mutator Mops/s",
-        "MMU 1 ms",
-        "MMU 10 ms",
-    ]
-    .map(str::to_owned)
-    .to_vec();
+/// `barrier_designs`: pauses, mark time, barrier cost and throughput per workload and design. The
+/// pauses are the pooled ones where the experiment wrote them (median with its interval, the tail
+/// its sample count supports, the max); older results give the seeds' means of per-run figures.
+fn barrier_designs_table(
+    rows: &[Row],
+    pooled: Option<&[PausesRow]>,
+    mmu: Option<&[MmuRow]>,
+) -> Table {
+    let pause_header = if pooled.is_some() {
+        ["mark term p50 µs [95 % CI]", "tail µs", "max µs"]
+    } else {
+        ["mark term p50 µs", "p99 µs", "max µs"]
+    };
+    let header: Vec<String> = ["workload", "design"]
+        .into_iter()
+        .chain(pause_header)
+        .chain([
+            "sweep term p50 µs",
+            "mark ms/cycle",
+            "WB calls/op",
+            "WB ns/store",
+            "mutator Mops/s",
+            "MMU 1 ms",
+            "MMU 10 ms",
+        ])
+        .map(str::to_owned)
+        .collect();
     let mut body = Vec::new();
     let mut counts = Vec::new();
+    let mut samples = Vec::new();
     for label in labels(rows) {
         for d in BARRIER_DESIGNS {
             let sel = select(rows, &label, d);
@@ -993,12 +1012,22 @@ fn barrier_designs_table(rows: &[Row], mmu: Option<&[MmuRow]>) -> Table {
                     num(pts.iter().sum::<f64>() / pts.len() as f64, 2)
                 }
             };
-            body.push(vec![
-                format!("`{label}`"),
-                d.name(),
-                us(m(&|r| r.mark_term_ns_p50 as f64)),
-                us(m(&|r| r.mark_term_ns_p99 as f64)),
-                us(m(&|r| r.mark_term_ns_max as f64)),
+            let pauses = match pooled_at(pooled, &d.name(), |p| p.label() == label) {
+                Some(p) => [
+                    pooled_cell(Some(p), &mut samples),
+                    format!("{} {}", p.mark_term_tail, us(p.mark_term_ns_tail)),
+                    us(p.mark_term_ns_max),
+                ],
+                None if pooled.is_some() => ["–".into(), "–".into(), "–".into()],
+                None => [
+                    us(m(&|r| r.mark_term_ns_p50 as f64)),
+                    us(m(&|r| r.mark_term_ns_p99 as f64)),
+                    us(m(&|r| r.mark_term_ns_max as f64)),
+                ],
+            };
+            let mut row = vec![format!("`{label}`"), d.name()];
+            row.extend(pauses);
+            row.extend([
                 us(m(&|r| r.sweep_term_ns_p50 as f64)),
                 num(m(&|r| r.per_cycle(r.mark_ns) / 1e6), 2),
                 num(m(&|r| r.wb_calls as f64 / r.mutator_ops.max(1) as f64), 3),
@@ -1007,6 +1036,7 @@ fn barrier_designs_table(rows: &[Row], mmu: Option<&[MmuRow]>) -> Table {
                 mmu_at(1_000_000),
                 mmu_at(10_000_000),
             ]);
+            body.push(row);
         }
     }
     let split = mmu
@@ -1018,9 +1048,15 @@ fn barrier_designs_table(rows: &[Row], mmu: Option<&[MmuRow]>) -> Table {
     } else {
         "MMU: minimum mutator utilisation over every window of that length, every GC interval counted."
     };
+    let (pause_note, seeds) = match seed_count(samples) {
+        Some(n) => (
+            format!("Pause columns: {POOLED_NOTE} Samples per pause cell: {n}. "),
+            seeds_note_of("Each other cell", counts),
+        ),
+        None => (String::new(), seeds_note(counts)),
+    };
     let note = format!(
-        "Threaded engine. WB ns/store: the design's barrier timed on this machine with a cycle in progress (`gc::wbarrier` probe). {mmu_note} {}",
-        seeds_note(counts)
+        "Threaded engine. {pause_note}WB ns/store: the design's barrier timed on this machine with a cycle in progress (`gc::wbarrier` probe). {mmu_note} {seeds}"
     );
     Table {
         name: "barrier_designs".into(),
@@ -1816,7 +1852,12 @@ pub fn tables(dir: &Path) -> Result<(Vec<Table>, Vec<String>), PaperError> {
     match read::<Row>(dir, "barrier_designs")? {
         Some(rows) => {
             let mmu = read::<MmuRow>(dir, "barrier_designs_mmu")?;
-            out.push(barrier_designs_table(&rows, mmu.as_deref()));
+            let pooled = read::<PausesRow>(dir, "barrier_designs_pauses")?;
+            out.push(barrier_designs_table(
+                &rows,
+                pooled.as_deref(),
+                mmu.as_deref(),
+            ));
         }
         None => missing.push("barrier_designs".into()),
     }
@@ -2036,6 +2077,7 @@ mod tests {
     fn pauses(design: &str, procs: usize, gogc: u32, p50_us: f64) -> PausesRow {
         PausesRow {
             workload: "deep-oscillate".into(),
+            replay: String::new(),
             goroutines: 64,
             depth: 1000,
             design: design.into(),
@@ -2050,7 +2092,52 @@ mod tests {
             mark_term_ns_p50_hi: (p50_us + 2.0) * 1e3,
             mark_term_tail: "p99".into(),
             mark_term_ns_tail: p50_us * 3e3,
+            mark_term_ns_max: p50_us * 5e3,
         }
+    }
+
+    /// With pooled pauses, the barrier-design table's pause columns are the pooled median with its
+    /// interval, the tail by its label and the max, and a configuration without them shows `–`.
+    #[test]
+    fn barrier_designs_take_their_pauses_from_the_pooled_cycles() {
+        let row = |design: &str| -> Row {
+            let csv = format!(
+                "workload,design,engine,goroutines,depth,cycles,full_rescan_bytes,rescan_bytes,oracle_rescan_bytes,barriers_installed,barriers_hit,stkbar_reserved_bytes,mark_term_ns_p50,mark_term_ns_p99,mark_term_ns_max,sweep_term_ns_p50,checkmark_failures,outside_bound,mark_ns,wb_calls,mutator_ops,mutator_ops_per_s\n\
+                 deep-oscillate,{design},threaded,64,1000,10,0,0,0,0,0,0,99000,99000,99000,12000,0,0,50000000,10,1000,2e7\n"
+            );
+            csv::Reader::from_reader(csv.as_bytes())
+                .deserialize()
+                .next()
+                .expect("a row")
+                .expect("parses")
+        };
+        let rows = [row("hybrid"), row("full-rescan")];
+        let pooled = [pauses("hybrid", 2, 100, 20.0)];
+        let t = barrier_designs_table(&rows, Some(&pooled), None);
+        assert!(
+            t.markdown
+                .contains("| `deep-oscillate` | hybrid | 20.0 [19.0, 22.0] | p99 60.0 | 100 |"),
+            "{}",
+            t.markdown
+        );
+        assert!(
+            t.markdown
+                .contains("| `deep-oscillate` | full-rescan | – | – | – |"),
+            "{}",
+            t.markdown
+        );
+        assert!(
+            t.markdown.contains("Samples per pause cell: 201."),
+            "{}",
+            t.markdown
+        );
+        let old = barrier_designs_table(&rows, None, None);
+        assert!(
+            old.markdown
+                .contains("| `deep-oscillate` | hybrid | 99.0 | 99.0 | 99.0 |"),
+            "{}",
+            old.markdown
+        );
     }
 
     #[test]
