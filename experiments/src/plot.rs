@@ -2122,10 +2122,7 @@ fn fig_mmu(t: &MmuTable) -> Result<Figure, Skip> {
             engines.join(", ")
         ),
         legend_title: "design".to_owned(),
-        notes: solid_note
-            .into_iter()
-            .chain(["circles: seeds, where they differ".to_owned()])
-            .collect(),
+        notes: solid_note,
         size: (1400, 120 + 330 * rows),
         columns,
         panels,
@@ -2654,7 +2651,17 @@ fn render<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, fig: &Figure) -> Re
             entries.push(s);
         }
     }
-    draw_legend(&legend, &fig.legend_title, &entries, &fig.notes).map_err(de)
+    // Every figure whose points show seeds says what the circles are.
+    let mut notes = fig.notes.clone();
+    let shows_seeds = fig
+        .panels
+        .iter()
+        .flat_map(|p| &p.series)
+        .any(|s| !s.dashed && s.points.iter().any(|pt| !pt.seeds.is_empty()));
+    if shows_seeds && !notes.iter().any(|n| n.contains("circles")) {
+        notes.push("circles: each seed, where seeds differ".to_owned());
+    }
+    draw_legend(&legend, &fig.legend_title, &entries, &notes).map_err(de)
 }
 
 fn draw_panel<DB: DrawingBackend>(
