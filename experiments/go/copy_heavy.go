@@ -32,9 +32,9 @@ import (
 )
 
 const (
-	oscillation   = 3    // frames the Work phase oscillates over below its target
-	shallowLo     = 3    // the Shallow phase's depth is drawn from [shallowLo, shallowHi)
-	shallowHi     = 7    //
+	oscillation   = 3 // frames the Work phase oscillates over below its target
+	shallowLo     = 3 // the Shallow phase's depth is drawn from [shallowLo, shallowHi)
+	shallowHi     = 7 // (exclusive)
 	minDepth      = 2*shallowHi + oscillation
 	retained      = 1024 // nodes in a goroutine's live set, across its two chains
 	retainPercent = 1    // percent of Work and Shallow heap operations that push a node

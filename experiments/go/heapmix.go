@@ -1,9 +1,9 @@
-// The heap mix every Go port shares, built into each (`go build -o PROG heapmix.go PROG.go`):
-// the testbed's `node` type, its globals, and the operations its workloads mix into their work
-// — allocations, field loads and stores, global loads and stores, local copies, and the hiding
-// pattern (load a heap pointer into a local, then delete it from the heap) — in the testbed's
-// proportions — and how a port's run ends (runFor). Standard library only, nothing newer than
-// Go 1.5's.
+// What every Go port shares, built into each (`go build -o PROG heapmix.go PROG.go`): the
+// testbed's types and globals; the heap mix its workloads mix into their work — allocations,
+// field loads and stores, global loads and stores, local copies and clears, and the hiding
+// pattern (load a heap pointer into a local, then delete it from the heap), in the testbed's
+// proportions; stores into a caller's frame and recovered panics (callers, upStore, recoverTo);
+// and how a run ends (endAfter, waitForEnd). Standard library only, nothing newer than Go 1.5's.
 package main
 
 import (

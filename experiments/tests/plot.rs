@@ -196,11 +196,11 @@ fn pause_figures_take_pooled_medians_and_intervals_when_the_sweep_wrote_them() {
         plot::plot_all(results, out.path(), &mut |_| ()).expect("plots");
         fs::read_to_string(out.path().join("figures/pause_vs_depth.svg")).unwrap()
     };
-    // The fixtures' depth sweep alone: seeds' means with their min–max, and the 50 µs line.
+    // The fixtures' depth sweep alone: seeds' means with each seed drawn, and the 50 µs line.
     let before = plot(results.path());
     assert!(
-        before.contains("min–max over seeds"),
-        "the caption says what the bars are"
+        before.contains("circles: each seed"),
+        "the caption says what the circles are"
     );
     assert!(before.contains("50 µs"));
     // A pooled file for the same sweep: its medians and intervals, and a caption saying so.
