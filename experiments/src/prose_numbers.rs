@@ -57,33 +57,23 @@ fn regions(paper: &str) -> Vec<(usize, &str, Region)> {
     let mut out = Vec::new();
     for (i, line) in paper.lines().enumerate() {
         let t = line.trim_start();
-        let here = match region {
-            Region::Fence if t.starts_with("```") => {
-                region = Region::Prose;
-                Region::Fence
-            }
+        // The line's own region, and the region of the lines after it.
+        let (here, next) = match region {
+            Region::Fence if t.starts_with("```") => (Region::Fence, Region::Prose),
             Region::Generated if t.starts_with("<!-- end generated:") => {
-                region = Region::Prose;
-                Region::Generated
+                (Region::Generated, Region::Prose)
             }
-            Region::References if t.starts_with("## ") => {
-                region = Region::Prose;
-                Region::Prose
-            }
-            Region::Prose if t.starts_with("```") => {
-                region = Region::Fence;
-                Region::Fence
-            }
+            Region::References if t.starts_with("## ") => (Region::Prose, Region::Prose),
+            Region::Prose if t.starts_with("```") => (Region::Fence, Region::Fence),
             Region::Prose if t.starts_with("<!-- generated:") => {
-                region = Region::Generated;
-                Region::Generated
+                (Region::Generated, Region::Generated)
             }
             Region::Prose if t.starts_with("### References") => {
-                region = Region::References;
-                Region::References
+                (Region::References, Region::References)
             }
-            r => r,
+            r => (r, r),
         };
+        region = next;
         out.push((i + 1, line, here));
     }
     out
