@@ -8,28 +8,19 @@
 // through a pointer into one of the 8 frames that called it, and now and then (2 % of its steps) a
 // panic that unwinds 2 to 5 frames at once and is recovered there — the testbed's workload of the
 // same name, the pattern a re-scan that stops below the frames that changed would miss. Only the
-// scheduler's time slice takes a P away from a goroutine. The program runs for -seconds and
-// exits; run it with GODEBUG=gctrace=1 to see each cycle's pauses.
-//
-// Build with the heap mix it shares: go build -o adversarial heapmix.go adversarial.go
-// Written for every Go from 1.5 on: standard library only, nothing newer than Go 1.5's.
+// scheduler's time slice takes a P away from a goroutine. Part of the ports' program (main.go:
+// -workload=adversarial).
 package main
 
-import (
-	"flag"
-	"os"
-	"runtime"
-)
+import "runtime"
 
 const (
 	// A goroutine wanders between depths D-below and D+above.
 	above, below = 4, 16
-	// minDepth is the shallowest stack the workload builds.
-	minDepth = 2
 )
 
-// worker is one goroutine: its heap mix, the depth it builds, and whether it has built it once.
-type worker struct {
+// hider is one goroutine: its heap mix, the depth it builds, and whether it has built it once.
+type hider struct {
 	heapMix
 	depth int
 	built bool
@@ -38,7 +29,7 @@ type worker struct {
 // call calls the frame at depth d; a panic unwinding to d-1 (the caller) stops here.
 //
 //go:noinline
-func (w *worker) call(d int, up callers) {
+func (w *hider) call(d int, up callers) {
 	defer recoverTo(d - 1)
 	w.frame(d, up)
 }
@@ -46,7 +37,7 @@ func (w *worker) call(d int, up callers) {
 // frame is one frame of the walk at depth d, `up` the locals of the frames that called it.
 //
 //go:noinline
-func (w *worker) frame(d int, up callers) {
+func (w *hider) frame(d int, up callers) {
 	var l [8]*node
 	var pad [16]uintptr // the testbed's frames are 32 to 512 bytes
 	pad[d%16] = uintptr(d)
@@ -88,27 +79,14 @@ func (w *worker) frame(d int, up callers) {
 	}
 }
 
-func main() {
-	goroutines := flag.Int("goroutines", 64, "goroutines")
-	depth := flag.Int("depth", 1000, "frames each goroutine builds")
-	seconds := flag.Float64("seconds", 5, "how long to run")
-	seed := flag.Int64("seed", 1, "seed")
-	flag.Parse()
-	if *goroutines < 1 || *depth < minDepth {
-		os.Stderr.WriteString("adversarial: -goroutines must be at least 1 and -depth at least 2\n")
-		os.Exit(2)
-	}
-	endAfter(*seconds)
-	makeGlobals(*goroutines)
-	for i := 0; i < *goroutines; i++ {
-		w := &worker{heapMix: newHeapMix(*seed, i), depth: *depth}
-		w.hide = 35
-		go func() {
-			w.start()
-			for {
-				w.call(1, callers{})
-			}
-		}()
-	}
-	waitForEnd()
+// startHider starts goroutine i of a run.
+func startHider(i int, p params) {
+	w := &hider{heapMix: newHeapMix(p.seed, i), depth: p.depth}
+	w.hide = 35
+	go func() {
+		w.start()
+		for {
+			w.call(1, callers{})
+		}
+	}()
 }

@@ -20,24 +20,18 @@
 // a full chain makes the goroutine drop the other and refill it). Only the scheduler's time
 // slice takes a P away from a goroutine. The program runs for -seconds and exits; run it with
 // GODEBUG=gctrace=1 to see each cycle's pauses.
-//
-// Build with the heap mix it shares: go build -o copy_heavy heapmix.go copy_heavy.go
-// Written for every Go from 1.5 on: standard library only, nothing newer than Go 1.5's.
+// Part of the ports' program (main.go: -workload=copy-heavy).
 package main
 
-import (
-	"flag"
-	"os"
-	"runtime"
-)
+import "runtime"
 
 const (
-	oscillation   = 3 // frames the Work phase oscillates over below its target
-	shallowLo     = 3 // the Shallow phase's depth is drawn from [shallowLo, shallowHi)
-	shallowHi     = 7 // (exclusive)
-	minDepth      = 2*shallowHi + oscillation
-	retained      = 1024 // nodes in a goroutine's live set, across its two chains
-	retainPercent = 1    // percent of Work and Shallow heap operations that push a node
+	growOscillation = 3                             // frames the Work phase oscillates over below its target
+	shallowLo       = 3                             // the Shallow phase's depth is drawn from [shallowLo, shallowHi)
+	shallowHi       = 7                             // (exclusive)
+	growMinDepth    = 2*shallowHi + growOscillation // the shallowest D copy-heavy runs at
+	retained        = 1024                          // nodes in a goroutine's live set, across its two chains
+	retainPercent   = 1                             // percent of Work and Shallow heap operations that push a node
 )
 
 type phase int
@@ -59,8 +53,8 @@ const (
 	ret                     // return
 )
 
-// worker is one goroutine: its heap mix, its live set, and where it is in its round.
-type worker struct {
+// grower is one goroutine: its heap mix, its live set, and where it is in its round.
+type grower struct {
 	heapMix
 	depth   int
 	phase   phase
@@ -73,14 +67,11 @@ type worker struct {
 	length  int    // nodes in it
 }
 
-// liveSets holds two globals per goroutine, apart from the heap mix's.
-var liveSets []*node
-
 // padSink keeps a frame's padding observable, so the compiler keeps it in the frame.
 var padSink uintptr
 
 // retain pushes a node onto the chain being filled, first dropping the other when it is full.
-func (w *worker) retain() {
+func (w *grower) retain() {
 	if w.length >= retained/2 {
 		w.filling ^= 1
 		w.length = 0
@@ -92,7 +83,7 @@ func (w *worker) retain() {
 }
 
 // heapOp is a heap operation of the Work and Shallow phases, now and then one that retains.
-func (w *worker) heapOp(l *[8]*node) {
+func (w *grower) heapOp(l *[8]*node) {
 	if w.rng.Intn(100) < retainPercent {
 		w.retain()
 		return
@@ -103,7 +94,7 @@ func (w *worker) heapOp(l *[8]*node) {
 // call calls a frame at depth d, a large one if `large`. A call from a frame a Return may
 // unwind to (above depth shallowHi) catches the panic that unwinds to its caller; deeper calls
 // catch nothing, so a panic passes every deep frame at once.
-func (w *worker) call(d int, up callers, large bool) {
+func (w *grower) call(d int, up callers, large bool) {
 	if d <= shallowHi {
 		w.catching(d, up, large)
 	} else {
@@ -114,13 +105,13 @@ func (w *worker) call(d int, up callers, large bool) {
 // catching calls the frame at depth d; a panic unwinding to d-1 (the caller) stops here.
 //
 //go:noinline
-func (w *worker) catching(d int, up callers, large bool) {
+func (w *grower) catching(d int, up callers, large bool) {
 	defer recoverTo(d - 1)
 	w.sized(d, up, large)
 }
 
 // sized calls the frame at depth d: one of the two small sizes, or one of the three large.
-func (w *worker) sized(d int, up callers, large bool) {
+func (w *grower) sized(d int, up callers, large bool) {
 	switch {
 	case !large && w.rng.Intn(2) == 0:
 		w.frame64(d, up)
@@ -138,7 +129,7 @@ func (w *worker) sized(d int, up callers, large bool) {
 // The program's frames, by size: each keeps its padding in its frame and runs the loop.
 
 //go:noinline
-func (w *worker) frame64(d int, up callers) {
+func (w *grower) frame64(d int, up callers) {
 	var pad [4]uintptr
 	pad[d%4] = uintptr(d)
 	w.loop(d, up)
@@ -146,7 +137,7 @@ func (w *worker) frame64(d int, up callers) {
 }
 
 //go:noinline
-func (w *worker) frame256(d int, up callers) {
+func (w *grower) frame256(d int, up callers) {
 	var pad [28]uintptr
 	pad[d%28] = uintptr(d)
 	w.loop(d, up)
@@ -154,7 +145,7 @@ func (w *worker) frame256(d int, up callers) {
 }
 
 //go:noinline
-func (w *worker) frame512(d int, up callers) {
+func (w *grower) frame512(d int, up callers) {
 	var pad [60]uintptr
 	pad[d%60] = uintptr(d)
 	w.loop(d, up)
@@ -162,7 +153,7 @@ func (w *worker) frame512(d int, up callers) {
 }
 
 //go:noinline
-func (w *worker) frame1k(d int, up callers) {
+func (w *grower) frame1k(d int, up callers) {
 	var pad [124]uintptr
 	pad[d%124] = uintptr(d)
 	w.loop(d, up)
@@ -170,7 +161,7 @@ func (w *worker) frame1k(d int, up callers) {
 }
 
 //go:noinline
-func (w *worker) frame2k(d int, up callers) {
+func (w *grower) frame2k(d int, up callers) {
 	var pad [252]uintptr
 	pad[d%252] = uintptr(d)
 	w.loop(d, up)
@@ -181,7 +172,7 @@ func (w *worker) frame2k(d int, up callers) {
 // to return.
 //
 //go:noinline
-func (w *worker) loop(d int, up callers) {
+func (w *grower) loop(d int, up callers) {
 	var l [8]*node
 	mine := up.with(&l)
 	for {
@@ -199,7 +190,7 @@ func (w *worker) loop(d int, up callers) {
 
 // step takes the goroutine's next step at depth d, on the frame's locals, and says what the frame
 // does next.
-func (w *worker) step(d int, l *[8]*node, up callers) action {
+func (w *grower) step(d int, l *[8]*node, up callers) action {
 	for {
 		switch w.phase {
 		case grow:
@@ -232,7 +223,7 @@ func (w *worker) step(d int, l *[8]*node, up callers) action {
 			}
 			w.left--
 			switch r := w.rng.Intn(100); {
-			case r < 25 && d > w.target-oscillation:
+			case r < 25 && d > w.target-growOscillation:
 				return ret
 			case r < 50 && d < w.target:
 				return w.call50()
@@ -255,8 +246,8 @@ func (w *worker) step(d int, l *[8]*node, up callers) action {
 		case shallow:
 			if w.left == 0 {
 				least := w.depth / 2
-				if least < shallowHi+oscillation {
-					least = shallowHi + oscillation
+				if least < shallowHi+growOscillation {
+					least = shallowHi + growOscillation
 				}
 				w.phase, w.target = grow, least+w.rng.Intn(w.depth-least+1)
 				continue
@@ -279,42 +270,28 @@ func (w *worker) step(d int, l *[8]*node, up callers) action {
 }
 
 // call50 is a call to a large frame half the time.
-func (w *worker) call50() action {
+func (w *grower) call50() action {
 	if w.rng.Intn(2) == 0 {
 		return callLarge
 	}
 	return callSmall
 }
 
-func main() {
-	goroutines := flag.Int("goroutines", 64, "goroutines")
-	depth := flag.Int("depth", 500, "the deepest a goroutine grows (at least 17)")
-	seconds := flag.Float64("seconds", 5, "how long to run")
-	seed := flag.Int64("seed", 1, "seed")
-	flag.Parse()
-	if *goroutines < 1 || *depth < minDepth {
-		os.Stderr.WriteString("copy_heavy: -goroutines must be at least 1 and -depth at least 17\n")
-		os.Exit(2)
+// startGrower starts goroutine i of a run: its live set first, then its rounds.
+func startGrower(i int, p params) {
+	w := &grower{
+		heapMix: newHeapMix(p.seed, i),
+		depth:   p.depth,
+		target:  p.depth,
+		chains:  [2]int{2 * i, 2*i + 1},
 	}
-	endAfter(*seconds)
-	makeGlobals(*goroutines)
-	liveSets = make([]*node, 2*(*goroutines))
-	for i := 0; i < *goroutines; i++ {
-		w := &worker{
-			heapMix: newHeapMix(*seed, i),
-			depth:   *depth,
-			target:  *depth,
-			chains:  [2]int{2 * i, 2*i + 1},
+	go func() {
+		w.start()
+		for n := 0; n < retained; n++ {
+			w.retain()
 		}
-		go func() {
-			w.start()
-			for n := 0; n < retained; n++ {
-				w.retain()
-			}
-			for {
-				w.call(1, callers{}, true)
-			}
-		}()
-	}
-	waitForEnd()
+		for {
+			w.call(1, callers{}, true)
+		}
+	}()
 }

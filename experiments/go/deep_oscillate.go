@@ -6,23 +6,16 @@
 // pointer fields, field loads and stores, global loads and stores, and the hiding pattern (load
 // a heap pointer into a local, then delete it from the heap) — the testbed's workload of the
 // same name, operation for operation in its proportions. Only the scheduler's time slice takes a
-// P away from a goroutine. The program runs for -seconds and exits; run it with
-// GODEBUG=gctrace=1 to see each cycle's pauses.
-//
-// Build with the heap mix it shares: go build -o deep_oscillate heapmix.go deep_oscillate.go
-// Written for every Go from 1.5 on: standard library only, nothing newer than Go 1.5's.
+// P away from a goroutine. Part of the ports' program (main.go: -workload=deep-oscillate).
 package main
 
-import (
-	"flag"
-	"os"
-	"runtime"
-)
+import "runtime"
 
-const oscillation = 3
+// oscillateFrames is how many frames at the top of its stack an oscillator moves within.
+const oscillateFrames = 3
 
-// worker is one goroutine: its heap mix and the depth it recurses to.
-type worker struct {
+// oscillator is one goroutine: its heap mix and the depth it recurses to.
+type oscillator struct {
 	heapMix
 	depth int
 }
@@ -31,11 +24,11 @@ type worker struct {
 // It returns when the oscillation takes it back above its bottom.
 //
 //go:noinline
-func (w *worker) frame(d int, built *bool) {
+func (w *oscillator) frame(d int, built *bool) {
 	var l [8]*node
 	var pad [16]uintptr // the testbed's frames are 32 to 256 bytes
 	pad[d%16] = uintptr(d)
-	bottom := w.depth - oscillation
+	bottom := w.depth - oscillateFrames
 	for {
 		if !*built {
 			if d < w.depth {
@@ -65,27 +58,14 @@ func (w *worker) frame(d int, built *bool) {
 	}
 }
 
-func main() {
-	goroutines := flag.Int("goroutines", 64, "goroutines")
-	depth := flag.Int("depth", 1000, "frames each goroutine recurses to")
-	seconds := flag.Float64("seconds", 5, "how long to run")
-	seed := flag.Int64("seed", 1, "seed")
-	flag.Parse()
-	if *goroutines < 1 || *depth < oscillation+1 {
-		os.Stderr.WriteString("deep_oscillate: -goroutines must be at least 1 and -depth at least 4\n")
-		os.Exit(2)
-	}
-	endAfter(*seconds)
-	makeGlobals(*goroutines)
-	for i := 0; i < *goroutines; i++ {
-		w := &worker{heapMix: newHeapMix(*seed, i), depth: *depth}
-		go func() {
-			w.start()
-			for {
-				built := false
-				w.frame(1, &built)
-			}
-		}()
-	}
-	waitForEnd()
+// startOscillator starts goroutine i of a run.
+func startOscillator(i int, p params) {
+	w := &oscillator{heapMix: newHeapMix(p.seed, i), depth: p.depth}
+	go func() {
+		w.start()
+		for {
+			built := false
+			w.frame(1, &built)
+		}
+	}()
 }

@@ -8,25 +8,14 @@
 // frame by frame (a heap operation now and then on the way) and half the time all at once, as a
 // panic recovered two frames from the bottom does, and recurse again: the testbed's workload of
 // the same name. Re-scans must cover most of such a stack. Only the scheduler's time slice takes
-// a P away from a goroutine. The program runs for -seconds and exits; run it with
-// GODEBUG=gctrace=1 to see each cycle's pauses.
-//
-// Build with the heap mix it shares: go build -o deep_unwind heapmix.go deep_unwind.go
-// Written for every Go from 1.5 on: standard library only, nothing newer than Go 1.5's.
+// a P away from a goroutine. Part of the ports' program (main.go: -workload=deep-unwind).
 package main
 
-import (
-	"flag"
-	"os"
-	"runtime"
-)
+import "runtime"
 
-// minDepth is the shallowest stack the workload runs at.
-const minDepth = 4
-
-// worker is one goroutine: its heap mix, the depth it recurses to, and whether it has built its
+// unwinder is one goroutine: its heap mix, the depth it recurses to, and whether it has built its
 // stack once (and yielded).
-type worker struct {
+type unwinder struct {
 	heapMix
 	depth int
 	built bool
@@ -35,7 +24,7 @@ type worker struct {
 // base is the second frame from the bottom: a panic from anywhere above unwinds to here.
 //
 //go:noinline
-func (w *worker) base() {
+func (w *unwinder) base() {
 	defer recoverTo(2)
 	w.frame(3, nil)
 }
@@ -44,7 +33,7 @@ func (w *worker) base() {
 // work there, then back up — returning, or by a panic that base recovers.
 //
 //go:noinline
-func (w *worker) frame(d int, up *[8]*node) {
+func (w *unwinder) frame(d int, up *[8]*node) {
 	var l [8]*node
 	var pad [16]uintptr // the testbed's frames are 32 to 256 bytes
 	pad[d%16] = uintptr(d)
@@ -84,7 +73,7 @@ func (w *worker) frame(d int, up *[8]*node) {
 // top is a frame the work calls into and returns from.
 //
 //go:noinline
-func (w *worker) top(d int, up *[8]*node) {
+func (w *unwinder) top(d int, up *[8]*node) {
 	var l [8]*node
 	var pad [16]uintptr
 	pad[d%16] = uintptr(d)
@@ -95,26 +84,13 @@ func (w *worker) top(d int, up *[8]*node) {
 	sink = l[pad[0]%8]
 }
 
-func main() {
-	goroutines := flag.Int("goroutines", 64, "goroutines")
-	depth := flag.Int("depth", 1000, "frames each goroutine recurses to")
-	seconds := flag.Float64("seconds", 5, "how long to run")
-	seed := flag.Int64("seed", 1, "seed")
-	flag.Parse()
-	if *goroutines < 1 || *depth < minDepth {
-		os.Stderr.WriteString("deep_unwind: -goroutines must be at least 1 and -depth at least 4\n")
-		os.Exit(2)
-	}
-	endAfter(*seconds)
-	makeGlobals(*goroutines)
-	for i := 0; i < *goroutines; i++ {
-		w := &worker{heapMix: newHeapMix(*seed, i), depth: *depth}
-		go func() {
-			w.start()
-			for {
-				w.base()
-			}
-		}()
-	}
-	waitForEnd()
+// startUnwinder starts goroutine i of a run.
+func startUnwinder(i int, p params) {
+	w := &unwinder{heapMix: newHeapMix(p.seed, i), depth: p.depth}
+	go func() {
+		w.start()
+		for {
+			w.base()
+		}
+	}()
 }

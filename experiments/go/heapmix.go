@@ -1,5 +1,4 @@
-// What every Go port shares, built into each (`go build -o PROG heapmix.go PROG.go`): the
-// testbed's types and globals; the heap mix its workloads mix into their work — allocations,
+// What every Go port shares: the testbed's types and globals; the heap mix its workloads mix into their work — allocations,
 // field loads and stores, global loads and stores, local copies and clears, and the hiding
 // pattern (load a heap pointer into a local, then delete it from the heap), in the testbed's
 // proportions; stores into a caller's frame and recovered panics (callers, upStore, recoverTo);
@@ -67,9 +66,14 @@ type heapMix struct {
 	table *table
 }
 
+// liveSets holds two more globals per goroutine, apart from the heap mix's: copy-heavy's live
+// set.
+var liveSets []*node
+
 // makeGlobals makes the globals of a run of `goroutines` goroutines.
 func makeGlobals(goroutines int) {
 	globals = make([]*node, 2*goroutines+8)
+	liveSets = make([]*node, 2*goroutines)
 }
 
 // newHeapMix is goroutine i's heap mix in a run seeded with seed: its own random stream and its

@@ -6,23 +6,18 @@
 // Every other goroutine is a server that blocks on its own channel (waiting for a request); a
 // poller goroutine wakes random servers at -wakes-per-ms per millisecond, and each woken server
 // runs a burst of heap work (a length drawn from 1..2·burst, mean about -burst operations) near
-// the top of its stack and blocks again — the testbed's workload of the same name. The program
-// runs for -seconds and exits; run it with GODEBUG=gctrace=1 to see each cycle's pauses.
-//
-// Build with the heap mix it shares: go build -o many_shallow heapmix.go many_shallow.go
-// Written for every Go from 1.5 on: standard library only, nothing newer than Go 1.5's.
+// the top of its stack and blocks again — the testbed's workload of the same name. Part of the
+// ports' program (main.go: -workload=many-shallow).
 package main
 
 import (
-	"flag"
 	"math/rand"
-	"os"
 	"time"
 )
 
-// worker is one goroutine: its heap mix, its depth, whether it is a busy worker, and, for a
+// server is one goroutine: its heap mix, its depth, whether it is a busy worker, and, for a
 // server, its mean burst and the channel its requests arrive on.
-type worker struct {
+type server struct {
 	heapMix
 	depth  int
 	busy   bool
@@ -34,7 +29,7 @@ type worker struct {
 // worker for ever, a server in bursts between requests, calling one frame deeper now and then.
 //
 //go:noinline
-func (w *worker) frame(d int) {
+func (w *server) frame(d int) {
 	var l [8]*node
 	var pad [16]uintptr // the testbed's frames are 32 to 256 bytes
 	pad[d%16] = uintptr(d)
@@ -62,7 +57,7 @@ func (w *worker) frame(d int) {
 // top is the innermost frame a burst calls into and returns from.
 //
 //go:noinline
-func (w *worker) top(d int) {
+func (w *server) top(d int) {
 	var l [8]*node
 	var pad [16]uintptr
 	pad[d%16] = uintptr(d)
@@ -72,53 +67,45 @@ func (w *worker) top(d int) {
 	sink = l[pad[0]%8]
 }
 
-func main() {
-	goroutines := flag.Int("goroutines", 10000, "goroutines")
-	depth := flag.Int("depth", 10, "frames of each goroutine's stack")
-	running := flag.Int("running", 4, "busy workers among them, which never block")
-	burst := flag.Int("burst", 20, "mean operations a woken server runs")
-	wakesPerMs := flag.Float64("wakes-per-ms", 10, "servers the poller wakes per millisecond")
-	seconds := flag.Float64("seconds", 5, "how long to run")
-	seed := flag.Int64("seed", 1, "seed")
-	flag.Parse()
-	if *goroutines < 1 || *depth < 2 || *burst < 1 || *wakesPerMs < 0 {
-		os.Stderr.WriteString("many_shallow: -goroutines ≥ 1, -depth ≥ 2, -burst ≥ 1, -wakes-per-ms ≥ 0\n")
-		os.Exit(2)
+// servers are the goroutines of the run that block between requests, for the poller.
+var servers []*server
+
+// startServer starts goroutine i of a run at depth p.depth: a busy worker if i < p.running,
+// else a server, registered for the poller.
+func startServer(i int, p params) {
+	w := &server{
+		heapMix: newHeapMix(p.seed, i),
+		depth:   p.depth,
+		busy:    i < p.running,
+		burst:   p.burst,
+		wakeup:  make(chan struct{}, 1),
 	}
-	endAfter(*seconds)
-	makeGlobals(*goroutines)
-	servers := make([]*worker, 0, *goroutines)
-	for i := 0; i < *goroutines; i++ {
-		w := &worker{
-			heapMix: newHeapMix(*seed, i),
-			depth:   *depth,
-			busy:    i < *running,
-			burst:   *burst,
-			wakeup:  make(chan struct{}, 1),
-		}
-		if !w.busy {
-			servers = append(servers, w)
-		}
-		go func() {
-			w.start()
-			w.frame(1)
-		}()
+	if !w.busy {
+		servers = append(servers, w)
 	}
-	// The poller: every millisecond, wake that millisecond's share of random servers (a wake
-	// that finds its server already woken is lost, as a request to a busy server queues).
-	if len(servers) > 0 && *wakesPerMs > 0 {
-		go func() {
-			rng := rand.New(rand.NewSource(*seed))
-			owed := 0.0
-			for range time.Tick(time.Millisecond) {
-				for owed += *wakesPerMs; owed >= 1; owed-- {
-					select {
-					case servers[rng.Intn(len(servers))].wakeup <- struct{}{}:
-					default:
-					}
+	go func() {
+		w.start()
+		w.frame(1)
+	}()
+}
+
+// startPoller wakes random servers at wakesPerMs per millisecond, if there are any: every
+// millisecond, that millisecond's share (a wake that finds its server already woken is lost, as a
+// request to a busy server queues).
+func startPoller(seed int64, wakesPerMs float64) {
+	if len(servers) == 0 || wakesPerMs <= 0 {
+		return
+	}
+	go func() {
+		rng := rand.New(rand.NewSource(seed))
+		owed := 0.0
+		for range time.Tick(time.Millisecond) {
+			for owed += wakesPerMs; owed >= 1; owed-- {
+				select {
+				case servers[rng.Intn(len(servers))].wakeup <- struct{}{}:
+				default:
 				}
 			}
-		}()
-	}
-	waitForEnd()
+		}
+	}()
 }

@@ -8,10 +8,11 @@
 //! the stack-barrier runtime, whose `GODEBUG=gcstackbarrieroff=1` and `gcstackbarrierall=1`
 //! `--godebug` passes through. Nothing here fetches or builds a Go toolchain.
 //!
-//! Algorithm: `go version` names the runtime; each port is built with `go build` from its file
-//! and the heap mix the ports share ([`SHARED_SOURCE`]) into a temporary directory (standard
-//! library only, named files, so GOPATH-era and module-era toolchains both build it); it runs for a fixed wall time with `GOMAXPROCS`, `GOGC` and
-//! `GODEBUG=gctrace=1[,…]`; every `gc N @Ts P%: a+…+c ms clock, …` line on its stderr is one
+//! Algorithm: `go version` names the runtime; the ports are one program ([`PROGRAM`]: a
+//! `-workload` flag picks the port), built once with `go build` from every `.go` file of the
+//! sources into a temporary directory (standard library only, named files, so GOPATH-era and
+//! module-era toolchains both build it); each port runs for a fixed wall time with `GOMAXPROCS`,
+//! `GOGC` and `GODEBUG=gctrace=1[,…]`; every `gc N @Ts P%: a+…+c ms clock, …` line on its stderr is one
 //! cycle: the first clock term is the sweep-termination pause, the last the mark-termination
 //! pause, the ones between the concurrent phases (Go 1.5 prints five terms, 1.6 and later
 //! three). The first cycle, the stacks' build-up, is left out, as the testbed's warm-up cycle
@@ -27,39 +28,36 @@ use serde::{Deserialize, Serialize};
 use crate::stats::{Median, Tail};
 use crate::suite::{self, Mode, SuiteError};
 
-/// One Go port: the testbed workload's name, its source file, and its size flags.
+/// One Go port: the testbed workload it ports (the program's `-workload`).
 #[derive(Clone, Copy, Debug)]
 pub struct Port {
     /// The testbed workload it ports.
     pub workload: &'static str,
-    /// Its file in `experiments/go/`.
-    pub file: &'static str,
 }
 
-/// The file every port is built with: the heap mix they share.
-pub const SHARED_SOURCE: &str = "heapmix.go";
+/// The program every port is part of, built from every `.go` file of the sources.
+pub const PROGRAM: &str = "stkbar-ports";
+
+/// The file that names the ports' program: a sources directory without it holds no ports.
+pub const MAIN_SOURCE: &str = "main.go";
 
 /// Every port.
-pub const PORTS: [Port; 5] = [
+pub const PORTS: [Port; 6] = [
     Port {
         workload: "deep-oscillate",
-        file: "deep_oscillate.go",
     },
     Port {
         workload: "deep-unwind",
-        file: "deep_unwind.go",
     },
     Port {
         workload: "many-shallow",
-        file: "many_shallow.go",
     },
+    Port { workload: "mixed" },
     Port {
         workload: "copy-heavy",
-        file: "copy_heavy.go",
     },
     Port {
         workload: "adversarial",
-        file: "adversarial.go",
     },
 ];
 
@@ -252,6 +250,7 @@ pub fn standard_size(workload: &str, mode: Mode, scale: f64) -> (usize, usize) {
         ("many-shallow", Mode::Quick) => (1_000, 10),
         ("many-shallow", Mode::Full) => (10_000, 10),
         ("copy-heavy", _) => (64, 500),
+        ("mixed", _) => (64, 200),
         (_, Mode::Quick) => (16, 300),
         (_, Mode::Full) => (64, 1_000),
     };
@@ -293,43 +292,45 @@ pub fn run(peer: &GoPeer) -> Result<(Vec<GoCycleRow>, Vec<GoPauseRow>), SuiteErr
         .chain(peer.godebug.iter().cloned())
         .collect::<Vec<_>>()
         .join(",");
+    let exe = build_dir.path().join(PROGRAM);
+    let mut sources: Vec<PathBuf> = std::fs::read_dir(&peer.sources)
+        .map_err(|e| SuiteError::Failed(format!("{}: {e}", peer.sources.display())))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "go"))
+        .collect();
+    sources.sort();
+    let built = Command::new(&peer.go)
+        .arg("build")
+        .arg("-o")
+        .arg(&exe)
+        .args(&sources)
+        .output()
+        .map_err(|e| SuiteError::Failed(format!("go build {}: {e}", peer.sources.display())))?;
+    if !built.status.success() {
+        return Err(SuiteError::Failed(format!(
+            "go build {} failed: {}",
+            peer.sources.display(),
+            crate::cli::one_line(&String::from_utf8_lossy(&built.stderr))
+        )));
+    }
     let mut cycles = Vec::new();
     let mut pauses = Vec::new();
     for port in &peer.ports {
         let (goroutines, depth) = (peer.sizes)(port.workload, peer.mode, peer.scale);
-        let source = peer.sources.join(port.file);
-        let exe = build_dir.path().join(port.file.trim_end_matches(".go"));
-        let built = Command::new(&peer.go)
-            .arg("build")
-            .arg("-o")
-            .arg(&exe)
-            .arg(peer.sources.join(SHARED_SOURCE))
-            .arg(&source)
-            .output()
-            .map_err(|e| SuiteError::Failed(format!("go build {}: {e}", source.display())))?;
-        if !built.status.success() {
-            return Err(SuiteError::Failed(format!(
-                "go build {} failed: {}",
-                source.display(),
-                crate::cli::one_line(&String::from_utf8_lossy(&built.stderr))
-            )));
-        }
         let first = cycles.len();
         for &seed in &peer.seeds {
             let args = [
+                format!("-workload={}", port.workload),
                 format!("-goroutines={goroutines}"),
                 format!("-depth={depth}"),
                 format!("-seconds={}", peer.seconds),
                 format!("-seed={seed}"),
             ];
             let command = format!(
-                "GOMAXPROCS={} GOGC={} GODEBUG={godebug} ./{} {}  # go build -o {} experiments/go/{SHARED_SOURCE} experiments/go/{}",
+                "GOMAXPROCS={} GOGC={} GODEBUG={godebug} ./{PROGRAM} {}  # go build -o {PROGRAM} experiments/go/*.go",
                 peer.procs,
                 peer.gogc,
-                port.file.trim_end_matches(".go"),
                 args.join(" "),
-                port.file.trim_end_matches(".go"),
-                port.file
             );
             let out = Command::new(&exe)
                 .args(&args)
@@ -502,5 +503,6 @@ mod tests {
         assert_eq!(standard_size("copy-heavy", Mode::Quick, 1.0), (64, 500));
         assert_eq!(standard_size("copy-heavy", Mode::Full, 0.01), (1, 17));
         assert_eq!(standard_size("adversarial", Mode::Full, 1.0), (64, 1_000));
+        assert_eq!(standard_size("mixed", Mode::Quick, 1.0), (64, 200));
     }
 }

@@ -130,7 +130,10 @@ fn bad_input_and_a_missing_toolchain_are_exit_2_with_one_line() {
             vec!["--go", "/nonexistent/go"],
             "no Go toolchain at /nonexistent/go",
         ),
-        (vec!["--workloads", "mixed"], "\"mixed\" has no Go port"),
+        (
+            vec!["--workloads", "sync-leak"],
+            "\"sync-leak\" has no Go port",
+        ),
         (vec!["--procs", "0"], "--procs 0 must lie between 1 and 256"),
         (vec!["--seconds", "0"], "--seconds 0 must lie in (0, 3600]"),
         (

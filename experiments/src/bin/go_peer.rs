@@ -164,11 +164,11 @@ fn peer(args: &Args) -> Result<GoPeer, SuiteError> {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("go")
         }
     });
-    if !sources.join(PORTS[0].file).is_file() {
+    if !sources.join(go_peer::MAIN_SOURCE).is_file() {
         return Err(bad(format!(
             "--sources {}: no {} there",
             sources.display(),
-            PORTS[0].file
+            go_peer::MAIN_SOURCE
         )));
     }
     Ok(GoPeer {
