@@ -8,8 +8,8 @@
 # --full (the default) is the paper's sweep: it writes results/ and refreshes paper.md in place.
 # --quick (the README's main job) writes to the scratch directory target/run-all-quick/ and
 # refreshes a copy of the paper there (DIR/paper.md), so the committed results/ and paper.md stay
-# as they are and `git status` stays clean; it took 162 s on 2 cores from a fresh clone (86 s of
-# build), and its running part 88 s once sensitivity and rescan_offsets' pause runs joined it. --out DIR writes anywhere else; --out results (with either mode) replaces the
+# as they are and `git status` stays clean; it took 193 s on 2 cores from a fresh clone (102 s of
+# build, 91 s running). --out DIR writes anywhere else; --out results (with either mode) replaces the
 # committed results and paper.md. Every directory gets provenance.json (the command, commit,
 # compiler and machine behind each experiment's files). Every results file is written
 # atomically, so an interrupted run leaves the previous results whole.
