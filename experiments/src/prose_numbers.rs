@@ -97,13 +97,21 @@ static NOT_RESULTS: LazyLock<Regex> = LazyLock::new(|| {
     .expect("valid regex")
 });
 
+/// A number as the paper writes it, in prose and tables alike: `1,024`, `98.7`, `0.86`.
+const WRITTEN: &str = r"\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?";
+
+/// The value of a number as written (its thousands commas dropped).
+pub fn value_of(written: &str) -> Option<f64> {
+    written.replace(',', "").parse().ok()
+}
+
+/// Any number as written (the tables' numbers).
+static PLAIN: LazyLock<Regex> = LazyLock::new(|| Regex::new(WRITTEN).expect("valid regex"));
+
 /// A number, optionally the first end of a range, and the unit after it.
 static NUMBER: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(concat!(
-        r"(?P<lead>^|[^\w.,/:+-])",
-        r"(?P<a>\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)",
-        r"(?:\s*[–-]\s*(?P<b>\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?))?",
-        r"(?P<tail>-fold|\s?(?:%|×|µs|ms|ns|s|KiB|MiB|GiB|KB|MB|Mops/s|M))?",
+    Regex::new(&format!(
+        r"(?P<lead>^|[^\w.,/:+-])(?P<a>{WRITTEN})(?:\s*[–-]\s*(?P<b>{WRITTEN}))?(?P<tail>-fold|\s?(?:%|×|µs|ms|ns|s|KiB|MiB|GiB|KB|MB|Mops/s|M))?"
     ))
     .expect("valid regex")
 });
@@ -141,11 +149,10 @@ pub fn quoted(paper: &str) -> Vec<Quoted> {
             let ends = [m.name("a"), m.name("b")];
             for end in ends.into_iter().flatten() {
                 let written = end.as_str();
-                let plain = written.replace(',', "");
-                let Ok(value) = plain.parse::<f64>() else {
+                let Some(value) = value_of(written) else {
                     continue;
                 };
-                let decimals = plain.split_once('.').map_or(0, |(_, d)| d.len() as u32);
+                let decimals = written.split_once('.').map_or(0, |(_, d)| d.len() as u32);
                 out.push(Quoted {
                     line,
                     text: match &unit {
@@ -164,16 +171,10 @@ pub fn quoted(paper: &str) -> Vec<Quoted> {
 
 /// Every number in `paper`'s generated tables (cells, headers and notes alike).
 pub fn generated(paper: &str) -> Vec<f64> {
-    let plain = Regex::new(r"\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?").expect("valid regex");
     regions(paper)
         .into_iter()
         .filter(|(_, _, r)| *r == Region::Generated)
-        .flat_map(|(_, text, _)| {
-            plain
-                .find_iter(text)
-                .filter_map(|m| m.as_str().replace(',', "").parse::<f64>().ok())
-                .collect::<Vec<_>>()
-        })
+        .flat_map(|(_, text, _)| PLAIN.find_iter(text).filter_map(|m| value_of(m.as_str())))
         .collect()
 }
 
@@ -206,11 +207,7 @@ pub fn backed(q: &Quoted, pool: &[f64]) -> bool {
 /// names; single-digit integers are not checked.
 pub fn unbacked(paper: &str, constants: &[Constant]) -> Vec<Quoted> {
     let mut pool = generated(paper);
-    pool.extend(
-        constants
-            .iter()
-            .filter_map(|(text, _)| text.replace(',', "").parse::<f64>().ok()),
-    );
+    pool.extend(constants.iter().filter_map(|(text, _)| value_of(text)));
     quoted(paper)
         .into_iter()
         .filter(|q| !(q.decimals == 0 && q.value < 10.0))

@@ -115,7 +115,7 @@ fn every_named_setting_is_quoted() {
     let paper = committed_paper();
     let quoted = prose_numbers::quoted(&paper);
     for (text, what) in SETTINGS {
-        let value: f64 = text.replace(',', "").parse().expect("a number");
+        let value = prose_numbers::value_of(text).expect("a number");
         assert!(
             quoted.iter().any(|q| q.value == value),
             "{text} ({what}) is in SETTINGS but the prose never quotes it"
