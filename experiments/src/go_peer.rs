@@ -12,11 +12,11 @@
 //! `-workload` flag picks the port), built once with `go build` from every `.go` file of the
 //! sources into a temporary directory (standard library only, named files, so GOPATH-era and
 //! module-era toolchains both build it); each port runs for a fixed wall time with `GOMAXPROCS`,
-//! `GOGC` and `GODEBUG=gctrace=1[,…]`; every `gc N @Ts P%: a+…+c ms clock, …` line on its stderr is one
-//! cycle: the first clock term is the sweep-termination pause, the last the mark-termination
-//! pause, the ones between the concurrent phases (Go 1.5 prints five terms, 1.6 and later
-//! three). The first cycle, the stacks' build-up, is left out, as the testbed's warm-up cycle
-//! is. Rows are written as the testbed's experiments write theirs, with the pooled statistics of
+//! `GOGC` and `GODEBUG=gctrace=1[,…]`; every `gc N @Ts P%: a+…+c ms clock, …` line on its stderr
+//! is one cycle: the first clock term is the sweep-termination pause, the last the
+//! mark-termination pause, the ones between the concurrent phases (Go 1.5 prints five terms, 1.6
+//! and later three). The first cycle, the stacks' build-up, is left out, as the testbed's warm-up
+//! cycle is, and so is a last line the program's exit at its deadline cut short. Rows are written as the testbed's experiments write theirs, with the pooled statistics of
 //! [`crate::stats`].
 
 use std::path::{Path, PathBuf};

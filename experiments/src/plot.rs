@@ -1681,8 +1681,8 @@ fn design_series(rows: &[&RunRow], x: impl Fn(&RunRow) -> Option<f64>) -> Vec<Se
 /// A pause figure: the median mark-termination pause per design against `x`. With the sweep's
 /// pooled pauses, each point is a configuration's median over every cycle of its runs and the
 /// error bar its 95 % bootstrap interval; without them (results from before pooled pauses), the
-/// mean of the seeds' per-run medians, each seed drawn where they differ. A dashed line marks 50 µs, and the y
-/// axis always reaches it.
+/// mean of the seeds' per-run medians, each seed drawn where they differ. A dashed line marks
+/// 50 µs, and the y axis always reaches it.
 fn pause_figure(
     name: &str,
     title: &str,
